@@ -1,0 +1,177 @@
+"""Command line: geolocate photos or text queries into CSV / GeoJSON / GeoPackage, and make rasters.
+
+    geoclip-qgis photos DIR_OR_FILES... -o out.gpkg -o out.csv --top-k 5 [--resume]
+    geoclip-qgis text "snowy alpine village" -o text.geojson
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import GeoClipError, InputError
+
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--top-k", type=int, default=5, help="predictions per input (default 5)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA fp16 when usable), cpu, cuda, cuda:N")
+    ap.add_argument("--clip-path", default=None, help="folder of openai/clip-vit-large-patch14 ($GEOCLIP_CLIP_PATH)")
+    ap.add_argument("--weights", default=None, help="GeoCLIP weights folder (default: the geoclip wheel's)")
+    ap.add_argument("--gallery", default="default", help="default | fibonacci:N | CSV with LAT,LON columns")
+    ap.add_argument("--cache-dir", default=None, help="where gallery embeddings are cached")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("-o", "--out", action="append", default=[], help=".csv, .geojson or .gpkg (repeatable)")
+
+
+def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str]) -> List[str]:
+    """Files as given, folders expanded (sorted), list files read; duplicates dropped with a warning."""
+    from .exif import list_photos
+
+    items: List[str] = []
+    if list_file:
+        lf = Path(list_file)
+        if not lf.is_file():
+            raise InputError("list file not found", list_file, "give a text file with one photo path per line")
+        base = lf.parent
+        for line in lf.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                items.append(str(Path(line) if Path(line).is_absolute() else base / line))
+    for item in inputs:
+        if Path(item).is_dir():
+            found = list_photos(item, recursive)
+            if not found:
+                logging.warning("%s: no photos found in this folder%s", item, "" if recursive else
+                                " (use --recursive for sub-folders)")
+            items.extend(found)
+        else:
+            items.append(item)
+    seen, unique = set(), []
+    for it in items:
+        key = str(Path(it).resolve())
+        if key in seen:
+            logging.warning("%s: listed twice, geolocated once", it)
+            continue
+        seen.add(key)
+        unique.append(it)
+    if not unique:
+        raise InputError("no photos to geolocate", hint="give photo files, a folder with photos, or --list FILE")
+    return unique
+
+
+def _engine(args):
+    from .engine import GeoClipEngine
+
+    return GeoClipEngine(
+        weights=args.weights, clip_path=args.clip_path, device=args.device, gallery=args.gallery,
+        cache_dir=args.cache_dir, batch_size=args.batch_size,
+    )
+
+
+def _sinks(outs: List[str], resume: bool):
+    from .export import FAILURE_FIELDS, open_sink
+
+    sinks = [open_sink(o, append=resume) for o in outs]
+    failures = None
+    if outs:
+        fail_path = Path(outs[0]).with_name(Path(outs[0]).stem + ".failed.csv")
+        failures = open_sink(fail_path, FAILURE_FIELDS, append=resume)
+    return sinks, failures
+
+
+def run_queries(args, results_iter, total: int, unit: str) -> int:
+    """Write each result as it comes (flushed), show progress, print a table when no output is named."""
+    from tqdm import tqdm
+
+    from .export import failure_row, prediction_rows
+
+    sinks, failures = _sinks(args.out, getattr(args, "resume", False))
+    n_ok = n_bad = 0
+    try:
+        for res in tqdm(results_iter, total=total, unit=unit, file=sys.stderr, disable=total < 2):
+            if res.ok:
+                n_ok += 1
+                rows = prediction_rows(res)
+                for s in sinks:
+                    s.write(rows)
+                    s.flush()
+                if not sinks:
+                    for r in rows:
+                        print(f"{r['source']}\t{r['rank']}\t{r['probability']:.4f}\t{r['lat']:.5f}\t{r['lon']:.5f}")
+            else:
+                n_bad += 1
+                print(f"skipped: {res.error['message']}", file=sys.stderr)
+                if failures:
+                    failures.write([failure_row(res)])
+                    failures.flush()
+    finally:
+        for s in [*sinks, failures]:
+            if s is not None:
+                s.close()
+    print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {', '.join(args.out)}" if args.out else ""),
+          file=sys.stderr)
+    return 0 if n_bad == 0 else 3
+
+
+def cmd_photos(args) -> int:
+    from .export import done_sources
+
+    photos = collect_photos(args.inputs, args.recursive, args.list)
+    if args.resume:
+        done = done_sources([*args.out, *(str(Path(o).with_name(Path(o).stem + ".failed.csv")) for o in args.out[:1])])
+        before = len(photos)
+        photos = [p for p in photos if p not in done]
+        print(f"resume: {before - len(photos)} photo(s) already done, {len(photos)} to go", file=sys.stderr)
+        if not photos:
+            return 0
+    engine = _engine(args)
+    return run_queries(args, engine.iter_predict_images(photos, args.top_k), len(photos), "photo")
+
+
+def cmd_text(args) -> int:
+    engine = _engine(args)
+    return run_queries(args, iter(engine.predict_text(args.queries, args.top_k)), len(args.queries), "query")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="geoclip-qgis", description="GeoCLIP geolocation from the command line")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("photos", help="geolocate photos (files and/or folders)")
+    p.add_argument("inputs", nargs="*", help="photo files or folders")
+    p.add_argument("--list", help="text file with one photo path per line")
+    p.add_argument("--recursive", action="store_true", help="look into sub-folders")
+    p.add_argument("--resume", action="store_true", help="skip photos already in the outputs, append the rest")
+    _common(p)
+    p.set_defaults(func=cmd_photos)
+    t = sub.add_parser("text", help="geolocate text descriptions")
+    t.add_argument("queries", nargs="+", help='e.g. "snowy alpine village"')
+    _common(t)
+    t.set_defaults(func=cmd_text)
+    try:
+        from .likelihood import add_cli_commands
+    except ImportError:  # pragma: no cover - rasters need rasterio
+        pass
+    else:
+        add_cli_commands(sub, _common)
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except GeoClipError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rows written so far are kept; re-run with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

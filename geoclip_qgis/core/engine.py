@@ -1,0 +1,241 @@
+"""The engine's one public object: load once, then geolocate photo batches and text, and encode locations.
+
+Everything heavy loads lazily and once: location-encoder queries need no CLIP, photos need only the vision
+tower, text only the text tower. Bad photos become per-photo errors, never a lost batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from .device import DeviceChoice, select_device
+from .errors import GeoClipError, ImageError
+from .exif import Photo, load_photo
+from .gallery import Gallery, check_top_k, default_cache_dir, load_gallery
+from .location_encoder import LocationEncoder
+from .weights import GeoClipWeights, load_weights
+
+log = logging.getLogger("geoclip_qgis")
+ImageInput = Union[str, os.PathLike, "PIL.Image.Image"]  # noqa: F821
+
+
+@dataclass
+class Prediction:
+    rank: int
+    lat: float
+    lon: float
+    probability: float
+    gallery_index: int
+
+
+@dataclass
+class QueryResult:
+    """Top-k places for one photo or text query; `error` is set instead when the input could not be used."""
+
+    source: str
+    kind: str
+    predictions: List[Prediction] = field(default_factory=list)
+    gps: Optional[Tuple[float, float]] = None
+    error: Optional[dict] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GeoClipEngine:
+    """GeoCLIP with a cached gallery. Arguments left as None come from environment variables or defaults."""
+
+    def __init__(
+        self,
+        weights: Union[None, str, os.PathLike, GeoClipWeights] = None,
+        clip_path: Optional[str] = None,
+        device: Optional[str] = None,
+        gallery: Union[None, str, Sequence, Gallery] = None,
+        cache_dir: Optional[os.PathLike] = None,
+        batch_size: int = 8,
+    ):
+        self.weights = weights if isinstance(weights, GeoClipWeights) else load_weights(weights)
+        self.choice: DeviceChoice = select_device(device)
+        self.device = self.choice.device
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.clip_path = clip_path
+        self.batch_size = max(1, int(batch_size))
+        self.scale = float(self.weights.logit_scale.exp())
+        self._gallery_spec = gallery
+        self._gallery: Optional[Gallery] = gallery if isinstance(gallery, Gallery) else None
+        self._location: Optional[LocationEncoder] = None
+        self._image = None
+        self._text = None
+
+    # ---- lazily built parts -------------------------------------------------------------------------
+    @property
+    def location_encoder(self) -> LocationEncoder:
+        if self._location is None:
+            enc = LocationEncoder.from_state(self.weights.location, len(self.weights.sigmas))
+            self._location = enc.to(self.device)
+        return self._location
+
+    def gallery(self, progress: Optional[Callable[[int, int], None]] = None) -> Gallery:
+        if self._gallery is None:
+            self._gallery = load_gallery(self._gallery_spec, self.weights.gallery_csv)
+        if self._gallery.embeddings is None:
+            self._gallery.attach(
+                self.location_encoder, self.weights.digest, self.cache_dir, device=self.device, progress=progress
+            )
+        return self._gallery
+
+    @property
+    def image_encoder(self):
+        if self._image is None:
+            from .image_encoder import ImageEncoder, resolve_clip_path
+
+            path = resolve_clip_path(self.clip_path)
+            self._image = ImageEncoder(path, self.weights.mlp, self.device, self.choice.fp16)
+        return self._image
+
+    @property
+    def text_encoder(self):
+        if self._text is None:
+            from .image_encoder import TextEncoder, resolve_clip_path
+
+            path = resolve_clip_path(self.clip_path)
+            self._text = TextEncoder(path, self.weights.mlp, self.device, self.choice.fp16)
+        return self._text
+
+    def info(self) -> dict:
+        return {
+            "device": self.choice.to_dict(),
+            "weights": self.weights.source,
+            "logit_scale": self.scale,
+            "cache_dir": str(self.cache_dir),
+            "gallery": None if self._gallery is None else {"name": self._gallery.name, "size": len(self._gallery)},
+            "clip_loaded": self._image is not None or self._text is not None,
+        }
+
+    # ---- embeddings ---------------------------------------------------------------------------------
+    def encode_locations(self, latlon, normalise: bool = False, batch: int = 8192) -> np.ndarray:
+        """(N, 2) lat, lon -> (N, 512) float32 location embeddings (unnormalised unless asked)."""
+        emb = self.location_encoder.encode(latlon, batch=batch, normalise=normalise, autocast=self.choice.fp16)
+        return emb.numpy()
+
+    def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Unit-norm GeoCLIP image features for preprocessed pixels; halves the batch on CUDA OOM."""
+        enc = self.image_encoder
+        try:
+            return torch.nn.functional.normalize(enc(pixels), dim=1)
+        except torch.cuda.OutOfMemoryError:
+            if pixels.shape[0] > 1:
+                torch.cuda.empty_cache()
+                half = pixels.shape[0] // 2
+                log.warning("CUDA out of memory; retrying with batches of %d", half)
+                return torch.cat([self.embed_pixels(pixels[:half]), self.embed_pixels(pixels[half:])])
+            log.warning("CUDA out of memory on a single image; falling back to the CPU")
+            self._move_to_cpu()
+            return torch.nn.functional.normalize(self.image_encoder(pixels), dim=1)
+
+    def _move_to_cpu(self) -> None:
+        self.choice = DeviceChoice(torch.device("cpu"), False, "CPU, after CUDA ran out of memory")
+        self.device = self.choice.device
+        for part in (self._image, self._text):
+            if part is not None:
+                part.float().to(self.device)
+                part.device = self.device
+        if self._location is not None:
+            self._location.to(self.device)
+        if self._gallery is not None and self._gallery.embeddings is not None:
+            self._gallery.embeddings = self._gallery.embeddings.float().cpu()
+        torch.cuda.empty_cache()
+
+    def embed_text(self, queries: Sequence[str]) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.text_encoder(list(queries)), dim=1)
+
+    def embed_images(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """Unit-norm features for photos that must all be readable (rasters, fusion); errors name the file."""
+        photos = [_as_photo(img, i) for i, img in enumerate(images)]
+        feats = []
+        for start in range(0, len(photos), self.batch_size):
+            chunk = photos[start:start + self.batch_size]
+            feats.append(self.embed_pixels(self.image_encoder.preprocess([p.image for p in chunk])).cpu())
+        return torch.cat(feats) if feats else torch.zeros(0, 512)
+
+    # ---- retrieval ------------------------------------------------------------------------------------
+    def _rank(self, feats: torch.Tensor, top_k: int) -> List[List[Prediction]]:
+        gallery = self.gallery()
+        probs, idx = gallery.topk(feats, self.scale, top_k)
+        out = []
+        for prow, irow in zip(probs.tolist(), idx.tolist()):
+            preds = []
+            for r, (p, i) in enumerate(zip(prow, irow)):
+                lat, lon = gallery.coords[i]
+                preds.append(Prediction(r + 1, float(lat), float(lon), float(p), int(i)))
+            out.append(preds)
+        return out
+
+    def iter_predict_images(
+        self, images: Iterable[ImageInput], top_k: int = 5, batch_size: Optional[int] = None
+    ) -> Iterator[QueryResult]:
+        """Yield one QueryResult per input, in order, as soon as its batch is done; bad files yield errors."""
+        bs = max(1, int(batch_size or self.batch_size))
+        pending: List[Tuple[int, Photo]] = []
+        results: dict = {}
+        next_out = 0
+        gallery_size = len(self.gallery())
+        check_top_k(top_k, gallery_size)
+
+        def flush() -> None:
+            if not pending:
+                return
+            pixels = self.image_encoder.preprocess([p.image for _, p in pending])
+            ranked = self._rank(self.embed_pixels(pixels), top_k)
+            for (i, photo), preds in zip(pending, ranked):
+                results[i] = QueryResult(photo.path, "image", preds, photo.gps)
+            pending.clear()
+
+        for i, img in enumerate(images):
+            try:
+                pending.append((i, _as_photo(img, i)))
+            except ImageError as exc:
+                results[i] = QueryResult(exc.path or str(img), "image", error=exc.to_dict())
+            if len(pending) >= bs:
+                flush()
+            while next_out in results:
+                yield results.pop(next_out)
+                next_out += 1
+        flush()
+        while next_out in results:
+            yield results.pop(next_out)
+            next_out += 1
+
+    def predict_images(self, images: Sequence[ImageInput], top_k: int = 5) -> List[QueryResult]:
+        return list(self.iter_predict_images(images, top_k))
+
+    def predict_text(self, queries: Sequence[str], top_k: int = 5) -> List[QueryResult]:
+        if isinstance(queries, str):
+            queries = [queries]
+        check_top_k(top_k, len(self.gallery()))
+        ranked = self._rank(self.embed_text(queries), top_k)
+        return [QueryResult(q, "text", preds) for q, preds in zip(queries, ranked)]
+
+
+def _as_photo(img: ImageInput, i: int) -> Photo:
+    from PIL import Image, ImageOps
+
+    if isinstance(img, Image.Image):
+        return Photo(f"<image {i}>", ImageOps.exif_transpose(img).convert("RGB"), None)
+    if not isinstance(img, (str, os.PathLike)):
+        raise ImageError(f"input {i} is a {type(img).__name__}, not a path or PIL image", str(img))
+    return load_photo(img)
+
+
+__all__ = ["GeoClipEngine", "GeoClipError", "Prediction", "QueryResult"]

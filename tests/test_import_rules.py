@@ -1,0 +1,74 @@
+"""The house rules on imports: the engine never touches qgis/PyQt; the QGIS side never touches torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PLUGIN = Path(__file__).resolve().parents[1] / "geoclip_qgis"
+QT_OR_QGIS = ("qgis", "PyQt5", "PyQt6", "PyQt", "sip")
+HEAVY = ("torch", "transformers", "safetensors", "huggingface_hub", "rasterio", "fiona", "numpy", "PIL", "pandas")
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, 0
+        elif isinstance(node, ast.ImportFrom):
+            yield node.lineno, node.module or "", node.level
+
+
+def test_core_never_imports_qgis_or_qt():
+    bad = []
+    for path in sorted((PLUGIN / "core").rglob("*.py")):
+        for line, name, level in _imports(path):
+            if level == 0 and name.split(".")[0] in QT_OR_QGIS:
+                bad.append(f"{path.relative_to(PLUGIN)}:{line} imports {name}")
+    assert not bad, "core/ must stay QGIS-free:\n" + "\n".join(bad)
+
+
+def _qgis_side_files():
+    return [p for p in sorted(PLUGIN.rglob("*.py")) if p.relative_to(PLUGIN).parts[0] != "core"]
+
+
+def _absolute(path: Path, name: str, level: int) -> str:
+    """Resolve `from ..x import y` in `path` to an absolute module name."""
+    if level == 0:
+        return name
+    package = list(path.relative_to(PLUGIN.parent).with_suffix("").parts[:-1])
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + ([name] if name else []))
+
+
+def test_qgis_side_never_imports_torch_or_the_engine():
+    """Outside core/, only core.protocol (stdlib only) may be imported; torch & co. never."""
+    bad = []
+    for path in _qgis_side_files():
+        rel = path.relative_to(PLUGIN)
+        for line, name, level in _imports(path):
+            module = _absolute(path, name, level)
+            if module.split(".")[0] in HEAVY:
+                bad.append(f"{rel}:{line} imports {module}")
+            if module.startswith("geoclip_qgis.core") and module not in ("geoclip_qgis.core.protocol",):
+                bad.append(f"{rel}:{line} imports {module} (only geoclip_qgis.core.protocol is allowed)")
+    assert not bad, "the QGIS side talks to the engine through the worker only:\n" + "\n".join(bad)
+
+
+def test_core_protocol_is_stdlib_only():
+    proto = PLUGIN / "core" / "protocol.py"
+    if not proto.exists():
+        return
+    for line, name, level in _imports(proto):
+        assert level > 0 or name.split(".")[0] not in HEAVY + QT_OR_QGIS, f"protocol.py:{line} imports {name}"
+
+
+def test_importing_the_engine_package_is_light():
+    """`import geoclip_qgis.core` must not pull torch in (the worker and CLI start fast, QGIS stays light)."""
+    code = "import sys, geoclip_qgis.core, geoclip_qgis.core.errors; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PLUGIN.parent, check=True).stdout.strip()
+    assert out == "False"
