@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -151,13 +152,91 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("queries", nargs="+", help='e.g. "snowy alpine village"')
     _common(t)
     t.set_defaults(func=cmd_text)
-    try:
-        from .likelihood import add_cli_commands
-    except ImportError:  # pragma: no cover - rasters need rasterio
-        pass
-    else:
-        add_cli_commands(sub, _common)
+    lk = sub.add_parser("likelihood", help="likelihood raster (probability per km²) for photos or a text")
+    lk.add_argument("--photos", nargs="*", default=[], help="one photo, or several of one place (fused)")
+    lk.add_argument("--text", help="a text description instead of photos")
+    lk.add_argument("--method", default="auto", choices=["auto", "dense", "coarse-to-fine"])
+    _raster_args(lk)
+    lk.set_defaults(func=cmd_likelihood)
+    ft = sub.add_parser("features", help="rasterise the location encoder's features (bands or PCA RGB)")
+    ft.add_argument("--pca", action="store_true", help="3-band RGB of the first principal components")
+    ft.add_argument("--bands", default="", help="comma-separated dimensions 0-511 (default: all 512)")
+    _raster_args(ft)
+    ft.set_defaults(func=cmd_features)
+    sm = sub.add_parser("similar", help="'places like here': similarity to one point's location feature")
+    sm.add_argument("--lat", type=float, required=True)
+    sm.add_argument("--lon", type=float, required=True)
+    _raster_args(sm)
+    sm.set_defaults(func=cmd_similar)
     return ap
+
+
+def _raster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extent", default="-180,-90,180,90", help="W,S,E,N in degrees (W > E crosses the antimeridian)")
+    p.add_argument("--resolution", type=float, default=0.5, help="cell size in degrees (default 0.5)")
+    p.add_argument("--cog", action="store_true", help="write a Cloud Optimised GeoTIFF")
+    p.add_argument("--preview", help="also render a PNG preview here")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--clip-path", default=None)
+    p.add_argument("--weights", default=None)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("-o", "--out", required=True, help="output GeoTIFF")
+    p.set_defaults(gallery="default", batch_size=8, top_k=5)
+
+
+def _grid(args):
+    from .raster import Grid
+
+    try:
+        extent = [float(v) for v in args.extent.split(",")]
+    except ValueError as exc:
+        raise InputError(f"bad extent {args.extent!r}", hint="give W,S,E,N, e.g. -10,35,30,60") from exc
+    if len(extent) != 4:
+        raise InputError(f"extent needs 4 numbers, got {len(extent)}", hint="W,S,E,N")
+    return Grid.over(extent, args.resolution)
+
+
+def _finish_raster(args, info: dict) -> int:
+    if args.preview:
+        from .raster import render_preview
+
+        render_preview(args.out, args.preview)
+    print(json.dumps(info, default=str))
+    return 0
+
+
+def cmd_likelihood(args) -> int:
+    from .likelihood import fused_query, likelihood_map, write_likelihood
+
+    if bool(args.photos) == bool(args.text):
+        raise InputError("give either --photos or --text", hint="e.g. --text 'snowy alpine village'")
+    grid = _grid(args)
+    engine = _engine(args)
+    feats = engine.embed_text([args.text]) if args.text else engine.embed_images(args.photos)
+    lmap = likelihood_map(engine, fused_query(feats), grid, method=args.method)
+    what = args.text or ", ".join(Path(p).name for p in args.photos)
+    write_likelihood(lmap, args.out, what, cog=args.cog, tags={"inputs": what})
+    return _finish_raster(args, {"out": args.out, "best_lat": lmap.best[0], "best_lon": lmap.best[1], **lmap.stats})
+
+
+def cmd_features(args) -> int:
+    from .features import feature_raster, pca_raster
+
+    grid = _grid(args)
+    engine = _engine(args)
+    if args.pca:
+        info = pca_raster(engine, grid, args.out, cog=args.cog)
+    else:
+        bands = [int(b) for b in args.bands.split(",") if b.strip()]
+        info = feature_raster(engine, grid, args.out, bands, cog=args.cog)
+    return _finish_raster(args, info)
+
+
+def cmd_similar(args) -> int:
+    from .features import similarity_raster
+
+    info = similarity_raster(_engine(args), args.lat, args.lon, _grid(args), args.out, cog=args.cog)
+    return _finish_raster(args, info)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

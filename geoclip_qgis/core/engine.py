@@ -170,7 +170,7 @@ class GeoClipEngine:
         return torch.cat(feats) if feats else torch.zeros(0, 512)
 
     # ---- retrieval ------------------------------------------------------------------------------------
-    def _rank(self, feats: torch.Tensor, top_k: int) -> List[List[Prediction]]:
+    def rank_query(self, feats: torch.Tensor, top_k: int) -> List[List[Prediction]]:
         gallery = self.gallery()
         probs, idx = gallery.topk(feats, self.scale, top_k)
         out = []
@@ -197,7 +197,7 @@ class GeoClipEngine:
             if not pending:
                 return
             pixels = self.image_encoder.preprocess([p.image for _, p in pending])
-            ranked = self._rank(self.embed_pixels(pixels), top_k)
+            ranked = self.rank_query(self.embed_pixels(pixels), top_k)
             for (i, photo), preds in zip(pending, ranked):
                 results[i] = QueryResult(photo.path, "image", preds, photo.gps)
             pending.clear()
@@ -224,7 +224,7 @@ class GeoClipEngine:
         if isinstance(queries, str):
             queries = [queries]
         check_top_k(top_k, len(self.gallery()))
-        ranked = self._rank(self.embed_text(queries), top_k)
+        ranked = self.rank_query(self.embed_text(queries), top_k)
         return [QueryResult(q, "text", preds) for q, preds in zip(queries, ranked)]
 
 

@@ -1,0 +1,108 @@
+"""Rasters of the location encoder itself: its 512 features, a PCA colour view of them, and similarity.
+
+These need no CLIP backbone, only GeoCLIP's location encoder. Everything is computed in row tiles and
+written as it goes, so memory stays bounded whatever the raster's size.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .raster import GeoTiffWriter, Grid, check_budget, row_tiles
+
+TILE_CELLS = 32768
+
+
+def _bands(bands: Optional[Sequence[int]]) -> list:
+    if bands is None or len(bands) == 0:
+        return list(range(512))
+    out = sorted(set(int(b) for b in bands))
+    if out[0] < 0 or out[-1] > 511:
+        raise InputError(f"feature bands must be between 0 and 511, got {out[0]}..{out[-1]}")
+    return out
+
+
+def feature_raster(engine, grid: Grid, path: os.PathLike, bands: Optional[Sequence[int]] = None,
+                   normalise: bool = False, cog: bool = False, progress=None) -> Dict:
+    """Write the chosen location-embedding dimensions as float32 bands (all 512 by default)."""
+    chosen = _bands(bands)
+    check_budget(Grid.over((grid.west, grid.south, min(grid.east, grid.west + grid.res * 64), grid.north), grid.res),
+                 4 * len(chosen), "a tile of feature bands")
+    idx = torch.tensor(chosen)
+    writer = GeoTiffWriter(path, grid, len(chosen), "float32", descriptions=[f"feature {b}" for b in chosen],
+                           tags={"source": "GeoCLIP location encoder", "normalised": normalise}, cog=cog)
+    try:
+        for r0, r1 in row_tiles(grid, TILE_CELLS):
+            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
+            tile = emb[:, idx].numpy().T.reshape(len(chosen), r1 - r0, grid.width)
+            writer.write_rows(r0, tile)
+            if progress:
+                progress(r1, grid.height)
+    except BaseException:
+        writer.abort()
+        raise
+    return {"path": str(writer.close()), "bands": len(chosen), **grid.to_dict()}
+
+
+def fit_pca(engine, grid: Grid, sample_cells: int = 16384) -> Dict[str, np.ndarray]:
+    """Standardise + PCA fitted on a coarse sample of the extent; per-channel 2-98% stretch from the sample."""
+    factor = max(1.0, np.sqrt(grid.width * grid.height / sample_cells))
+    coarse = Grid.over((grid.west, grid.south, grid.east if grid.east <= 180 else grid.east - 360, grid.north),
+                       grid.res * factor)
+    x = engine.location_encoder.encode(coarse.centres(), normalise=True).numpy().astype(np.float64)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
+    z = (x - mean) / std
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    comps = vt[:3]
+    # Deterministic signs: the largest loading of each component is positive.
+    comps *= np.sign(comps[np.arange(3), np.abs(comps).argmax(axis=1)])[:, None]
+    proj = z @ comps.T
+    lo, hi = np.percentile(proj, 2, axis=0), np.percentile(proj, 98, axis=0)
+    return {"mean": mean, "std": std, "components": comps, "lo": lo, "hi": hi}
+
+
+def pca_raster(engine, grid: Grid, path: os.PathLike, cog: bool = False, progress=None) -> Dict:
+    """3-band uint8 RGB: the first three principal components of the (unit) location features."""
+    pca = fit_pca(engine, grid)
+    writer = GeoTiffWriter(path, grid, 3, "uint8", descriptions=["PC1 (red)", "PC2 (green)", "PC3 (blue)"],
+                           tags={"source": "GeoCLIP location encoder, PCA of unit features"}, cog=cog)
+    try:
+        for r0, r1 in row_tiles(grid, TILE_CELLS):
+            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=True).numpy()
+            z = (emb - pca["mean"]) / pca["std"]
+            proj = z @ pca["components"].T
+            rgb = np.clip((proj - pca["lo"]) / (pca["hi"] - pca["lo"]) * 255.0, 0, 255).round().astype(np.uint8)
+            writer.write_rows(r0, rgb.T.reshape(3, r1 - r0, grid.width))
+            if progress:
+                progress(r1, grid.height)
+    except BaseException:
+        writer.abort()
+        raise
+    return {"path": str(writer.close()), "explained": pca["components"].shape, **grid.to_dict()}
+
+
+def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathLike, cog: bool = False,
+                      progress=None) -> Dict:
+    """'Places like here': cosine similarity between (lat, lon)'s location feature and every cell's."""
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InputError(f"point ({lat}, {lon}) is outside lat ±90 / lon ±180", hint="give lat, lon in degrees")
+    check_budget(grid, 0, "a similarity raster")
+    q = engine.location_encoder.encode([[lat, lon]], normalise=True)[0]
+    writer = GeoTiffWriter(path, grid, 1, "float32", nodata=-9999.0,
+                           descriptions=[f"cosine similarity to ({lat:.5f}, {lon:.5f})"],
+                           tags={"query_lat": lat, "query_lon": lon}, cog=cog)
+    try:
+        for r0, r1 in row_tiles(grid, TILE_CELLS):
+            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=True)
+            writer.write_rows(r0, (emb @ q).numpy().reshape(r1 - r0, grid.width))
+            if progress:
+                progress(r1, grid.height)
+    except BaseException:
+        writer.abort()
+        raise
+    return {"path": str(writer.close()), **grid.to_dict()}

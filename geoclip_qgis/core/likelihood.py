@@ -1,0 +1,192 @@
+"""Likelihood maps: where on Earth a photo (or several, or a text) was most probably taken, per km².
+
+The model scores a location x by s·cos(q, f(x)) (q: the query's GeoCLIP feature, f: the location encoder,
+s = exp(logit_scale)). Taken as a density over the sphere's surface, a cell's probability mass is
+exp(score) · area / Z, so the raster holds mass / area (per km²) and sums (times area) to 1 over the extent.
+
+Multi-photo fusion: photos of one place are independent observations, so their likelihoods multiply and their
+scores add: score(x) = Σ_i s·cos(q_i, f(x)) = s·(Σ_i q_i)·f̂(x). The fused query is the sum of the unit
+features; the best estimate is the fused map's maximum.
+
+Coarse-to-fine: a dense global 0.1° grid is 6.5M encoder calls. Instead, score block centres on a coarse
+lattice, keep the blocks that hold all but `tol` of the mass (plus their neighbours, plus any block within
+`margin` nats of the best), split those into factor × factor children, and repeat down to single cells.
+Blocks left behind keep their centre's score; by construction they hold less than `tol` of the mass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .raster import Grid, check_budget, row_tiles
+
+BYTES_PER_CELL = 26  # float64 scores + float64 upsampling buffer + float32 density + masks
+
+
+@dataclass
+class LikelihoodMap:
+    grid: Grid
+    density: np.ndarray  # (H, W) float32, probability per km²
+    best: Tuple[float, float]  # lat, lon of the densest cell
+    stats: Dict = field(default_factory=dict)
+
+    def mass(self) -> np.ndarray:
+        return self.density.astype(np.float64) * self.grid.row_areas_km2()[:, None]
+
+
+class LikelihoodMapper:
+    """Scores grid cells for a query vector with the location encoder, densely or coarse-to-fine."""
+
+    def __init__(self, encoder, scale: float, batch: int = 8192, autocast: bool = False):
+        self.encoder = encoder
+        self.scale = float(scale)
+        self.batch = batch
+        self.autocast = autocast
+        self.evaluated = 0
+
+    def scores(self, query: torch.Tensor, latlon: np.ndarray) -> np.ndarray:
+        """s·(query · f̂(x)) for (N, 2) points, float64."""
+        q = query.detach().to(torch.float32).reshape(-1).cpu()
+        out = np.empty(len(latlon), dtype=np.float64)
+        done = 0
+        for emb in self.encoder.iter_encode(latlon, batch=self.batch, normalise=True, autocast=self.autocast):
+            out[done:done + len(emb)] = (emb @ q).double().numpy() * self.scale
+            done += len(emb)
+        self.evaluated += len(latlon)
+        return out
+
+    def dense(self, query: torch.Tensor, grid: Grid, tile_cells: int = 65536) -> np.ndarray:
+        check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
+        out = np.empty(grid.shape, dtype=np.float64)
+        for r0, r1 in row_tiles(grid, tile_cells):
+            out[r0:r1] = self.scores(query, grid.centres(r0, r1)).reshape(r1 - r0, grid.width)
+        return out
+
+    def coarse_to_fine(self, query: torch.Tensor, grid: Grid, factor: int = 5, coarse_cells: int = 12000,
+                       tol: float = 1e-4, margin: float = 0.0) -> Tuple[np.ndarray, Dict]:
+        """Scores on the full grid, computed exactly where the mass is; see the module docstring."""
+        check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
+        H, W = grid.shape
+        size = 1
+        while math.ceil(H / size) * math.ceil(W / size) > coarse_cells:
+            size *= factor
+        out = np.full((H, W), np.nan, dtype=np.float64)
+        rr, cc = np.meshgrid(np.arange(0, H, size), np.arange(0, W, size), indexing="ij")
+        r0, c0 = rr.ravel(), cc.ravel()
+        sin_edges = np.sin(np.radians(np.clip(grid.north - np.arange(H + 1) * grid.res, -90, 90)))
+        dlon = math.radians(grid.res)
+        levels = []
+        start = self.evaluated
+        while True:
+            r1, c1 = np.minimum(r0 + size, H), np.minimum(c0 + size, W)
+            lat = grid.north - (r0 + r1) / 2.0 * grid.res
+            lon = grid.west + (c0 + c1) / 2.0 * grid.res
+            lon = (lon + 180.0) % 360.0 - 180.0
+            score = self.scores(query, np.stack([lat, lon], axis=1))
+            levels.append({"block": size, "evaluated": int(len(score))})
+            if size == 1:
+                out[r0, c0] = score
+                break
+            logm = score + np.log((sin_edges[r0] - sin_edges[r1]) * dlon * (c1 - c0))
+            keep = _select(logm, score, tol, margin)
+            nh, nw = math.ceil(H / size), math.ceil(W / size)
+            keep = _dilate(keep, r0 // size, c0 // size, nh, nw)
+            lattice = np.full((nh, nw), np.nan)
+            drop = ~keep
+            lattice[r0[drop] // size, c0[drop] // size] = score[drop]
+            up = np.repeat(np.repeat(lattice, size, axis=0), size, axis=1)[:H, :W]
+            fill = ~np.isnan(up)
+            out[fill] = up[fill]
+            del up, fill, lattice
+            child = size // factor
+            offs = np.arange(factor) * child
+            kr, kc = r0[keep], c0[keep]
+            r0 = (kr[:, None, None] + offs[None, :, None] + 0 * offs[None, None, :]).ravel()
+            c0 = (kc[:, None, None] + 0 * offs[None, :, None] + offs[None, None, :]).ravel()
+            inside = (r0 < H) & (c0 < W)
+            r0, c0 = r0[inside], c0[inside]
+            size = child
+        stats = {"method": "coarse-to-fine", "evaluated": int(self.evaluated - start), "cells": H * W,
+                 "fraction_evaluated": (self.evaluated - start) / float(H * W), "levels": levels,
+                 "factor": factor, "tol": tol, "margin": margin}
+        return out, stats
+
+
+def _select(logm: np.ndarray, score: np.ndarray, tol: float, margin: float) -> np.ndarray:
+    """Blocks holding all but `tol` of this level's mass, and any within `margin` nats of the best score."""
+    order = np.argsort(-logm)
+    w = np.exp(logm[order] - logm[order[0]])
+    cum = np.cumsum(w)
+    n_keep = int(np.searchsorted(cum, (1.0 - tol) * cum[-1]) + 1)
+    keep = np.zeros(len(logm), dtype=bool)
+    keep[order[:n_keep]] = True
+    keep |= score >= score.max() - margin
+    return keep
+
+
+def _dilate(keep: np.ndarray, bi: np.ndarray, bj: np.ndarray, nh: int, nw: int) -> np.ndarray:
+    """Also keep the 8 neighbours of kept blocks (a peak near a block edge shows in its neighbour's centre)."""
+    grid = np.zeros((nh + 2, nw + 2), dtype=bool)
+    grid[bi[keep] + 1, bj[keep] + 1] = True
+    grown = grid.copy()
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            grown[1:-1, 1:-1] |= grid[1 + di:nh + 1 + di, 1 + dj:nw + 1 + dj]
+    return grown[bi + 1, bj + 1]
+
+
+def density_from_scores(scores: np.ndarray, grid: Grid) -> Tuple[np.ndarray, Tuple[float, float]]:
+    """Probability per km² (float32) whose mass sums to 1 over the grid, and the densest cell's centre."""
+    areas = grid.row_areas_km2()[:, None]
+    logm = scores + np.log(areas)
+    top = np.nanmax(logm)
+    mass = np.exp(logm - top)
+    mass /= mass.sum()
+    density = (mass / areas).astype(np.float32)
+    r, c = np.unravel_index(int(np.nanargmax(scores)), scores.shape)
+    return density, (float(grid.row_lats(r)), float(grid.col_lons(c)))
+
+
+def fused_query(features: torch.Tensor) -> torch.Tensor:
+    """Sum of unit features: the query whose score is the sum of each photo's score (product of likelihoods)."""
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise InputError("no photo or text to map", hint="give at least one readable photo or a text query")
+    return torch.nn.functional.normalize(features.float(), dim=1).sum(dim=0)
+
+
+def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto", **kwargs) -> LikelihoodMap:
+    """Score `grid` for `query` (one unit feature or a fused sum) and turn it into a density per km²."""
+    mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
+    t0 = time.perf_counter()
+    if method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
+        scores = mapper.dense(query, grid)
+        stats = {"method": "dense", "evaluated": grid.width * grid.height, "cells": grid.width * grid.height}
+    elif method in ("auto", "coarse-to-fine"):
+        scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
+    else:
+        raise InputError(f"unknown method {method!r}", hint="use auto, dense or coarse-to-fine")
+    density, best = density_from_scores(scores, grid)
+    stats["seconds"] = time.perf_counter() - t0
+    return LikelihoodMap(grid, density, best, stats)
+
+
+def write_likelihood(lmap: LikelihoodMap, path, description: str, cog: bool = False,
+                     tags: Optional[Dict] = None):
+    from .raster import write_geotiff
+
+    meta = {"units": "probability per km2", "crs": "EPSG:4326", "best_lat": lmap.best[0], "best_lon": lmap.best[1],
+            "fusion_rule": "sum of scores (product of per-photo likelihoods)", **(tags or {})}
+    return write_geotiff(path, lmap.grid, lmap.density, nodata=-1.0, cog=cog,
+                         descriptions=[f"probability density per km2: {description}"[:200]], tags=meta)
+
+
+def top_places(engine, query: torch.Tensor, k: int) -> Sequence:
+    """Gallery top-k for a (possibly fused) query, ranked like single-photo predictions."""
+    return engine.rank_query(query[None], k)[0]

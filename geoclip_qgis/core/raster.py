@@ -1,0 +1,234 @@
+"""Geographic grids and GeoTIFF output for the engine's map products.
+
+A grid is a regular EPSG:4326 lattice over an extent. Extents that cross the antimeridian (west > east) are
+unwrapped (east + 360) so the raster stays one piece; encoders see longitudes wrapped back to [-180, 180).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import BudgetError, InputError
+
+EARTH_RADIUS_KM = 6371.0088
+DEFAULT_BUDGET_BYTES = int(os.environ.get("GEOCLIP_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024
+WORLD = (-180.0, -90.0, 180.0, 90.0)
+
+
+@dataclass(frozen=True)
+class Grid:
+    west: float
+    south: float
+    east: float
+    north: float
+    res: float
+
+    @classmethod
+    def over(cls, extent: Optional[Sequence[float]] = None, res: float = 1.0) -> Grid:
+        """Validate an extent (W, S, E, N in degrees; W > E crosses the antimeridian) and snap it to `res`."""
+        w, s, e, n = (float(v) for v in (extent or WORLD))
+        if not all(math.isfinite(v) for v in (w, s, e, n)):
+            raise InputError(f"extent {extent} has non-finite values", hint="give W,S,E,N in degrees")
+        if not (res > 0 and math.isfinite(res)):
+            raise InputError(f"resolution must be a positive number of degrees, got {res}")
+        if not (-90 <= s < n <= 90):
+            raise InputError(f"extent latitudes must satisfy -90 <= south < north <= 90, got {s}, {n}",
+                             hint="latitudes are the 2nd and 4th numbers: W,S,E,N")
+        if not (-180 <= w <= 180 and -180 <= e <= 180):
+            raise InputError(f"extent longitudes must lie in [-180, 180], got {w}, {e}",
+                             hint="for an area across the antimeridian give west > east, e.g. 170,-20,-170,0")
+        if e <= w:
+            e += 360.0  # crosses the antimeridian
+        width = max(1, int(round((e - w) / res)))
+        height = max(1, int(round((n - s) / res)))
+        return cls(w, n - height * res, w + width * res, n, res)
+
+    @property
+    def width(self) -> int:
+        return max(1, int(round((self.east - self.west) / self.res)))
+
+    @property
+    def height(self) -> int:
+        return max(1, int(round((self.north - self.south) / self.res)))
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def transform(self):
+        from rasterio.transform import from_origin
+
+        return from_origin(self.west, self.north, self.res, self.res)
+
+    def row_lats(self, rows: np.ndarray) -> np.ndarray:
+        """Latitude of the given (possibly fractional) row centres."""
+        return self.north - (np.asarray(rows, dtype=np.float64) + 0.5) * self.res
+
+    def col_lons(self, cols: np.ndarray) -> np.ndarray:
+        """Longitude of column centres, wrapped to [-180, 180)."""
+        lon = self.west + (np.asarray(cols, dtype=np.float64) + 0.5) * self.res
+        return (lon + 180.0) % 360.0 - 180.0
+
+    def row_areas_km2(self) -> np.ndarray:
+        """Area of one cell in each row: R² · Δλ · (sin φ_top − sin φ_bottom); cells shrink towards the poles."""
+        edges = np.radians(self.north - np.arange(self.height + 1) * self.res)
+        edges = np.clip(edges, -math.pi / 2, math.pi / 2)
+        return EARTH_RADIUS_KM**2 * math.radians(self.res) * (np.sin(edges[:-1]) - np.sin(edges[1:]))
+
+    def centres(self, row0: int = 0, row1: Optional[int] = None) -> np.ndarray:
+        """(n, 2) lat, lon of the cell centres of rows [row0, row1), row-major."""
+        row1 = self.height if row1 is None else row1
+        lat = self.row_lats(np.arange(row0, row1))
+        lon = self.col_lons(np.arange(self.width))
+        la, lo = np.meshgrid(lat, lon, indexing="ij")
+        return np.stack([la.ravel(), lo.ravel()], axis=1).astype(np.float32)
+
+    def cell_of(self, lat: float, lon: float) -> Tuple[int, int]:
+        lon_u = lon if lon >= self.west else lon + 360.0
+        return int((self.north - lat) // self.res), int((lon_u - self.west) // self.res)
+
+    def to_dict(self) -> dict:
+        return {"west": self.west, "south": self.south, "east": self.east, "north": self.north, "res": self.res,
+                "width": self.width, "height": self.height}
+
+
+def check_budget(grid: Grid, bytes_per_cell: float, what: str, budget: Optional[int] = None) -> None:
+    """Refuse before allocating: say how big the request is and which resolution would fit."""
+    budget = DEFAULT_BUDGET_BYTES if budget is None else budget
+    need = grid.width * grid.height * bytes_per_cell
+    if need <= budget:
+        return
+    fit = grid.res * math.sqrt(need / budget)
+    nice = next((r for r in (0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5) if r >= fit), math.ceil(fit))
+    raise BudgetError(
+        f"{what} of {grid.width} x {grid.height} cells at {grid.res}° needs {need / 2**20:,.0f} MiB, over the "
+        f"{budget / 2**20:,.0f} MiB memory budget",
+        hint=f"use a resolution of {nice}° or coarser, or a smaller extent (budget: GEOCLIP_MEMORY_BUDGET_MB)",
+    )
+
+
+def row_tiles(grid: Grid, max_cells: int) -> Iterator[Tuple[int, int]]:
+    """Row ranges of at most `max_cells` cells: the unit of memory-bounded processing."""
+    step = max(1, max_cells // grid.width)
+    for r0 in range(0, grid.height, step):
+        yield r0, min(grid.height, r0 + step)
+
+
+def geotiff_profile(grid: Grid, count: int, dtype: str, nodata: Optional[float]) -> dict:
+    profile = {
+        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": count, "dtype": dtype,
+        "crs": "EPSG:4326", "transform": grid.transform, "compress": "deflate", "tiled": True,
+        "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
+        "predictor": 3 if dtype.startswith("float") else 2,
+    }
+    if grid.width < 256 or grid.height < 256:
+        profile.update(tiled=False)
+        profile.pop("blockxsize")
+        profile.pop("blockysize")
+    if nodata is not None:
+        profile["nodata"] = nodata
+    return profile
+
+
+class GeoTiffWriter:
+    """Windowed writes into a tiled, deflated GeoTIFF; with `cog=True` it is turned into a COG on close."""
+
+    def __init__(self, path: os.PathLike, grid: Grid, count: int, dtype: str = "float32",
+                 nodata: Optional[float] = None, descriptions: Sequence[str] = (), tags: Optional[Dict] = None,
+                 cog: bool = False):
+        import rasterio
+
+        self.path = Path(path)
+        if not self.path.parent.exists():
+            raise InputError("output folder does not exist", str(self.path.parent), "create it first")
+        self.cog = cog
+        self.tmp = self.path.with_name(self.path.name + ".partial.tif")
+        self.ds = rasterio.open(self.tmp, "w", **geotiff_profile(grid, count, dtype, nodata))
+        for i, d in enumerate(descriptions, start=1):
+            self.ds.set_band_description(i, d)
+        if tags:
+            self.ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        self.grid = grid
+
+    def write_rows(self, row0: int, data: np.ndarray) -> None:
+        """data: (bands, rows, width) or (rows, width) for one band."""
+        from rasterio.windows import Window
+
+        arr = data if data.ndim == 3 else data[None]
+        self.ds.write(arr.astype(self.ds.dtypes[0], copy=False), window=Window(0, row0, self.grid.width, arr.shape[1]))
+
+    def close(self) -> Path:
+        """Finish the file; the final name appears only when complete (no half-written rasters)."""
+        self.ds.close()
+        if self.cog:
+            from rasterio.shutil import copy as rio_copy
+
+            rio_copy(self.tmp, self.path, driver="COG", compress="deflate", overview_resampling="average")
+            self.tmp.unlink()
+        else:
+            os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.ds.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_geotiff(path: os.PathLike, grid: Grid, data: np.ndarray, **kwargs) -> Path:
+    count = 1 if data.ndim == 2 else data.shape[0]
+    writer = GeoTiffWriter(path, grid, count, str(data.dtype), **kwargs)
+    try:
+        writer.write_rows(0, data)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+# A perceptually ordered ramp (magma-like) for single-band previews.
+_RAMP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
+                  [250, 193, 39], [252, 255, 164]], dtype=np.float64)
+
+
+def colourise(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1) * (len(_RAMP) - 1)
+    i = np.minimum(t.astype(int), len(_RAMP) - 2)
+    f = (t - i)[..., None]
+    return (_RAMP[i] * (1 - f) + _RAMP[i + 1] * f).astype(np.uint8)
+
+
+def render_preview(tif: os.PathLike, png: os.PathLike, max_width: int = 1440, log: Optional[bool] = None) -> Path:
+    """PNG of a GeoTIFF: RGB bands as they are, one band through a colour ramp (log-scaled for densities)."""
+    import rasterio
+    from PIL import Image
+    from rasterio.enums import Resampling
+
+    with rasterio.open(tif) as ds:
+        scale = min(1.0, max_width / ds.width)
+        out_shape = (ds.count, max(1, int(ds.height * scale)), max(1, int(ds.width * scale)))
+        data = ds.read(out_shape=out_shape, resampling=Resampling.average if scale < 1 else Resampling.nearest)
+        nodata = ds.nodata
+        desc = (ds.descriptions[0] or "").lower()
+    if data.shape[0] == 3 and data.dtype == np.uint8:
+        rgb = np.moveaxis(data, 0, -1)
+    else:
+        band = data[0].astype(np.float64)
+        valid = np.isfinite(band) if nodata is None else (band != nodata) & np.isfinite(band)
+        use_log = ("density" in desc) if log is None else log
+        if use_log:
+            band = np.log10(np.maximum(band, 1e-300))
+        vals = band[valid]
+        lo, hi = (np.percentile(vals, 1), vals.max()) if vals.size else (0.0, 1.0)
+        if use_log:
+            lo = max(lo, hi - 8)  # eight decades below the peak are as good as zero
+        rgb = colourise(band, lo, hi)
+        rgb[~valid] = 0
+    Image.fromarray(rgb, "RGB").save(png)
+    return Path(png)

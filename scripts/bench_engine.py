@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Engine speed and memory, side by side in one run, on identical weights.
+
+A random-weights CLIP of the full ViT-L/14 size (no hub here; speed does not depend on the values) plus the
+real GeoCLIP weights and the full 100K gallery. Each side runs in its own child process so that its peak RSS
+is its own:
+  bare      CLIPVisionModelWithProjection forward alone (the floor for any GeoCLIP implementation)
+  ours      GeoClipEngine.predict_images (gallery embeddings from the cache, built once beforehand)
+  official  geoclip.GeoCLIP.predict (re-encodes the 100K gallery on every call)
+Goals: ours >= 10x faster per image than official with identical top-k, within 1.2x of bare, peak RSS <= 2.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _photos(folder: Path, n: int) -> list:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"bench_{i}.jpg"
+        if not p.exists():
+            rng = np.random.default_rng(i)
+            Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(p, quality=90)
+        paths.append(str(p))
+    return paths
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def phase_bare(clip: str, photos: list, repeats: int) -> dict:
+    import torch
+    from PIL import Image
+    from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
+
+    from geoclip_qgis.core.image_encoder import quiet_transformers
+
+    quiet_transformers()
+    model = CLIPVisionModelWithProjection.from_pretrained(clip).eval()
+    proc = CLIPImageProcessorPil.from_pretrained(clip)
+    with torch.inference_mode():
+        model(pixel_values=proc(images=[Image.open(photos[0]).convert("RGB")], return_tensors="pt")["pixel_values"])
+        times = []
+        for _ in range(repeats):
+            for p in photos[:2]:
+                t0 = time.perf_counter()
+                px = proc(images=[Image.open(p).convert("RGB")], return_tensors="pt")["pixel_values"]
+                model(pixel_values=px)
+                times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        px = proc(images=[Image.open(p).convert("RGB") for p in photos], return_tensors="pt")["pixel_values"]
+        model(pixel_values=px)
+        batch = time.perf_counter() - t0
+    return {"per_image_s": min(times), "batch_s": batch, "peak_rss_mb": _peak_rss_mb()}
+
+
+def phase_ours(clip: str, photos: list, repeats: int, cache: str) -> dict:
+    from geoclip_qgis.core.engine import GeoClipEngine
+
+    t0 = time.perf_counter()
+    engine = GeoClipEngine(clip_path=clip, device="cpu", cache_dir=cache)
+    engine.gallery()
+    engine.image_encoder
+    load_s = time.perf_counter() - t0
+    engine.predict_images(photos[:1], 5)  # warm-up
+    times, tops = [], {}
+    for _ in range(repeats):
+        for p in photos[:2]:
+            t0 = time.perf_counter()
+            res = engine.predict_images([p], 5)[0]
+            times.append(time.perf_counter() - t0)
+            tops[p] = [[x.lat, x.lon, x.probability] for x in res.predictions]
+    t0 = time.perf_counter()
+    engine.predict_images(photos, 5)
+    batch = time.perf_counter() - t0
+    return {"per_image_s": min(times), "batch_s": batch, "load_s": load_s, "peak_rss_mb": _peak_rss_mb(), "top": tops}
+
+
+def phase_official(clip: str, photos: list) -> dict:
+    import torch
+    from geoclip import GeoCLIP
+
+    from geoclip_qgis.core.image_encoder import quiet_transformers
+
+    quiet_transformers()
+    model = GeoCLIP(clip_path=clip).eval()
+    times, tops = [], {}
+    for p in photos[:2]:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            gps, prob = model.predict(p, 5)
+        times.append(time.perf_counter() - t0)
+        tops[p] = [[float(a), float(b), float(c)] for (a, b), c in zip(gps.tolist(), prob.tolist())]
+    return {"per_image_s": min(times), "peak_rss_mb": _peak_rss_mb(), "top": tops}
+
+
+def _child(phase: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--phase", phase, "--clip", args.clip, "--photos", str(args.n_photos),
+           "--repeats", str(args.repeats), "--cache", args.cache]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-4000:])
+        raise SystemExit(f"phase {phase} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clip", default=str(ROOT / ".cache" / "bench-clip-vit-l-14"))
+    ap.add_argument("--photos", dest="n_photos", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cache", default=str(ROOT / ".cache" / "gallery"))
+    ap.add_argument("--phase", choices=["bare", "ours", "official"])
+    args = ap.parse_args()
+    photos = _photos(ROOT / ".cache" / "bench-photos", args.n_photos)
+    if args.phase:
+        fn = {"bare": lambda: phase_bare(args.clip, photos, args.repeats),
+              "ours": lambda: phase_ours(args.clip, photos, args.repeats, args.cache),
+              "official": lambda: phase_official(args.clip, photos)}[args.phase]
+        print(json.dumps(fn()))
+        return 0
+    import torch
+
+    from geoclip_qgis.core.random_clip import make_random_clip
+
+    t0 = time.perf_counter()
+    make_random_clip(args.clip, "vit-l-14")
+    print(f"random ViT-L/14 CLIP at {args.clip} ({time.perf_counter() - t0:.0f} s to make or find)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    bare = _child("bare", args)
+    ours = _child("ours", args)
+    official = _child("official", args)
+    same = all(
+        [round(a, 4), round(b, 4)] == [round(c, 4), round(d, 4)]
+        for p in official["top"] for (a, b, _), (c, d, _) in zip(official["top"][p], ours["top"][p])
+    )
+    dprob = max(abs(x[2] - y[2]) for p in official["top"] for x, y in zip(official["top"][p], ours["top"][p]))
+    n = args.n_photos
+    print(f"{'':10s} {'per image':>10s} {'batch of ' + str(n):>12s} {'peak RSS':>10s}")
+    print(f"{'bare ViT':10s} {bare['per_image_s']:9.2f}s {bare['batch_s']:11.2f}s {bare['peak_rss_mb']:8.0f}MB")
+    print(f"{'ours':10s} {ours['per_image_s']:9.2f}s {ours['batch_s']:11.2f}s {ours['peak_rss_mb']:8.0f}MB")
+    print(f"{'official':10s} {official['per_image_s']:9.2f}s {official['per_image_s'] * n:10.2f}s* "
+          f"{official['peak_rss_mb']:8.0f}MB   (*{n} calls, one image each: it has no batch API)")
+    print(f"speed-up per image vs official: {official['per_image_s'] / ours['per_image_s']:.1f}x (goal >= 10x)")
+    print(f"speed-up on the batch vs official: {official['per_image_s'] * n / ours['batch_s']:.1f}x")
+    print(f"ours / bare forward per image: {ours['per_image_s'] / bare['per_image_s']:.3f} (goal <= 1.2); "
+          f"batch: {ours['batch_s'] / bare['batch_s']:.3f}")
+    print(f"ours peak RSS: {ours['peak_rss_mb'] / 1024:.2f} GB (goal <= 2.5 GB); engine load {ours['load_s']:.1f} s")
+    print(f"top-5 identical to official: {same}; max |prob difference|: {dprob:.2e}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
