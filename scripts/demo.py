@@ -59,7 +59,7 @@ def main() -> int:
 
     samples = sorted(str(p) for p in (wheel_data_dir().parent / "images").glob("*.png"))
     try:
-        engine.image_encoder
+        _ = engine.image_encoder  # load now: a missing backbone is reported here, once
     except BackboneError as exc:
         print(f"- photo geolocation skipped: {exc}")
         print("  (everything above is real GeoCLIP output; photos need the CLIP ViT-L/14 backbone)")
