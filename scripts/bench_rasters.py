@@ -38,6 +38,8 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="global run for the sharp query only")
+    ap.add_argument("--max-evaluations", type=int, default=600_000,
+                    help="cap on encoder calls for the global run (~90 s here); the needed rest is reported")
     args = ap.parse_args()
     engine = GeoClipEngine(device="cpu", gallery="fibonacci:16")
     mapper = LikelihoodMapper(engine.location_encoder, engine.scale)
@@ -70,11 +72,18 @@ def main() -> int:
     for w, (lat, lon) in [(0.9, (46, 8)), (0.55, (46, 8))][: 1 if args.quick else 2]:
         q = photo_like(engine, lat, lon, w)
         t0 = time.perf_counter()
-        _, st = mapper.coarse_to_fine(q, world)
+        _, st = mapper.coarse_to_fine(q, world, max_evaluations=args.max_evaluations)
         tf = time.perf_counter() - t0
         dense_s = world.width * world.height / rate
+        for lv in st["levels"]:
+            if lv.get("skipped"):
+                print(f"   level {lv['block'] * 0.1:g}°: {lv['needed']:,} cells needed -> "
+                      f"~{lv['needed'] / rate:.0f} s more (over --max-evaluations: not computed)")
+            else:
+                print(f"   level {lv['block'] * 0.1:g}°: {lv['evaluated']:,} cells in {lv['seconds']:.1f} s")
+        state = "exact where it matters" if st["complete"] else "INCOMPLETE (capped)"
         print(f"w={w} at ({lat},{lon}): coarse-to-fine {tf:6.1f} s, {st['evaluated']:,} cells evaluated "
-              f"({st['fraction_evaluated']:.2%}), {dense_s / tf:.0f}x faster than dense (goal: <= 10 s)")
+              f"({st['fraction_evaluated']:.2%}), {state}; dense ~{dense_s:.0f} s (goal: <= 10 s)")
     return 0
 
 

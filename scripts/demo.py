@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The demo uses a CLIP folder or the Hugging Face cache, never a download (see the docstring).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from geoclip_qgis.core.engine import GeoClipEngine  # noqa: E402
 from geoclip_qgis.core.errors import BackboneError  # noqa: E402

@@ -72,14 +72,16 @@ def _engine(args):
     )
 
 
+def failed_path(out: str) -> Path:
+    """Photos that could not be read are listed next to the first output, with the reason."""
+    return Path(out).with_name(Path(out).stem + ".failed.csv")
+
+
 def _sinks(outs: List[str], resume: bool):
     from .export import FAILURE_FIELDS, open_sink
 
     sinks = [open_sink(o, append=resume) for o in outs]
-    failures = None
-    if outs:
-        fail_path = Path(outs[0]).with_name(Path(outs[0]).stem + ".failed.csv")
-        failures = open_sink(fail_path, FAILURE_FIELDS, append=resume)
+    failures = open_sink(failed_path(outs[0]), FAILURE_FIELDS, append=resume) if outs else None
     return sinks, failures
 
 
@@ -122,7 +124,7 @@ def cmd_photos(args) -> int:
 
     photos = collect_photos(args.inputs, args.recursive, args.list)
     if args.resume:
-        done = done_sources([*args.out, *(str(Path(o).with_name(Path(o).stem + ".failed.csv")) for o in args.out[:1])])
+        done = done_sources([*args.out, *(failed_path(o) for o in args.out[:1])])
         before = len(photos)
         photos = [p for p in photos if p not in done]
         print(f"resume: {before - len(photos)} photo(s) already done, {len(photos)} to go", file=sys.stderr)

@@ -10,9 +10,10 @@ from typing import Optional, Tuple
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import protocol
 from .errors import ImageError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif"}
+IMAGE_SUFFIXES = set(protocol.IMAGE_SUFFIXES)
 _GPS_IFD = 0x8825
 
 

@@ -1,7 +1,7 @@
 """Rasters of the location encoder itself: its 512 features, a PCA colour view of them, and similarity.
 
-These need no CLIP backbone, only GeoCLIP's location encoder. Everything is computed in row tiles and
-written as it goes, so memory stays bounded whatever the raster's size.
+These need no CLIP backbone, only GeoCLIP's location encoder. Everything is computed in row tiles of at most
+TILE_CELLS cells and written as it goes, so memory stays bounded (~64 MB) whatever the raster's size.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .raster import GeoTiffWriter, Grid, check_budget, row_tiles
+from .raster import GeoTiffWriter, Grid, row_tiles
 
 TILE_CELLS = 32768
 
@@ -31,8 +31,6 @@ def feature_raster(engine, grid: Grid, path: os.PathLike, bands: Optional[Sequen
                    normalise: bool = False, cog: bool = False, progress=None) -> Dict:
     """Write the chosen location-embedding dimensions as float32 bands (all 512 by default)."""
     chosen = _bands(bands)
-    check_budget(Grid.over((grid.west, grid.south, min(grid.east, grid.west + grid.res * 64), grid.north), grid.res),
-                 4 * len(chosen), "a tile of feature bands")
     idx = torch.tensor(chosen)
     writer = GeoTiffWriter(path, grid, len(chosen), "float32", descriptions=[f"feature {b}" for b in chosen],
                            tags={"source": "GeoCLIP location encoder", "normalised": normalise}, cog=cog)
@@ -91,7 +89,6 @@ def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathL
     """'Places like here': cosine similarity between (lat, lon)'s location feature and every cell's."""
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InputError(f"point ({lat}, {lon}) is outside lat ±90 / lon ±180", hint="give lat, lon in degrees")
-    check_budget(grid, 0, "a similarity raster")
     q = engine.location_encoder.encode([[lat, lon]], normalise=True)[0]
     writer = GeoTiffWriter(path, grid, 1, "float32", nodata=-9999.0,
                            descriptions=[f"cosine similarity to ({lat:.5f}, {lon:.5f})"],

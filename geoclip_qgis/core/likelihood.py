@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -70,8 +70,12 @@ class LikelihoodMapper:
         return out
 
     def coarse_to_fine(self, query: torch.Tensor, grid: Grid, factor: int = 5, coarse_cells: int = 12000,
-                       tol: float = 1e-4, margin: float = 0.0) -> Tuple[np.ndarray, Dict]:
-        """Scores on the full grid, computed exactly where the mass is; see the module docstring."""
+                       tol: float = 1e-4, margin: float = 0.0, max_evaluations: Optional[int] = None,
+                       ) -> Tuple[np.ndarray, Dict]:
+        """Scores on the full grid, computed exactly where the mass is; see the module docstring.
+
+        `max_evaluations` bounds the work (an interactive preview): when the next level would pass it, the blocks
+        still selected keep their current score and stats['complete'] is False."""
         check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
         H, W = grid.shape
         size = 1
@@ -84,13 +88,16 @@ class LikelihoodMapper:
         dlon = math.radians(grid.res)
         levels = []
         start = self.evaluated
+        complete = True
+        t_level = time.perf_counter()
         while True:
             r1, c1 = np.minimum(r0 + size, H), np.minimum(c0 + size, W)
             lat = grid.north - (r0 + r1) / 2.0 * grid.res
             lon = grid.west + (c0 + c1) / 2.0 * grid.res
             lon = (lon + 180.0) % 360.0 - 180.0
             score = self.scores(query, np.stack([lat, lon], axis=1))
-            levels.append({"block": size, "evaluated": int(len(score))})
+            levels.append({"block": size, "evaluated": int(len(score)), "seconds": time.perf_counter() - t_level})
+            t_level = time.perf_counter()
             if size == 1:
                 out[r0, c0] = score
                 break
@@ -98,6 +105,11 @@ class LikelihoodMapper:
             keep = _select(logm, score, tol, margin)
             nh, nw = math.ceil(H / size), math.ceil(W / size)
             keep = _dilate(keep, r0 // size, c0 // size, nh, nw)
+            next_cost = int(keep.sum()) * factor * factor
+            if max_evaluations is not None and self.evaluated - start + next_cost > max_evaluations:
+                complete = False
+                levels.append({"block": size // factor, "needed": next_cost, "skipped": True})
+                keep[:] = False
             lattice = np.full((nh, nw), np.nan)
             drop = ~keep
             lattice[r0[drop] // size, c0[drop] // size] = score[drop]
@@ -107,15 +119,17 @@ class LikelihoodMapper:
             del up, fill, lattice
             child = size // factor
             offs = np.arange(factor) * child
-            kr, kc = r0[keep], c0[keep]
-            r0 = (kr[:, None, None] + offs[None, :, None] + 0 * offs[None, None, :]).ravel()
-            c0 = (kc[:, None, None] + 0 * offs[None, :, None] + offs[None, None, :]).ravel()
+            rows, cols = np.broadcast_arrays(r0[keep][:, None, None] + offs[None, :, None],
+                                             c0[keep][:, None, None] + offs[None, None, :])
+            r0, c0 = rows.ravel(), cols.ravel()
             inside = (r0 < H) & (c0 < W)
             r0, c0 = r0[inside], c0[inside]
             size = child
+            if len(r0) == 0:
+                break
         stats = {"method": "coarse-to-fine", "evaluated": int(self.evaluated - start), "cells": H * W,
                  "fraction_evaluated": (self.evaluated - start) / float(H * W), "levels": levels,
-                 "factor": factor, "tol": tol, "margin": margin}
+                 "factor": factor, "tol": tol, "margin": margin, "complete": complete}
         return out, stats
 
 
@@ -186,7 +200,3 @@ def write_likelihood(lmap: LikelihoodMap, path, description: str, cog: bool = Fa
     return write_geotiff(path, lmap.grid, lmap.density, nodata=-1.0, cog=cog,
                          descriptions=[f"probability density per km2: {description}"[:200]], tags=meta)
 
-
-def top_places(engine, query: torch.Tensor, k: int) -> Sequence:
-    """Gallery top-k for a (possibly fused) query, ranked like single-photo predictions."""
-    return engine.rank_query(query[None], k)[0]

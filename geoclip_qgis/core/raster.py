@@ -225,9 +225,13 @@ def render_preview(tif: os.PathLike, png: os.PathLike, max_width: int = 1440, lo
         if use_log:
             band = np.log10(np.maximum(band, 1e-300))
         vals = band[valid]
-        lo, hi = (np.percentile(vals, 1), vals.max()) if vals.size else (0.0, 1.0)
-        if use_log:
-            lo = max(lo, hi - 8)  # eight decades below the peak are as good as zero
+        if not vals.size:
+            lo, hi = 0.0, 1.0
+        elif use_log:
+            hi = vals.max()
+            lo = max(np.percentile(vals, 1), hi - 8)  # eight decades below the peak are as good as zero
+        else:
+            lo, hi = np.percentile(vals, 2), np.percentile(vals, 99.5)  # one bright query cell must not dim the rest
         rgb = colourise(band, lo, hi)
         rgb[~valid] = 0
     Image.fromarray(rgb, "RGB").save(png)

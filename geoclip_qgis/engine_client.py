@@ -1,0 +1,234 @@
+"""QGIS's side of the engine worker: start it, send requests, stream progress and rows back, restart on crash.
+
+Only the standard library and core.protocol are used here, so QGIS never loads torch. A request blocks the calling
+thread (a QgsTask or a Processing algorithm's thread, never the GUI thread), polling `is_cancelled` so a cancel
+reaches the worker within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Deque, Dict, List, Optional
+
+from .core import protocol
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
+SETTINGS_PREFIX = "geoclip"
+
+
+class EngineError(Exception):
+    """The worker refused a request (bad input, missing model); `info` holds code, message, path, hint."""
+
+    def __init__(self, info: Dict[str, Any]):
+        self.info = info
+        self.code = info.get("code", "error")
+        super().__init__(info.get("message") or "engine error")
+
+
+class WorkerCrashed(EngineError):
+    """The worker process died; the next request starts a new one."""
+
+
+class EngineNotInstalled(EngineError):
+    pass
+
+
+def setting(key: str, default: Any = None) -> Any:
+    """A plugin setting from QgsSettings when QGIS is there, else the default."""
+    try:
+        from qgis.core import QgsSettings
+    except ImportError:
+        return default
+    return QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", default)
+
+
+def managed_env_dir() -> Path:
+    """Where the GUI's installer puts the engine's venv: in the QGIS settings folder, so plugin upgrades keep it."""
+    try:
+        from qgis.core import QgsApplication
+
+        base = Path(QgsApplication.qgisSettingsDirPath())
+    except ImportError:
+        base = Path.home() / ".local" / "share" / "geoclip_qgis"
+    return base / "geoclip" / "engine-venv"
+
+
+def engine_python() -> str:
+    """The engine's Python: setting, then $GEOCLIP_ENGINE_PYTHON, then a checkout's .venv, then the managed venv."""
+    bin_name = "Scripts/python.exe" if sys.platform == "win32" else "bin/python"
+    candidates = [setting("engine_python", ""), os.environ.get(ENGINE_PYTHON_ENV, ""),
+                  str(PLUGIN_DIR.parent / ".venv" / bin_name), str(managed_env_dir() / bin_name)]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return str(c)
+    raise EngineNotInstalled({
+        "code": "not_installed",
+        "message": "the GeoCLIP engine (a Python with torch) is not installed",
+        "hint": "open GeoCLIP > Engine and models and click 'Install engine', or set the engine Python in settings",
+    })
+
+
+class EngineClient:
+    """One long-lived worker process; requests are served one at a time, in order."""
+
+    def __init__(self, python: Optional[str] = None, startup_timeout: float = 120.0):
+        self.python = python
+        self.startup_timeout = startup_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self.messages: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
+        self.stderr_tail: Deque[str] = collections.deque(maxlen=60)
+        self.ids = itertools.count(1)
+        self.lock = threading.Lock()  # one request at a time
+        self.ready: Dict[str, Any] = {}
+        self.restarts = 0
+
+    # ---- process life -----------------------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        python = self.python or engine_python()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_DIR.parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        for key in ("clip_path", "cache_dir"):
+            val = setting(key, "")
+            if val:
+                env["GEOCLIP_CLIP_PATH" if key == "clip_path" else "GEOCLIP_QGIS_CACHE"] = str(val)
+        self.messages = queue.Queue()
+        self.stderr_tail.clear()
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        self.proc = subprocess.Popen(
+            [python, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8", bufsize=1, creationflags=flags,
+        )
+        threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True).start()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            msg = self._next(deadline)
+            if msg is not None and msg.get("type") == "ready":
+                self.ready = msg
+                return
+
+    def _read_stdout(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            try:
+                self.messages.put(protocol.decode(line))
+            except ValueError:
+                self.stderr_tail.append(f"(unframed stdout) {line.rstrip()}")
+        self.messages.put(None)  # end of stream: the process is gone
+
+    def _read_stderr(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            self.stderr_tail.append(line.rstrip())
+
+    def _next(self, deadline: Optional[float]) -> Optional[Dict[str, Any]]:
+        while True:
+            try:
+                msg = self.messages.get(timeout=0.1)
+            except queue.Empty:
+                if not self.alive:
+                    self._crashed()
+                if deadline is not None and time.monotonic() > deadline:
+                    self.kill()
+                    raise WorkerCrashed({"code": "timeout", "message": "the engine worker did not answer in time",
+                                         "hint": "see the log for details"}) from None
+                return None
+            if msg is None:
+                self._crashed()
+            return msg
+
+    def _crashed(self) -> None:
+        code = self.proc.poll() if self.proc else None
+        tail = "\n".join(list(self.stderr_tail)[-15:])
+        self.proc = None
+        self.restarts += 1
+        raise WorkerCrashed({"code": "crashed", "message": f"the GeoCLIP engine stopped (exit code {code})",
+                             "hint": "it restarts on the next request; details:\n" + tail})
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def shutdown(self) -> None:
+        if self.alive:
+            try:
+                self.proc.stdin.write(protocol.encode({"op": "shutdown"}))
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.kill()
+        self.proc = None
+
+    # ---- requests ---------------------------------------------------------------------------------------------
+    def _send(self, message: Dict[str, Any]) -> None:
+        try:
+            self.proc.stdin.write(protocol.encode(message))
+            self.proc.stdin.flush()
+        except (OSError, AttributeError):
+            self._crashed()
+
+    def call(self, op: str, params: Optional[Dict[str, Any]] = None, *,
+             on_progress: Optional[Callable[[int, int, str], None]] = None,
+             on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
+             is_cancelled: Optional[Callable[[], bool]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Run one request to completion; rows arrive through `on_row` as the worker finishes them."""
+        with self.lock:
+            if not self.alive:
+                self.start()
+            rid = next(self.ids)
+            self._send(protocol.request(rid, op, **(params or {})))
+            deadline = None if timeout is None else time.monotonic() + timeout
+            cancel_sent = False
+            while True:
+                if is_cancelled is not None and not cancel_sent and is_cancelled():
+                    self._send({"op": "cancel", "target": rid})
+                    cancel_sent = True
+                msg = self._next(deadline)
+                if msg is None or msg.get("id") != rid:
+                    continue
+                kind = msg.get("type")
+                if kind == "progress" and on_progress:
+                    on_progress(int(msg.get("done", 0)), int(msg.get("total", 0)), str(msg.get("message", "")))
+                elif kind == "row" and on_row:
+                    on_row(msg["data"])
+                elif kind == "result":
+                    return msg["data"]
+                elif kind == "error":
+                    raise EngineError(msg["error"])
+
+    def diagnostics(self) -> List[str]:
+        return list(self.stderr_tail)
+
+
+_shared: Optional[EngineClient] = None
+_shared_lock = threading.Lock()
+
+
+def shared_client() -> EngineClient:
+    """The session's one worker (the model stays loaded between algorithm runs)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = EngineClient()
+        return _shared
+
+
+def shutdown_shared() -> None:
+    global _shared
+    with _shared_lock:
+        if _shared is not None:
+            _shared.shutdown()
+            _shared = None

@@ -1,0 +1,145 @@
+"""Result layers, shared by the Processing algorithms and the dock: fields, features from worker rows, styles.
+
+Photo paths are stored relative to the project folder when the photo lies inside it (and absolute otherwise);
+the map tip resolves them against @project_home, so moving a project folder together with its photos keeps the
+thumbnails working.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+from qgis.core import (
+    QgsFeature,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QVariant
+
+STYLES = Path(__file__).resolve().parent / "resources" / "styles"
+EARTH_RADIUS_KM = 6371.0088
+
+PREDICTION_FIELDS = [
+    ("photo", QVariant.String), ("query", QVariant.String), ("rank", QVariant.Int),
+    ("probability", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
+    ("gallery_index", QVariant.Int), ("exif_lat", QVariant.Double), ("exif_lon", QVariant.Double),
+    ("error_km", QVariant.Double),
+]
+FAILED_FIELDS = [("photo", QVariant.String), ("reason", QVariant.String), ("code", QVariant.String)]
+
+
+def make_fields(spec) -> QgsFields:
+    fields = QgsFields()
+    for name, kind in spec:
+        fields.append(QgsField(name, kind))
+    return fields
+
+
+def prediction_fields() -> QgsFields:
+    return make_fields(PREDICTION_FIELDS)
+
+
+def failed_fields() -> QgsFields:
+    return make_fields(FAILED_FIELDS)
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def stored_path(path: str, project_home: Optional[str]) -> str:
+    """Relative to the project folder when inside it, so the project can move with its photos."""
+    if not project_home or not path or path.startswith("<"):
+        return path
+    try:
+        rel = os.path.relpath(path, project_home)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def prediction_features(row: Dict[str, Any], fields: QgsFields, project_home: Optional[str] = None) -> List[QgsFeature]:
+    """Point features (EPSG:4326) for one worker row: one per predicted rank."""
+    feats = []
+    is_text = row.get("kind") == "text"
+    gps = row.get("gps")
+    for p in row.get("predictions", []):
+        f = QgsFeature(fields)
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(p["lon"], p["lat"])))
+        f["photo"] = None if is_text else stored_path(row["source"], project_home)
+        f["query"] = row["source"] if is_text else None
+        f["rank"], f["probability"] = int(p["rank"]), float(p["probability"])
+        f["lat"], f["lon"], f["gallery_index"] = float(p["lat"]), float(p["lon"]), int(p["gallery_index"])
+        if gps:
+            f["exif_lat"], f["exif_lon"] = float(gps[0]), float(gps[1])
+            f["error_km"] = haversine_km(gps[0], gps[1], p["lat"], p["lon"])
+        feats.append(f)
+    return feats
+
+
+def failed_feature(row: Dict[str, Any], fields: QgsFields) -> QgsFeature:
+    f = QgsFeature(fields)
+    err = row.get("error") or {}
+    f["photo"], f["reason"], f["code"] = row.get("source"), err.get("message", ""), err.get("code", "error")
+    return f
+
+
+def style_predictions(layer: QgsVectorLayer) -> None:
+    """Graduated by probability, labelled by rank, with a photo thumbnail map tip."""
+    layer.loadNamedStyle(str(STYLES / "predictions.qml"))
+    layer.setMapTipTemplate(MAP_TIP)
+    layer.triggerRepaint()
+
+
+def style_likelihood(layer: QgsRasterLayer) -> None:
+    """Colour ramp over the density; cells under 1% of the peak are transparent."""
+    from qgis.core import QgsRasterBandStats
+
+    layer.loadNamedStyle(str(STYLES / "likelihood.qml"))
+    renderer = layer.renderer()
+    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Max)
+    if renderer is not None and hasattr(renderer, "shader") and stats.maximumValue > 0:
+        shader = renderer.shader()
+        ramp = shader.rasterShaderFunction()
+        peak = stats.maximumValue
+        items = ramp.colorRampItemList()
+        for i, item in enumerate(items):
+            item.value = peak * (0.01 + 0.99 * i / max(1, len(items) - 1)) if i else peak * 0.01
+        ramp.setColorRampItemList(items)
+        ramp.setMinimumValue(peak * 0.01)
+        ramp.setMaximumValue(peak)
+        renderer.setClassificationMin(peak * 0.01)
+        renderer.setClassificationMax(peak)
+    layer.triggerRepaint()
+
+
+def style_similarity(layer: QgsRasterLayer) -> None:
+    layer.loadNamedStyle(str(STYLES / "similarity.qml"))
+    layer.triggerRepaint()
+
+
+MAP_TIP = """<div style="max-width:340px">
+[% CASE WHEN "photo" IS NOT NULL THEN
+'<img src="file:///' || CASE WHEN regexp_match("photo", '^(/|[A-Za-z]:)') THEN "photo"
+ELSE @project_home || '/' || "photo" END || '" style="max-width:320px;max-height:240px"><br>' ELSE '' END %]
+<b>[% coalesce("photo", "query") %]</b><br>
+rank [% "rank" %] &middot; p = [% format_number("probability", 4) %]<br>
+[% format_number("lat", 5) %], [% format_number("lon", 5) %]
+[% CASE WHEN "error_km" IS NOT NULL THEN '<br>EXIF GPS is ' || format_number("error_km", 1) || ' km away' ELSE '' END %]
+</div>"""
+
+
+def iter_paths_from_layer(layer, field: str) -> Iterable[str]:
+    for f in layer.getFeatures():
+        value = f[field]
+        if value:
+            yield str(value)

@@ -1,0 +1,64 @@
+"""Processing: where does a text description fit? Points, and optionally a likelihood raster."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeatureSink,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+
+from ..layers import prediction_features, prediction_fields, style_likelihood, style_predictions
+from .base import GeoClipAlgorithm, tr
+from .postprocess import StyleOnLoad
+
+
+class GeolocateText(GeoClipAlgorithm):
+    _name = "geolocate_text"
+    _display = "Geolocate text query"
+    _help = ("Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': "
+             "GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery "
+             "points are returned. Several queries can be given, one per line. Optionally writes a likelihood "
+             "raster (probability per km²) for the first query.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterString("QUERY", tr("Text description(s), one per line"),
+                                                       multiLine=True))
+        self.add_engine_parameters()
+        self.add_extent_parameters(0.5)
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Matching places"),
+                                                            QgsProcessing.TypeVectorPoint))
+        self.addParameter(QgsProcessingParameterRasterDestination("RASTER", tr("Likelihood raster"), optional=True,
+                                                                  createByDefault=False))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        queries = [q.strip() for q in self.parameterAsString(parameters, "QUERY", context).splitlines() if q.strip()]
+        if not queries:
+            raise QgsProcessingException(tr("Type a description, e.g. 'snowy alpine village'"))
+        fields = prediction_fields()
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Point,
+                                          QgsCoordinateReferenceSystem("EPSG:4326"))
+        engine = self.engine_options(parameters, context)
+
+        def on_row(row):
+            sink.addFeatures(prediction_features(row, fields), QgsFeatureSink.FastInsert)
+
+        self.run_engine("geolocate_text", {"queries": queries, "engine": engine,
+                                           "top_k": self.parameterAsInt(parameters, "TOP_K", context)},
+                        feedback, on_row=on_row)
+        StyleOnLoad.attach(context, dest, style_predictions)
+        results = {"OUTPUT": dest}
+        raster = self.parameterAsOutputLayer(parameters, "RASTER", context)
+        if raster and not feedback.isCanceled():
+            out = self.run_engine("likelihood", {
+                "text": queries[0], "engine": engine, "extent": self.extent_wsen(parameters, context),
+                "resolution": self.parameterAsDouble(parameters, "RESOLUTION", context), "out": raster}, feedback)
+            feedback.pushInfo(tr("Densest cell: {:.4f}, {:.4f}").format(out["best_lat"], out["best_lon"]))
+            StyleOnLoad.attach(context, raster, style_likelihood)
+            results["RASTER"] = raster
+        return results

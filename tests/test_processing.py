@@ -1,0 +1,218 @@
+"""The Processing provider on real QGIS (pytest-qgis, headless): every algorithm through processing.run with the
+real engine worker, the tiny CLIP and the real GeoCLIP weights; crash recovery and cancel keep finished rows."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_photo
+from PIL import Image
+
+pytestmark = pytest.mark.usefixtures("qgis_processing")
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_processing, cache_dir, tiny_clip):
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis.engine_client import shutdown_shared
+    from geoclip_qgis.processing.provider import GeoClipProvider
+
+    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
+    registry = QgsApplication.processingRegistry()
+    prov = registry.providerById("geoclip")
+    if prov is None:
+        prov = GeoClipProvider()
+        registry.addProvider(prov)
+    yield prov
+    shutdown_shared()
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("qgis photos ü")
+    for i in range(3):
+        make_photo(folder / f"p{i}.jpg", seed=10 + i)
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "N", 2: (46.0, 0.0, 0.0), 3: "E", 4: (8.0, 0.0, 0.0)})
+    make_photo(folder / "with_gps.jpg", seed=20, exif=exif)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def common(tiny_clip, **extra):
+    return {"TOP_K": 3, "DEVICE": 1, "GALLERY": "fibonacci:3000", "CLIP_PATH": tiny_clip, **extra}
+
+
+def run(alg, params, feedback=None):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProject
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    return processing.run(f"geoclip:{alg}", params, feedback=feedback, context=context)
+
+
+def test_provider_lists_five_algorithms(provider):
+    names = sorted(a.name() for a in provider.algorithms())
+    assert names == ["geolocate_photos", "geolocate_text", "likelihood_raster", "location_features",
+                     "places_like_here"]
+    for alg in provider.algorithms():
+        assert len(alg.shortHelpString()) > 80, alg.name()
+
+
+def test_geolocate_photos_folder(provider, photo_folder, tiny_clip, tmp_path):
+    from qgis.core import QgsVectorLayer
+
+    out, failed = tmp_path / "pred.gpkg", tmp_path / "failed.gpkg"
+    res = run("geolocate_photos", common(tiny_clip, FOLDER=str(photo_folder), OUTPUT=str(out), FAILED=str(failed)))
+    assert res["GEOLOCATED"] == 4 and res["FAILED_COUNT"] == 1
+    layer = QgsVectorLayer(res["OUTPUT"], "pred", "ogr")
+    assert layer.isValid() and layer.featureCount() == 12
+    assert layer.crs().authid() == "EPSG:4326"
+    names = [f.name() for f in layer.fields()]
+    for field in ("photo", "rank", "probability", "lat", "lon", "exif_lat", "exif_lon", "error_km"):
+        assert field in names
+    gps_rows = [f for f in layer.getFeatures() if f["photo"].endswith("with_gps.jpg")]
+    assert len(gps_rows) == 3 and all(f["exif_lat"] == pytest.approx(46.0) for f in gps_rows)
+    assert all(f["error_km"] > 0 for f in gps_rows)
+    bad = QgsVectorLayer(res["FAILED"], "failed", "ogr")
+    rows = list(bad.getFeatures())
+    assert len(rows) == 1 and rows[0]["photo"].endswith("broken.jpg") and "corrupt" in rows[0]["reason"]
+
+
+def test_geolocate_photos_from_layer_field(provider, photo_folder, tiny_clip):
+    from qgis.core import QgsFeature, QgsVectorLayer
+
+    table = QgsVectorLayer("None?field=path:string", "paths", "memory")
+    feats = []
+    for name in ("p0.jpg", "p1.jpg", "p0.jpg"):  # a duplicate is geolocated once
+        f = QgsFeature(table.fields())
+        f["path"] = str(photo_folder / name)
+        feats.append(f)
+    table.dataProvider().addFeatures(feats)
+    res = run("geolocate_photos", common(tiny_clip, LAYER=table, PATH_FIELD="path", OUTPUT="memory:",
+                                         FAILED="memory:"))
+    assert res["GEOLOCATED"] == 2
+
+
+def test_geolocate_text_with_raster(provider, tiny_clip, tmp_path):
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
+
+    res = run("geolocate_text", common(tiny_clip, QUERY="snowy alpine village\nrice terraces",
+                                       EXTENT="0,40,20,50 [EPSG:4326]", RESOLUTION=1.0,
+                                       OUTPUT=str(tmp_path / "text.gpkg"), RASTER=str(tmp_path / "text.tif")))
+    points = QgsVectorLayer(res["OUTPUT"], "t", "ogr")
+    assert points.featureCount() == 6
+    assert {f["query"] for f in points.getFeatures()} == {"snowy alpine village", "rice terraces"}
+    raster = QgsRasterLayer(res["RASTER"], "r")
+    assert raster.isValid() and raster.crs().authid() == "EPSG:4326"
+    ext = raster.extent()
+    assert (ext.xMinimum(), ext.yMinimum(), ext.xMaximum(), ext.yMaximum()) == pytest.approx((0, 20, 40, 50))
+    assert (raster.width(), raster.height()) == (40, 30)
+
+
+def test_likelihood_raster_fuses_photos(provider, photo_folder, tiny_clip, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    photos = [str(photo_folder / "p0.jpg"), str(photo_folder / "p1.jpg")]
+    res = run("likelihood_raster", {"PHOTOS": photos, "EXTENT": "-10,30,30,60 [EPSG:4326]", "RESOLUTION": 0.5,
+                                    "DEVICE": 1, "CLIP_PATH": tiny_clip, "OUTPUT": str(tmp_path / "lk.tif")})
+    layer = QgsRasterLayer(res["OUTPUT"], "lk")
+    assert layer.isValid() and (layer.width(), layer.height()) == (80, 60)
+    assert -10 <= res["BEST_LON"] <= 30 and 30 <= res["BEST_LAT"] <= 60
+    with pytest.raises(Exception, match="either photos or a text"):
+        run("likelihood_raster", {"PHOTOS": photos, "TEXT": "a beach", "CLIP_PATH": tiny_clip,
+                                  "OUTPUT": str(tmp_path / "x.tif")})
+
+
+def test_location_features_and_places_like_here(provider, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    res = run("location_features", {"EXTENT": "-20,40,30,70 [EPSG:4326]", "RESOLUTION": 2.0, "MODE": 0,
+                                    "OUTPUT": str(tmp_path / "pca.tif")})
+    pca = QgsRasterLayer(res["OUTPUT"], "pca")
+    assert pca.isValid() and pca.bandCount() == 3 and (pca.width(), pca.height()) == (30, 20)
+    res = run("location_features", {"RESOLUTION": 10.0, "MODE": 1, "BANDS": "0,7",
+                                    "OUTPUT": str(tmp_path / "bands.tif")})
+    bands = QgsRasterLayer(res["OUTPUT"], "bands")
+    assert bands.bandCount() == 2 and (bands.width(), bands.height()) == (36, 18)
+    res = run("places_like_here", {"POINT": "2.35,48.85 [EPSG:4326]", "EXTENT": "-10,20,40,60 [EPSG:4326]",
+                                   "RESOLUTION": 0.5, "OUTPUT": str(tmp_path / "like.tif")})
+    like = QgsRasterLayer(res["OUTPUT"], "like")
+    assert like.isValid() and like.crs().authid() == "EPSG:4326"
+
+
+class KillAfterFirstRow:
+    """Kills the worker as soon as one photo's row is in, like a CUDA crash mid-batch would."""
+
+    def __init__(self):
+        from qgis.core import QgsProcessingFeedback
+
+        class Feedback(QgsProcessingFeedback):
+            def setProgressText(self, text):  # called with each finished photo's path
+                super().setProgressText(text)
+                from geoclip_qgis.engine_client import shared_client
+
+                if text.endswith(".jpg") and not getattr(self, "killed", False):
+                    self.killed = True
+                    shared_client().kill()
+
+        self.feedback = Feedback()
+
+
+def _many_photos(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        make_photo(folder / f"m{i:02d}.jpg", seed=100 + i, size=(96, 96))
+    return folder
+
+
+def test_worker_killed_mid_job_keeps_rows_and_recovers(provider, tiny_clip, tmp_path):
+    from qgis.core import QgsVectorLayer
+
+    from geoclip_qgis.engine_client import shared_client
+
+    folder = _many_photos(tmp_path / "many", 12)
+    killer = KillAfterFirstRow()
+    before = shared_client().restarts
+    res = run("geolocate_photos", common(tiny_clip, FOLDER=str(folder), OUTPUT=str(tmp_path / "k.gpkg"),
+                                         TOP_K=1), feedback=killer.feedback)
+    assert killer.feedback.killed
+    assert shared_client().restarts == before + 1
+    kept = QgsVectorLayer(res["OUTPUT"], "k", "ogr").featureCount()
+    assert 1 <= kept < 12, kept
+    again = run("geolocate_photos", common(tiny_clip, FOLDER=str(folder), OUTPUT="memory:", TOP_K=1))
+    assert again["GEOLOCATED"] == 12, "the next request restarts the worker"
+
+
+def test_cancel_keeps_finished_rows(provider, tiny_clip, tmp_path):
+    from qgis.core import QgsProcessingFeedback, QgsVectorLayer
+
+    folder = _many_photos(tmp_path / "cancel", 12)
+
+    class CancelEarly(QgsProcessingFeedback):
+        def setProgressText(self, text):
+            super().setProgressText(text)
+            if text.endswith(".jpg"):
+                self.cancel()
+
+    res = run("geolocate_photos", common(tiny_clip, FOLDER=str(folder), OUTPUT=str(tmp_path / "c.gpkg"), TOP_K=1),
+              feedback=CancelEarly())
+    kept = QgsVectorLayer(res["OUTPUT"], "c", "ogr").featureCount()
+    assert 1 <= kept < 12, kept
+
+
+def test_engine_not_installed_is_explained(provider, tmp_path, monkeypatch):
+    from geoclip_qgis.engine_client import EngineClient, EngineNotInstalled, engine_python
+
+    monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", str(tmp_path / "nope" / "python"))
+    monkeypatch.setattr("geoclip_qgis.engine_client.PLUGIN_DIR", tmp_path / "plugin")
+    monkeypatch.setattr("geoclip_qgis.engine_client.managed_env_dir", lambda: tmp_path / "managed")
+    with pytest.raises(EngineNotInstalled, match="not installed"):
+        engine_python()
+    with pytest.raises(EngineNotInstalled):
+        EngineClient().call("info", {})
