@@ -8,6 +8,7 @@ reaches the worker within a fraction of a second.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 import queue
@@ -149,10 +150,18 @@ class EngineClient:
                 self._crashed()
             return msg
 
+    def _release(self) -> None:
+        """Close our ends of the pipes (the reader threads end with them) and forget the process."""
+        if self.proc is not None:
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
+        self.proc = None
+
     def _crashed(self) -> None:
         code = self.proc.poll() if self.proc else None
         tail = "\n".join(list(self.stderr_tail)[-15:])
-        self.proc = None
+        self._release()
         self.restarts += 1
         raise WorkerCrashed({"code": "crashed", "message": f"the GeoCLIP engine stopped (exit code {code})",
                              "hint": "it restarts on the next request; details:\n" + tail})
@@ -170,7 +179,7 @@ class EngineClient:
                 self.proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
-        self.proc = None
+        self._release()
 
     # ---- requests ---------------------------------------------------------------------------------------------
     def _send(self, message: Dict[str, Any]) -> None:

@@ -101,24 +101,25 @@ def style_predictions(layer: QgsVectorLayer) -> None:
 
 
 def style_likelihood(layer: QgsRasterLayer) -> None:
-    """Colour ramp over the density; cells under 1% of the peak are transparent."""
-    from qgis.core import QgsRasterBandStats
-
+    """Colour ramp stretched over the density's 50-99.5% range: the less likely half of the extent is transparent,
+    and the few spiky cells at the top (GeoCLIP's finest capsule) do not wash out the rest."""
     layer.loadNamedStyle(str(STYLES / "likelihood.qml"))
     renderer = layer.renderer()
-    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Max)
-    if renderer is not None and hasattr(renderer, "shader") and stats.maximumValue > 0:
-        shader = renderer.shader()
-        ramp = shader.rasterShaderFunction()
-        peak = stats.maximumValue
-        items = ramp.colorRampItemList()
-        for i, item in enumerate(items):
-            item.value = peak * (0.01 + 0.99 * i / max(1, len(items) - 1)) if i else peak * 0.01
-        ramp.setColorRampItemList(items)
-        ramp.setMinimumValue(peak * 0.01)
-        ramp.setMaximumValue(peak)
-        renderer.setClassificationMin(peak * 0.01)
-        renderer.setClassificationMax(peak)
+    if renderer is None or not hasattr(renderer, "shader"):
+        return
+    lo, hi = layer.dataProvider().cumulativeCut(1, 0.5, 0.995, layer.extent(), 250000)
+    if not hi > lo:
+        return
+    ramp = renderer.shader().rasterShaderFunction()
+    items = ramp.colorRampItemList()
+    for i, item in enumerate(items):
+        item.value = lo + (hi - lo) * i / max(1, len(items) - 1)
+    ramp.setColorRampItemList(items)
+    ramp.setMinimumValue(lo)
+    ramp.setMaximumValue(hi)
+    ramp.setClip(False)
+    renderer.setClassificationMin(lo)
+    renderer.setClassificationMax(hi)
     layer.triggerRepaint()
 
 

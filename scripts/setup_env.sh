@@ -26,12 +26,12 @@ fi
 PY="$VENV/bin/python"
 
 stamp="$VENV/.geoclip-setup"
-want=$(cat "$ROOT/requirements-engine.txt" "$ROOT/requirements-dev.txt" "$0" | sha256sum | cut -c1-16)
+want=$(cat "$ROOT/geoclip_qgis/resources/engine-requirements.txt" "$ROOT/requirements-dev.txt" "$0" | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: pip install (pinned) into $VENV"
   "$PY" -m pip install -q -U "pip>=24"
   printf 'numpy<2\ntorch==2.13.0\n' > "$VENV/constraints.txt"
-  "$PY" -m pip install -q -c "$VENV/constraints.txt" -r "$ROOT/requirements-engine.txt" -r "$ROOT/requirements-dev.txt"
+  "$PY" -m pip install -q -c "$VENV/constraints.txt" -r "$ROOT/geoclip_qgis/resources/engine-requirements.txt" -r "$ROOT/requirements-dev.txt"
   # The oracle: --no-deps, because its torchvision pin resolves to a CUDA build that breaks transformers.
   "$PY" -m pip install -q --no-deps geoclip==1.3.0
   "$PY" -m pip install -q --no-deps -e "$ROOT"

@@ -209,6 +209,7 @@ def test_cancel_keeps_finished_rows(provider, tiny_clip, tmp_path):
 def test_engine_not_installed_is_explained(provider, tmp_path, monkeypatch):
     from geoclip_qgis.engine_client import EngineClient, EngineNotInstalled, engine_python
 
+    monkeypatch.setattr("geoclip_qgis.engine_client.setting", lambda key, default=None: default)
     monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", str(tmp_path / "nope" / "python"))
     monkeypatch.setattr("geoclip_qgis.engine_client.PLUGIN_DIR", tmp_path / "plugin")
     monkeypatch.setattr("geoclip_qgis.engine_client.managed_env_dir", lambda: tmp_path / "managed")

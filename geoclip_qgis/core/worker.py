@@ -100,7 +100,27 @@ class Worker:
                 "device": select_device(params.get("device")).to_dict(), "pid": os.getpid()}
         if params.get("engine") is not None:
             info["engine"] = self.engine(params["engine"]).info()
+        if params.get("check_models"):
+            info.update(self._check_models(params.get("clip_path") or None, params.get("weights") or None))
         return info
+
+    @staticmethod
+    def _check_models(clip_path, weights) -> Dict[str, Any]:
+        """What the model manager shows: is each model present and valid, and if not, why."""
+        from .image_encoder import resolve_clip_path
+        from .weights import load_weights
+
+        out: Dict[str, Any] = {}
+        try:
+            out["clip"] = {"ok": True, "path": resolve_clip_path(clip_path)}
+        except GeoClipError as exc:
+            out["clip"] = {"ok": False, "message": str(exc)}
+        try:
+            w = load_weights(weights)
+            out["weights"] = {"ok": True, "path": w.source, "gallery": str(w.gallery_csv)}
+        except GeoClipError as exc:
+            out["weights"] = {"ok": False, "message": str(exc)}
+        return out
 
     def op_geolocate_images(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         paths = list(params.get("paths") or [])

@@ -1,0 +1,278 @@
+"""Engine and model manager: what is installed, one-click engine install, CLIP download or import, diagnostics."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from qgis.core import Qgis, QgsApplication, QgsTask
+from qgis.PyQt.QtCore import QProcess, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QApplication,
+    QDialog,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from .. import downloader
+from ..engine_client import EngineError, engine_python, managed_env_dir, shared_client
+from . import settings
+from .settings import redact, tr
+
+REQUIREMENTS = Path(__file__).resolve().parents[1] / "resources" / "engine-requirements.txt"
+TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
+
+
+def nvidia_driver() -> Optional[str]:
+    """The NVIDIA driver version when nvidia-smi works, else None (then the CPU build of torch is installed)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def base_python() -> str:
+    """A Python to create the engine's venv from: QGIS's own where it ships one, else python3 on PATH."""
+    prefix = Path(sys.exec_prefix)
+    for c in (prefix / "python.exe", prefix / "bin" / "python3", shutil.which("python3"), shutil.which("python")):
+        if c and Path(c).is_file():
+            return str(c)
+    raise FileNotFoundError("no Python found to create the engine environment")
+
+
+def install_steps(venv: Path, cuda: bool) -> List[Tuple[str, str, List[str]]]:
+    """(title, program, arguments) for each step of the engine install, run in order by QProcess."""
+    py = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+    index = TORCH_INDEX["cuda" if cuda else "cpu"]
+    return [
+        (tr("Creating the environment"), base_python(), ["-m", "venv", str(venv)]),
+        (tr("Updating pip"), py, ["-m", "pip", "install", "-U", "pip"]),
+        (tr("Installing PyTorch ({})").format("CUDA" if cuda else "CPU"), py,
+         ["-m", "pip", "install", "torch==2.13.0", "--index-url", index]),
+        (tr("Installing transformers, rasterio and the rest"), py,
+         ["-m", "pip", "install", "-r", str(REQUIREMENTS)]),
+        (tr("Installing the GeoCLIP weights package"), py, ["-m", "pip", "install", "--no-deps", "geoclip==1.3.0"]),
+    ]
+
+
+class DownloadTask(QgsTask):
+    progressed = pyqtSignal(int, int, str)
+
+    def __init__(self, folder: Path):
+        super().__init__(tr("Downloading CLIP ViT-L/14"), QgsTask.CanCancel)
+        self.folder = folder
+        self.error: Optional[str] = None
+
+    def run(self) -> bool:
+        try:
+            downloader.download_all(downloader.clip_url(), downloader.CLIP_FILES, self.folder,
+                                    lambda d, t, n: (self.setProgress(100.0 * d / max(t, 1)),
+                                                     self.progressed.emit(d, t, n)), self.isCanceled)
+            return True
+        except Exception as exc:  # network, disk, checksum: all shown to the user
+            self.error = str(exc)
+            return False
+
+
+class ManagerDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(tr("GeoCLIP engine and models"))
+        self.resize(760, 560)
+        self.proc: Optional[QProcess] = None
+        self.steps: List[Tuple[str, str, List[str]]] = []
+        self.task = None
+        self.info: dict = {}
+        v = QVBoxLayout(self)
+        grid = QGridLayout()
+        self.labels = {}
+        for r, (key, title) in enumerate((("engine", tr("Engine (Python + PyTorch)")), ("device", tr("Device")),
+                                           ("clip", tr("CLIP ViT-L/14 backbone")), ("weights", tr("GeoCLIP weights")))):
+            grid.addWidget(QLabel(f"<b>{title}</b>"), r, 0)
+            self.labels[key] = QLabel(tr("checking…"))
+            self.labels[key].setWordWrap(True)
+            grid.addWidget(self.labels[key], r, 1)
+        grid.setColumnStretch(1, 1)
+        v.addLayout(grid)
+        buttons = QHBoxLayout()
+        self.install = QPushButton(tr("Install engine"))
+        self.download = QPushButton(tr("Download CLIP (1.7 GB)"))
+        self.import_folder = QPushButton(tr("Use a CLIP folder I have…"))
+        self.refresh_button = QPushButton(tr("Check again"))
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setEnabled(False)
+        self.copy = QPushButton(tr("Copy diagnostics"))
+        for b in (self.install, self.download, self.import_folder, self.refresh_button, self.cancel_button, self.copy):
+            buttons.addWidget(b)
+        v.addLayout(buttons)
+        self.progress = QProgressBar()
+        v.addWidget(self.progress)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        v.addWidget(self.log, 1)
+        self.install.clicked.connect(self.start_install)
+        self.download.clicked.connect(self.start_download)
+        self.import_folder.clicked.connect(self.pick_clip_folder)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.copy.clicked.connect(self.copy_diagnostics)
+        self.refresh()
+
+    # ---- status -----------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        try:
+            py = engine_python()
+        except EngineError as exc:
+            self.labels["engine"].setText(f"<span style='color:#b00'>{exc}</span><br>{exc.info.get('hint', '')}")
+            for key in ("device", "clip", "weights"):
+                self.labels[key].setText(tr("needs the engine"))
+            return
+        self.labels["engine"].setText(redact(py) + tr(" — starting…"))
+        from .tasks import EngineTask
+
+        self.task = EngineTask(tr("GeoCLIP: checking the engine"), "info",
+                               {"check_models": True, "clip_path": settings.get("clip_path"),
+                                "weights": settings.get("weights"), "device": settings.get("device")})
+        self.task.done.connect(self.show_info)
+        self.task.failed.connect(lambda e: self.labels["engine"].setText(
+            f"<span style='color:#b00'>{e.get('message')}</span>"))
+        QgsApplication.taskManager().addTask(self.task)
+
+    def show_info(self, info: dict) -> None:
+        self.info = info
+        self.task = None
+        ok, bad = "<span style='color:#080'>✔</span> ", "<span style='color:#b00'>✘</span> "
+        self.labels["engine"].setText(ok + redact(f"Python {info['python']}, torch {info['torch']}, transformers "
+                                                  f"{info['transformers']} ({info['executable']})"))
+        dev = info["device"]
+        self.labels["device"].setText(ok + f"{dev['device']}" + ("" if info["cuda_usable"] else f" — {info['cuda']}"))
+        for key in ("clip", "weights"):
+            entry = info.get(key, {})
+            self.labels[key].setText((ok + redact(entry.get("path", ""))) if entry.get("ok")
+                                     else bad + redact(entry.get("message", "")))
+
+    # ---- install ----------------------------------------------------------------------------------------------
+    def start_install(self) -> None:
+        driver = nvidia_driver()
+        venv = managed_env_dir()
+        self.steps = install_steps(venv, cuda=driver is not None)
+        self.append(tr("Installing the engine into {} ({}).").format(
+            redact(str(venv)), tr("NVIDIA driver {} found: CUDA build").format(driver) if driver
+            else tr("no usable NVIDIA driver: CPU build")))
+        self.progress.setRange(0, len(self.steps))
+        self.progress.setValue(0)
+        self._busy(True)
+        self.next_step()
+
+    def next_step(self) -> None:
+        if not self.steps:
+            self.append(tr("Engine installed."))
+            settings.put("engine_python", str(managed_env_dir() / ("Scripts/python.exe" if sys.platform == "win32"
+                                                                  else "bin/python")))
+            self._busy(False)
+            shared_client().shutdown()
+            self.refresh()
+            return
+        title, program, args = self.steps.pop(0)
+        self.append(f"== {title}\n$ {redact(program)} {' '.join(args)}")
+        self.proc = QProcess(self)
+        self.proc.setProcessChannelMode(QProcess.MergedChannels)
+        self.proc.readyReadStandardOutput.connect(
+            lambda: self.append(bytes(self.proc.readAllStandardOutput()).decode(errors="replace").rstrip()))
+        self.proc.finished.connect(self.step_finished)
+        self.proc.start(program, args)
+
+    def step_finished(self, code: int, status) -> None:
+        self.progress.setValue(self.progress.value() + 1)
+        if code != 0 or status != QProcess.NormalExit:
+            self.append(tr("Step failed (exit code {}). See the log above; nothing else was changed.").format(code))
+            self.steps = []
+            self._busy(False)
+            return
+        self.next_step()
+
+    # ---- models -----------------------------------------------------------------------------------------------
+    def models_dir(self) -> Path:
+        return Path(QgsApplication.qgisSettingsDirPath()) / "geoclip" / "models" / "clip-vit-large-patch14"
+
+    def start_download(self) -> None:
+        folder = self.models_dir()
+        self.append(tr("Downloading {} into {} (resumes if interrupted).").format(
+            downloader.CLIP_REPO, redact(str(folder))))
+        task = DownloadTask(folder)
+        task.progressed.connect(lambda d, t, n: (self.progress.setRange(0, 1000),
+                                                 self.progress.setValue(int(1000 * d / max(t, 1))),
+                                                 self.progress.setFormat(f"{n}: {d / 2**20:,.0f} / "
+                                                                         f"{t / 2**20:,.0f} MiB")))
+        task.taskCompleted.connect(lambda: self.download_done(folder))
+        task.taskTerminated.connect(lambda: (self.append(tr("Download stopped: {}").format(task.error or "")),
+                                             self._busy(False)))
+        self.task = task
+        self._busy(True)
+        QgsApplication.taskManager().addTask(task)
+
+    def download_done(self, folder: Path) -> None:
+        self.append(tr("CLIP downloaded and checked."))
+        settings.put("clip_path", str(folder))
+        self._busy(False)
+        shared_client().shutdown()
+        self.refresh()
+
+    def pick_clip_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, tr("Folder holding openai/clip-vit-large-patch14"))
+        if folder:
+            settings.put("clip_path", folder)
+            self.append(tr("Using CLIP from {}; checking it…").format(redact(folder)))
+            shared_client().shutdown()
+            self.refresh()
+
+    # ---- misc -------------------------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        if self.proc is not None and self.proc.state() != QProcess.NotRunning:
+            self.steps = []
+            self.proc.kill()
+            self.append(tr("Install cancelled."))
+        if self.task is not None:
+            self.task.cancel()
+        self._busy(False)
+
+    def _busy(self, busy: bool) -> None:
+        for b in (self.install, self.download, self.import_folder, self.refresh_button):
+            b.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+
+    def append(self, text: str) -> None:
+        if text:
+            self.log.appendPlainText(redact(text))
+
+    def diagnostics(self) -> str:
+        from .. import __name__ as plugin_name
+
+        report = {
+            "plugin": plugin_name, "qgis": Qgis.QGIS_VERSION, "qgis_python": sys.version.split()[0],
+            "platform": platform.platform(), "settings": {k: settings.get(k) for k in settings.DEFAULTS},
+            "engine": self.info or None, "nvidia_driver": nvidia_driver(),
+            "worker_log": shared_client().diagnostics()[-30:],
+        }
+        return redact(json.dumps(report, indent=1, default=str))
+
+    def copy_diagnostics(self) -> None:
+        QApplication.clipboard().setText(self.diagnostics())
+        self.append(tr("Diagnostics copied to the clipboard (home folder shown as ~)."))

@@ -1,0 +1,123 @@
+"""Plugin settings (QgsSettings under geoclip/): engine Python, device, model folders, gallery, cache folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict
+
+from qgis.core import QgsApplication, QgsSettings
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+)
+
+from ..engine_client import SETTINGS_PREFIX
+
+DEFAULTS: Dict[str, Any] = {
+    "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
+    "top_k": 5,
+}
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("GeoCLIP", text)
+
+
+def get(key: str) -> Any:
+    value = QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", DEFAULTS.get(key))
+    if isinstance(DEFAULTS.get(key), int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return DEFAULTS[key]
+    return value if value is not None else DEFAULTS.get(key)
+
+
+def put(key: str, value: Any) -> None:
+    QgsSettings().setValue(f"{SETTINGS_PREFIX}/{key}", value)
+
+
+def default_cache_dir() -> str:
+    """Outside the plugin folder (upgrades replace it), inside the QGIS settings folder."""
+    return str(Path(QgsApplication.qgisSettingsDirPath()) / "geoclip" / "cache")
+
+
+def engine_options() -> Dict[str, Any]:
+    """What the dock and map tool send as the worker's engine options."""
+    opts = {"device": get("device") or "auto", "gallery": get("gallery") or "default"}
+    for key in ("clip_path", "weights", "cache_dir"):
+        if get(key):
+            opts[key] = get(key)
+    opts.setdefault("cache_dir", default_cache_dir())
+    return opts
+
+
+def redact(text: str) -> str:
+    """Diagnostics never show the user's home folder."""
+    home = os.path.expanduser("~")
+    return text.replace(home, "~") if home and home != "/" else text
+
+
+class SettingsDialog(QDialog):
+    """The settings form; the device line shows why CUDA is not usable when it is not."""
+
+    def __init__(self, parent=None, cuda_reason: str = ""):
+        super().__init__(parent)
+        self.setWindowTitle(tr("GeoCLIP settings"))
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.python = QgsFileWidget()
+        self.python.setFilePath(get("engine_python"))
+        self.python.setDialogTitle(tr("Python of the engine environment"))
+        form.addRow(tr("Engine Python"), self.python)
+        self.device = QComboBox()
+        for value, label in (("auto", tr("Automatic (CUDA when usable)")), ("cpu", tr("CPU")),
+                             ("cuda:0", tr("CUDA device 0")), ("cuda:1", tr("CUDA device 1"))):
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex(max(0, self.device.findData(get("device"))))
+        form.addRow(tr("Device"), self.device)
+        self.cuda_note = QLabel(cuda_reason)
+        self.cuda_note.setWordWrap(True)
+        form.addRow("", self.cuda_note)
+        self.clip = self._folder(get("clip_path"), tr("CLIP ViT-L/14 folder"))
+        form.addRow(tr("CLIP folder"), self.clip)
+        self.weights = self._folder(get("weights"), tr("GeoCLIP weights folder (empty: the geoclip package's)"))
+        form.addRow(tr("GeoCLIP weights"), self.weights)
+        self.gallery = QLineEdit(get("gallery"))
+        self.gallery.setToolTip(tr("'default' (100K Flickr points), 'fibonacci:N' (uniform), or a CSV with LAT,LON"))
+        form.addRow(tr("Gallery"), self.gallery)
+        self.cache = self._folder(get("cache_dir") or default_cache_dir(), tr("Cache folder"))
+        form.addRow(tr("Cache folder"), self.cache)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _folder(path: str, title: str) -> QgsFileWidget:
+        w = QgsFileWidget()
+        w.setStorageMode(QgsFileWidget.GetDirectory)
+        w.setDialogTitle(title)
+        w.setFilePath(path or "")
+        return w
+
+    def save(self) -> None:
+        put("engine_python", self.python.filePath())
+        put("device", self.device.currentData())
+        put("clip_path", self.clip.filePath())
+        put("weights", self.weights.filePath())
+        put("gallery", self.gallery.text().strip() or "default")
+        put("cache_dir", self.cache.filePath())
+
+    def accept(self) -> None:
+        self.save()
+        super().accept()
