@@ -26,6 +26,21 @@ def wait_for(predicate, timeout: float = 120.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.fixture(autouse=True)
+def delete_widgets_after_each_test():
+    """Widgets made without a parent are deleted here, while QGIS is alive, not by Python's exit-time GC."""
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtWidgets import QApplication
+
+    before = set(map(id, QApplication.topLevelWidgets()))
+    yield
+    for w in QApplication.topLevelWidgets():
+        if id(w) not in before and not sip.isdeleted(w):
+            w.close()
+            sip.delete(w)
+    QApplication.processEvents()
+
+
 @pytest.fixture(scope="module")
 def gui_settings(tiny_clip, cache_dir):
     from geoclip_qgis.engine_client import shutdown_shared
@@ -55,6 +70,9 @@ def test_settings_dialog_round_trip(qgis_iface, gui_settings, tmp_path):
     opts = settings.engine_options()
     assert opts["device"] == "cpu" and opts["gallery"] == "fibonacci:3000" and opts["clip_path"]
     assert settings.redact(os.path.expanduser("~") + "/x") == "~/x"
+    asked = SettingsDialog()  # no reason given: the dialog asks the engine itself
+    wait_for(lambda: "Asking" not in asked.cuda_note.text(), 120)
+    assert "CUDA is not usable" in asked.cuda_note.text() or "CUDA is usable" in asked.cuda_note.text()
 
 
 def test_dock_text_query_adds_layer_and_rows(qgis_iface, qgis_new_project, gui_settings):

@@ -206,6 +206,19 @@ def test_cancel_keeps_finished_rows(provider, tiny_clip, tmp_path):
     assert 1 <= kept < 12, kept
 
 
+def test_resume_skips_photos_already_done(provider, tiny_clip, tmp_path):
+    from qgis.core import QgsVectorLayer
+
+    folder = _many_photos(tmp_path / "resume", 5)
+    first = run("geolocate_photos", common(tiny_clip, FILES=[str(folder / "m00.jpg"), str(folder / "m01.jpg")],
+                                           OUTPUT=str(tmp_path / "first.gpkg"), TOP_K=1))
+    assert first["GEOLOCATED"] == 2
+    previous = QgsVectorLayer(first["OUTPUT"], "first", "ogr")
+    again = run("geolocate_photos", common(tiny_clip, FOLDER=str(folder), RESUME_FROM=previous, OUTPUT="memory:",
+                                           TOP_K=1))
+    assert again["GEOLOCATED"] == 3
+
+
 def test_engine_not_installed_is_explained(provider, tmp_path, monkeypatch):
     from geoclip_qgis.engine_client import EngineClient, EngineNotInstalled, engine_python
 

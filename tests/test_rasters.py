@@ -126,6 +126,17 @@ def test_similarity_is_one_at_the_query_point(engine, tmp_path):
     assert sim.min() >= -1.0001
 
 
+def test_tiled_products_refuse_absurd_outputs(engine, tmp_path):
+    """Tiles bound the memory, but a global 0.001° raster would still be 65 billion encoder calls: refused."""
+    world = Grid.over(None, 0.001)
+    for call in (lambda: similarity_raster(engine, 0, 0, world, tmp_path / "s.tif"),
+                 lambda: feature_raster(engine, world, tmp_path / "f.tif", bands=[0]),
+                 lambda: pca_raster(engine, world, tmp_path / "p.tif")):
+        with pytest.raises(BudgetError, match="output budget"):
+            call()
+    assert not list(tmp_path.iterdir()), "refused before any file was created"
+
+
 def test_budget_refusal_before_allocating():
     grid = Grid.over(None, 0.001)
     with pytest.raises(BudgetError) as info:

@@ -241,8 +241,21 @@ def cmd_similar(args) -> int:
     return _finish_raster(args, info)
 
 
+def _glue_extent(argv: List[str]) -> List[str]:
+    """`--extent -10,35,30,60` would read as an unknown option to argparse: pass it as `--extent=...`."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--extent" and i + 1 < len(argv):
+            out.append(f"--extent={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_glue_extent(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)

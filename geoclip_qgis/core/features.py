@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .raster import GeoTiffWriter, Grid, row_tiles
+from .raster import GeoTiffWriter, Grid, check_budget, row_tiles
 
 TILE_CELLS = 32768
 
@@ -31,6 +31,7 @@ def feature_raster(engine, grid: Grid, path: os.PathLike, bands: Optional[Sequen
                    normalise: bool = False, cog: bool = False, progress=None) -> Dict:
     """Write the chosen location-embedding dimensions as float32 bands (all 512 by default)."""
     chosen = _bands(bands)
+    check_budget(grid, 4 * len(chosen), "a feature raster", kind="output")
     idx = torch.tensor(chosen)
     writer = GeoTiffWriter(path, grid, len(chosen), "float32", descriptions=[f"feature {b}" for b in chosen],
                            tags={"source": "GeoCLIP location encoder", "normalised": normalise}, cog=cog)
@@ -66,6 +67,7 @@ def fit_pca(engine, grid: Grid, sample_cells: int = 16384) -> Dict[str, np.ndarr
 
 def pca_raster(engine, grid: Grid, path: os.PathLike, cog: bool = False, progress=None) -> Dict:
     """3-band uint8 RGB: the first three principal components of the (unit) location features."""
+    check_budget(grid, 3, "a PCA raster", kind="output")
     pca = fit_pca(engine, grid)
     writer = GeoTiffWriter(path, grid, 3, "uint8", descriptions=["PC1 (red)", "PC2 (green)", "PC3 (blue)"],
                            tags={"source": "GeoCLIP location encoder, PCA of unit features"}, cog=cog)
@@ -89,6 +91,7 @@ def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathL
     """'Places like here': cosine similarity between (lat, lon)'s location feature and every cell's."""
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InputError(f"point ({lat}, {lon}) is outside lat ±90 / lon ±180", hint="give lat, lon in degrees")
+    check_budget(grid, 4, "a similarity raster", kind="output")
     q = engine.location_encoder.encode([[lat, lon]], normalise=True)[0]
     writer = GeoTiffWriter(path, grid, 1, "float32", nodata=-9999.0,
                            descriptions=[f"cosine similarity to ({lat:.5f}, {lon:.5f})"],

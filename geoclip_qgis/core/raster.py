@@ -18,6 +18,9 @@ from .errors import BudgetError, InputError
 
 EARTH_RADIUS_KM = 6371.0088
 DEFAULT_BUDGET_BYTES = int(os.environ.get("GEOCLIP_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024
+# Tiled products never hold the whole raster in memory, but their (uncompressed) size is still bounded: it is
+# what lands on disk, and every cell costs one encoder call (~7,000 cells/s on a 2-core CPU).
+DEFAULT_OUTPUT_BUDGET_BYTES = int(os.environ.get("GEOCLIP_OUTPUT_BUDGET_MB", "8192")) * 1024 * 1024
 WORLD = (-180.0, -90.0, 180.0, 90.0)
 
 
@@ -99,9 +102,11 @@ class Grid:
                 "width": self.width, "height": self.height}
 
 
-def check_budget(grid: Grid, bytes_per_cell: float, what: str, budget: Optional[int] = None) -> None:
-    """Refuse before allocating: say how big the request is and which resolution would fit."""
-    budget = DEFAULT_BUDGET_BYTES if budget is None else budget
+def check_budget(grid: Grid, bytes_per_cell: float, what: str, budget: Optional[int] = None,
+                 kind: str = "memory") -> None:
+    """Refuse before allocating or computing: say how big the request is and which resolution would fit."""
+    if budget is None:
+        budget = DEFAULT_BUDGET_BYTES if kind == "memory" else DEFAULT_OUTPUT_BUDGET_BYTES
     need = grid.width * grid.height * bytes_per_cell
     if need <= budget:
         return
@@ -109,8 +114,9 @@ def check_budget(grid: Grid, bytes_per_cell: float, what: str, budget: Optional[
     nice = next((r for r in (0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5) if r >= fit), math.ceil(fit))
     raise BudgetError(
         f"{what} of {grid.width} x {grid.height} cells at {grid.res}° needs {need / 2**20:,.0f} MiB, over the "
-        f"{budget / 2**20:,.0f} MiB memory budget",
-        hint=f"use a resolution of {nice}° or coarser, or a smaller extent (budget: GEOCLIP_MEMORY_BUDGET_MB)",
+        f"{budget / 2**20:,.0f} MiB {kind} budget",
+        hint=f"use a resolution of {nice}° or coarser, or a smaller extent "
+             f"(budget: GEOCLIP_{kind.upper()}_BUDGET_MB)",
     )
 
 

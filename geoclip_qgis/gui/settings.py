@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsFileWidget
@@ -69,8 +69,9 @@ def redact(text: str) -> str:
 class SettingsDialog(QDialog):
     """The settings form; the device line shows why CUDA is not usable when it is not."""
 
-    def __init__(self, parent=None, cuda_reason: str = ""):
+    def __init__(self, parent=None, cuda_reason: Optional[str] = None):
         super().__init__(parent)
+        self.task = None
         self.setWindowTitle(tr("GeoCLIP settings"))
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -84,8 +85,10 @@ class SettingsDialog(QDialog):
             self.device.addItem(label, value)
         self.device.setCurrentIndex(max(0, self.device.findData(get("device"))))
         form.addRow(tr("Device"), self.device)
-        self.cuda_note = QLabel(cuda_reason)
+        self.cuda_note = QLabel(cuda_reason or tr("Asking the engine whether CUDA is usable…"))
         self.cuda_note.setWordWrap(True)
+        if cuda_reason is None:
+            self.ask_engine()
         form.addRow("", self.cuda_note)
         self.clip = self._folder(get("clip_path"), tr("CLIP ViT-L/14 folder"))
         form.addRow(tr("CLIP folder"), self.clip)
@@ -109,6 +112,23 @@ class SettingsDialog(QDialog):
         w.setDialogTitle(title)
         w.setFilePath(path or "")
         return w
+
+    def ask_engine(self) -> None:
+        """The CUDA line comes from the engine itself (its torch build and driver), in the background."""
+        from ..engine_client import EngineError, engine_python
+        from .tasks import EngineTask
+
+        try:
+            engine_python()
+        except EngineError as exc:
+            self.cuda_note.setText(str(exc))
+            return
+        self.task = EngineTask(tr("GeoCLIP: checking CUDA"), "info", {"device": "auto"})
+        self.task.done.connect(lambda info: self.cuda_note.setText(
+            tr("CUDA is usable: {}").format(info["cuda"]) if info.get("cuda_usable")
+            else tr("CUDA is not usable: {}").format(info.get("cuda", ""))))
+        self.task.failed.connect(lambda err: self.cuda_note.setText(err.get("message", "")))
+        QgsApplication.taskManager().addTask(self.task)
 
     def save(self) -> None:
         put("engine_python", self.python.filePath())

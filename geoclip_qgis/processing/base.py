@@ -139,4 +139,5 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from exc
         except EngineError as exc:
             hint = exc.info.get("hint")
-            raise QgsProcessingException(f"{exc}" + (f"\n{hint}" if hint else "")) from exc
+            text = str(exc) if not hint or hint in str(exc) else f"{exc}\n{hint}"
+            raise QgsProcessingException(text) from exc

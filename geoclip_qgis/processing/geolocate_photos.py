@@ -70,6 +70,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterField("PATH_FIELD", tr("Photo path field"),
                                                       parentLayerParameterName="LAYER", optional=True))
         self.add_engine_parameters()
+        self.add_advanced(QgsProcessingParameterFeatureSource(
+            "RESUME_FROM", tr("Resume: skip photos already in this earlier result layer"),
+            [QgsProcessing.TypeVector], optional=True))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Predicted places"),
                                                             QgsProcessing.TypeVectorPoint))
         self.addParameter(QgsProcessingParameterFeatureSink("FAILED", tr("Photos that could not be read"),
@@ -93,13 +96,25 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 raise QgsProcessingException(tr("Choose the field that holds the photo paths"))
             paths += list(iter_paths_from_layer(source, field))
         paths = unique(paths)
+        previous = self.parameterAsSource(parameters, "RESUME_FROM", context)
+        if previous is not None and paths:
+            home = context.project().homePath() if context.project() else ""
+            done = {os.path.realpath(os.path.join(home, p)) for p in iter_paths_from_layer(previous, "photo")}
+            before = len(paths)
+            paths = [p for p in paths if os.path.realpath(p) not in done]
+            self.skipped = before - len(paths)
+            if not paths:
+                return []
         if not paths:
             raise QgsProcessingException(tr("No photos to geolocate: choose a folder with photos, photo files, "
                                             "or a layer with a photo path field."))
         return paths
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.skipped = 0
         paths = self.photo_paths(parameters, context)
+        if self.skipped:
+            feedback.pushInfo(tr("Resume: {} photo(s) already done, {} to go").format(self.skipped, len(paths)))
         fields = prediction_fields()
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Point,
                                           QgsCoordinateReferenceSystem("EPSG:4326"))
@@ -119,7 +134,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
             sink.addFeatures(prediction_features(row, fields, home or None), QgsFeatureSink.FastInsert)
 
         feedback.pushInfo(tr("Geolocating {} photo(s)").format(len(paths)))
-        result = self.run_engine("geolocate_images", {
+        result = {} if not paths else self.run_engine("geolocate_images", {
             "paths": paths, "top_k": self.parameterAsInt(parameters, "TOP_K", context),
             "engine": self.engine_options(parameters, context)}, feedback, on_row=on_row, keep_partial=True)
         feedback.pushInfo(tr("{} geolocated, {} could not be read{}").format(
