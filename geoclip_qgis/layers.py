@@ -7,7 +7,6 @@ thumbnails working.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
@@ -23,8 +22,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from .core.geodesy import haversine_km
+
 STYLES = Path(__file__).resolve().parent / "resources" / "styles"
-EARTH_RADIUS_KM = 6371.0088
 
 PREDICTION_FIELDS = [
     ("photo", QVariant.String), ("query", QVariant.String), ("rank", QVariant.Int),
@@ -48,12 +48,6 @@ def prediction_fields() -> QgsFields:
 
 def failed_fields() -> QgsFields:
     return make_fields(FAILED_FIELDS)
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
 def stored_path(path: str, project_home: Optional[str]) -> str:

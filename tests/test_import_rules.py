@@ -11,6 +11,7 @@ import pytest
 
 PLUGIN = Path(__file__).resolve().parents[1] / "geoclip_qgis"
 QT_OR_QGIS = ("qgis", "PyQt5", "PyQt6", "PyQt", "sip")
+STDLIB_CORE = ("geoclip_qgis.core.protocol", "geoclip_qgis.core.geodesy")  # what the QGIS side may import
 HEAVY = ("torch", "transformers", "safetensors", "huggingface_hub", "rasterio", "fiona", "numpy", "PIL", "pandas")
 
 
@@ -49,7 +50,7 @@ def _absolute(path: Path, name: str, level: int) -> str:
 
 
 def test_qgis_side_never_imports_torch_or_the_engine():
-    """Outside core/, only core.protocol (stdlib only) may be imported; torch & co. never."""
+    """Outside core/, only the stdlib-only core modules (protocol, geodesy) may be imported; torch & co. never."""
     bad = []
     for path in _qgis_side_files():
         rel = path.relative_to(PLUGIN)
@@ -57,18 +58,17 @@ def test_qgis_side_never_imports_torch_or_the_engine():
             module = _absolute(path, name, level)
             if module.split(".")[0] in HEAVY:
                 bad.append(f"{rel}:{line} imports {module}")
-            allowed = module == "geoclip_qgis.core.protocol" or module.startswith("geoclip_qgis.core.protocol.")
+            allowed = any(module == m or module.startswith(m + ".") for m in STDLIB_CORE)
             if module.startswith("geoclip_qgis.core") and not allowed:
-                bad.append(f"{rel}:{line} imports {module} (only geoclip_qgis.core.protocol is allowed)")
+                bad.append(f"{rel}:{line} imports {module} (only {STDLIB_CORE} are allowed)")
     assert not bad, "the QGIS side talks to the engine through the worker only:\n" + "\n".join(bad)
 
 
-def test_core_protocol_is_stdlib_only():
-    proto = PLUGIN / "core" / "protocol.py"
-    if not proto.exists():
-        pytest.skip("core/protocol.py (the worker protocol) does not exist yet")
-    for line, name, level in _imports(proto):
-        assert level > 0 or name.split(".")[0] not in HEAVY + QT_OR_QGIS, f"protocol.py:{line} imports {name}"
+@pytest.mark.parametrize("module", STDLIB_CORE)
+def test_core_modules_shared_with_qgis_are_stdlib_only(module):
+    path = PLUGIN.parent / (module.replace(".", "/") + ".py")
+    for line, name, level in _imports(path):
+        assert level == 0 and name.split(".")[0] not in HEAVY + QT_OR_QGIS, f"{path.name}:{line} imports {name}"
 
 
 def test_importing_the_engine_package_is_light():

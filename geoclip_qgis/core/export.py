@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Set
 
 from .errors import InputError
-
-EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
+from .geodesy import haversine_km
 
 PREDICTION_FIELDS = [
     ("source", "str"),
@@ -30,17 +29,6 @@ PREDICTION_FIELDS = [
 FAILURE_FIELDS = [("source", "str"), ("code", "str"), ("message", "str")]
 
 
-def haversine_km(lat1, lon1, lat2, lon2):
-    """Great-circle distance in km on the mean-radius sphere (within 0.5% of the ellipsoid's geodesic)."""
-    import numpy as np
-
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
 def prediction_rows(result) -> List[dict]:
     """Flat rows for one QueryResult (one per rank), with the EXIF GPS and its error when known."""
     rows = []
@@ -52,7 +40,7 @@ def prediction_rows(result) -> List[dict]:
         }
         if result.gps is not None:
             row["exif_lat"], row["exif_lon"] = result.gps
-            row["error_km"] = float(haversine_km(result.gps[0], result.gps[1], p.lat, p.lon))
+            row["error_km"] = haversine_km(result.gps[0], result.gps[1], p.lat, p.lon)
         rows.append(row)
     return rows
 

@@ -15,8 +15,8 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import BudgetError, InputError
+from .geodesy import EARTH_RADIUS_KM
 
-EARTH_RADIUS_KM = 6371.0088
 DEFAULT_BUDGET_BYTES = int(os.environ.get("GEOCLIP_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024
 # Tiled products never hold the whole raster in memory, but their (uncompressed) size is still bounded: it is
 # what lands on disk, and every cell costs one encoder call (~7,000 cells/s on a 2-core CPU).

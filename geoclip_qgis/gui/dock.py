@@ -41,8 +41,10 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.geodesy import haversine_km
 from ..core.protocol import IMAGE_SUFFIXES
-from ..layers import haversine_km, prediction_features, prediction_fields, style_likelihood, style_predictions
+from ..layers import prediction_features, prediction_fields, style_likelihood, style_predictions
+from ..processing.geolocate_photos import list_folder
 from . import settings
 from .settings import tr
 from .tasks import EngineTask
@@ -82,7 +84,7 @@ class PhotoList(QListWidget):
         known = set(self.paths())
         for p in paths:
             if os.path.isdir(p):
-                self.add(sorted(str(f) for f in Path(p).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES))
+                self.add(list_folder(p, recursive=True))
                 known = set(self.paths())
                 continue
             if p in known or Path(p).suffix.lower() not in IMAGE_SUFFIXES:

@@ -8,7 +8,6 @@ from typing import Any, Dict, Optional
 
 from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsFileWidget
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
@@ -20,15 +19,12 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..engine_client import SETTINGS_PREFIX
+from ..i18n import tr  # noqa: F401 - re-exported for the gui modules
 
 DEFAULTS: Dict[str, Any] = {
     "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
     "top_k": 5,
 }
-
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("GeoCLIP", text)
 
 
 def get(key: str) -> Any:

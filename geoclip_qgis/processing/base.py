@@ -20,17 +20,13 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsRectangle,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine_client import EngineError, WorkerCrashed, shared_client
+from ..i18n import tr
 
 DEVICES = ["auto", "cpu", "cuda"]
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
-
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("GeoCLIP", text)
 
 
 class GeoClipAlgorithm(QgsProcessingAlgorithm):
