@@ -68,7 +68,7 @@ def main() -> int:
         print("  (everything above is real GeoCLIP output; photos need the CLIP ViT-L/14 backbone)")
         return 0
     from geoclip_qgis.core.export import open_sink, prediction_rows
-    from geoclip_qgis.core.likelihood import fused_query, likelihood_map, write_likelihood
+    from geoclip_qgis.core.likelihood import likelihood_map, query_for, write_likelihood
 
     t = step(f"geolocating {len(samples)} sample photo(s): {', '.join(Path(s).name for s in samples)}")
     sinks = [open_sink(out / "sample_predictions.gpkg"), open_sink(out / "sample_predictions.csv")]
@@ -79,8 +79,9 @@ def main() -> int:
         print(f"  {Path(res.source).name}: best ({best.lat:.4f}, {best.lon:.4f}) p={best.probability:.3f}")
     for s in sinks:
         s.close()
-    lmap = likelihood_map(engine, fused_query(engine.embed_images(samples)), Grid.over(None, args.resolution))
-    path = write_likelihood(lmap, out / "sample_likelihood.tif", "sample photos")
+    query, label = query_for(engine, samples)
+    lmap = likelihood_map(engine, query, Grid.over(None, args.resolution))
+    path = write_likelihood(lmap, out / "sample_likelihood.tif", label)
     render_preview(path, out / "sample_likelihood.png")
     print(f"  likelihood raster {path}: best {lmap.best}, {json.dumps(lmap.stats, default=str)[:120]}")
     print(f"  ({time.perf_counter() - t:.1f} s)")

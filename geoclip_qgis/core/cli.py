@@ -208,16 +208,13 @@ def _finish_raster(args, info: dict) -> int:
 
 
 def cmd_likelihood(args) -> int:
-    from .likelihood import fused_query, likelihood_map, write_likelihood
+    from .likelihood import likelihood_map, query_for, write_likelihood
 
-    if bool(args.photos) == bool(args.text):
-        raise InputError("give either --photos or --text", hint="e.g. --text 'snowy alpine village'")
     grid = _grid(args)
     engine = _engine(args)
-    feats = engine.embed_text([args.text]) if args.text else engine.embed_images(args.photos)
-    lmap = likelihood_map(engine, fused_query(feats), grid, method=args.method)
-    what = args.text or ", ".join(Path(p).name for p in args.photos)
-    write_likelihood(lmap, args.out, what, cog=args.cog, tags={"inputs": what})
+    query, label = query_for(engine, args.photos, args.text)
+    lmap = likelihood_map(engine, query, grid, method=args.method)
+    write_likelihood(lmap, args.out, label, cog=args.cog)
     return _finish_raster(args, {"out": args.out, "best_lat": lmap.best[0], "best_lon": lmap.best[1], **lmap.stats})
 
 

@@ -17,6 +17,7 @@ Blocks left behind keep their centre's score; by construction they hold less tha
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
@@ -175,6 +176,16 @@ def fused_query(features: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(features.float(), dim=1).sum(dim=0)
 
 
+def query_for(engine, photos=None, text: Optional[str] = None) -> Tuple[torch.Tensor, str]:
+    """The query to map — photos of one place (fused) or a text, never both — and a label naming it."""
+    photos, text = list(photos or []), (text or "").strip()
+    if bool(photos) == bool(text):
+        raise InputError("give either photos or a text query for the likelihood raster",
+                         hint="e.g. --text 'snowy alpine village', or --photos a.jpg b.jpg")
+    feats = engine.embed_text([text]) if text else engine.embed_images(photos)
+    return fused_query(feats), text or ", ".join(os.path.basename(p) for p in photos)
+
+
 def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto", **kwargs) -> LikelihoodMap:
     """Score `grid` for `query` (one unit feature or a fused sum) and turn it into a density per km²."""
     mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
@@ -196,7 +207,8 @@ def write_likelihood(lmap: LikelihoodMap, path, description: str, cog: bool = Fa
     from .raster import write_geotiff
 
     meta = {"units": "probability per km2", "crs": "EPSG:4326", "best_lat": lmap.best[0], "best_lon": lmap.best[1],
-            "fusion_rule": "sum of scores (product of per-photo likelihoods)", **(tags or {})}
+            "fusion_rule": "sum of scores (product of per-photo likelihoods)", "inputs": description,
+            **(tags or {})}
     return write_geotiff(path, lmap.grid, lmap.density, nodata=-1.0, cog=cog,
                          descriptions=[f"probability density per km2: {description}"[:200]], tags=meta)
 

@@ -147,26 +147,22 @@ class Worker:
         return {"done": len(results), "failed": 0, "cancelled": False}
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from .likelihood import fused_query, likelihood_map, write_likelihood
+        from .likelihood import likelihood_map, query_for, write_likelihood
         from .raster import Grid, render_preview
 
         engine = self.engine(params.get("engine") or {})
         grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.5)))
-        photos, text = params.get("photos") or [], params.get("text") or ""
-        if bool(photos) == bool(text.strip()):
-            raise InputError("give either photos or a text query for the likelihood raster")
         self.send(protocol.progress(rid, 0, 3, "encoding the query"))
-        feats = engine.embed_text([text]) if text.strip() else engine.embed_images(photos)
+        query, label = query_for(engine, params.get("photos"), params.get("text"))
         if self.cancelled(rid):
             raise Cancelled()
         self.send(protocol.progress(rid, 1, 3, "scoring the grid"))
-        lmap = likelihood_map(engine, fused_query(feats), grid, method=params.get("method", "auto"))
+        lmap = likelihood_map(engine, query, grid, method=params.get("method", "auto"))
         self.send(protocol.progress(rid, 2, 3, "writing the GeoTIFF"))
-        what = text or ", ".join(os.path.basename(p) for p in photos)
-        path = write_likelihood(lmap, params["out"], what, cog=bool(params.get("cog")), tags={"inputs": what})
+        path = write_likelihood(lmap, params["out"], label, cog=bool(params.get("cog")))
         if params.get("preview"):
             render_preview(path, params["preview"])
-        top = engine.rank_query(fused_query(feats)[None], int(params.get("top_k", 5)))[0]
+        top = engine.rank_query(query[None], int(params.get("top_k", 5)))[0]
         return {"path": str(path), "best_lat": lmap.best[0], "best_lon": lmap.best[1], "stats": lmap.stats,
                 "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max())}
 
