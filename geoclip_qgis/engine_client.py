@@ -52,15 +52,32 @@ def setting(key: str, default: Any = None) -> Any:
     return QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", default)
 
 
-def managed_env_dir() -> Path:
-    """Where the GUI's installer puts the engine's venv: in the QGIS settings folder, so plugin upgrades keep it."""
+def data_dir() -> Path:
+    """The plugin's own data (engine venv, models, cache): in the QGIS settings folder, so upgrades keep it."""
     try:
         from qgis.core import QgsApplication
 
         base = Path(QgsApplication.qgisSettingsDirPath())
     except ImportError:
         base = Path.home() / ".local" / "share" / "geoclip_qgis"
-    return base / "geoclip" / "engine-venv"
+    return base / "geoclip"
+
+
+def managed_env_dir() -> Path:
+    """Where the GUI's installer puts the engine's venv."""
+    return data_dir() / "engine-venv"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GEOCLIP_QGIS_CACHE") or data_dir() / "cache")
+
+
+def engine_defaults() -> Dict[str, str]:
+    """Engine options from the plugin settings, the same for the dock, the map tool and Processing, so they share
+    one loaded engine (the worker keys it on its options) and one gallery cache."""
+    opts = {key: str(setting(key, "")) for key in ("clip_path", "weights", "cache_dir") if setting(key, "")}
+    opts.setdefault("cache_dir", str(default_cache_dir()))
+    return opts
 
 
 def engine_python() -> str:
@@ -102,10 +119,6 @@ class EngineClient:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_DIR.parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        for key in ("clip_path", "cache_dir"):
-            val = setting(key, "")
-            if val:
-                env["GEOCLIP_CLIP_PATH" if key == "clip_path" else "GEOCLIP_QGIS_CACHE"] = str(val)
         self.messages = queue.Queue()
         self.stderr_tail.clear()
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)

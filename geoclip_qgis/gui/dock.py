@@ -316,9 +316,7 @@ class GeolocationDock(QgsDockWidget):
 
     def run_likelihood(self) -> None:
         photos, text = self.readable, self.query.text().strip()
-        out_dir = Path(settings.get("cache_dir") or settings.default_cache_dir()) / "rasters"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        out = str(out_dir / f"likelihood_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.tif")
+        out = settings.raster_output("likelihood")
         params = {"engine": self.engine_options(), "photos": [] if text and not photos else photos,
                   "text": "" if photos else text, "resolution": 0.5, "out": out}
         self._start(EngineTask(tr("GeoCLIP likelihood raster"), "likelihood", params), self.raster_done)

@@ -26,7 +26,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import downloader
-from ..engine_client import EngineError, engine_python, managed_env_dir, shared_client
+from ..engine_client import EngineError, data_dir, engine_python, managed_env_dir, shared_client
 from . import settings
 from .settings import redact, tr
 
@@ -210,7 +210,7 @@ class ManagerDialog(QDialog):
 
     # ---- models -----------------------------------------------------------------------------------------------
     def models_dir(self) -> Path:
-        return Path(QgsApplication.qgisSettingsDirPath()) / "geoclip" / "models" / "clip-vit-large-patch14"
+        return data_dir() / "models" / "clip-vit-large-patch14"
 
     def start_download(self) -> None:
         folder = self.models_dir()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
-
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -47,9 +43,7 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         to_wgs = QgsCoordinateTransform(canvas.mapSettings().destinationCrs(), WGS84, QgsProject.instance())
         p = to_wgs.transform(point)
         req = raster_request(to_wgs.transformBoundingBox(canvas.extent()))
-        out_dir = Path(settings.get("cache_dir") or settings.default_cache_dir()) / "rasters"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        out = str(out_dir / f"like_{p.y():.4f}_{p.x():.4f}_{time.strftime('%H%M%S')}_{os.getpid()}.tif")
+        out = settings.raster_output(f"like_{p.y():.4f}_{p.x():.4f}")
         self.task = EngineTask(tr("GeoCLIP: places like here"), "similar",
                                {"lat": p.y(), "lon": p.x(), "out": out, "engine": settings.engine_options(), **req})
         self.task.done.connect(lambda res: self.done(res, p))

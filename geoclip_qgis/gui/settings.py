@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -18,7 +19,7 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..engine_client import SETTINGS_PREFIX
+from ..engine_client import SETTINGS_PREFIX, default_cache_dir, engine_defaults
 from ..i18n import tr  # noqa: F401 - re-exported for the gui modules
 
 DEFAULTS: Dict[str, Any] = {
@@ -41,19 +42,16 @@ def put(key: str, value: Any) -> None:
     QgsSettings().setValue(f"{SETTINGS_PREFIX}/{key}", value)
 
 
-def default_cache_dir() -> str:
-    """Outside the plugin folder (upgrades replace it), inside the QGIS settings folder."""
-    return str(Path(QgsApplication.qgisSettingsDirPath()) / "geoclip" / "cache")
+def raster_output(stem: str) -> str:
+    """A new GeoTIFF path for a GUI-made raster, in the cache folder's rasters/ (kept with the project's layers)."""
+    folder = Path(engine_defaults()["cache_dir"]) / "rasters"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.tif")
 
 
 def engine_options() -> Dict[str, Any]:
     """What the dock and map tool send as the worker's engine options."""
-    opts = {"device": get("device") or "auto", "gallery": get("gallery") or "default"}
-    for key in ("clip_path", "weights", "cache_dir"):
-        if get(key):
-            opts[key] = get(key)
-    opts.setdefault("cache_dir", default_cache_dir())
-    return opts
+    return {**engine_defaults(), "device": get("device") or "auto", "gallery": get("gallery") or "default"}
 
 
 def redact(text: str) -> str:
@@ -93,7 +91,7 @@ class SettingsDialog(QDialog):
         self.gallery = QLineEdit(get("gallery"))
         self.gallery.setToolTip(tr("'default' (100K Flickr points), 'fibonacci:N' (uniform), or a CSV with LAT,LON"))
         form.addRow(tr("Gallery"), self.gallery)
-        self.cache = self._folder(get("cache_dir") or default_cache_dir(), tr("Cache folder"))
+        self.cache = self._folder(get("cache_dir") or str(default_cache_dir()), tr("Cache folder"))
         form.addRow(tr("Cache folder"), self.cache)
         layout.addLayout(form)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)

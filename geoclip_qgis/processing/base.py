@@ -22,7 +22,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..engine_client import EngineError, WorkerCrashed, shared_client
+from ..engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
 from ..i18n import tr
 
 DEVICES = ["auto", "cpu", "cuda"]
@@ -90,14 +90,15 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
                                                        0.001, 45.0))
 
     def engine_options(self, parameters, context) -> Dict[str, Any]:
-        opts: Dict[str, Any] = {"device": DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]}
-        if "GALLERY" in [p.name() for p in self.parameterDefinitions()]:
+        """The plugin settings' engine options, overridden by this run's parameters where given."""
+        opts: Dict[str, Any] = {**engine_defaults(),
+                                "device": DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]}
+        if self.parameterDefinition("GALLERY") is not None:
             opts["gallery"] = self.parameterAsString(parameters, "GALLERY", context) or "default"
         for key, param in (("clip_path", "CLIP_PATH"), ("weights", "WEIGHTS")):
-            if param in [p.name() for p in self.parameterDefinitions()]:
-                value = self.parameterAsString(parameters, param, context)
-                if value:
-                    opts[key] = value
+            value = self.parameterAsString(parameters, param, context) if self.parameterDefinition(param) else ""
+            if value:
+                opts[key] = value
         return opts
 
     def extent_wsen(self, parameters, context) -> Optional[list]:
