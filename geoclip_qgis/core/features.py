@@ -7,7 +7,7 @@ TILE_CELLS cells and written as it goes, so memory stays bounded (~64 MB) whatev
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,22 @@ def _bands(bands: Optional[Sequence[int]]) -> list:
     return out
 
 
+def _write_tiled(engine, grid: Grid, writer: GeoTiffWriter, bands_of: Callable[[torch.Tensor], np.ndarray],
+                 progress=None, normalise: bool = True) -> str:
+    """Encode each row tile's cell centres, turn the embeddings into (bands, cells) with `bands_of`, write the
+    tile; any failure (cancel included) removes the partial file."""
+    try:
+        for r0, r1 in row_tiles(grid, TILE_CELLS):
+            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
+            writer.write_rows(r0, np.asarray(bands_of(emb)).reshape(-1, r1 - r0, grid.width))
+            if progress:
+                progress(r1, grid.height)
+    except BaseException:
+        writer.abort()
+        raise
+    return str(writer.close())
+
+
 def feature_raster(engine, grid: Grid, path: os.PathLike, bands: Optional[Sequence[int]] = None,
                    normalise: bool = False, cog: bool = False, progress=None) -> Dict:
     """Write the chosen location-embedding dimensions as float32 bands (all 512 by default)."""
@@ -35,17 +51,8 @@ def feature_raster(engine, grid: Grid, path: os.PathLike, bands: Optional[Sequen
     idx = torch.tensor(chosen)
     writer = GeoTiffWriter(path, grid, len(chosen), "float32", descriptions=[f"feature {b}" for b in chosen],
                            tags={"source": "GeoCLIP location encoder", "normalised": normalise}, cog=cog)
-    try:
-        for r0, r1 in row_tiles(grid, TILE_CELLS):
-            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
-            tile = emb[:, idx].numpy().T.reshape(len(chosen), r1 - r0, grid.width)
-            writer.write_rows(r0, tile)
-            if progress:
-                progress(r1, grid.height)
-    except BaseException:
-        writer.abort()
-        raise
-    return {"path": str(writer.close()), "bands": len(chosen), **grid.to_dict()}
+    out = _write_tiled(engine, grid, writer, lambda emb: emb[:, idx].numpy().T, progress, normalise)
+    return {"path": out, "bands": len(chosen), **grid.to_dict()}
 
 
 def fit_pca(engine, grid: Grid, sample_cells: int = 16384) -> Dict[str, np.ndarray]:
@@ -71,19 +78,13 @@ def pca_raster(engine, grid: Grid, path: os.PathLike, cog: bool = False, progres
     pca = fit_pca(engine, grid)
     writer = GeoTiffWriter(path, grid, 3, "uint8", descriptions=["PC1 (red)", "PC2 (green)", "PC3 (blue)"],
                            tags={"source": "GeoCLIP location encoder, PCA of unit features"}, cog=cog)
-    try:
-        for r0, r1 in row_tiles(grid, TILE_CELLS):
-            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=True).numpy()
-            z = (emb - pca["mean"]) / pca["std"]
-            proj = z @ pca["components"].T
-            rgb = np.clip((proj - pca["lo"]) / (pca["hi"] - pca["lo"]) * 255.0, 0, 255).round().astype(np.uint8)
-            writer.write_rows(r0, rgb.T.reshape(3, r1 - r0, grid.width))
-            if progress:
-                progress(r1, grid.height)
-    except BaseException:
-        writer.abort()
-        raise
-    return {"path": str(writer.close()), "explained": pca["components"].shape, **grid.to_dict()}
+
+    def rgb(emb: torch.Tensor) -> np.ndarray:
+        proj = ((emb.numpy() - pca["mean"]) / pca["std"]) @ pca["components"].T
+        return np.clip((proj - pca["lo"]) / (pca["hi"] - pca["lo"]) * 255.0, 0, 255).round().astype(np.uint8).T
+
+    out = _write_tiled(engine, grid, writer, rgb, progress)
+    return {"path": out, "explained": pca["components"].shape, **grid.to_dict()}
 
 
 def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathLike, cog: bool = False,
@@ -96,13 +97,5 @@ def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathL
     writer = GeoTiffWriter(path, grid, 1, "float32", nodata=-9999.0,
                            descriptions=[f"cosine similarity to ({lat:.5f}, {lon:.5f})"],
                            tags={"query_lat": lat, "query_lon": lon}, cog=cog)
-    try:
-        for r0, r1 in row_tiles(grid, TILE_CELLS):
-            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=True)
-            writer.write_rows(r0, (emb @ q).numpy().reshape(r1 - r0, grid.width))
-            if progress:
-                progress(r1, grid.height)
-    except BaseException:
-        writer.abort()
-        raise
-    return {"path": str(writer.close()), **grid.to_dict()}
+    out = _write_tiled(engine, grid, writer, lambda emb: (emb @ q).numpy(), progress)
+    return {"path": out, **grid.to_dict()}
