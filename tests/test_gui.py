@@ -183,6 +183,21 @@ def test_manager_reports_engine_and_models(qgis_iface, gui_settings):
     assert nvidia_driver() is None or isinstance(nvidia_driver(), str)
 
 
+def test_manager_builds_the_world_field(qgis_iface, gui_settings, monkeypatch):
+    """The manager reports the field missing, builds it through the worker and then reports it built."""
+    from geoclip_qgis.gui import manager
+    from geoclip_qgis.gui.manager import ManagerDialog
+
+    monkeypatch.setattr(manager, "WORLD_FIELD_RES", 10.0)  # the real 0.1° build is the benchmark's job
+    dlg = ManagerDialog()
+    wait_for(lambda: "not built" in dlg.labels["field"].text(), 120)
+    assert dlg.build_field.isEnabled()
+    dlg.build_field.click()
+    wait_for(lambda: "✔" in dlg.labels["field"].text(), 120)
+    assert "World location field built." in dlg.log.toPlainText()
+    assert not dlg.build_field.isEnabled() and dlg.progress.value() == 100
+
+
 def test_every_gui_string_is_translatable():
     """Widgets get their text through tr(): no bare string literal in a user-facing call."""
     calls = {"QLabel", "QPushButton", "QCheckBox", "QAction", "setText", "setWindowTitle", "setPlaceholderText",

@@ -2,6 +2,8 @@
 
     geoclip-qgis photos DIR_OR_FILES... -o out.gpkg -o out.csv --top-k 5 [--resume]
     geoclip-qgis text "snowy alpine village" -o text.geojson
+    geoclip-qgis field --resolution 0.1        (once: later world 0.1° rasters take about a second)
+    geoclip-qgis likelihood --text "snowy alpine village" --resolution 0.1 -o alps.tif
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("likelihood", help="likelihood raster (probability per km²) for photos or a text")
     lk.add_argument("--photos", nargs="*", default=[], help="one photo, or several of one place (fused)")
     lk.add_argument("--text", help="a text description instead of photos")
-    lk.add_argument("--method", default="auto", choices=["auto", "dense", "coarse-to-fine"])
+    lk.add_argument("--method", default="auto", choices=["auto", "field", "dense", "coarse-to-fine"],
+                    help="auto: a built location field when one covers the extent, else dense or coarse-to-fine")
     _raster_args(lk)
     lk.set_defaults(func=cmd_likelihood)
     ft = sub.add_parser("features", help="rasterise the location encoder's features (bands or PCA RGB)")
@@ -170,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--lon", type=float, required=True)
     _raster_args(sm)
     sm.set_defaults(func=cmd_similar)
+    fd = sub.add_parser("field", help="encode a lattice once (default: the world at 0.1°) so rasters on it are fast")
+    fd.add_argument("--extent", default="-180,-90,180,90", help="W,S,E,N in degrees")
+    fd.add_argument("--resolution", type=float, default=0.1, help="cell size in degrees (default 0.1)")
+    fd.add_argument("--device", default="auto")
+    fd.add_argument("--weights", default=None)
+    fd.add_argument("--cache-dir", default=None)
+    fd.set_defaults(func=cmd_field, clip_path=None, gallery="default", batch_size=8)
     return ap
 
 
@@ -236,6 +246,25 @@ def cmd_similar(args) -> int:
 
     info = similarity_raster(_engine(args), args.lat, args.lon, _grid(args), args.out, cog=args.cog)
     return _finish_raster(args, info)
+
+
+def cmd_field(args) -> int:
+    """Build (or finish) a location field with a progress bar; Ctrl-C keeps the rows done for the next run."""
+    from tqdm import tqdm
+
+    grid = _grid(args)
+    engine = _engine(args)
+    with tqdm(total=grid.height, unit="row", desc=f"location field {grid.res:g}°", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        try:
+            field = engine.build_field(grid, progress=progress)
+        except KeyboardInterrupt:
+            print("interrupted: the rows done are kept; run the same command again to resume", file=sys.stderr)
+            return 130
+    print(json.dumps(field.info()))
+    return 0
 
 
 def _glue_extent(argv: List[str]) -> List[str]:

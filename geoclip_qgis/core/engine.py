@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,8 +18,10 @@ import torch
 from .device import DeviceChoice, select_device
 from .errors import GeoClipError, ImageError
 from .exif import Photo, load_photo
+from .field import LocationField, build_field, find_field
 from .gallery import Gallery, check_top_k, default_cache_dir, load_gallery
 from .location_encoder import LocationEncoder
+from .raster import Grid
 from .weights import GeoClipWeights, load_weights
 
 log = logging.getLogger("geoclip_qgis")
@@ -77,6 +79,7 @@ class GeoClipEngine:
         self._location: Optional[LocationEncoder] = None
         self._image = None
         self._text = None
+        self._fields: Dict[float, list] = {}
 
     # ---- lazily built parts -------------------------------------------------------------------------
     @property
@@ -94,6 +97,24 @@ class GeoClipEngine:
                 self.location_encoder, self.weights.digest, self.cache_dir, device=self.device, progress=progress
             )
         return self._gallery
+
+    def field_for(self, grid: Grid) -> Tuple[Optional[LocationField], Grid]:
+        """A built location field that covers `grid` at its resolution, and `grid` snapped onto its lattice;
+        (None, grid) when there is none (the products then call the encoder)."""
+        key = round(grid.res, 12)
+        if not self._fields.get(key):  # only hits are remembered: a field built meanwhile is found next time
+            self._fields[key] = find_field(self.cache_dir, self.weights.digest, grid.res)
+        for candidate in self._fields[key]:
+            snapped = candidate.snap(grid)
+            if snapped is not None:
+                return candidate, snapped
+        return None, grid
+
+    def build_field(self, grid: Grid, progress: Optional[Callable[[int, int], None]] = None) -> LocationField:
+        """Encode `grid` once into the cache (resuming an interrupted build); later products read it."""
+        built = build_field(self.location_encoder, self.weights.digest, grid, self.cache_dir, progress=progress)
+        self._fields.pop(round(grid.res, 12), None)
+        return built
 
     @property
     def image_encoder(self):

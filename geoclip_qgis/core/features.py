@@ -1,18 +1,21 @@
 """Rasters of the location encoder itself: its 512 features, a PCA colour view of them, and similarity.
 
 These need no CLIP backbone, only GeoCLIP's location encoder. Everything is computed in row tiles of at most
-TILE_CELLS cells and written as it goes, so memory stays bounded (~64 MB) whatever the raster's size.
+TILE_CELLS cells and written as it goes, so memory stays bounded (~64 MB) whatever the raster's size. Unit
+features come from a built location field when one covers the grid (the extent is then snapped onto its
+lattice), else from the encoder.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from .errors import InputError
+from .field import LocationField
 from .raster import GeoTiffWriter, Grid, check_budget, row_tiles
 
 TILE_CELLS = 32768
@@ -27,13 +30,23 @@ def _bands(bands: Optional[Sequence[int]]) -> list:
     return out
 
 
+def _on_field(engine, grid: Grid, normalise: bool = True) -> Tuple[Optional[LocationField], Grid]:
+    """A built location field for unit features on this grid (snapped onto its lattice), or (None, grid)."""
+    if not normalise:
+        return None, grid
+    return engine.field_for(grid)
+
+
 def _write_tiled(engine, grid: Grid, writer: GeoTiffWriter, bands_of: Callable[[torch.Tensor], np.ndarray],
-                 progress=None, normalise: bool = True) -> str:
-    """Encode each row tile's cell centres, turn the embeddings into (bands, cells) with `bands_of`, write the
-    tile; any failure (cancel included) removes the partial file."""
+                 progress=None, normalise: bool = True, field: Optional[LocationField] = None) -> str:
+    """Encode each row tile's cell centres (or read them from `field`), turn the embeddings into (bands, cells)
+    with `bands_of`, write the tile; any failure (cancel included) removes the partial file."""
     try:
         for r0, r1 in row_tiles(grid, TILE_CELLS):
-            emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
+            if field is not None:
+                emb = field.unit_features(grid, r0, r1)
+            else:
+                emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
             writer.write_rows(r0, np.asarray(bands_of(emb)).reshape(-1, r1 - r0, grid.width))
             if progress:
                 progress(r1, grid.height)
@@ -47,11 +60,12 @@ def feature_raster(engine, grid: Grid, path: os.PathLike, bands: Optional[Sequen
                    normalise: bool = False, cog: bool = False, progress=None) -> Dict:
     """Write the chosen location-embedding dimensions as float32 bands (all 512 by default)."""
     chosen = _bands(bands)
+    field, grid = _on_field(engine, grid, normalise)
     check_budget(grid, 4 * len(chosen), "a feature raster", kind="output")
     idx = torch.tensor(chosen)
     writer = GeoTiffWriter(path, grid, len(chosen), "float32", descriptions=[f"feature {b}" for b in chosen],
                            tags={"source": "GeoCLIP location encoder", "normalised": normalise}, cog=cog)
-    out = _write_tiled(engine, grid, writer, lambda emb: emb[:, idx].numpy().T, progress, normalise)
+    out = _write_tiled(engine, grid, writer, lambda emb: emb[:, idx].numpy().T, progress, normalise, field)
     return {"path": out, "bands": len(chosen), **grid.to_dict()}
 
 
@@ -74,6 +88,7 @@ def fit_pca(engine, grid: Grid, sample_cells: int = 16384) -> Dict[str, np.ndarr
 
 def pca_raster(engine, grid: Grid, path: os.PathLike, cog: bool = False, progress=None) -> Dict:
     """3-band uint8 RGB: the first three principal components of the (unit) location features."""
+    field, grid = _on_field(engine, grid)
     check_budget(grid, 3, "a PCA raster", kind="output")
     pca = fit_pca(engine, grid)
     writer = GeoTiffWriter(path, grid, 3, "uint8", descriptions=["PC1 (red)", "PC2 (green)", "PC3 (blue)"],
@@ -83,7 +98,7 @@ def pca_raster(engine, grid: Grid, path: os.PathLike, cog: bool = False, progres
         proj = ((emb.numpy() - pca["mean"]) / pca["std"]) @ pca["components"].T
         return np.clip((proj - pca["lo"]) / (pca["hi"] - pca["lo"]) * 255.0, 0, 255).round().astype(np.uint8).T
 
-    out = _write_tiled(engine, grid, writer, rgb, progress)
+    out = _write_tiled(engine, grid, writer, rgb, progress, field=field)
     return {"path": out, "explained": pca["components"].shape, **grid.to_dict()}
 
 
@@ -92,10 +107,11 @@ def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathL
     """'Places like here': cosine similarity between (lat, lon)'s location feature and every cell's."""
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InputError(f"point ({lat}, {lon}) is outside lat ±90 / lon ±180", hint="give lat, lon in degrees")
+    field, grid = _on_field(engine, grid)
     check_budget(grid, 4, "a similarity raster", kind="output")
     q = engine.location_encoder.encode([[lat, lon]], normalise=True)[0]
     writer = GeoTiffWriter(path, grid, 1, "float32", nodata=-9999.0,
                            descriptions=[f"cosine similarity to ({lat:.5f}, {lon:.5f})"],
                            tags={"query_lat": lat, "query_lon": lon}, cog=cog)
-    out = _write_tiled(engine, grid, writer, lambda emb: (emb @ q).numpy(), progress)
+    out = _write_tiled(engine, grid, writer, lambda emb: (emb @ q).numpy(), progress, field=field)
     return {"path": out, **grid.to_dict()}

@@ -12,6 +12,9 @@ Coarse-to-fine: a dense global 0.1° grid is 6.5M encoder calls. Instead, score 
 lattice, keep the blocks that hold all but `tol` of the mass (plus their neighbours, plus any block within
 `margin` nats of the best), split those into factor × factor children, and repeat down to single cells.
 Blocks left behind keep their centre's score; by construction they hold less than `tol` of the mass.
+
+Location fields (core.field): when the lattice has been encoded once, a map is one pass over the stored unit
+features, whatever the query's spread; coarse-to-fine is for the lattices that have not.
 """
 
 from __future__ import annotations
@@ -187,16 +190,33 @@ def query_for(engine, photos=None, text: Optional[str] = None) -> Tuple[torch.Te
 
 
 def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto", **kwargs) -> LikelihoodMap:
-    """Score `grid` for `query` (one unit feature or a fused sum) and turn it into a density per km²."""
-    mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
+    """Score `grid` for `query` (one unit feature or a fused sum) and turn it into a density per km².
+
+    auto: read a built location field when one covers the grid at its resolution (the extent is then snapped
+    outward onto the field's lattice; the map's grid says so), else dense for small grids, else coarse-to-fine."""
     t0 = time.perf_counter()
-    if method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
+    if method not in ("auto", "field", "dense", "coarse-to-fine"):
+        raise InputError(f"unknown method {method!r}", hint="use auto, field, dense or coarse-to-fine")
+    field = None
+    if method in ("auto", "field"):
+        field, snapped = engine.field_for(grid)
+        if field is not None:
+            grid = snapped
+        elif method == "field":
+            raise InputError(f"no location field at {grid.res:g}° covers this extent",
+                             hint=f"build one first: geoclip-qgis field --resolution {grid.res:g} (or use the "
+                                  "plugin's model manager); the world at 0.1° takes 6.7 GB of disk")
+    if field is not None:
+        check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
+        scores = field.dot(query.detach().float().cpu().numpy(), grid) * float(engine.scale)
+        stats = {"method": "field", "evaluated": 0, "cells": grid.width * grid.height, "field": str(field.path)}
+    elif method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
+        mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
         scores = mapper.dense(query, grid)
         stats = {"method": "dense", "evaluated": grid.width * grid.height, "cells": grid.width * grid.height}
-    elif method in ("auto", "coarse-to-fine"):
-        scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
     else:
-        raise InputError(f"unknown method {method!r}", hint="use auto, dense or coarse-to-fine")
+        mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
+        scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
     density, best = density_from_scores(scores, grid)
     stats["seconds"] = time.perf_counter() - t0
     return LikelihoodMap(grid, density, best, stats)

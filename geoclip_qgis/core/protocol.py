@@ -20,7 +20,7 @@ from typing import Any, Dict
 
 PROTOCOL_VERSION = 1
 OPS = ("info", "geolocate_images", "geolocate_text", "likelihood", "features", "similar", "encode_locations",
-       "cancel", "shutdown")
+       "field_status", "build_field", "cancel", "shutdown")
 WORKER_MODULE = "geoclip_qgis.core.worker"
 # Photo file suffixes the engine reads (QGIS lists folders with it, without importing the engine).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif")

@@ -148,10 +148,10 @@ class Worker:
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from .likelihood import likelihood_map, query_for, write_likelihood
-        from .raster import Grid, render_preview
+        from .raster import render_preview
 
         engine = self.engine(params.get("engine") or {})
-        grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.5)))
+        grid = self._likelihood_grid(engine, params.get("extent"), params.get("resolution", "auto"))
         self.send(protocol.progress(rid, 0, 3, "encoding the query"))
         query, label = query_for(engine, params.get("photos"), params.get("text"))
         if self.cancelled(rid):
@@ -165,6 +165,16 @@ class Worker:
         top = engine.rank_query(query[None], int(params.get("top_k", 5)))[0]
         return {"path": str(path), "best_lat": lmap.best[0], "best_lon": lmap.best[1], "stats": lmap.stats,
                 "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max())}
+
+    @staticmethod
+    def _likelihood_grid(engine, extent, resolution):
+        """'auto' resolution: 0.1° where a built location field makes it take seconds, else 0.5°."""
+        from .raster import Grid
+
+        if resolution not in (None, "", "auto"):
+            return Grid.over(extent, float(resolution))
+        fine = Grid.over(extent, 0.1)
+        return fine if engine.field_for(fine)[0] is not None else Grid.over(extent, 0.5)
 
     def op_features(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from .features import feature_raster, pca_raster
@@ -186,6 +196,31 @@ class Worker:
         grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.5)))
         return similarity_raster(engine, float(params["lat"]), float(params["lon"]), grid, params["out"],
                                  cog=bool(params.get("cog")), progress=self._progress(rid, "similarity"))
+
+    def op_field_status(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Is there a location field for this lattice (default: the world at 0.1°), and how far is its build?"""
+        from .field import BYTES_PER_CELL, LocationField, field_dir
+        from .raster import Grid
+
+        engine = self.engine(params.get("engine") or {})
+        grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.1)))
+        path = field_dir(engine.cache_dir, engine.weights.digest, grid)
+        out = {"path": str(path), "bytes": grid.width * grid.height * BYTES_PER_CELL, "rows": grid.height,
+               "rows_done": 0, "complete": False}
+        if (path / "meta.json").is_file():
+            try:
+                out.update(LocationField(path).info())
+            except InputError as exc:  # damaged: the manager says so; building again repairs it
+                out["problem"] = str(exc)
+        return out
+
+    def op_build_field(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Build or resume a location field; cancel stops after the current row block and keeps what is done."""
+        from .raster import Grid
+
+        engine = self.engine(params.get("engine") or {})
+        grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.1)))
+        return engine.build_field(grid, progress=self._progress(rid, "encoding the location field")).info()
 
     def op_encode_locations(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         engine = self.engine(params.get("engine") or {})

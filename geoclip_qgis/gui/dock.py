@@ -318,7 +318,7 @@ class GeolocationDock(QgsDockWidget):
         photos, text = self.readable, self.query.text().strip()
         out = settings.raster_output("likelihood")
         params = {"engine": self.engine_options(), "photos": [] if text and not photos else photos,
-                  "text": "" if photos else text, "resolution": 0.5, "out": out}
+                  "text": "" if photos else text, "resolution": "auto", "out": out}
         self._start(EngineTask(tr("GeoCLIP likelihood raster"), "likelihood", params), self.raster_done)
         self.status.setText(tr("Mapping the likelihood…"))
 

@@ -1,4 +1,5 @@
-"""Engine and model manager: what is installed, one-click engine install, CLIP download or import, diagnostics."""
+"""Engine and model manager: what is installed, one-click engine install, CLIP download or import, the world
+location field (one-time encoding that makes 0.1° world rasters take seconds), diagnostics."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from . import settings
 from .settings import redact, tr
 
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "resources" / "engine-requirements.txt"
+WORLD_FIELD_RES = 0.1  # the lattice the dock's "auto" likelihood resolution and the 10 s goal refer to
 TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
 
 
@@ -103,7 +105,8 @@ class ManagerDialog(QDialog):
         grid = QGridLayout()
         self.labels = {}
         for r, (key, title) in enumerate((("engine", tr("Engine (Python + PyTorch)")), ("device", tr("Device")),
-                                           ("clip", tr("CLIP ViT-L/14 backbone")), ("weights", tr("GeoCLIP weights")))):
+                                           ("clip", tr("CLIP ViT-L/14 backbone")), ("weights", tr("GeoCLIP weights")),
+                                           ("field", tr("World location field (0.1°)")))):
             grid.addWidget(QLabel(f"<b>{title}</b>"), r, 0)
             self.labels[key] = QLabel(tr("checking…"))
             self.labels[key].setWordWrap(True)
@@ -114,11 +117,16 @@ class ManagerDialog(QDialog):
         self.install = QPushButton(tr("Install engine"))
         self.download = QPushButton(tr("Download CLIP (1.7 GB)"))
         self.import_folder = QPushButton(tr("Use a CLIP folder I have…"))
+        self.build_field = QPushButton(tr("Build world field"))
+        self.build_field.setToolTip(tr("Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, about 15 min "
+                                       "on a CPU, resumable); then 0.1° world likelihood and similarity rasters take "
+                                       "seconds."))
         self.refresh_button = QPushButton(tr("Check again"))
         self.cancel_button = QPushButton(tr("Cancel"))
         self.cancel_button.setEnabled(False)
         self.copy = QPushButton(tr("Copy diagnostics"))
-        for b in (self.install, self.download, self.import_folder, self.refresh_button, self.cancel_button, self.copy):
+        for b in (self.install, self.download, self.import_folder, self.build_field, self.refresh_button,
+                  self.cancel_button, self.copy):
             buttons.addWidget(b)
         v.addLayout(buttons)
         self.progress = QProgressBar()
@@ -130,6 +138,7 @@ class ManagerDialog(QDialog):
         self.install.clicked.connect(self.start_install)
         self.download.clicked.connect(self.start_download)
         self.import_folder.clicked.connect(self.pick_clip_folder)
+        self.build_field.clicked.connect(self.start_field_build)
         self.refresh_button.clicked.connect(self.refresh)
         self.cancel_button.clicked.connect(self.cancel)
         self.copy.clicked.connect(self.copy_diagnostics)
@@ -141,7 +150,7 @@ class ManagerDialog(QDialog):
             py = engine_python()
         except EngineError as exc:
             self.labels["engine"].setText(f"<span style='color:#b00'>{exc}</span><br>{exc.info.get('hint', '')}")
-            for key in ("device", "clip", "weights"):
+            for key in ("device", "clip", "weights", "field"):
                 self.labels[key].setText(tr("needs the engine"))
             return
         self.labels["engine"].setText(redact(py) + tr(" — starting…"))
@@ -167,6 +176,61 @@ class ManagerDialog(QDialog):
             entry = info.get(key, {})
             self.labels[key].setText((ok + redact(entry.get("path", ""))) if entry.get("ok")
                                      else bad + redact(entry.get("message", "")))
+        if info.get("weights", {}).get("ok"):
+            self.check_field()
+        else:
+            self.labels["field"].setText(tr("needs the GeoCLIP weights"))
+
+    # ---- world location field -----------------------------------------------------------------------------------
+    def check_field(self) -> None:
+        from .tasks import EngineTask
+
+        self.task = EngineTask(tr("GeoCLIP: checking the world field"), "field_status",
+                               {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
+        self.task.done.connect(self.show_field)
+        self.task.failed.connect(lambda e: self.labels["field"].setText(
+            f"<span style='color:#b00'>{e.get('message')}</span>"))
+        QgsApplication.taskManager().addTask(self.task)
+
+    def show_field(self, status: dict) -> None:
+        self.task = None
+        size = status.get("bytes", 0) / 2**30
+        if status.get("complete"):
+            self.labels["field"].setText(tr("<span style='color:#080'>✔</span> built ({:.1f} GB, {}): 0.1° world "
+                                            "rasters are read from it").format(size, redact(status.get("path", ""))))
+            self.build_field.setEnabled(False)
+            return
+        done, rows = status.get("rows_done", 0), max(status.get("rows", 1), 1)
+        text = tr("not built: 0.1° world rasters are computed cell by cell (minutes on a CPU). Building takes "
+                  "{:.1f} GB once.").format(size)
+        if done:
+            text = tr("partly built ({:.0%}): Build resumes where it stopped.").format(done / rows)
+        if status.get("problem"):
+            text = tr("damaged ({}); Build repairs it.").format(status["problem"])
+        self.labels["field"].setText(text)
+        self.build_field.setEnabled(True)
+
+    def start_field_build(self) -> None:
+        from .tasks import EngineTask
+
+        task = EngineTask(tr("GeoCLIP: building the world location field"), "build_field",
+                          {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
+        self.progress.setRange(0, 100)
+        task.progressChanged.connect(lambda p: self.progress.setValue(int(p)))
+        task.progressText.connect(lambda m: self.progress.setFormat(f"{m}: %p%"))
+        task.done.connect(self.field_built)
+        task.failed.connect(lambda e: (self.append(tr("Field build stopped: {}").format(e.get("message", ""))),
+                                       self._busy(False), self.check_field()))
+        self.task = task
+        self._busy(True)
+        self.append(tr("Encoding the world at 0.1° (resumable: Cancel keeps the rows done)."))
+        QgsApplication.taskManager().addTask(task)
+
+    def field_built(self, result: dict) -> None:
+        self._busy(False)
+        self.append(tr("Field build paused; click Build world field to resume.") if result.get("cancelled")
+                    else tr("World location field built."))
+        self.check_field()
 
     # ---- install ----------------------------------------------------------------------------------------------
     def start_install(self) -> None:
@@ -254,7 +318,7 @@ class ManagerDialog(QDialog):
         self._busy(False)
 
     def _busy(self, busy: bool) -> None:
-        for b in (self.install, self.download, self.import_folder, self.refresh_button):
+        for b in (self.install, self.download, self.import_folder, self.build_field, self.refresh_button):
             b.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
 

@@ -17,7 +17,7 @@ from ..layers import style_likelihood
 from .base import GeoClipAlgorithm, tr
 from .postprocess import StyleOnLoad
 
-METHODS = ["auto", "coarse-to-fine", "dense"]
+METHODS = ["auto", "coarse-to-fine", "dense", "field"]  # appended only: saved models keep their index
 
 
 class LikelihoodRaster(GeoClipAlgorithm):
@@ -26,7 +26,10 @@ class LikelihoodRaster(GeoClipAlgorithm):
     _help = ("Maps how likely each place is for the given photo(s) or text, as probability density per km² "
              "(area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are "
              "fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best "
-             "estimate. Large grids are computed coarse-to-fine: exact where the probability mass is.")
+             "estimate. When a location field covers the extent at this cell size (Engine and models > "
+             "Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent "
+             "snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the "
+             "probability mass is.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers("PHOTOS", tr("Photos (of one place)"),
