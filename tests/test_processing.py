@@ -56,10 +56,10 @@ def run(alg, params, feedback=None):
     return processing.run(f"geoclip:{alg}", params, feedback=feedback, context=context)
 
 
-def test_provider_lists_five_algorithms(provider):
+def test_provider_lists_six_algorithms(provider):
     names = sorted(a.name() for a in provider.algorithms())
-    assert names == ["geolocate_photos", "geolocate_text", "likelihood_raster", "location_features",
-                     "places_like_here"]
+    assert names == ["build_location_field", "geolocate_photos", "geolocate_text", "likelihood_raster",
+                     "location_features", "places_like_here"]
     for alg in provider.algorithms():
         assert len(alg.shortHelpString()) > 80, alg.name()
 
@@ -144,6 +144,21 @@ def test_location_features_and_places_like_here(provider, tmp_path):
                                    "RESOLUTION": 0.5, "OUTPUT": str(tmp_path / "like.tif")})
     like = QgsRasterLayer(res["OUTPUT"], "like")
     assert like.isValid() and like.crs().authid() == "EPSG:4326"
+
+
+def test_build_location_field_then_likelihood_reads_it(provider, tiny_clip, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    res = run("build_location_field", {"RESOLUTION": 7.5, "DEVICE": 1})
+    assert res["COMPLETE"] and Path(res["PATH"], "codes.int16").stat().st_size == 48 * 24 * 512 * 2
+    # METHOD 3 is "field": it fails unless the field just built is found and read.
+    out = run("likelihood_raster", {"TEXT": "a beach", "RESOLUTION": 7.5, "METHOD": 3, "DEVICE": 1,
+                                    "CLIP_PATH": tiny_clip, "OUTPUT": str(tmp_path / "beach.tif")})
+    layer = QgsRasterLayer(out["OUTPUT"], "beach")
+    assert layer.isValid() and (layer.width(), layer.height()) == (48, 24)
+    with pytest.raises(Exception, match="no location field at 2.5°"):
+        run("likelihood_raster", {"TEXT": "a beach", "RESOLUTION": 2.5, "METHOD": 3, "DEVICE": 1,
+                                  "CLIP_PATH": tiny_clip, "OUTPUT": str(tmp_path / "none.tif")})
 
 
 class KillAfterFirstRow:

@@ -4,4 +4,4 @@ Nothing heavy is imported here, so `python -m geoclip_qgis.core.worker` and the 
 QGIS side can import `geoclip_qgis` without pulling torch in.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

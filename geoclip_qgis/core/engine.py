@@ -18,7 +18,7 @@ import torch
 from .device import DeviceChoice, select_device
 from .errors import GeoClipError, ImageError
 from .exif import Photo, load_photo
-from .field import LocationField, build_field, find_field
+from .field import LocationField, available_memory, build_field, find_field
 from .gallery import Gallery, check_top_k, default_cache_dir, load_gallery
 from .location_encoder import LocationEncoder
 from .raster import Grid
@@ -109,6 +109,17 @@ class GeoClipEngine:
             if snapped is not None:
                 return candidate, snapped
         return None, grid
+
+    def prefetch_fields(self, headroom: float = 2.0) -> List[str]:
+        """Warm the OS page cache with the built fields that fit comfortably in free memory (run on a thread
+        at start-up, alongside the model load); returns the folders read."""
+        done = []
+        for candidate in find_field(self.cache_dir, self.weights.digest):
+            free = available_memory()
+            if free is not None and candidate.info()["bytes"] * headroom <= free:
+                candidate.prefetch()
+                done.append(str(candidate.path))
+        return done
 
     def build_field(self, grid: Grid, progress: Optional[Callable[[int, int], None]] = None) -> LocationField:
         """Encode `grid` once into the cache (resuming an interrupted build); later products read it."""

@@ -38,16 +38,23 @@ def _on_field(engine, grid: Grid, normalise: bool = True) -> Tuple[Optional[Loca
 
 
 def _write_tiled(engine, grid: Grid, writer: GeoTiffWriter, bands_of: Callable[[torch.Tensor], np.ndarray],
-                 progress=None, normalise: bool = True, field: Optional[LocationField] = None) -> str:
-    """Encode each row tile's cell centres (or read them from `field`), turn the embeddings into (bands, cells)
-    with `bands_of`, write the tile; any failure (cancel included) removes the partial file."""
+                 progress=None, normalise: bool = True, field: Optional[LocationField] = None,
+                 project: Optional[np.ndarray] = None) -> str:
+    """Per row tile: the cells' embeddings — or, with a (512, k) `project`ion, embeddings @ project, which a
+    location field computes without expanding its features — turned into (bands, cells) by `bands_of` and
+    written. Any failure (cancel included) removes the partial file."""
+    proj = None if project is None else torch.as_tensor(np.asarray(project, dtype=np.float32))
     try:
         for r0, r1 in row_tiles(grid, TILE_CELLS):
-            if field is not None:
-                emb = field.unit_features(grid, r0, r1)
+            if field is not None and proj is not None:
+                data = torch.from_numpy(field.dot(proj, grid, rows=(r0, r1)).reshape(-1, proj.shape[1]))
             else:
-                emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
-            writer.write_rows(r0, np.asarray(bands_of(emb)).reshape(-1, r1 - r0, grid.width))
+                if field is not None:
+                    emb = field.unit_features(grid, r0, r1)
+                else:
+                    emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
+                data = emb if proj is None else emb.double() @ proj.double()
+            writer.write_rows(r0, np.asarray(bands_of(data)).reshape(-1, r1 - r0, grid.width))
             if progress:
                 progress(r1, grid.height)
     except BaseException:
@@ -94,11 +101,15 @@ def pca_raster(engine, grid: Grid, path: os.PathLike, cog: bool = False, progres
     writer = GeoTiffWriter(path, grid, 3, "uint8", descriptions=["PC1 (red)", "PC2 (green)", "PC3 (blue)"],
                            tags={"source": "GeoCLIP location encoder, PCA of unit features"}, cog=cog)
 
-    def rgb(emb: torch.Tensor) -> np.ndarray:
-        proj = ((emb.numpy() - pca["mean"]) / pca["std"]) @ pca["components"].T
-        return np.clip((proj - pca["lo"]) / (pca["hi"] - pca["lo"]) * 255.0, 0, 255).round().astype(np.uint8).T
+    # Standardise-then-project is linear: ((x - mean) / std) @ C.T = x @ (C / std).T - (mean / std) @ C.T
+    project = (pca["components"] / pca["std"]).T
+    offset = (pca["mean"] / pca["std"]) @ pca["components"].T
 
-    out = _write_tiled(engine, grid, writer, rgb, progress, field=field)
+    def rgb(proj: torch.Tensor) -> np.ndarray:
+        z = proj.numpy() - offset
+        return np.clip((z - pca["lo"]) / (pca["hi"] - pca["lo"]) * 255.0, 0, 255).round().astype(np.uint8).T
+
+    out = _write_tiled(engine, grid, writer, rgb, progress, field=field, project=project)
     return {"path": out, "explained": pca["components"].shape, **grid.to_dict()}
 
 
@@ -113,5 +124,6 @@ def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathL
     writer = GeoTiffWriter(path, grid, 1, "float32", nodata=-9999.0,
                            descriptions=[f"cosine similarity to ({lat:.5f}, {lon:.5f})"],
                            tags={"query_lat": lat, "query_lon": lon}, cog=cog)
-    out = _write_tiled(engine, grid, writer, lambda emb: (emb @ q).numpy(), progress, field=field)
+    out = _write_tiled(engine, grid, writer, lambda sim: sim[:, 0].float().numpy(), progress, field=field,
+                       project=q.numpy()[:, None])
     return {"path": out, **grid.to_dict()}

@@ -132,6 +132,20 @@ class LocationField:
             segments.append((0, grid.width - first, first))
         return row0, segments
 
+    def prefetch(self, chunk: int = 64 * 2**20) -> int:
+        """Read the field once so that the OS keeps it in its page cache: the first map after start-up then
+        does not wait ~10 s for the disk. Meant for a background thread; returns the bytes read."""
+        total = 0
+        buf = bytearray(chunk)
+        for name in ("scales.float32", "codes.int16"):
+            with open(self.path / name, "rb", buffering=0) as fh:
+                while True:
+                    n = fh.readinto(buf)
+                    if not n:
+                        break
+                    total += n
+        return total
+
     # ---- reading ------------------------------------------------------------------------------------------
     def iter_tiles(self, grid: Grid, rows: Optional[Tuple[int, int]] = None, chunk: int = CHUNK_CELLS,
                    ) -> Iterator[Tuple[int, int, int, int, torch.Tensor, torch.Tensor]]:
@@ -153,23 +167,26 @@ class LocationField:
                 yield r, r1, d0, d0 + w, codes, scales
 
     @torch.inference_mode()
-    def dot(self, vector, grid: Grid, rows: Optional[Tuple[int, int]] = None,
+    def dot(self, vectors, grid: Grid, rows: Optional[Tuple[int, int]] = None,
             progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
-        """vector · f̂(cell) for every cell of `grid` (rows [rows) only, if given): float64 (rows, W)."""
-        q = torch.as_tensor(np.asarray(vector, dtype=np.float32)).reshape(-1)
+        """f̂(cell) · vectors for every cell of `grid` (rows [rows) only, if given). `vectors` is one (512,)
+        query — giving float64 (rows, W) — or a (512, k) projection, giving (rows, W, k)."""
+        q = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+        single = q.ndim == 1
+        q = q.reshape(q.shape[0], -1)
         if q.shape[0] != DIMS:
-            raise InputError(f"query must have {DIMS} values, got {q.shape[0]}")
+            raise InputError(f"query must have {DIMS} values per column, got {q.shape[0]}")
         lo, hi = rows or (0, grid.height)
-        out = np.empty((hi - lo, grid.width), dtype=np.float64)
+        out = np.empty((hi - lo, grid.width, q.shape[1]), dtype=np.float64)
         buf = torch.empty(CHUNK_CELLS, DIMS)
         for r0, r1, d0, d1, codes, scales in self.iter_tiles(grid, (lo, hi)):
             b = buf[:codes.shape[0]] if codes.shape[0] <= CHUNK_CELLS else torch.empty(codes.shape[0], DIMS)
             b.copy_(codes)  # int16 -> float32 into a reused buffer: the fast path measured in the module notes
-            vals = torch.mv(b, q).mul_(scales)
-            out[r0 - lo:r1 - lo, d0:d1] = vals.reshape(r1 - r0, d1 - d0).double().numpy()
+            vals = (torch.mv(b, q[:, 0])[:, None] if single else b @ q).mul_(scales[:, None])
+            out[r0 - lo:r1 - lo, d0:d1] = vals.reshape(r1 - r0, d1 - d0, -1).double().numpy()
             if progress:
                 progress(r1 - lo, hi - lo)
-        return out
+        return out[..., 0] if single else out
 
     @torch.inference_mode()
     def unit_features(self, grid: Grid, r0: int, r1: int) -> torch.Tensor:
@@ -274,8 +291,20 @@ def build_field(encoder, weights_digest: str, grid: Grid, cache_dir: os.PathLike
     return LocationField(path)
 
 
-def find_field(cache_dir: os.PathLike, weights_digest: str, res: float) -> List[LocationField]:
-    """Complete fields for these weights at this resolution, the widest first."""
+def available_memory() -> Optional[int]:
+    """MemAvailable from /proc/meminfo (Linux), in bytes; None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def find_field(cache_dir: os.PathLike, weights_digest: str, res: Optional[float] = None) -> List[LocationField]:
+    """Complete fields for these weights (at this resolution, if given), the widest first."""
     root = Path(cache_dir) / "fields"
     found = []
     for d in sorted(root.glob("field-*")) if root.is_dir() else []:
@@ -283,6 +312,7 @@ def find_field(cache_dir: os.PathLike, weights_digest: str, res: float) -> List[
             f = LocationField(d)
         except InputError:
             continue
-        if f.complete and f.weights_digest == weights_digest and math.isclose(f.grid.res, res, rel_tol=1e-9):
+        if f.complete and f.weights_digest == weights_digest and (res is None or
+                                                                  math.isclose(f.grid.res, res, rel_tol=1e-9)):
             found.append(f)
     return sorted(found, key=lambda f: -f.grid.width * f.grid.height)

@@ -55,6 +55,8 @@ class Worker:
                 cache_dir=opts.get("cache_dir") or None, batch_size=int(opts.get("batch_size") or 8),
             )
             self._engine_key = key
+            # A built world field is read into the OS cache while the model loads: the first map is then fast.
+            threading.Thread(target=self._engine.prefetch_fields, name="field-prefetch", daemon=True).start()
         return self._engine
 
     def handle(self, req: Dict[str, Any]) -> None:

@@ -125,10 +125,14 @@ class ManagerDialog(QDialog):
         self.cancel_button = QPushButton(tr("Cancel"))
         self.cancel_button.setEnabled(False)
         self.copy = QPushButton(tr("Copy diagnostics"))
-        for b in (self.install, self.download, self.import_folder, self.build_field, self.refresh_button,
-                  self.cancel_button, self.copy):
+        for b in (self.install, self.download, self.import_folder, self.build_field):
             buttons.addWidget(b)
         v.addLayout(buttons)
+        actions = QHBoxLayout()  # a second row: what the dialog does, apart from what it installs
+        actions.addStretch(1)
+        for b in (self.refresh_button, self.cancel_button, self.copy):
+            actions.addWidget(b)
+        v.addLayout(actions)
         self.progress = QProgressBar()
         v.addWidget(self.progress)
         self.log = QPlainTextEdit()
@@ -194,15 +198,15 @@ class ManagerDialog(QDialog):
 
     def show_field(self, status: dict) -> None:
         self.task = None
-        size = status.get("bytes", 0) / 2**30
+        size = status.get("bytes", 0) / 1e9
         if status.get("complete"):
             self.labels["field"].setText(tr("<span style='color:#080'>✔</span> built ({:.1f} GB, {}): 0.1° world "
                                             "rasters are read from it").format(size, redact(status.get("path", ""))))
             self.build_field.setEnabled(False)
             return
         done, rows = status.get("rows_done", 0), max(status.get("rows", 1), 1)
-        text = tr("not built: 0.1° world rasters are computed cell by cell (minutes on a CPU). Building takes "
-                  "{:.1f} GB once.").format(size)
+        text = tr("not built: 0.1° world maps are computed cell by cell (minutes on a CPU). Building it once "
+                  "takes {:.1f} GB of disk.").format(size)
         if done:
             text = tr("partly built ({:.0%}): Build resumes where it stopped.").format(done / rows)
         if status.get("problem"):

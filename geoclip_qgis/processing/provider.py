@@ -6,13 +6,14 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON
+from .build_location_field import BuildLocationField
 from .geolocate_photos import GeolocatePhotos
 from .geolocate_text import GeolocateText
 from .likelihood_raster import LikelihoodRaster
 from .location_features import LocationFeatures
 from .places_like_here import PlacesLikeHere
 
-ALGORITHMS = (GeolocatePhotos, GeolocateText, LikelihoodRaster, LocationFeatures, PlacesLikeHere)
+ALGORITHMS = (GeolocatePhotos, GeolocateText, LikelihoodRaster, LocationFeatures, PlacesLikeHere, BuildLocationField)
 
 
 class GeoClipProvider(QgsProcessingProvider):
