@@ -112,7 +112,9 @@ class LocationField:
         if west >= 180.0:
             west -= 360.0
         north = self.grid.north - r0 * res
-        return Grid(west, north - (r1 - r0) * res, west + (c1 - c0) * res, north, res)
+        # Rounded so that the GeoTIFF's origin reads 170.0, not 170.00000000000003.
+        return Grid(round(west, 10), round(north - (r1 - r0) * res, 10), round(west + (c1 - c0) * res, 10),
+                    round(north, 10), res)
 
     def window(self, grid: Grid) -> Optional[Tuple[int, List[Segment]]]:
         """Row offset and column segments of `grid` inside this field, if `grid` lies exactly on its lattice."""
