@@ -148,6 +148,11 @@ def test_refusals_and_repairs(private_engine, monkeypatch, tmp_path):
 
 def test_cli_builds_and_uses_a_field(tmp_path, tiny_clip, capsys):
     cache = tmp_path / "cache"
+    # Before any field exists, --method field fails at once, before CLIP is even looked for.
+    assert main(["likelihood", "--text", "a beach", "--resolution", "5", "--method", "field", "--clip-path",
+                 str(tmp_path / "no-clip"), "--cache-dir", str(cache), "-o", str(tmp_path / "x.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "no location field at 5°" in err and "geoclip-qgis field --resolution 5" in err and "CLIP" not in err
     assert main(["field", "--resolution", "5", "--device", "cpu", "--cache-dir", str(cache)]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["complete"] and (info["width"], info["height"]) == (72, 36)

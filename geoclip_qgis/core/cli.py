@@ -218,10 +218,11 @@ def _finish_raster(args, info: dict) -> int:
 
 
 def cmd_likelihood(args) -> int:
-    from .likelihood import likelihood_map, query_for, write_likelihood
+    from .likelihood import field_plan, likelihood_map, query_for, write_likelihood
 
     grid = _grid(args)
     engine = _engine(args)
+    field_plan(engine, grid, args.method)  # a missing field is reported before CLIP loads
     query, label = query_for(engine, args.photos, args.text)
     lmap = likelihood_map(engine, query, grid, method=args.method)
     write_likelihood(lmap, args.out, label, cog=args.cog)

@@ -189,23 +189,28 @@ def query_for(engine, photos=None, text: Optional[str] = None) -> Tuple[torch.Te
     return fused_query(feats), text or ", ".join(os.path.basename(p) for p in photos)
 
 
+def field_plan(engine, grid: Grid, method: str = "auto"):
+    """The location field a map of `grid` will read (or None) and the grid it will have. Cheap: callers run it
+    before loading CLIP, so a bad method or a missing field is reported before any slow work."""
+    if method not in ("auto", "field", "dense", "coarse-to-fine"):
+        raise InputError(f"unknown method {method!r}", hint="use auto, field, dense or coarse-to-fine")
+    if method not in ("auto", "field"):
+        return None, grid
+    field, snapped = engine.field_for(grid)
+    if field is None and method == "field":
+        raise InputError(f"no location field at {grid.res:g}° covers this extent",
+                         hint=f"build one first: geoclip-qgis field --resolution {grid.res:g} (or use the "
+                              "plugin's model manager); the world at 0.1° takes 6.7 GB of disk")
+    return field, snapped
+
+
 def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto", **kwargs) -> LikelihoodMap:
     """Score `grid` for `query` (one unit feature or a fused sum) and turn it into a density per km².
 
     auto: read a built location field when one covers the grid at its resolution (the extent is then snapped
     outward onto the field's lattice; the map's grid says so), else dense for small grids, else coarse-to-fine."""
     t0 = time.perf_counter()
-    if method not in ("auto", "field", "dense", "coarse-to-fine"):
-        raise InputError(f"unknown method {method!r}", hint="use auto, field, dense or coarse-to-fine")
-    field = None
-    if method in ("auto", "field"):
-        field, snapped = engine.field_for(grid)
-        if field is not None:
-            grid = snapped
-        elif method == "field":
-            raise InputError(f"no location field at {grid.res:g}° covers this extent",
-                             hint=f"build one first: geoclip-qgis field --resolution {grid.res:g} (or use the "
-                                  "plugin's model manager); the world at 0.1° takes 6.7 GB of disk")
+    field, grid = field_plan(engine, grid, method)
     if field is not None:
         check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
         scores = field.dot(query.detach().float().cpu().numpy(), grid) * float(engine.scale)

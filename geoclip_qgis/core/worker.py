@@ -149,11 +149,12 @@ class Worker:
         return {"done": len(results), "failed": 0, "cancelled": False}
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from .likelihood import likelihood_map, query_for, write_likelihood
+        from .likelihood import field_plan, likelihood_map, query_for, write_likelihood
         from .raster import render_preview
 
         engine = self.engine(params.get("engine") or {})
         grid = self._likelihood_grid(engine, params.get("extent"), params.get("resolution", "auto"))
+        field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
         self.send(protocol.progress(rid, 0, 3, "encoding the query"))
         query, label = query_for(engine, params.get("photos"), params.get("text"))
         if self.cancelled(rid):
