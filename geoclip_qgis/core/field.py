@@ -3,12 +3,12 @@
 Why: every map product scores cells with s·q·f̂(x), and f̂ (the unit location feature) does not depend on the
 query. On a lattice that is used again and again — the world at 0.1°, 6.48M cells — it pays to encode once, as
 the gallery is: ~15 min on a 2-core CPU (seconds on a GPU), then each likelihood, similarity or PCA raster is a
-single pass over the stored features (~1 s on that CPU) instead of 6.48M encoder calls.
+single pass over the stored features (1-2 s on that CPU) instead of 6.48M encoder calls.
 
 Storage: each unit feature is kept as int16 with one float32 scale per cell (largest |component| / 32767):
 1,028 bytes a cell, 6.7 GB for the world at 0.1°. At GeoCLIP's s ≈ 40 the score error is below 3e-4 nats,
 seven times below float16 at the same size. Building writes row blocks in place and records how many rows are
-done only after they are flushed, so an interrupted build resumes where it stopped and never passes off a
+done only after they are on disk (fsync), so an interrupted build resumes where it stopped and never passes off a
 partial field as complete.
 """
 
