@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .errors import BudgetError, InputError
-from .raster import Grid
+from .raster import Grid, fitting_resolution
 
 VERSION = 1
 DIMS = 512
@@ -34,6 +34,12 @@ BYTES_PER_CELL = DIMS * 2 + 4
 CHUNK_CELLS = 4096  # ~8 MB of float32 per step: stays in cache, and the copy + matvec run at memory speed
 DISK_MARGIN = 512 * 2**20
 Segment = Tuple[int, int, int]  # field column start, end, output column start
+
+
+def _file_sizes(grid: Grid) -> Tuple[Tuple[str, int], Tuple[str, int]]:
+    """The field's two files and their exact sizes, the one definition the build and the reader share."""
+    cells = grid.width * grid.height
+    return ("codes.int16", cells * DIMS * 2), ("scales.float32", cells * 4)
 
 
 def field_dir(cache_dir: os.PathLike, weights_digest: str, grid: Grid) -> Path:
@@ -63,7 +69,7 @@ class LocationField:
             raise InputError(f"unreadable location field metadata ({exc})", path=meta_file,
                              hint="delete the folder and build the field again") from exc
         H, W = self.grid.shape
-        for name, size in (("codes.int16", H * W * DIMS * 2), ("scales.float32", H * W * 4)):
+        for name, size in _file_sizes(self.grid):
             f = self.path / name
             if not f.is_file() or f.stat().st_size != size:
                 raise InputError(f"location field file is missing or has the wrong size (want {size:,} bytes)",
@@ -232,9 +238,7 @@ def check_disk(path: Path, grid: Grid, have: int = 0) -> None:
     usable = free - DISK_MARGIN
     hint = "free some space, or use another cache folder (--cache-dir / GEOCLIP_QGIS_CACHE)"
     if usable > 0:
-        fit = grid.res * math.sqrt((need + have) / usable)
-        nice = next((r for r in (0.1, 0.2, 0.25, 0.5, 1, 2, 5) if r >= fit), math.ceil(fit))
-        hint += f", or build at {nice:g}°"
+        hint += f", or build at {fitting_resolution(grid.res, need + have, usable):g}°"
     raise BudgetError(
         f"a location field of {grid.width} x {grid.height} cells at {grid.res:g}° needs {need / 2**30:.2f} GiB more "
         f"disk, and only {free / 2**30:.2f} GiB is free", path=probe, hint=hint)
@@ -250,20 +254,19 @@ def build_field(encoder, weights_digest: str, grid: Grid, cache_dir: os.PathLike
             "bytes_per_cell": BYTES_PER_CELL}
     codes_f, scales_f = path / "codes.int16", path / "scales.float32"
     done = 0
-    if (path / "meta.json").is_file():
-        try:
-            old = json.loads((path / "meta.json").read_text())
-            sizes_ok = codes_f.stat().st_size == H * W * DIMS * 2 and scales_f.stat().st_size == H * W * 4
-            if {k: old.get(k) for k in ("version", "weights_digest", "grid")} == \
-                    {k: meta[k] for k in ("version", "weights_digest", "grid")} and sizes_ok:
-                done = min(int(old.get("rows_done", 0)), H)
-        except (OSError, ValueError, TypeError):
-            done = 0
+    try:
+        old = LocationField(path)  # checks the metadata and both files' sizes
+        if {k: old.meta.get(k) for k in ("version", "weights_digest", "grid")} == \
+                {k: meta[k] for k in ("version", "weights_digest", "grid")}:
+            done = min(old.rows_done, H)
+        del old
+    except InputError:
+        done = 0  # nothing there yet, or damaged: start over
     if done == 0:
         check_disk(path, grid)
         path.mkdir(parents=True, exist_ok=True)
-        for f, size in ((codes_f, H * W * DIMS * 2), (scales_f, H * W * 4)):
-            with open(f, "wb") as fh:  # sparse: blocks are allocated as rows are written
+        for name, size in _file_sizes(grid):
+            with open(path / name, "wb") as fh:  # sparse: blocks are allocated as rows are written
                 fh.truncate(size)
         _write_meta(path, meta)
     elif done < H:

@@ -215,13 +215,13 @@ def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto"
         check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
         scores = field.dot(query.detach().float().cpu().numpy(), grid) * float(engine.scale)
         stats = {"method": "field", "evaluated": 0, "cells": grid.width * grid.height, "field": str(field.path)}
-    elif method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
-        mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
-        scores = mapper.dense(query, grid)
-        stats = {"method": "dense", "evaluated": grid.width * grid.height, "cells": grid.width * grid.height}
     else:
         mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
-        scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
+        if method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
+            scores = mapper.dense(query, grid)
+            stats = {"method": "dense", "evaluated": grid.width * grid.height, "cells": grid.width * grid.height}
+        else:
+            scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
     density, best = density_from_scores(scores, grid)
     stats["seconds"] = time.perf_counter() - t0
     return LikelihoodMap(grid, density, best, stats)

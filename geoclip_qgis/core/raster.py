@@ -102,6 +102,13 @@ class Grid:
                 "width": self.width, "height": self.height}
 
 
+def fitting_resolution(res: float, need: float, budget: float) -> float:
+    """The finest round resolution at which a request of `need` bytes at `res` shrinks to `budget` (size scales
+    with 1 / res²): what a refusal suggests instead."""
+    fit = res * math.sqrt(need / budget)
+    return next((r for r in (0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5) if r >= fit), math.ceil(fit))
+
+
 def check_budget(grid: Grid, bytes_per_cell: float, what: str, budget: Optional[int] = None,
                  kind: str = "memory") -> None:
     """Refuse before allocating or computing: say how big the request is and which resolution would fit."""
@@ -110,8 +117,7 @@ def check_budget(grid: Grid, bytes_per_cell: float, what: str, budget: Optional[
     need = grid.width * grid.height * bytes_per_cell
     if need <= budget:
         return
-    fit = grid.res * math.sqrt(need / budget)
-    nice = next((r for r in (0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5) if r >= fit), math.ceil(fit))
+    nice = fitting_resolution(grid.res, need, budget)
     raise BudgetError(
         f"{what} of {grid.width} x {grid.height} cells at {grid.res}° needs {need / 2**20:,.0f} MiB, over the "
         f"{budget / 2**20:,.0f} MiB {kind} budget",

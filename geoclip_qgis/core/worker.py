@@ -153,7 +153,7 @@ class Worker:
         from .raster import render_preview
 
         engine = self.engine(params.get("engine") or {})
-        grid = self._likelihood_grid(engine, params.get("extent"), params.get("resolution", "auto"))
+        grid = self._grid(engine, params, "auto")
         field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
         self.send(protocol.progress(rid, 0, 3, "encoding the query"))
         query, label = query_for(engine, params.get("photos"), params.get("text"))
@@ -170,21 +170,21 @@ class Worker:
                 "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max())}
 
     @staticmethod
-    def _likelihood_grid(engine, extent, resolution):
-        """'auto' resolution: 0.1° where a built location field makes it take seconds, else 0.5°."""
+    def _grid(engine, params: Dict[str, Any], default):
+        """The request's extent and resolution as a Grid. The likelihood's default, 'auto', is 0.1° where a built
+        location field makes that take seconds, else 0.5°."""
         from .raster import Grid
 
-        if resolution not in (None, "", "auto"):
-            return Grid.over(extent, float(resolution))
+        extent, res = params.get("extent"), params.get("resolution", default)
+        if default != "auto" or res not in (None, "", "auto"):
+            return Grid.over(extent, float(res))
         fine = Grid.over(extent, 0.1)
         return fine if engine.field_for(fine)[0] is not None else Grid.over(extent, 0.5)
 
     def op_features(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from .features import feature_raster, pca_raster
-        from .raster import Grid
-
         engine = self.engine(params.get("engine") or {})
-        grid = Grid.over(params.get("extent"), float(params.get("resolution", 1.0)))
+        grid = self._grid(engine, params, 1.0)
         report = self._progress(rid, "rasterising location features")
         if params.get("pca"):
             return pca_raster(engine, grid, params["out"], cog=bool(params.get("cog")), progress=report)
@@ -193,20 +193,16 @@ class Worker:
 
     def op_similar(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from .features import similarity_raster
-        from .raster import Grid
-
         engine = self.engine(params.get("engine") or {})
-        grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.5)))
+        grid = self._grid(engine, params, 0.5)
         return similarity_raster(engine, float(params["lat"]), float(params["lon"]), grid, params["out"],
                                  cog=bool(params.get("cog")), progress=self._progress(rid, "similarity"))
 
     def op_field_status(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         """Is there a location field for this lattice (default: the world at 0.1°), and how far is its build?"""
         from .field import BYTES_PER_CELL, LocationField, field_dir
-        from .raster import Grid
-
         engine = self.engine(params.get("engine") or {})
-        grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.1)))
+        grid = self._grid(engine, params, 0.1)
         path = field_dir(engine.cache_dir, engine.weights.digest, grid)
         out = {"path": str(path), "bytes": grid.width * grid.height * BYTES_PER_CELL, "rows": grid.height,
                "rows_done": 0, "complete": False}
@@ -219,10 +215,8 @@ class Worker:
 
     def op_build_field(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         """Build or resume a location field; cancel stops after the current row block and keeps what is done."""
-        from .raster import Grid
-
         engine = self.engine(params.get("engine") or {})
-        grid = Grid.over(params.get("extent"), float(params.get("resolution", 0.1)))
+        grid = self._grid(engine, params, 0.1)
         return engine.build_field(grid, progress=self._progress(rid, "encoding the location field")).info()
 
     def op_encode_locations(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
