@@ -20,25 +20,23 @@ from qgis.core import (
     QgsRasterLayer,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from .core.geodesy import haversine_km
+from .qt_compat import field_type
 
 STYLES = Path(__file__).resolve().parent / "resources" / "styles"
 
 PREDICTION_FIELDS = [
-    ("photo", QVariant.String), ("query", QVariant.String), ("rank", QVariant.Int),
-    ("probability", QVariant.Double), ("lat", QVariant.Double), ("lon", QVariant.Double),
-    ("gallery_index", QVariant.Int), ("exif_lat", QVariant.Double), ("exif_lon", QVariant.Double),
-    ("error_km", QVariant.Double),
+    ("photo", "QString"), ("query", "QString"), ("rank", "Int"), ("probability", "Double"), ("lat", "Double"),
+    ("lon", "Double"), ("gallery_index", "Int"), ("exif_lat", "Double"), ("exif_lon", "Double"), ("error_km", "Double"),
 ]
-FAILED_FIELDS = [("photo", QVariant.String), ("reason", QVariant.String), ("code", QVariant.String)]
+FAILED_FIELDS = [("photo", "QString"), ("reason", "QString"), ("code", "QString")]
 
 
 def make_fields(spec) -> QgsFields:
     fields = QgsFields()
     for name, kind in spec:
-        fields.append(QgsField(name, kind))
+        fields.append(QgsField(name, field_type(kind)))
     return fields
 
 
@@ -122,10 +120,17 @@ def style_similarity(layer: QgsRasterLayer) -> None:
     layer.triggerRepaint()
 
 
-MAP_TIP = """<div style="max-width:340px">
+# The photo's file:// URL, as QUrl.fromLocalFile gives it once backslashes are slashes: file:///home/a.jpg,
+# file:///C:/a.jpg, and file://server/share/a.jpg for a Windows UNC path (\\server\share). Relative paths are
+# resolved against the project folder (see stored_path). tests/test_processing.py compares it with QUrl.
+PHOTO_URL = r"""with_variable('p', replace(CASE WHEN regexp_match("photo", '^(/|\\\\|[A-Za-z]:)') THEN "photo"
+ELSE @project_home || '/' || "photo" END, '\\', '/'),
+CASE WHEN left(@p, 2) = '//' THEN 'file:' || @p WHEN left(@p, 1) = '/' THEN 'file://' || @p
+ELSE 'file:///' || @p END)"""
+
+MAP_TIP = f"""<div style="max-width:340px">
 [% CASE WHEN "photo" IS NOT NULL THEN
-'<img src="file:///' || CASE WHEN regexp_match("photo", '^(/|[A-Za-z]:)') THEN "photo"
-ELSE @project_home || '/' || "photo" END || '" style="max-width:320px;max-height:240px"><br>' ELSE '' END %]
+'<img src="' || {PHOTO_URL} || '" style="max-width:320px;max-height:240px"><br>' ELSE '' END %]
 <b>[% coalesce("photo", "query") %]</b><br>
 rank [% "rank" %] &middot; p = [% format_number("probability", 4) %]<br>
 [% format_number("lat", 5) %], [% format_number("lon", 5) %]

@@ -1,8 +1,16 @@
-"""The plugin object: registers the Processing provider and the GUI, and stops the engine worker on unload."""
+"""The plugin object: installs the translation, registers the Processing provider and the GUI, and stops the engine
+worker on unload."""
 
 from __future__ import annotations
 
-from qgis.core import QgsApplication
+import traceback
+
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.PyQt.QtCore import QCoreApplication
+
+from .i18n import install_translator, tr
+
+LOG_TAG = "GeoCLIP"
 
 
 class GeoClipPlugin:
@@ -10,6 +18,7 @@ class GeoClipPlugin:
         self.iface = iface
         self.provider = None
         self.gui = None
+        self.translator = install_translator()
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS naming
         from .processing.provider import GeoClipProvider
@@ -21,10 +30,20 @@ class GeoClipPlugin:
         self.initProcessing()
         try:
             from .gui.main import GeoClipGui
-        except ImportError:  # the GUI module is optional; Processing works without it
-            return
-        self.gui = GeoClipGui(self.iface)
-        self.gui.init()
+
+            self.gui = GeoClipGui(self.iface)
+            self.gui.init()
+        except Exception as exc:  # a GUI that fails to load must say so, not vanish; Processing still works
+            self.gui = None
+            self.report_gui_failure(exc)
+
+    def report_gui_failure(self, exc: BaseException) -> None:
+        """The reason in the message bar, the traceback in the log (View > Panels > Log Messages, GeoCLIP tab)."""
+        QgsMessageLog.logMessage(tr("The GeoCLIP panel could not be loaded:\n{}").format(traceback.format_exc()),
+                                 LOG_TAG, Qgis.MessageLevel.Critical)
+        self.iface.messageBar().pushMessage(
+            LOG_TAG, tr("The panel could not be loaded ({}: {}); Processing algorithms still work. Details are in "
+                        "the GeoCLIP log.").format(type(exc).__name__, exc), Qgis.MessageLevel.Critical, 0)
 
     def unload(self) -> None:
         if self.gui is not None:
@@ -33,6 +52,9 @@ class GeoClipPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        if self.translator is not None:
+            QCoreApplication.removeTranslator(self.translator)
+            self.translator = None
         from .engine_client import shutdown_shared
 
         shutdown_shared()

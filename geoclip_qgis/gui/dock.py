@@ -46,11 +46,12 @@ from ..core.protocol import IMAGE_SUFFIXES
 from ..layers import prediction_features, prediction_fields, style_likelihood, style_predictions
 from ..processing.geolocate_photos import list_folder
 from . import settings
-from .settings import tr
+from .settings import tr, tr_noop
 from .tasks import EngineTask
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
-COLUMNS = ["", "Photo / query", "Rank", "Probability", "Lat", "Lon", "EXIF GPS distance (km)"]
+COLUMNS = ["", tr_noop("Photo / query"), tr_noop("Rank"), tr_noop("Probability"), tr_noop("Lat"), tr_noop("Lon"),
+           tr_noop("EXIF GPS distance (km)")]
 
 
 def thumbnail(path: str, size: int = 56) -> Optional[QPixmap]:
@@ -59,11 +60,12 @@ def thumbnail(path: str, size: int = 56) -> Optional[QPixmap]:
     reader.setAutoTransform(True)
     full = reader.size()
     if full.isValid() and full.width() > 0:
-        reader.setScaledSize(full.scaled(QSize(size * 2, size * 2), Qt.KeepAspectRatio))
+        reader.setScaledSize(full.scaled(QSize(size * 2, size * 2), Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     if image.isNull():
         return None
-    return QPixmap.fromImage(image).scaled(size, size, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+    return QPixmap.fromImage(image).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation)
 
 
 class PhotoList(QListWidget):
@@ -74,11 +76,11 @@ class PhotoList(QListWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setToolTip(tr("Drop photos or folders here"))
 
     def paths(self) -> List[str]:
-        return [self.item(i).data(Qt.UserRole) for i in range(self.count())]
+        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
 
     def add(self, paths: List[str]) -> None:
         known = set(self.paths())
@@ -90,7 +92,7 @@ class PhotoList(QListWidget):
             if p in known or Path(p).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             item = QListWidgetItem(Path(p).name)
-            item.setData(Qt.UserRole, p)
+            item.setData(Qt.ItemDataRole.UserRole, p)
             item.setToolTip(p)
             self.addItem(item)
             known.add(p)
@@ -180,14 +182,14 @@ class GeolocationDock(QgsDockWidget):
         self.status.setWordWrap(True)
         v.addWidget(self.status)
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([tr(c) for c in COLUMNS])
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setHorizontalHeaderLabels([tr(c) if c else c for c in COLUMNS])
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setIconSize(QSize(48, 48))
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.Interactive)  # long names must not push the numbers away
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)  # long names must not push the numbers away
         header.setStretchLastSection(True)
         header.setMinimumSectionSize(24)
         self.table.setColumnWidth(1, 130)
@@ -281,7 +283,7 @@ class GeolocationDock(QgsDockWidget):
             icon = QTableWidgetItem()
             if pix is not None:
                 icon.setIcon(QIcon(pix))
-            icon.setData(Qt.UserRole, (p["lat"], p["lon"]))
+            icon.setData(Qt.ItemDataRole.UserRole, (p["lat"], p["lon"]))
             self.table.setItem(r, 0, icon)
             dist = "" if not gps else f"{haversine_km(gps[0], gps[1], p['lat'], p['lon']):,.1f}"
             values = [Path(row["source"]).name if row.get("kind") == "image" else row["source"], str(p["rank"]),
@@ -290,7 +292,7 @@ class GeolocationDock(QgsDockWidget):
                 item = QTableWidgetItem(text)
                 item.setToolTip(row["source"])
                 if c >= 2:
-                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
             self.table.setRowHeight(r, 52 if pix is not None else 24)
         self.rows += 1
@@ -342,7 +344,7 @@ class GeolocationDock(QgsDockWidget):
 
     # ---- navigation -------------------------------------------------------------------------------------------
     def zoom_to_row(self, row: int, _col: int = 0) -> None:
-        lat, lon = self.table.item(row, 0).data(Qt.UserRole)
+        lat, lon = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
         point = QgsPointXY(lon, lat)
         self.zoom_to(QgsRectangle(lon - 0.05, lat - 0.05, lon + 0.05, lat + 0.05), WGS84)
         canvas = self.iface.mapCanvas()

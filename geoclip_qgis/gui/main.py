@@ -6,8 +6,8 @@ from pathlib import Path
 
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
 
+from ..qt_compat import QAction
 from .settings import tr
 
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
@@ -47,10 +47,10 @@ class GeoClipGui:
 
         if self.dock is None:
             self.dock = GeolocationDock(self.iface, self.iface.mainWindow())
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
             self.dock.visibilityChanged.connect(self.dock_action.setChecked)
             self.viewer = PhotoViewer(self.iface, self.iface.mainWindow())
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.viewer)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.viewer)
             # Tabbed, not stacked: the results table keeps the panel's full height.
             self.iface.mainWindow().tabifyDockWidget(self.dock, self.viewer)
         self.dock.setVisible(checked)
@@ -69,12 +69,12 @@ class GeoClipGui:
     def open_manager(self) -> None:
         from .manager import ManagerDialog
 
-        ManagerDialog(self.iface.mainWindow()).exec_()
+        ManagerDialog(self.iface.mainWindow()).exec()
 
     def open_settings(self) -> None:
         from .settings import SettingsDialog
 
-        SettingsDialog(self.iface.mainWindow()).exec_()
+        SettingsDialog(self.iface.mainWindow()).exec()
 
     def unload(self) -> None:
         if self.tool is not None and self.iface.mapCanvas().mapTool() is self.tool:

@@ -77,7 +77,7 @@ class DownloadTask(QgsTask):
     progressed = pyqtSignal(int, int, str)
 
     def __init__(self, folder: Path):
-        super().__init__(tr("Downloading CLIP ViT-L/14"), QgsTask.CanCancel)
+        super().__init__(tr("Downloading CLIP ViT-L/14"), QgsTask.Flag.CanCancel)
         self.folder = folder
         self.error: Optional[str] = None
 
@@ -261,7 +261,7 @@ class ManagerDialog(QDialog):
         title, program, args = self.steps.pop(0)
         self.append(f"== {title}\n$ {redact(program)} {' '.join(args)}")
         self.proc = QProcess(self)
-        self.proc.setProcessChannelMode(QProcess.MergedChannels)
+        self.proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         self.proc.readyReadStandardOutput.connect(
             lambda: self.append(bytes(self.proc.readAllStandardOutput()).decode(errors="replace").rstrip()))
         self.proc.finished.connect(self.step_finished)
@@ -269,7 +269,7 @@ class ManagerDialog(QDialog):
 
     def step_finished(self, code: int, status) -> None:
         self.progress.setValue(self.progress.value() + 1)
-        if code != 0 or status != QProcess.NormalExit:
+        if code != 0 or status != QProcess.ExitStatus.NormalExit:
             self.append(tr("Step failed (exit code {}). See the log above; nothing else was changed.").format(code))
             self.steps = []
             self._busy(False)
@@ -313,7 +313,7 @@ class ManagerDialog(QDialog):
 
     # ---- misc -------------------------------------------------------------------------------------------------
     def cancel(self) -> None:
-        if self.proc is not None and self.proc.state() != QProcess.NotRunning:
+        if self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning:
             self.steps = []
             self.proc.kill()
             self.append(tr("Install cancelled."))

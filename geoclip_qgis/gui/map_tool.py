@@ -32,7 +32,7 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         super().__init__(iface.mapCanvas())
         self.iface = iface
         self.task = None
-        self.setCursor(Qt.CrossCursor)
+        self.setCursor(Qt.CursorShape.CrossCursor)
         self.canvasClicked.connect(self.clicked)
 
     def clicked(self, point, _button) -> None:

@@ -38,8 +38,8 @@ class PhotoViewer(QgsDockWidget):
         body = QWidget()
         v = QVBoxLayout(body)
         self.image = QLabel(tr("Select a GeoCLIP prediction to see its photo."))
-        self.image.setAlignment(Qt.AlignCenter)
-        self.image.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.image.setMinimumHeight(180)
         self.caption = QLabel()
         self.caption.setWordWrap(True)
@@ -80,7 +80,8 @@ class PhotoViewer(QgsDockWidget):
 
     def _fit(self) -> None:
         if self.pixmap is not None:
-            self.image.setPixmap(self.pixmap.scaled(self.image.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+            self.image.setPixmap(self.pixmap.scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                    Qt.TransformationMode.SmoothTransformation))
 
     def resizeEvent(self, event):  # noqa: N802
         super().resizeEvent(event)

@@ -20,7 +20,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..engine_client import SETTINGS_PREFIX, default_cache_dir, engine_defaults
-from ..i18n import tr  # noqa: F401 - re-exported for the gui modules
+from ..i18n import tr, tr_noop  # noqa: F401 - re-exported for the gui modules
 
 DEFAULTS: Dict[str, Any] = {
     "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
@@ -94,7 +94,7 @@ class SettingsDialog(QDialog):
         self.cache = self._folder(get("cache_dir") or str(default_cache_dir()), tr("Cache folder"))
         form.addRow(tr("Cache folder"), self.cache)
         layout.addLayout(form)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -102,7 +102,7 @@ class SettingsDialog(QDialog):
     @staticmethod
     def _folder(path: str, title: str) -> QgsFileWidget:
         w = QgsFileWidget()
-        w.setStorageMode(QgsFileWidget.GetDirectory)
+        w.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         w.setDialogTitle(title)
         w.setFilePath(path or "")
         return w

@@ -21,7 +21,7 @@ class EngineTask(QgsTask):
     failed = pyqtSignal(dict)
 
     def __init__(self, description: str, op: str, params: Dict[str, Any]):
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.op = op
         self.params = params
         self.result: Optional[Dict[str, Any]] = None

@@ -23,7 +23,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
-from ..i18n import tr
+from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
 
 DEVICES = ["auto", "cpu", "cuda"]
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
@@ -62,13 +62,14 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
 
     # ---- shared parameters ------------------------------------------------------------------------------------
     def add_advanced(self, param) -> None:
-        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(param)
 
     def add_engine_parameters(self, top_k: bool = True, gallery: bool = True, clip: bool = True) -> None:
         if top_k:
-            self.addParameter(QgsProcessingParameterNumber("TOP_K", tr("Predictions per input (top-k)"),
-                                                           QgsProcessingParameterNumber.Integer, 5, False, 1, 100000))
+            self.addParameter(QgsProcessingParameterNumber(
+                "TOP_K", tr("Predictions per input (top-k)"), QgsProcessingParameterNumber.Type.Integer, 5, False, 1,
+                100000))
         self.add_advanced(QgsProcessingParameterEnum("DEVICE", tr("Device"), DEVICES, defaultValue=0))
         if gallery:
             self.add_advanced(QgsProcessingParameterString(
@@ -77,16 +78,16 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         if clip:
             self.add_advanced(QgsProcessingParameterFile(
                 "CLIP_PATH", tr("CLIP ViT-L/14 folder (empty: plugin setting / Hugging Face cache)"),
-                behavior=QgsProcessingParameterFile.Folder, optional=True))
+                behavior=QgsProcessingParameterFile.Behavior.Folder, optional=True))
         self.add_advanced(QgsProcessingParameterFile(
             "WEIGHTS", tr("GeoCLIP weights folder (empty: the geoclip package's)"),
-            behavior=QgsProcessingParameterFile.Folder, optional=True))
+            behavior=QgsProcessingParameterFile.Behavior.Folder, optional=True))
 
     def add_extent_parameters(self, default_res: float) -> None:
         self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent (empty: the whole world)"),
                                                        optional=True))
         self.addParameter(QgsProcessingParameterNumber("RESOLUTION", tr("Cell size (degrees)"),
-                                                       QgsProcessingParameterNumber.Double, default_res, False,
+                                                       QgsProcessingParameterNumber.Type.Double, default_res, False,
                                                        0.001, 45.0))
 
     def engine_options(self, parameters, context) -> Dict[str, Any]:

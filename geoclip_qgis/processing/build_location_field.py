@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingOutputBoolean, QgsProcessingOutputString
 
-from .base import GeoClipAlgorithm, tr
+from .base import GeoClipAlgorithm, tr, tr_noop
 
 
 class BuildLocationField(GeoClipAlgorithm):
     _name = "build_location_field"
-    _display = "Build location field"
-    _help = ("Runs GeoCLIP's location encoder once over every cell of the extent at this cell size and stores the "
-             "result in the engine's cache. Likelihood, 'places like here' and PCA rasters on that lattice are then "
-             "read from it: the whole world at 0.1° takes about a second instead of a quarter of an hour on a CPU. "
-             "The world at 0.1° needs 6.7 GB of disk and takes about 15 minutes on a 2-core CPU (seconds on a GPU). "
-             "Cancelling keeps the rows done: run it again to resume. Needs no CLIP backbone.")
+    _display = tr_noop("Build location field")
+    _help = tr_noop(
+        "Runs GeoCLIP's location encoder once over every cell of the extent at this cell size and stores the "
+        "result in the engine's cache. Likelihood, 'places like here' and PCA rasters on that lattice are then "
+        "read from it: the whole world at 0.1° takes about a second instead of a quarter of an hour on a CPU. "
+        "The world at 0.1° needs 6.7 GB of disk and takes about 15 minutes on a 2-core CPU (seconds on a GPU). "
+        "Cancelling keeps the rows done: run it again to resume. Needs no CLIP backbone.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_extent_parameters(0.1)

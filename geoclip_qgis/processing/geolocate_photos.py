@@ -30,7 +30,7 @@ from ..layers import (
     prediction_fields,
     style_predictions,
 )
-from .base import GeoClipAlgorithm, tr
+from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
 
 
@@ -52,31 +52,32 @@ def unique(paths: List[str]) -> List[str]:
 
 class GeolocatePhotos(GeoClipAlgorithm):
     _name = "geolocate_photos"
-    _display = "Geolocate photos"
-    _help = ("Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, "
-             "with their probability. Photos come from a folder (optionally with sub-folders), a list of files, "
-             "or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the "
-             "distance to each prediction are added. Photos that cannot be read are listed, with the reason, in "
-             "the second output; the batch goes on. Cancelling keeps the rows already written.")
+    _display = tr_noop("Geolocate photos")
+    _help = tr_noop(
+        "Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, "
+        "with their probability. Photos come from a folder (optionally with sub-folders), a list of files, "
+        "or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the "
+        "distance to each prediction are added. Photos that cannot be read are listed, with the reason, in "
+        "the second output; the batch goes on. Cancelling keeps the rows already written.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile("FOLDER", tr("Folder of photos"),
-                                                     behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self.addParameter(QgsProcessingParameterFile("FOLDER", tr("Folder of photos"), optional=True,
+                                                     behavior=QgsProcessingParameterFile.Behavior.Folder))
         self.addParameter(QgsProcessingParameterBoolean("RECURSIVE", tr("Include sub-folders"), False))
-        self.addParameter(QgsProcessingParameterMultipleLayers("FILES", tr("Photo files"), QgsProcessing.TypeFile,
-                                                               optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers("FILES", tr("Photo files"),
+                                                               QgsProcessing.SourceType.TypeFile, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource("LAYER", tr("Layer with photo paths"),
-                                                              [QgsProcessing.TypeVector], optional=True))
+                                                              [QgsProcessing.SourceType.TypeVector], optional=True))
         self.addParameter(QgsProcessingParameterField("PATH_FIELD", tr("Photo path field"),
                                                       parentLayerParameterName="LAYER", optional=True))
         self.add_engine_parameters()
         self.add_advanced(QgsProcessingParameterFeatureSource(
             "RESUME_FROM", tr("Resume: skip photos already in this earlier result layer"),
-            [QgsProcessing.TypeVector], optional=True))
+            [QgsProcessing.SourceType.TypeVector], optional=True))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Predicted places"),
-                                                            QgsProcessing.TypeVectorPoint))
+                                                            QgsProcessing.SourceType.TypeVectorPoint))
         self.addParameter(QgsProcessingParameterFeatureSink("FAILED", tr("Photos that could not be read"),
-                                                            QgsProcessing.TypeVector, optional=True,
+                                                            QgsProcessing.SourceType.TypeVector, optional=True,
                                                             createByDefault=True))
         self.addOutput(QgsProcessingOutputNumber("GEOLOCATED", tr("Photos geolocated")))
         self.addOutput(QgsProcessingOutputNumber("FAILED_COUNT", tr("Photos that could not be read")))
@@ -116,9 +117,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
         if self.skipped:
             feedback.pushInfo(tr("Resume: {} photo(s) already done, {} to go").format(self.skipped, len(paths)))
         fields = prediction_fields()
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Point,
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Point,
                                           QgsCoordinateReferenceSystem("EPSG:4326"))
-        fsink, fdest = self.parameterAsSink(parameters, "FAILED", context, failed_fields(), QgsWkbTypes.NoGeometry,
+        fsink, fdest = self.parameterAsSink(parameters, "FAILED", context, failed_fields(), QgsWkbTypes.Type.NoGeometry,
                                             QgsCoordinateReferenceSystem())
         home = context.project().homePath() if context.project() else None
         counts = {"ok": 0, "failed": 0}
@@ -128,10 +129,10 @@ class GeolocatePhotos(GeoClipAlgorithm):
                 counts["failed"] += 1
                 feedback.pushWarning(row["error"].get("message", ""))
                 if fsink is not None:
-                    fsink.addFeature(failed_feature(row, failed_fields()), QgsFeatureSink.FastInsert)
+                    fsink.addFeature(failed_feature(row, failed_fields()), QgsFeatureSink.Flag.FastInsert)
                 return
             counts["ok"] += 1
-            sink.addFeatures(prediction_features(row, fields, home or None), QgsFeatureSink.FastInsert)
+            sink.addFeatures(prediction_features(row, fields, home or None), QgsFeatureSink.Flag.FastInsert)
 
         feedback.pushInfo(tr("Geolocating {} photo(s)").format(len(paths)))
         result = {} if not paths else self.run_engine("geolocate_images", {

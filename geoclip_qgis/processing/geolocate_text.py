@@ -14,17 +14,18 @@ from qgis.core import (
 )
 
 from ..layers import prediction_features, prediction_fields, style_likelihood, style_predictions
-from .base import GeoClipAlgorithm, tr
+from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
 
 
 class GeolocateText(GeoClipAlgorithm):
     _name = "geolocate_text"
-    _display = "Geolocate text query"
-    _help = ("Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': "
-             "GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery "
-             "points are returned. Several queries can be given, one per line. Optionally writes a likelihood "
-             "raster (probability per km²) for the first query.")
+    _display = tr_noop("Geolocate text query")
+    _help = tr_noop(
+        "Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': "
+        "GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery "
+        "points are returned. Several queries can be given, one per line. Optionally writes a likelihood "
+        "raster (probability per km²) for the first query.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterString("QUERY", tr("Text description(s), one per line"),
@@ -32,7 +33,7 @@ class GeolocateText(GeoClipAlgorithm):
         self.add_engine_parameters()
         self.add_extent_parameters(0.5)
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Matching places"),
-                                                            QgsProcessing.TypeVectorPoint))
+                                                            QgsProcessing.SourceType.TypeVectorPoint))
         self.addParameter(QgsProcessingParameterRasterDestination("RASTER", tr("Likelihood raster"), optional=True,
                                                                   createByDefault=False))
 
@@ -41,12 +42,12 @@ class GeolocateText(GeoClipAlgorithm):
         if not queries:
             raise QgsProcessingException(tr("Type a description, e.g. 'snowy alpine village'"))
         fields = prediction_fields()
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Point,
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Point,
                                           QgsCoordinateReferenceSystem("EPSG:4326"))
         engine = self.engine_options(parameters, context)
 
         def on_row(row):
-            sink.addFeatures(prediction_features(row, fields), QgsFeatureSink.FastInsert)
+            sink.addFeatures(prediction_features(row, fields), QgsFeatureSink.Flag.FastInsert)
 
         self.run_engine("geolocate_text", {"queries": queries, "engine": engine,
                                            "top_k": self.parameterAsInt(parameters, "TOP_K", context)},

@@ -14,7 +14,7 @@ from qgis.core import (
 )
 
 from ..layers import style_likelihood
-from .base import GeoClipAlgorithm, tr
+from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
 
 METHODS = ["auto", "coarse-to-fine", "dense", "field"]  # appended only: saved models keep their index
@@ -22,18 +22,19 @@ METHODS = ["auto", "coarse-to-fine", "dense", "field"]  # appended only: saved m
 
 class LikelihoodRaster(GeoClipAlgorithm):
     _name = "likelihood_raster"
-    _display = "Likelihood raster"
-    _help = ("Maps how likely each place is for the given photo(s) or text, as probability density per km² "
-             "(area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are "
-             "fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best "
-             "estimate. When a location field covers the extent at this cell size (Engine and models > "
-             "Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent "
-             "snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the "
-             "probability mass is.")
+    _display = tr_noop("Likelihood raster")
+    _help = tr_noop(
+        "Maps how likely each place is for the given photo(s) or text, as probability density per km² "
+        "(area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are "
+        "fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best "
+        "estimate. When a location field covers the extent at this cell size (Engine and models > "
+        "Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent "
+        "snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the "
+        "probability mass is.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers("PHOTOS", tr("Photos (of one place)"),
-                                                               QgsProcessing.TypeFile, optional=True))
+                                                               QgsProcessing.SourceType.TypeFile, optional=True))
         self.addParameter(QgsProcessingParameterString("TEXT", tr("…or a text description"), optional=True))
         self.add_extent_parameters(0.5)
         self.add_engine_parameters(top_k=False)

@@ -10,17 +10,18 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .base import GeoClipAlgorithm, tr
+from .base import GeoClipAlgorithm, tr, tr_noop
 
 MODES = ["PCA colour view (3 bands, RGB)", "Feature bands"]
 
 
 class LocationFeatures(GeoClipAlgorithm):
     _name = "location_features"
-    _display = "Rasterise location-encoder features"
-    _help = ("Evaluates GeoCLIP's location encoder on every cell and writes its 512-dimensional embedding: either "
-             "chosen dimensions as float bands (all 512 by default), or the first three principal components as "
-             "an RGB image that shows the geography the model learned. Needs no CLIP backbone. Computed in tiles.")
+    _display = tr_noop("Rasterise location-encoder features")
+    _help = tr_noop(
+        "Evaluates GeoCLIP's location encoder on every cell and writes its 512-dimensional embedding: either "
+        "chosen dimensions as float bands (all 512 by default), or the first three principal components as "
+        "an RGB image that shows the geography the model learned. Needs no CLIP backbone. Computed in tiles.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_extent_parameters(1.0)

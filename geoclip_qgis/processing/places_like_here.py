@@ -11,16 +11,17 @@ from qgis.core import (
 )
 
 from ..layers import style_similarity
-from .base import GeoClipAlgorithm, tr
+from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
 
 
 class PlacesLikeHere(GeoClipAlgorithm):
     _name = "places_like_here"
-    _display = "Places like here"
-    _help = ("Cosine similarity between the GeoCLIP location feature of a point and that of every cell: 1 at the "
-             "point itself, high where the model sees similar places (climate, landscape, culture as photos show "
-             "them). Needs no CLIP backbone.")
+    _display = tr_noop("Places like here")
+    _help = tr_noop(
+        "Cosine similarity between the GeoCLIP location feature of a point and that of every cell: 1 at the "
+        "point itself, high where the model sees similar places (climate, landscape, culture as photos show "
+        "them). Needs no CLIP backbone.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterPoint("POINT", tr("Place")))
