@@ -67,18 +67,18 @@ def main() -> int:
         print(f"- photo geolocation skipped: {exc}")
         print("  (everything above is real GeoCLIP output; photos need the CLIP ViT-L/14 backbone)")
         return 0
-    from geoclip_qgis.core.export import open_sink, prediction_rows
+    from geoclip_qgis.core.export import ResultWriter
     from geoclip_qgis.core.likelihood import likelihood_map, query_for, write_likelihood
 
     t = step(f"geolocating {len(samples)} sample photo(s): {', '.join(Path(s).name for s in samples)}")
-    sinks = [open_sink(out / "sample_predictions.gpkg"), open_sink(out / "sample_predictions.csv")]
+    writer = ResultWriter.plan([out / "sample_predictions.gpkg", out / "sample_predictions.csv"])
+    writer.load_previous(engine.run_fingerprint("image", 5))
+    writer.open()
     for res in engine.iter_predict_images(samples, top_k=5):
-        for s in sinks:
-            s.write(prediction_rows(res))
+        writer.add(res)
         best = res.predictions[0]
         print(f"  {Path(res.source).name}: best ({best.lat:.4f}, {best.lon:.4f}) p={best.probability:.3f}")
-    for s in sinks:
-        s.close()
+    writer.finish()
     query, label = query_for(engine, samples)
     lmap = likelihood_map(engine, query, Grid.over(None, args.resolution))
     path = write_likelihood(lmap, out / "sample_likelihood.tif", label)

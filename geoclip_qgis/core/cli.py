@@ -16,30 +16,50 @@ from pathlib import Path
 from typing import List, Optional
 
 from .errors import GeoClipError, InputError
+from .export import DEFAULT_LAYER
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1, refused with the option's name before anything runs."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def _common(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--top-k", type=int, default=5, help="predictions per input (default 5)")
+    ap.add_argument("--top-k", type=positive_int, default=5, help="predictions per input (default 5)")
     ap.add_argument("--device", default="auto", help="auto (CUDA fp16 when usable), cpu, cuda, cuda:N")
     ap.add_argument("--clip-path", default=None, help="folder of openai/clip-vit-large-patch14 ($GEOCLIP_CLIP_PATH)")
     ap.add_argument("--weights", default=None, help="GeoCLIP weights folder (default: the geoclip wheel's)")
     ap.add_argument("--gallery", default="default", help="default | fibonacci:N | CSV with LAT,LON columns")
     ap.add_argument("--cache-dir", default=None, help="where gallery embeddings are cached")
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=positive_int, default=8)
     ap.add_argument("-o", "--out", action="append", default=[], help=".csv, .geojson or .gpkg (repeatable)")
+    ap.add_argument("--layer", default=None,
+                    help=f"GeoPackage layer for the results (default {DEFAULT_LAYER}); other layers are never touched")
 
 
 def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str]) -> List[str]:
-    """Files as given, folders expanded (sorted), list files read; duplicates dropped with a warning."""
+    """Files as given, folders expanded (sorted), list files read; the same photo named twice (in any spelling of
+    its path) is geolocated once, with a warning."""
     from .exif import list_photos
+    from .files import open_regular, same_file_key
 
     items: List[str] = []
     if list_file:
-        lf = Path(list_file)
-        if not lf.is_file():
-            raise InputError("list file not found", list_file, "give a text file with one photo path per line")
-        base = lf.parent
-        for line in lf.read_text(encoding="utf-8").splitlines():
+        hint = "give a UTF-8 text file with one photo path per line"
+        with open_regular(list_file, "list file", hint) as fh:
+            try:
+                text = fh.read().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"list file is not UTF-8 text ({exc.reason} at byte {exc.start})", list_file,
+                                 hint) from None
+        base = Path(list_file).parent
+        for line in text.splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 items.append(str(Path(line) if Path(line).is_absolute() else base / line))
@@ -54,7 +74,7 @@ def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str])
             items.append(item)
     seen, unique = set(), []
     for it in items:
-        key = str(Path(it).resolve())
+        key = same_file_key(it)
         if key in seen:
             logging.warning("%s: listed twice, geolocated once", it)
             continue
@@ -74,71 +94,54 @@ def _engine(args):
     )
 
 
-def failed_path(out: str) -> Path:
-    """Photos that could not be read are listed next to the first output, with the reason."""
-    return Path(out).with_name(Path(out).stem + ".failed.csv")
-
-
-def _sinks(outs: List[str], resume: bool):
-    from .export import FAILURE_FIELDS, open_sink
-
-    sinks = [open_sink(o, append=resume) for o in outs]
-    failures = open_sink(failed_path(outs[0]), FAILURE_FIELDS, append=resume) if outs else None
-    return sinks, failures
-
-
-def run_queries(args, results_iter, total: int, unit: str) -> int:
-    """Write each result as it comes (flushed), show progress, print a table when no output is named."""
+def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
+    """The one safe order for a batch: check the outputs, load and check the models, read what --resume skips,
+    and only then record results (journal, flushed per query) and write the outputs whole at the end."""
     from tqdm import tqdm
 
-    from .export import failure_row, prediction_rows
+    from .export import ResultWriter, source_key
 
-    sinks, failures = _sinks(args.out, getattr(args, "resume", False))
+    writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer)
+    engine = _engine(args)
+    engine.prepare(kind, args.top_k)  # gallery, top-k and the CLIP tower: every slow or likely failure, first
+    done = writer.load_previous(engine.run_fingerprint(kind, args.top_k))
+    if writer.resume:
+        before = len(inputs)
+        inputs = [q for q in inputs if source_key(q, kind) not in done]
+        print(f"resume: {before - len(inputs)} {unit}(s) already done, {len(inputs)} to go", file=sys.stderr)
+    writer.open()
+    results = engine.iter_predict_images(inputs, args.top_k) if kind == "image" else \
+        iter(engine.predict_text(inputs, args.top_k))
     n_ok = n_bad = 0
     try:
-        for res in tqdm(results_iter, total=total, unit=unit, file=sys.stderr, disable=total < 2):
+        for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
+            rows = writer.add(res)
             if res.ok:
                 n_ok += 1
-                rows = prediction_rows(res)
-                for s in sinks:
-                    s.write(rows)
-                    s.flush()
-                if not sinks:
+                if not writer.outputs:
                     for r in rows:
                         print(f"{r['source']}\t{r['rank']}\t{r['probability']:.4f}\t{r['lat']:.5f}\t{r['lon']:.5f}")
             else:
                 n_bad += 1
                 print(f"skipped: {res.error['message']}", file=sys.stderr)
-                if failures:
-                    failures.write([failure_row(res)])
-                    failures.flush()
-    finally:
-        for s in [*sinks, failures]:
-            if s is not None:
-                s.close()
-    print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {', '.join(args.out)}" if args.out else ""),
-          file=sys.stderr)
+    except BaseException:
+        writer.close()
+        if writer.outputs:
+            print(f"stopped: the {n_ok + n_bad} {unit}(s) done are kept in {writer.journal}; the outputs are "
+                  "unchanged. Run the same command with --resume to finish.", file=sys.stderr)
+        raise
+    writer.finish()
+    names = ", ".join(str(o.path) for o in writer.outputs)
+    print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {names}" if names else ""), file=sys.stderr)
     return 0 if n_bad == 0 else 3
 
 
 def cmd_photos(args) -> int:
-    from .export import done_sources
-
-    photos = collect_photos(args.inputs, args.recursive, args.list)
-    if args.resume:
-        done = done_sources([*args.out, *(failed_path(o) for o in args.out[:1])])
-        before = len(photos)
-        photos = [p for p in photos if p not in done]
-        print(f"resume: {before - len(photos)} photo(s) already done, {len(photos)} to go", file=sys.stderr)
-        if not photos:
-            return 0
-    engine = _engine(args)
-    return run_queries(args, engine.iter_predict_images(photos, args.top_k), len(photos), "photo")
+    return run_queries(args, "image", collect_photos(args.inputs, args.recursive, args.list), "photo")
 
 
 def cmd_text(args) -> int:
-    engine = _engine(args)
-    return run_queries(args, iter(engine.predict_text(args.queries, args.top_k)), len(args.queries), "query")
+    return run_queries(args, "text", list(args.queries), "query")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,6 +211,18 @@ def _grid(args):
     return Grid.over(extent, args.resolution)
 
 
+def _raster_outputs(args) -> None:
+    """The GeoTIFF (and preview) are checked before any model loads; both are written under a temporary name and
+    renamed when complete, so a failed run leaves an existing file as it was."""
+    from .files import check_output
+
+    check_output(args.out, "output GeoTIFF")
+    if Path(args.out).suffix.lower() not in (".tif", ".tiff"):
+        raise InputError("the output must be a GeoTIFF", args.out, "name it .tif")
+    if args.preview:
+        check_output(args.preview, "preview")
+
+
 def _finish_raster(args, info: dict) -> int:
     if args.preview:
         from .raster import render_preview
@@ -220,6 +235,7 @@ def _finish_raster(args, info: dict) -> int:
 def cmd_likelihood(args) -> int:
     from .likelihood import field_plan, likelihood_map, query_for, write_likelihood
 
+    _raster_outputs(args)
     grid = _grid(args)
     engine = _engine(args)
     field_plan(engine, grid, args.method)  # a missing field is reported before CLIP loads
@@ -232,12 +248,17 @@ def cmd_likelihood(args) -> int:
 def cmd_features(args) -> int:
     from .features import feature_raster, pca_raster
 
+    _raster_outputs(args)
     grid = _grid(args)
     engine = _engine(args)
     if args.pca:
         info = pca_raster(engine, grid, args.out, cog=args.cog)
     else:
-        bands = [int(b) for b in args.bands.split(",") if b.strip()]
+        try:
+            bands = [int(b) for b in args.bands.split(",") if b.strip()]
+        except ValueError:
+            raise InputError(f"bad --bands {args.bands!r}", hint="give comma-separated numbers 0-511, e.g. 0,1,2") \
+                from None
         info = feature_raster(engine, grid, args.out, bands, cog=args.cog)
     return _finish_raster(args, info)
 
@@ -245,6 +266,7 @@ def cmd_features(args) -> int:
 def cmd_similar(args) -> int:
     from .features import similarity_raster
 
+    _raster_outputs(args)
     info = similarity_raster(_engine(args), args.lat, args.lon, _grid(args), args.out, cog=args.cog)
     return _finish_raster(args, info)
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from .device import DeviceChoice, select_device
-from .errors import GeoClipError, ImageError
+from .errors import GeoClipError, ImageError, InputError
 from .exif import Photo, load_photo
 from .field import LocationField, available_memory, build_field, find_field
-from .gallery import Gallery, check_top_k, default_cache_dir, load_gallery
+from .gallery import Gallery, check_coordinates, check_top_k, default_cache_dir, load_gallery
 from .location_encoder import LocationEncoder
 from .raster import Grid
 from .weights import GeoClipWeights, load_weights
@@ -155,10 +155,33 @@ class GeoClipEngine:
             "clip_loaded": self._image is not None or self._text is not None,
         }
 
+    def prepare(self, kind: str, top_k: int) -> None:
+        """Everything that can fail before a run writes anything: the gallery loaded, top-k within it, and the CLIP
+        tower the run needs loaded (photos: vision, text: text)."""
+        check_top_k(top_k, len(self.gallery()))
+        _ = self.image_encoder if kind == "image" else self.text_encoder
+
+    def run_fingerprint(self, kind: str, top_k: int) -> Dict[str, object]:
+        """What makes two runs' rows comparable (what --resume insists on): kind, top-k, gallery and weights."""
+        g = self.gallery()
+        return {"kind": kind, "top_k": int(top_k), "gallery": f"{g.name}:{len(g)}:{g.coords_hash}",
+                "weights": self.weights.digest}
+
     # ---- embeddings ---------------------------------------------------------------------------------
     def encode_locations(self, latlon, normalise: bool = False, batch: int = 8192) -> np.ndarray:
-        """(N, 2) lat, lon -> (N, 512) float32 location embeddings (unnormalised unless asked)."""
-        emb = self.location_encoder.encode(latlon, batch=batch, normalise=normalise, autocast=self.choice.fp16)
+        """(N, 2) lat, lon -> (N, 512) float32 location embeddings (unnormalised unless asked). Points are checked
+        as the gallery's are: a latitude past ±90 or a NaN is refused, never encoded into a plausible vector."""
+        try:
+            pts = np.asarray(latlon, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError("points must be numbers", hint="give [[lat, lon], ...] in degrees") from exc
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise InputError(f"points must be pairs of (lat, lon); got an array of shape {pts.shape}",
+                             hint="give [[lat, lon], ...] in degrees")
+        if pts.shape[0] == 0:
+            return np.zeros((0, 512), dtype=np.float32)
+        check_coordinates(pts, "points")
+        emb = self.location_encoder.encode(pts, batch=batch, normalise=normalise, autocast=self.choice.fp16)
         return emb.numpy()
 
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,20 +1,40 @@
-"""Writing results as they arrive: CSV through `csv`, GeoJSON and GeoPackage through fiona (GDAL).
+"""Results on disk without ever losing what the user has: a run journal, then whole outputs at the end.
 
-Each sink is flushed after every query, so a cancel or a crash mid-batch keeps every finished row, and
-`done_sources` lets a re-run skip what is already written (resume).
+A batch must survive a crash (every finished photo kept) and must never destroy what is already there (the last
+run's CSV, the other layers of a GeoPackage). One mechanism gives both:
+
+- every finished query is appended to the run's *journal* (JSON lines next to the first output, flushed and
+  fsynced): the only file written while the run goes on;
+- when the run ends, each output is written whole from the journal under a temporary name and renamed over the
+  old one (CSV, GeoJSON); in a GeoPackage only our own layer is replaced, every other layer is left alone;
+- an interrupted run leaves the old outputs exactly as they were and the journal with every finished row.
+  `--resume` continues the journal (a torn last line is cut off; other options are refused) and writes the
+  outputs whole again. Outputs made without a journal (by an older version, by hand) are read back to seed it.
+
+The journal is kept after the run: it is the record of which options made the outputs.
+CSV cells that a spreadsheet would run as a formula are neutralised (OWASP: a leading apostrophe); GeoPackage and
+GeoJSON keep the raw values.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
+import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .errors import InputError
+from .files import check_output, same_file_key
 from .geodesy import haversine_km
 
-PREDICTION_FIELDS = [
+log = logging.getLogger("geoclip_qgis")
+
+# One definition of each result table: (name, type) in column order.
+PREDICTION_FIELDS: List[Tuple[str, str]] = [
     ("source", "str"),
     ("kind", "str"),
     ("rank", "int"),
@@ -26,7 +46,12 @@ PREDICTION_FIELDS = [
     ("exif_lon", "float"),
     ("error_km", "float"),
 ]
-FAILURE_FIELDS = [("source", "str"), ("code", "str"), ("message", "str")]
+FAILURE_FIELDS: List[Tuple[str, str]] = [("source", "str"), ("code", "str"), ("message", "str")]
+FORMATS = {".csv": "CSV", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
+DEFAULT_LAYER = "geoclip_predictions"
+LAYER_MARK = "GEOCLIP_QGIS"  # layer metadata key: a layer carrying it is ours to replace
+JOURNAL_VERSION = 1
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def prediction_rows(result) -> List[dict]:
@@ -50,100 +75,372 @@ def failure_row(result) -> dict:
     return {"source": result.source, "code": err.get("code", "error"), "message": err.get("message", "")}
 
 
-class Sink:
-    """Append rows to one file; `flush` after each query makes them durable."""
+def source_key(source: str, kind: str = "image") -> str:
+    """How two runs' inputs are compared: photos by their normalised path, texts by their text."""
+    return same_file_key(source) if kind == "image" else source
 
-    def write(self, rows: Iterable[dict]) -> None:
-        raise NotImplementedError
 
-    def flush(self) -> None:
-        pass
+# ---- CSV safety ------------------------------------------------------------------------------------------------
+def csv_safe(value: object) -> object:
+    """A text cell a spreadsheet would evaluate (=, +, -, @, tab, CR first) gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_unsafe(value: str) -> str:
+    """The raw text of a neutralised cell (for reading our own CSV back)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
+
+
+# ---- outputs ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Output:
+    """One file the run writes, validated before any work starts."""
+
+    path: Path
+    driver: str
+    layer: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return same_file_key(self.path)
+
+
+def plan_outputs(paths: Sequence[os.PathLike | str], layer: Optional[str] = None) -> List[Output]:
+    """Check every output before the run (format known, folder writable, not a folder); the same file named twice
+    is written once. Nothing is created or changed here."""
+    outs: List[Output] = []
+    seen: Set[str] = set()
+    for raw in paths:
+        p = Path(raw).expanduser()
+        driver = FORMATS.get(p.suffix.lower())
+        if driver is None:
+            raise InputError(f"unknown output format {p.suffix or '(no suffix)'!r}", str(p),
+                             "use .csv, .geojson or .gpkg")
+        check_output(p)
+        out = Output(p, driver, (layer or DEFAULT_LAYER) if driver == "GPKG" else None)
+        if out.key in seen:
+            log.warning("%s: named twice, written once", p)
+            continue
+        seen.add(out.key)
+        outs.append(out)
+    if outs:
+        failed = failed_path(outs[0].path)
+        if same_file_key(failed) in seen:
+            raise InputError("an output has the name of the failed-photos list", str(failed),
+                             "choose another output name")
+        check_output(failed, "failed-photos list")
+    for out in outs:
+        if out.driver == "GPKG" and out.path.is_file():
+            _check_our_layer(out)
+    return outs
+
+
+def failed_path(out: os.PathLike | str) -> Path:
+    """Photos that could not be read are listed next to the first output, with the reason."""
+    p = Path(out)
+    return p.with_name(p.stem + ".failed.csv")
+
+
+def journal_path(first_output: Path) -> Path:
+    return first_output.with_name(f".{first_output.name}.geoclip-run.jsonl")
+
+
+def _check_our_layer(out: Output) -> None:
+    """A GeoPackage layer of our name that we did not write is the user's: refuse, never replace it."""
+    import pyogrio
+
+    try:
+        names = [str(n) for n in pyogrio.list_layers(out.path)[:, 0]]
+    except Exception as exc:
+        raise InputError(f"cannot open the GeoPackage ({exc})", str(out.path),
+                         "check it is a valid GeoPackage, or choose another output file") from exc
+    if out.layer in names:
+        meta = pyogrio.read_info(out.path, layer=out.layer).get("layer_metadata") or {}
+        if LAYER_MARK not in meta:
+            raise InputError(f"the GeoPackage already has a layer {out.layer!r} that GeoCLIP did not write",
+                             str(out.path), "choose another layer name with --layer, or another file")
+
+
+# ---- writing whole outputs ---------------------------------------------------------------------------------------
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    try:
+        os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot replace the output ({exc.strerror or exc})", str(final),
+                         "close it in any program that has it open, then run again with --resume") from exc
+
+
+def _write_csv(path: Path, fields, rows: Iterable[dict]) -> None:
+    names = [n for n, _ in fields]
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=names, extrasaction="ignore")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: ("" if r.get(k) is None else csv_safe(r.get(k))) for k in names})
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace(tmp, path)
+
+
+def _point_wkb(lon: float, lat: float) -> bytes:
+    return struct.pack("<BIdd", 1, 1, float(lon), float(lat))  # little-endian WKB Point
+
+
+def _columns(fields, rows: List[dict]):
+    import numpy as np
+
+    data = []
+    for name, kind in fields:
+        values = [r.get(name) for r in rows]
+        if kind == "float":
+            data.append(np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64))
+        elif kind == "int":
+            data.append(np.array([-1 if v is None else int(v) for v in values], dtype=np.int64))
+        else:
+            data.append(np.array(["" if v is None else str(v) for v in values], dtype=object))
+    return data
+
+
+def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str]) -> None:
+    """GeoJSON: a new file renamed over the old. GeoPackage: a new file renamed into place when there is none,
+    else our layer replaced inside it (GDAL's GPKG driver leaves every other layer as it is)."""
+    import numpy as np
+    from pyogrio import raw
+
+    geometry = np.array([_point_wkb(r["lon"], r["lat"]) for r in rows], dtype=object)
+    kwargs = dict(fields=[n for n, _ in fields], geometry_type="Point", crs="EPSG:4326", driver=out.driver)
+    if out.driver == "GPKG":
+        kwargs.update(layer=out.layer, layer_metadata={LAYER_MARK: "1", **metadata})
+    in_place = out.driver == "GPKG" and out.path.is_file()
+    target = out.path if in_place else _tmp_name(out.path)
+    try:
+        raw.write(str(target), geometry, _columns(fields, rows), **kwargs)
+    except Exception as exc:
+        if not in_place:
+            target.unlink(missing_ok=True)
+        raise InputError(f"cannot write the results ({exc})", str(out.path),
+                         "check the disk has space and the file is not locked, then run again with --resume") from exc
+    if not in_place:
+        _replace(target, out.path)
+
+
+def write_output(out: Output, fields, rows: List[dict], metadata: Optional[Dict[str, str]] = None) -> None:
+    if out.driver == "CSV":
+        _write_csv(out.path, fields, rows)
+    else:
+        _write_vector(out, fields, rows, metadata or {})
+
+
+# ---- reading outputs back (resume without a journal) ------------------------------------------------------------
+def _typed(fields, row: Dict[str, object]) -> dict:
+    out = {}
+    for name, kind in fields:
+        v = row.get(name)
+        if v is None or v == "" or (isinstance(v, float) and v != v):
+            out[name] = None
+        elif kind == "float":
+            out[name] = float(v)
+        elif kind == "int":
+            out[name] = None if int(v) == -1 and name != "rank" else int(v)
+        else:
+            out[name] = str(v)
+    return out
+
+
+def read_csv_rows(path: Path, fields) -> List[dict]:
+    """Rows of one of our CSVs; a last line torn by a crash (no newline, wrong field count) is dropped."""
+    from .files import open_regular
+
+    with open_regular(path, "results CSV", binary=False) as fh:
+        text = fh.read()
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        log.warning("%s: the last line was cut off by an interrupted run; it is dropped", path)
+        lines = lines[:-1]
+    rows = []
+    names = [n for n, _ in fields]
+    for i, rec in enumerate(csv.DictReader(lines)):
+        if None in rec or any(rec.get(n) is None for n in names):
+            log.warning("%s: line %d is damaged; it is dropped", path, i + 2)
+            continue
+        try:
+            rows.append(_typed(fields, {k: csv_unsafe(v) if isinstance(v, str) else v for k, v in rec.items()}))
+        except ValueError:
+            log.warning("%s: line %d is damaged; it is dropped", path, i + 2)
+    return rows
+
+
+def read_vector_rows(out: Output, fields) -> List[dict]:
+    import pyogrio
+    from pyogrio import raw
+
+    names = [n for n, _ in fields]
+    try:
+        _, _, _, data = raw.read(str(out.path), layer=out.layer, columns=names, read_geometry=False)
+        info_fields = list(pyogrio.read_info(out.path, layer=out.layer)["fields"])
+    except Exception as exc:
+        raise InputError(f"cannot read earlier results to resume ({exc})", str(out.path),
+                         "run without --resume to start over") from exc
+    cols = {n: data[info_fields.index(n)] if n in info_fields else None for n in names}
+    if cols["source"] is None:
+        raise InputError("the earlier results have no 'source' column", str(out.path), "run without --resume")
+    n = len(cols["source"])
+    return [_typed(fields, {k: (None if c is None else c[i]) for k, c in cols.items()}) for i in range(n)]
+
+
+def has_results(out: Output) -> bool:
+    if not out.path.is_file():
+        return False
+    if out.driver != "GPKG":
+        return True
+    import pyogrio
+
+    return out.layer in [str(n) for n in pyogrio.list_layers(out.path)[:, 0]]
+
+
+# ---- the run -----------------------------------------------------------------------------------------------------
+class ResultWriter:
+    """The outputs of one CLI run: `open` (after the models are loaded), `add` per query, `finish` at the end."""
+
+    def __init__(self, outputs: List[Output], resume: bool = False):
+        self.outputs = outputs
+        self.resume = resume
+        self.failed = failed_path(outputs[0].path) if outputs else None
+        self.journal = journal_path(outputs[0].path) if outputs else None
+        self.rows: List[dict] = []
+        self.failures: List[dict] = []
+        self.done: Set[str] = set()
+        self.fingerprint: Dict[str, object] = {}
+        self._fh = None
+
+    @classmethod
+    def plan(cls, paths: Sequence[os.PathLike | str], resume: bool = False, layer: Optional[str] = None):
+        return cls(plan_outputs(paths, layer), resume)
+
+    # -- resume state (read only) --
+    def load_previous(self, fingerprint: Dict[str, object]) -> Set[str]:
+        """With --resume: what earlier runs finished, from the journal or else the outputs. Reads only; refuses a
+        journal written with other options."""
+        self.fingerprint = dict(fingerprint)
+        if not self.resume or not self.outputs:
+            return set()
+        header, entries = self._read_journal()
+        if header is not None:
+            old = header.get("fingerprint", {})
+            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+            if diff:
+                said = ", ".join(f"{k}: {old.get(k)!r} then, {fingerprint.get(k)!r} now" for k in diff)
+                raise InputError(f"cannot resume: the earlier run used other options ({said})", str(self.journal),
+                                 "run with the same options, or without --resume to start over")
+            for entry in entries:
+                (self.rows if entry["t"] == "rows" else self.failures).extend(entry["rows"])
+        else:
+            self._seed_from_outputs()
+        self.done = {source_key(r["source"], r.get("kind", "image")) for r in self.rows}
+        self.done |= {source_key(r["source"]) for r in self.failures}
+        return self.done
+
+    def _read_journal(self) -> Tuple[Optional[dict], List[dict]]:
+        if self.journal is None or not self.journal.is_file():
+            return None, []
+        from .files import open_regular
+
+        with open_regular(self.journal, "run journal") as fh:
+            data = fh.read()
+        lines = data.split(b"\n")
+        if lines and lines[-1]:
+            log.warning("%s: the last entry was cut off by an interrupted run; it is dropped", self.journal)
+        entries = []
+        for line in lines[:-1]:
+            try:
+                entries.append(json.loads(line.decode("utf-8")))
+            except (ValueError, UnicodeDecodeError):
+                raise InputError("the run journal is damaged", str(self.journal),
+                                 "delete it and run without --resume") from None
+        if not entries or entries[0].get("journal") != JOURNAL_VERSION:
+            raise InputError("not a GeoCLIP run journal", str(self.journal), "delete it and run without --resume")
+        return entries[0], entries[1:]
+
+    def _seed_from_outputs(self) -> None:
+        existing = [o for o in self.outputs if has_results(o)]
+        if existing:
+            first = min(existing, key=lambda o: ["CSV", "GPKG", "GeoJSON"].index(o.driver))
+            self.rows = read_csv_rows(first.path, PREDICTION_FIELDS) if first.driver == "CSV" else \
+                read_vector_rows(first, PREDICTION_FIELDS)
+            ranks = {r["rank"] for r in self.rows if r.get("rank")}
+            want = self.fingerprint.get("top_k")
+            if ranks and want is not None and max(ranks) != want:
+                raise InputError(f"cannot resume: the earlier results have top-k {max(ranks)}, this run {want}",
+                                 str(first.path), f"run with --top-k {max(ranks)}, or without --resume")
+            log.warning("%s: no run journal, so the earlier run's gallery and weights cannot be checked; "
+                        "resuming on the assumption that they were the same", first.path)
+        if self.failed is not None and self.failed.is_file():
+            self.failures = read_csv_rows(self.failed, FAILURE_FIELDS)
+
+    # -- writing --
+    def open(self) -> None:
+        """Start (or continue) the journal: the first write of the run, made once the models are loaded."""
+        if self.journal is None:
+            return
+        tmp = self.journal.with_name(self.journal.name + ".new")
+        with open(tmp, "wb") as fh:
+            header = {"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint,
+                      "outputs": [str(o.path) for o in self.outputs]}
+            fh.write(json.dumps(header).encode() + b"\n")
+            if self.rows:
+                fh.write(json.dumps({"t": "rows", "rows": self.rows}).encode() + b"\n")
+            if self.failures:
+                fh.write(json.dumps({"t": "failed", "rows": self.failures}).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.journal)
+        self._fh = open(self.journal, "ab")  # noqa: SIM115 - lives with the run
+
+    def _append(self, kind: str, rows: List[dict]) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._fh.write(json.dumps({"t": kind, "rows": rows}).encode() + b"\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise InputError(f"cannot record results ({exc.strerror or exc})", str(self.journal),
+                             "free some disk space, then run again with --resume") from exc
+
+    def add(self, result) -> List[dict]:
+        """Record one finished query durably; returns its rows."""
+        if result.ok:
+            rows = prediction_rows(result)
+            self.rows.extend(rows)
+            self._append("rows", rows)
+            return rows
+        row = failure_row(result)
+        self.failures.append(row)
+        self._append("failed", [row])
+        return []
 
     def close(self) -> None:
-        pass
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
-
-class CsvSink(Sink):
-    def __init__(self, path: Path, fields, append: bool = False):
-        self.names = [n for n, _ in fields]
-        exists = append and path.is_file() and path.stat().st_size > 0
-        self.fh = open(path, "a" if exists else "w", newline="", encoding="utf-8")  # noqa: SIM115 - lives with the sink
-        self.writer = csv.DictWriter(self.fh, fieldnames=self.names, extrasaction="ignore")
-        if not exists:
-            self.writer.writeheader()
-
-    def write(self, rows):
-        for r in rows:
-            self.writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in self.names})
-
-    def flush(self):
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
-    def close(self):
-        self.fh.close()
-
-
-class FionaSink(Sink):
-    """GeoPackage (appendable, transactional) or GeoJSON points in EPSG:4326."""
-
-    def __init__(self, path: Path, fields, append: bool = False, layer: Optional[str] = None):
-        import fiona
-        from fiona.crs import CRS
-
-        driver = "GPKG" if path.suffix.lower() == ".gpkg" else "GeoJSON"
-        types = {"str": "str", "int": "int", "float": "float"}
-        schema = {"geometry": "Point", "properties": {n: types[t] for n, t in fields}}
-        self.names = [n for n, _ in fields]
-        kwargs = {"layer": layer or path.stem} if driver == "GPKG" else {}
-        if append and path.is_file() and driver == "GPKG":
-            self.col = fiona.open(path, "a", **kwargs)
-        else:
-            if path.exists():
-                path.unlink()
-            self.col = fiona.open(path, "w", driver=driver, schema=schema, crs=CRS.from_epsg(4326), **kwargs)
-
-    def write(self, rows):
-        recs = []
-        for r in rows:
-            props = {k: r.get(k) for k in self.names}
-            recs.append({"geometry": {"type": "Point", "coordinates": (r["lon"], r["lat"])}, "properties": props})
-        if recs:
-            self.col.writerecords(recs)
-
-    def flush(self):
-        self.col.flush()
-
-    def close(self):
-        self.col.close()
-
-
-def open_sink(path: os.PathLike | str, fields=PREDICTION_FIELDS, append: bool = False) -> Sink:
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if not p.parent.exists():
-        raise InputError("output folder does not exist", str(p.parent), "create it first")
-    if suffix == ".csv":
-        return CsvSink(p, fields, append)
-    if suffix in (".gpkg", ".geojson", ".json"):
-        return FionaSink(p, fields, append)
-    raise InputError(f"unknown output format {suffix!r}", str(p), "use .csv, .geojson or .gpkg")
-
-
-def done_sources(paths: Iterable[os.PathLike | str]) -> Set[str]:
-    """Sources already written to any of these CSV / GeoPackage outputs (what --resume skips)."""
-    done: Set[str] = set()
-    for path in paths:
-        p = Path(path)
-        if not p.is_file() or p.stat().st_size == 0:
-            continue
-        if p.suffix.lower() == ".csv":
-            with open(p, newline="", encoding="utf-8") as fh:
-                done.update(row["source"] for row in csv.DictReader(fh) if row.get("source"))
-        elif p.suffix.lower() == ".gpkg":
-            import fiona
-
-            with fiona.open(p) as col:
-                done.update(f["properties"]["source"] for f in col)
-    return done
-
+    def finish(self) -> None:
+        """Write every output whole from the rows of this run (and, with --resume, the earlier ones)."""
+        self.close()
+        meta = {"GEOCLIP_RUN": json.dumps(self.fingerprint, sort_keys=True)}
+        for out in self.outputs:
+            write_output(out, PREDICTION_FIELDS, self.rows, meta)
+        if self.failed is not None and (self.failures or self.failed.exists()):
+            write_output(Output(self.failed, "CSV"), FAILURE_FIELDS, self.failures)
