@@ -1,0 +1,235 @@
+"""Confidence regions: the smallest area that holds 50 % / 90 % of a likelihood map's probability mass.
+
+For a density map the smallest region of given mass is the highest-density region (HDR): every cell denser than a
+threshold t, with t the largest value whose region still holds the level. Computed as the textbook rule says (cells
+by density, best first; cumulative mass = density × cell area; cut where it reaches the level), but without sorting
+the whole world: one pass bins the cells' log-density (4,096 bins, mass-weighted bincount), the cumulative mass
+over the bins finds the bin where each level is reached, and only that bin's cells are sorted. The result is the
+same as a full sort. Cells tied at the threshold are all included (the region is never split between equal cells),
+so a region can hold more than its level; `mass` says how much.
+
+Polygons come from rasterio.features.shapes on the labelled mask (4-connectivity, so every polygon is valid), in
+EPSG:4326. A grid that crosses the antimeridian (east > 180, see core.raster) is polygonised in two column blocks so
+that every coordinate stays in [-180, 180]. `parts` counts connected areas on the Earth: a region that crosses the
+antimeridian is one part even though it is two polygons, on a world grid as on an unwrapped one. Area is the exact
+sum of the grid's cell areas inside (Grid.row_areas_km2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import InputError
+from .raster import Grid
+
+DEFAULT_LEVELS = (0.5, 0.9)
+_BINS = 4096
+
+
+@dataclass
+class ConfidenceRegion:
+    level: float  # requested probability mass, e.g. 0.9
+    mass: float  # mass actually inside (>= level; more only through ties at the threshold)
+    threshold: float  # density per km² at the region's edge
+    area_km2: float
+    parts: int
+    cells: int
+    geometry: Optional[dict]  # GeoJSON MultiPolygon in EPSG:4326 (None for an empty map)
+    grid: Grid
+    mask: np.ndarray = field(repr=False)  # (H, W) bool, on `grid`
+
+    def summary(self) -> str:
+        """'90 % region: 1.2 million km² in 3 parts'."""
+        return f"{self.level * 100:g} % region: {format_area(self.area_km2)} in {self.parts} " \
+               f"part{'' if self.parts == 1 else 's'}"
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """Whether the cell holding (lat, lon) is inside the region (False outside the grid)."""
+        lon_u = lon if lon >= self.grid.west else lon + 360.0
+        if not (self.grid.south <= lat <= self.grid.north and lon_u <= self.grid.east):
+            return False
+        r, c = self.grid.cell_of(lat, lon)
+        h, w = self.grid.shape
+        return bool(self.mask[min(r, h - 1), min(c, w - 1)])
+
+    def properties(self, source: str = "") -> dict:
+        return {"level": self.level, "area_km2": self.area_km2, "parts": self.parts, "mass": self.mass,
+                "source": source, "summary": self.summary()}
+
+    def to_feature(self, source: str = "") -> dict:
+        """A GeoJSON-like feature (what pyogrio / fiona-style writers take)."""
+        return {"type": "Feature", "geometry": self.geometry, "properties": self.properties(source)}
+
+
+def format_area(km2: float) -> str:
+    """Readable area: '830 km²', '45,200 km²', '1.2 million km²'."""
+    if km2 >= 1e6:
+        return f"{km2 / 1e6:.2g} million km²" if km2 < 1e7 else f"{km2 / 1e6:.0f} million km²"
+    if km2 >= 1000:
+        return f"{float(f'{km2:.3g}'):,.0f} km²"
+    return f"{km2:.3g} km²"
+
+
+def hdr_thresholds(density: np.ndarray, cell_areas: np.ndarray, levels: Sequence[float]) -> List[float]:
+    """For each level, the density threshold t of the highest-density region: the cells with density >= t are
+    the fewest densest cells whose mass (density × area, normalised to the map's total) reaches the level."""
+    levels = check_levels(levels)
+    density = np.asarray(density)
+    ok = density > 0  # NaN compares False
+    d = density[ok].astype(np.float64)
+    m = d * np.broadcast_to(np.asarray(cell_areas, dtype=np.float64), density.shape)[ok]
+    return _thresholds(d, m, levels)
+
+
+def _thresholds(d: np.ndarray, m: np.ndarray, levels: List[float]) -> List[float]:
+    total = float(m.sum())
+    if d.size == 0 or not total > 0:
+        return [math.inf for _ in levels]
+    ld = np.log(d)
+    lo, hi = float(ld.min()), float(ld.max())
+    span = hi - lo
+    # bin 0 holds the densest cells: bins run from the top density down
+    b = np.zeros(d.size, dtype=np.int64) if span <= 0 else \
+        np.minimum(((hi - ld) * (_BINS / span)).astype(np.int64), _BINS - 1)
+    cum = np.cumsum(np.bincount(b, weights=m, minlength=_BINS)) / total
+    out = []
+    for level in levels:
+        k = min(int(np.searchsorted(cum, level - 1e-12, side="left")), _BINS - 1)
+        before = cum[k - 1] if k > 0 else 0.0
+        sel = b == k
+        dk, mk = d[sel], m[sel]
+        order = np.argsort(-dk, kind="stable")
+        ck = before + np.cumsum(mk[order]) / total
+        j = min(int(np.searchsorted(ck, level - 1e-12, side="left")), dk.size - 1)
+        out.append(float(dk[order][j]))
+    return out
+
+
+def confidence_regions(lmap, levels: Sequence[float] = DEFAULT_LEVELS, polygons: bool = True
+                       ) -> List[ConfidenceRegion]:
+    """The highest-density regions of a LikelihoodMap (density per km² on a Grid) at each level, largest level
+    last. `polygons=False` skips vectorising (masks, areas and parts only)."""
+    grid: Grid = lmap.grid
+    density = np.asarray(lmap.density)
+    if density.shape != grid.shape:
+        raise InputError(f"density of shape {density.shape} does not fit its grid {grid.shape}")
+    row_areas = grid.row_areas_km2()
+    levels = check_levels(levels)
+    ok = density > 0  # NaN compares False
+    rows_of = np.broadcast_to(np.arange(grid.height)[:, None], density.shape)[ok]
+    d = density[ok].astype(np.float64)
+    m = d * row_areas[rows_of]
+    total = float(m.sum())
+    out = []
+    for level, t in zip(levels, _thresholds(d, m, levels)):
+        inside = ok & (density >= t)
+        held = float(m[d >= t].sum() / total) if total > 0 else 0.0
+        rows = np.flatnonzero(inside.any(axis=1))
+        r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+        labels, parts = _label(inside[r0:r1], grid)
+        area = float(inside[r0:r1].sum(axis=1) @ row_areas[r0:r1])
+        geom = _polygons(labels, grid, r0) if polygons and parts else None
+        out.append(ConfidenceRegion(level, held, t, area, parts, int(inside.sum()), geom, grid, inside))
+    return out
+
+
+def region_features(regions: Sequence[ConfidenceRegion], source: str = "") -> List[Dict]:
+    """GeoJSON-like features (geometry + level, area_km2, parts, mass, source, summary), one per region,
+    the largest level first so that smaller regions draw on top."""
+    return [r.to_feature(source) for r in sorted(regions, key=lambda r: -r.level) if r.geometry is not None]
+
+
+def summary(regions: Sequence[ConfidenceRegion], level: float = 0.9) -> str:
+    """The photo's one uncertainty figure: the summary of the region at `level` (or of the largest one)."""
+    if not regions:
+        return ""
+    best = min(regions, key=lambda r: (abs(r.level - level), -r.level))
+    return best.summary()
+
+
+def hdr_level_at(lmap, latlon: np.ndarray) -> np.ndarray:
+    """For each (lat, lon): the smallest level whose region contains it (the mass of the cells denser than its
+    cell). A calibrated model puts the truth inside the 90 % region 90 % of the time, i.e. this is <= 0.9 that
+    often: what evaluation reports as coverage. NaN outside the grid."""
+    grid: Grid = lmap.grid
+    pts = np.asarray(latlon, dtype=np.float64).reshape(-1, 2)
+    density = np.asarray(lmap.density, dtype=np.float64)
+    density = np.where(np.isfinite(density), density, 0.0)
+    mass = density * grid.row_areas_km2()[:, None]
+    total = float(mass.sum())
+    out = np.full(len(pts), np.nan)
+    if not total > 0:
+        return out
+    lon_u = np.where(pts[:, 1] >= grid.west, pts[:, 1], pts[:, 1] + 360.0)
+    ok = (pts[:, 0] >= grid.south) & (pts[:, 0] <= grid.north) & (lon_u <= grid.east)
+    h, w = grid.shape
+    r = np.clip(((grid.north - pts[ok, 0]) // grid.res).astype(np.int64), 0, h - 1)
+    c = np.clip(((lon_u[ok] - grid.west) // grid.res).astype(np.int64), 0, w - 1)
+    at = density[r, c]
+    if at.size <= 8:  # one masked sum per point beats sorting the map
+        out[ok] = [mass[density >= v].sum() / total for v in at]
+        return out
+    order = np.argsort(-density, axis=None, kind="stable")
+    sorted_d = density.ravel()[order]
+    cum = np.cumsum(mass.ravel()[order]) / total
+    k = np.searchsorted(-sorted_d, -at, side="right")  # the cells at least as dense as the point's
+    out[ok] = np.where(k > 0, cum[np.maximum(k - 1, 0)], 0.0)
+    return out
+
+
+def check_levels(levels: Sequence[float]) -> List[float]:
+    out = sorted(float(v) for v in levels)
+    if not out or any(not (0.0 < v < 1.0) for v in out):
+        raise InputError(f"confidence levels must lie strictly between 0 and 1, got {list(levels)}",
+                         hint="e.g. --levels 0.5,0.9")
+    return out
+
+
+def _label(inside: np.ndarray, grid: Grid):
+    """4-connected components (matching shapes' polygons), merged across the antimeridian on a 360° grid."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(inside)
+    h, w = inside.shape
+    if n and abs(w * grid.res - 360.0) < grid.res / 2:
+        both = inside[:, 0] & inside[:, -1]
+        if both.any():
+            parent = np.arange(n + 1)
+
+            def find(x: int) -> int:
+                while parent[x] != x:
+                    parent[x] = parent[parent[x]]
+                    x = parent[x]
+                return x
+
+            for a, b in set(zip(labels[both, 0].tolist(), labels[both, -1].tolist())):
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+            n = len({find(x) for x in range(1, n + 1)})
+    return labels, int(n)
+
+
+def _polygons(labels: np.ndarray, grid: Grid, row0: int = 0) -> dict:
+    """One MultiPolygon of the labelled cells (rows from `row0` of the grid), coordinates in [-180, 180]; each
+    block is cropped to its labelled columns before GDAL's polygonize runs."""
+    from rasterio.features import shapes
+    from rasterio.transform import from_origin
+
+    w = labels.shape[1]
+    split = int(round((180.0 - grid.west) / grid.res)) if grid.east > 180.0 + 1e-9 else w
+    north = grid.north - row0 * grid.res
+    coords = []
+    for c0, c1, west in ((0, split, grid.west), (split, w, -180.0)):
+        cols = np.flatnonzero((labels[:, c0:c1] > 0).any(axis=0)) if c1 > c0 else np.empty(0, dtype=np.int64)
+        if not cols.size:
+            continue
+        a, b = c0 + int(cols[0]), c0 + int(cols[-1]) + 1
+        block = np.ascontiguousarray(labels[:, a:b], dtype=np.int32)
+        transform = from_origin(west + (a - c0) * grid.res, north, grid.res, grid.res)
+        coords.extend(geom["coordinates"] for geom, _ in shapes(block, mask=block > 0, transform=transform))
+    return {"type": "MultiPolygon", "coordinates": coords}
