@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 import torch
 
+from . import cancel
 from .device import DeviceChoice, select_device
 from .errors import GeoClipError, ImageError, InputError
 from .exif import Photo, load_photo
@@ -137,6 +138,10 @@ class GeoClipEngine:
         return self._image
 
     @property
+    def image_encoder_loaded(self) -> bool:
+        return self._image is not None
+
+    @property
     def text_encoder(self):
         if self._text is None:
             from .image_encoder import TextEncoder, resolve_clip_path
@@ -220,6 +225,7 @@ class GeoClipEngine:
         photos = [_as_photo(img, i) for i, img in enumerate(images)]
         feats = []
         for start in range(0, len(photos), self.batch_size):
+            cancel.check()
             chunk = photos[start:start + self.batch_size]
             feats.append(self.embed_pixels(self.image_encoder.preprocess([p.image for p in chunk])).cpu())
         return torch.cat(feats) if feats else torch.zeros(0, 512)
@@ -258,6 +264,7 @@ class GeoClipEngine:
             pending.clear()
 
         for i, img in enumerate(images):
+            cancel.check()
             try:
                 pending.append((i, _as_photo(img, i)))
             except ImageError as exc:

@@ -14,9 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import cancel
+
 # Equal Earth polynomial coefficients (Šavrič, Patterson & Jenny 2018) and GeoCLIP's scale factor.
 _A1, _A2, _A3, _A4 = 1.340264, -0.081106, 0.000893, 0.003796
 _SCALE = 66.50336
+# Points per encoder step: large enough for full-speed matrix products, small enough that a cancel (checked
+# between steps) lands within a fraction of a second on a CPU.
+CANCEL_STEP = 2048
 
 
 def equal_earth(latlon: torch.Tensor) -> torch.Tensor:
@@ -96,7 +101,9 @@ class LocationEncoder(nn.Module):
             yield torch.zeros(0, self.dim)
             return
         dev = self.device
+        batch = min(batch, CANCEL_STEP)
         for start in range(0, pts.shape[0], batch):
+            cancel.check()  # one step is ~0.3 s on a 2-core CPU: a cancel lands here
             chunk = pts[start:start + batch].to(dev)
             if autocast and dev.type == "cuda":
                 # Projection and Fourier phases stay fp32 (large phases); the MLPs run in fp16.

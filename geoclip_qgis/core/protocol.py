@@ -16,7 +16,8 @@ Worker -> QGIS:
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+import math
+from typing import Any, Callable, Dict, List, Optional
 
 PROTOCOL_VERSION = 1
 OPS = ("info", "geolocate_images", "geolocate_text", "likelihood", "features", "similar", "encode_locations",
@@ -31,11 +32,181 @@ def encode(message: Dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=True, allow_nan=False) + "\n"
 
 
-def decode(line: str) -> Dict[str, Any]:
-    message = json.loads(line)
+MAX_LINE_BYTES = 16 * 2**20  # a request naming 100K photos is ~10 MB; a longer line is refused, not parsed
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a protocol message (JSON has no NaN or Infinity)")
+
+
+def decode(line: str | bytes) -> Dict[str, Any]:
+    """One message: strict JSON (no NaN/Infinity), an object, UTF-8. Raises ValueError for anything else."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"the line is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    message = json.loads(line, parse_constant=_no_constant)
     if not isinstance(message, dict):
         raise ValueError("a protocol message must be a JSON object")
     return message
+
+
+# ---- request schema: one definition of what every op accepts ------------------------------------------------------
+class SchemaError(ValueError):
+    """A request that does not fit the schema; `param` names the parameter (dotted for nested ones)."""
+
+    def __init__(self, param: str, message: str):
+        self.param = param
+        super().__init__(f"parameter {param!r}: {message}")
+
+
+Check = Callable[[str, Any], Any]
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else {"str": "a string", "int": "an integer", "float": "a number",
+                                         "bool": "true/false", "list": "a list", "dict": "an object"}.get(
+        type(value).__name__, type(value).__name__)
+
+
+def string(max_len: int = 4096, choices: Optional[tuple] = None, empty: bool = True) -> Check:
+    def check(name: str, v: Any) -> Any:
+        if not isinstance(v, str):
+            raise SchemaError(name, f"must be a string, got {_type_name(v)}")
+        if len(v) > max_len:
+            raise SchemaError(name, f"is {len(v):,} characters long; at most {max_len:,}")
+        if choices is not None and v not in choices:
+            raise SchemaError(name, f"must be one of {', '.join(choices)}; got {v[:40]!r}")
+        if not empty and not v.strip():
+            raise SchemaError(name, "must not be empty")
+        return v
+    return check
+
+
+def integer(lo: Optional[int] = None, hi: Optional[int] = None) -> Check:
+    def check(name: str, v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise SchemaError(name, f"must be a whole number, got {_type_name(v)}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise SchemaError(name, f"must be between {lo} and {hi}, got {v}")
+        return v
+    return check
+
+
+def number(lo: Optional[float] = None, hi: Optional[float] = None, positive: bool = False) -> Check:
+    def check(name: str, v: Any) -> Any:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise SchemaError(name, f"must be a finite number, got {_type_name(v) if not isinstance(v, float) else v}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi) or (positive and v <= 0):
+            raise SchemaError(name, f"must be {'> 0' if positive else f'between {lo} and {hi}'}, got {v}")
+        return float(v)
+    return check
+
+
+def boolean() -> Check:
+    def check(name: str, v: Any) -> Any:
+        if not isinstance(v, bool):
+            raise SchemaError(name, f"must be true or false, got {_type_name(v)}")
+        return v
+    return check
+
+
+def listof(item: Check, min_len: int = 0, max_len: int = 1_000_000) -> Check:
+    def check(name: str, v: Any) -> Any:
+        if not isinstance(v, list):  # a string is never a list of strings
+            raise SchemaError(name, f"must be a list, got {_type_name(v)}")
+        if not min_len <= len(v) <= max_len:
+            raise SchemaError(name, f"must have {min_len} to {max_len:,} items, got {len(v):,}")
+        return [item(f"{name}[{i}]", x) for i, x in enumerate(v)]
+    return check
+
+
+def nullable(inner: Check) -> Check:
+    def check(name: str, v: Any) -> Any:
+        return None if v is None else inner(name, v)
+    return check
+
+
+def either(*checks: Check) -> Check:
+    def check(name: str, v: Any) -> Any:
+        errors: List[str] = []
+        for c in checks:
+            try:
+                return c(name, v)
+            except SchemaError as exc:
+                errors.append(str(exc).split(": ", 1)[1])
+        raise SchemaError(name, " or ".join(errors))
+    return check
+
+
+def obj(fields: Dict[str, Check], required: tuple = ()) -> Check:
+    def check(name: str, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise SchemaError(name, f"must be an object, got {_type_name(v)}")
+        return validate_fields(v, fields, required, prefix=f"{name}.")
+    return check
+
+
+def validate_fields(params: Dict[str, Any], fields: Dict[str, Check], required: tuple = (),
+                    prefix: str = "") -> Dict[str, Any]:
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise SchemaError(prefix + unknown[0], f"is not a parameter of this request (known: {', '.join(fields)})")
+    for key in required:
+        if params.get(key) is None:
+            raise SchemaError(prefix + key, "is required")
+    return {k: fields[k](prefix + k, v) for k, v in params.items()}
+
+
+_path = string(32768, empty=False)
+ENGINE = obj({
+    "weights": string(32768), "clip_path": string(32768), "cache_dir": string(32768),
+    "device": string(32), "gallery": string(32768), "batch_size": integer(1, 4096),
+})
+_extent = nullable(listof(number(-360, 360), 4, 4))
+_resolution = either(number(positive=True, hi=180), string(8, choices=("auto", "")))
+_top_k = integer(1, 100_000)
+_raster = {"engine": ENGINE, "extent": _extent, "resolution": _resolution, "out": _path, "cog": boolean(),
+           "preview": nullable(string(32768))}
+MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; no text of more than ~2,000 characters fits in them
+SCHEMA: Dict[str, tuple] = {
+    "info": ({"device": nullable(string(32)), "engine": nullable(ENGINE), "check_models": boolean(),
+              "clip_path": nullable(string(32768)), "weights": nullable(string(32768))}, ()),
+    "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE}, ("paths",)),
+    "geolocate_text": ({"queries": listof(string(MAX_TEXT_CHARS, empty=False), 1, 10_000), "top_k": _top_k,
+                        "engine": ENGINE}, ("queries",)),
+    "likelihood": ({**_raster, "photos": listof(_path), "text": string(MAX_TEXT_CHARS), "top_k": _top_k,
+                    "method": string(16, choices=("auto", "field", "dense", "coarse-to-fine"))}, ("out",)),
+    "features": ({**_raster, "pca": boolean(), "bands": nullable(listof(integer(0, 511), 0, 512)),
+                  "normalise": boolean()}, ("out",)),
+    "similar": ({**_raster, "lat": number(-90, 90), "lon": number(-180, 180)}, ("out", "lat", "lon")),
+    "field_status": ({"engine": ENGINE, "extent": _extent, "resolution": _resolution}, ()),
+    "build_field": ({"engine": ENGINE, "extent": _extent, "resolution": _resolution}, ()),
+    "encode_locations": ({"engine": ENGINE, "normalise": boolean(),
+                          "points": listof(listof(number(), 2, 2), 0, 1_000_000)}, ("points",)),
+}
+
+
+def check_id(rid: Any) -> Any:
+    """Request ids are whole numbers or short strings: anything else cannot be answered reliably."""
+    if (isinstance(rid, int) and not isinstance(rid, bool)) or (isinstance(rid, str) and 0 < len(rid) <= 64):
+        return rid
+    raise ValueError(f"a request id must be a whole number or a short string, got {_type_name(rid)}")
+
+
+def validate(op: Any, params: Any) -> Dict[str, Any]:
+    """The request's parameters, checked against SCHEMA (types, ranges, required keys). Raises SchemaError."""
+    if op not in SCHEMA:
+        raise SchemaError("op", f"unknown op {op!r} (known: {', '.join(SCHEMA)})")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise SchemaError("params", f"must be an object, got {_type_name(params)}")
+    fields, required = SCHEMA[op]
+    return validate_fields(params, fields, required)
 
 
 def request(rid: int, op: str, **params: Any) -> Dict[str, Any]:

@@ -14,45 +14,77 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, Optional
 
 from . import protocol
+from .cancel import Cancelled, cancel_scope
 from .errors import GeoClipError, InputError
 
+PARENT_ENV = "GEOCLIP_PARENT_PID"  # set by QGIS's engine client: the worker exits when that process is gone
+GRACE_SECONDS = 5.0  # after stdin closes or the parent dies: time for the running job to stop by itself
+ENGINE_DEFAULTS = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default", "cache_dir": "",
+                   "batch_size": 8}
 
-class Cancelled(Exception):
-    """Raised inside a job when QGIS asked to cancel it; finished rows have already been sent."""
+
+def canonical_engine_options(opts: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Engine options with every default filled in and paths normalised: two requests that mean the same engine
+    get the same key, so switching between the dock, the map tool and Processing never reloads the model."""
+    out = {**ENGINE_DEFAULTS, **{k: v for k, v in (opts or {}).items() if v not in (None, "")}}
+    out["device"] = str(out["device"]).strip().lower()
+    for key in ("weights", "clip_path", "cache_dir"):
+        if out[key]:
+            out[key] = os.path.normpath(os.path.expanduser(str(out[key])))
+    if out["gallery"] not in ("default",) and not str(out["gallery"]).startswith("fibonacci"):
+        out["gallery"] = os.path.normpath(os.path.expanduser(str(out["gallery"])))
+    return out
 
 
 class Worker:
     def __init__(self, send: Callable[[Dict[str, Any]], None]):
         self.send = send
+        self.active: set = set()  # ids queued or running: the only ids a cancel is remembered for
         self.cancel_ids: set = set()
+        self.running: Optional[Dict[str, Any]] = None
         self.lock = threading.Lock()
         self._engine = None
         self._engine_key: Optional[str] = None
 
     # ---- plumbing ---------------------------------------------------------------------------------------------
-    def cancelled(self, rid: int) -> bool:
+    def cancelled(self, rid: Any) -> bool:
         with self.lock:
             return rid in self.cancel_ids
 
-    def cancel(self, rid: int) -> None:
+    def cancel(self, rid: Any) -> None:
+        """Cancel a queued or running request; an id never seen, or already finished, is ignored (not kept)."""
         with self.lock:
-            self.cancel_ids.add(rid)
+            if rid in self.active:
+                self.cancel_ids.add(rid)
 
-    def engine(self, opts: Dict[str, Any]):
+    def cancel_all(self) -> None:
+        with self.lock:
+            self.cancel_ids |= self.active
+
+    def enqueue(self, rid: Any, op: Any) -> None:
+        """A request arrived: remember its id, and tell QGIS when it has to wait behind a running job."""
+        with self.lock:
+            self.active.add(rid)
+            running = self.running
+        if running is not None:
+            self.send(protocol.progress(rid, 0, 0, f"waiting for the running job ({running.get('op')}) to finish"))
+
+    def engine(self, opts: Optional[Dict[str, Any]]):
         """One engine at a time, rebuilt only when its options change (the model stays loaded otherwise)."""
         from .engine import GeoClipEngine
 
-        key = json.dumps(opts, sort_keys=True)
+        canon = canonical_engine_options(opts)
+        key = json.dumps(canon, sort_keys=True)
         if self._engine is None or key != self._engine_key:
             self._engine = None
             self._engine = GeoClipEngine(
-                weights=opts.get("weights") or None, clip_path=opts.get("clip_path") or None,
-                device=opts.get("device") or "auto", gallery=opts.get("gallery") or "default",
-                cache_dir=opts.get("cache_dir") or None, batch_size=int(opts.get("batch_size") or 8),
+                weights=canon["weights"] or None, clip_path=canon["clip_path"] or None, device=canon["device"],
+                gallery=canon["gallery"], cache_dir=canon["cache_dir"] or None, batch_size=int(canon["batch_size"]),
             )
             self._engine_key = key
             # A built world field is read into the OS cache while the model loads: the first map is then fast.
@@ -60,27 +92,44 @@ class Worker:
         return self._engine
 
     def handle(self, req: Dict[str, Any]) -> None:
+        """Run one request: validated against the protocol's schema first (an `input` error naming the parameter),
+        skipped when it was cancelled while it waited, and always answered exactly once — after its id is
+        forgotten, so that nothing sent later is told to wait for a job that has ended."""
         rid = req.get("id")
-        op = req.get("op")
-        params = req.get("params") or {}
-        handler = getattr(self, f"op_{op}", None)
-        if handler is None:
-            self.send(protocol.error(rid, "protocol", f"unknown op {op!r}"))
-            return
+        with self.lock:
+            self.running = req
+            self.active.add(rid)
         try:
-            data = handler(rid, params)
-            self.send(protocol.result(rid, data))
-        except Cancelled:
-            self.send(protocol.result(rid, {"cancelled": True}))
-        except GeoClipError as exc:
-            e = exc.to_dict()
-            self.send(protocol.error(rid, e["code"], e["message"], e["path"], e["hint"]))
-        except Exception as exc:  # a bug or a library failure: report it, stay alive
-            traceback.print_exc(file=sys.stderr)
-            self.send(protocol.error(rid, "internal", f"{type(exc).__name__}: {exc}"))
+            reply = self._run(rid, req.get("op"), req.get("params"))
         finally:
             with self.lock:
+                self.running = None
+                self.active.discard(rid)
                 self.cancel_ids.discard(rid)
+        self.send(reply)
+
+    def _run(self, rid: Any, op: Any, raw_params: Any) -> Dict[str, Any]:
+        try:
+            try:
+                params = protocol.validate(op, raw_params)
+            except protocol.SchemaError as exc:
+                return protocol.error(rid, "input", str(exc), exc.param,
+                                      "this request does not fit the worker's protocol; see core/protocol.py")
+            if self.cancelled(rid):
+                return protocol.result(rid, {"cancelled": True, "started": False})
+            with cancel_scope(lambda: self.cancelled(rid)):
+                return protocol.result(rid, getattr(self, f"op_{op}")(rid, params))
+        except Cancelled:
+            return protocol.result(rid, {"cancelled": True})
+        except GeoClipError as exc:
+            e = exc.to_dict()
+            return protocol.error(rid, e["code"], e["message"], e["path"], e["hint"])
+        except MemoryError:
+            return protocol.error(rid, "budget", "the engine ran out of memory for this request",
+                                  hint="use a coarser resolution, a smaller extent or fewer photos at once")
+        except Exception as exc:  # a bug or a library failure: report it, stay alive
+            traceback.print_exc(file=sys.stderr)
+            return protocol.error(rid, "internal", f"{type(exc).__name__}: {exc}")
 
     def _progress(self, rid: int, message: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
@@ -125,13 +174,16 @@ class Worker:
         return out
 
     def op_geolocate_images(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        paths = list(params.get("paths") or [])
-        if not paths:
-            raise InputError("no photos to geolocate", hint="choose photo files, a folder or a layer with paths")
-        engine = self.engine(params.get("engine") or {})
-        self.send(protocol.progress(rid, 0, len(paths), "loading the model"))
+        paths = params["paths"]
+        top_k = params.get("top_k", 5)
+        engine = self.engine(params.get("engine"))
+        if engine.image_encoder_loaded:
+            self.send(protocol.progress(rid, 0, len(paths), "geolocating"))
+        else:
+            self.send(protocol.progress(rid, 0, len(paths), "loading the model"))
+        engine.prepare("image", top_k)  # top-k and the model checked before the first photo
         n_ok = n_bad = 0
-        for i, res in enumerate(engine.iter_predict_images(paths, int(params.get("top_k", 5)))):
+        for i, res in enumerate(engine.iter_predict_images(paths, top_k)):
             self.send(protocol.row(rid, res.to_dict()))
             n_ok += res.ok
             n_bad += not res.ok
@@ -141,20 +193,27 @@ class Worker:
         return {"done": n_ok, "failed": n_bad, "cancelled": False}
 
     def op_geolocate_text(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        queries = list(params.get("queries") or [])
-        engine = self.engine(params.get("engine") or {})
-        results = engine.predict_text(queries, int(params.get("top_k", 5)))
+        queries = params["queries"]
+        engine = self.engine(params.get("engine"))
+        results = engine.predict_text(queries, params.get("top_k", 5))
         for res in results:
             self.send(protocol.row(rid, res.to_dict()))
         return {"done": len(results), "failed": 0, "cancelled": False}
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
+        from .files import check_output
+        from .gallery import check_top_k
         from .likelihood import field_plan, likelihood_map, query_for, write_likelihood
         from .raster import render_preview
 
-        engine = self.engine(params.get("engine") or {})
+        engine = self.engine(params.get("engine"))
+        top_k = params.get("top_k", 5)
+        check_output(params["out"], "output GeoTIFF")
+        if params.get("preview"):
+            check_output(params["preview"], "preview")
         grid = self._grid(engine, params, "auto")
         field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
+        check_top_k(top_k, len(engine.gallery()))
         self.send(protocol.progress(rid, 0, 3, "encoding the query"))
         query, label = query_for(engine, params.get("photos"), params.get("text"))
         if self.cancelled(rid):
@@ -165,7 +224,7 @@ class Worker:
         path = write_likelihood(lmap, params["out"], label, cog=bool(params.get("cog")))
         if params.get("preview"):
             render_preview(path, params["preview"])
-        top = engine.rank_query(query[None], int(params.get("top_k", 5)))[0]
+        top = engine.rank_query(query[None], top_k)[0]
         return {"path": str(path), "best_lat": lmap.best[0], "best_lon": lmap.best[1], "stats": lmap.stats,
                 "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max())}
 
@@ -176,6 +235,8 @@ class Worker:
         from .raster import Grid
 
         extent, res = params.get("extent"), params.get("resolution", default)
+        if res in (None, ""):
+            res = default
         if default != "auto" or res not in (None, "", "auto"):
             return Grid.over(extent, float(res))
         fine = Grid.over(extent, 0.1)
@@ -183,7 +244,10 @@ class Worker:
 
     def op_features(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from .features import feature_raster, pca_raster
-        engine = self.engine(params.get("engine") or {})
+        from .files import check_output
+
+        check_output(params["out"], "output GeoTIFF")
+        engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 1.0)
         report = self._progress(rid, "rasterising location features")
         if params.get("pca"):
@@ -193,7 +257,10 @@ class Worker:
 
     def op_similar(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from .features import similarity_raster
-        engine = self.engine(params.get("engine") or {})
+        from .files import check_output
+
+        check_output(params["out"], "output GeoTIFF")
+        engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 0.5)
         return similarity_raster(engine, float(params["lat"]), float(params["lon"]), grid, params["out"],
                                  cog=bool(params.get("cog")), progress=self._progress(rid, "similarity"))
@@ -201,7 +268,7 @@ class Worker:
     def op_field_status(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         """Is there a location field for this lattice (default: the world at 0.1°), and how far is its build?"""
         from .field import BYTES_PER_CELL, LocationField, field_dir
-        engine = self.engine(params.get("engine") or {})
+        engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 0.1)
         path = field_dir(engine.cache_dir, engine.weights.digest, grid)
         out = {"path": str(path), "bytes": grid.width * grid.height * BYTES_PER_CELL, "rows": grid.height,
@@ -215,46 +282,130 @@ class Worker:
 
     def op_build_field(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         """Build or resume a location field; cancel stops after the current row block and keeps what is done."""
-        engine = self.engine(params.get("engine") or {})
+        engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 0.1)
         return engine.build_field(grid, progress=self._progress(rid, "encoding the location field")).info()
 
     def op_encode_locations(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        engine = self.engine(params.get("engine") or {})
-        emb = engine.encode_locations(params.get("points") or [], normalise=bool(params.get("normalise")))
+        engine = self.engine(params.get("engine"))
+        emb = engine.encode_locations(params["points"], normalise=bool(params.get("normalise")))
         return {"embeddings": emb.tolist()}
 
 
-def serve(stdin, out) -> int:
-    """Read requests on a thread (so cancel arrives mid-job), run them one at a time on this one."""
+def _parent_alive(pid: int) -> bool:
+    """Is the process that started us still there? psutil where installed (every OS), else POSIX signals."""
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except ImportError:
+        pass
+    except Exception:  # the process vanished between the two calls
+        return False
+    if os.name != "posix":
+        return True
+    if os.getppid() != pid:  # re-parented: our parent is gone
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SECONDS) -> int:
+    """Read requests on a thread (so cancel arrives mid-job), run them one at a time on this one.
+
+    The reader never dies: every line is decoded and checked on its own (a bad one gets a protocol error), and a
+    line longer than MAX_LINE_BYTES is skipped without being held in memory. When stdin closes (QGIS quit or
+    was killed) or the parent process disappears, the running job is cancelled and the worker exits; a job that
+    does not stop within `grace` seconds is cut short by ending the process."""
     send_lock = threading.Lock()
 
     def send(message: Dict[str, Any]) -> None:
         with send_lock:
-            out.write(protocol.encode(message))
-            out.flush()
+            try:
+                out.write(protocol.encode(message))
+                out.flush()
+            except (OSError, ValueError):  # QGIS has gone: nobody reads any more
+                pass
 
     worker = Worker(send)
     jobs: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
+    stopping = threading.Event()
 
-    def reader() -> None:
-        for line in stdin:
-            if not line.strip():
-                continue
-            try:
-                msg = protocol.decode(line)
-            except ValueError as exc:
-                send(protocol.error(None, "protocol", f"bad message: {exc}"))
-                continue
-            if msg.get("op") == "cancel":
-                worker.cancel(msg.get("target"))
-            elif msg.get("op") == "shutdown":
-                break
-            else:
-                jobs.put(msg)
+    def stop(reason: str) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        logging.getLogger("geoclip_qgis").info("worker stopping: %s", reason)
+        worker.cancel_all()
         jobs.put(None)
 
+        def cut_short() -> None:
+            time.sleep(grace)
+            sys.stderr.flush()
+            os._exit(0)
+
+        threading.Thread(target=cut_short, name="geoclip-exit", daemon=True).start()
+
+    def read_line() -> Optional[bytes]:
+        line = stdin.readline(protocol.MAX_LINE_BYTES + 1)
+        if len(line) > protocol.MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while True:  # drop the rest of the over-long line, a bounded piece at a time
+                more = stdin.readline(protocol.MAX_LINE_BYTES)
+                if not more or more.endswith(b"\n"):
+                    break
+            send(protocol.error(None, "protocol", f"line longer than {protocol.MAX_LINE_BYTES:,} bytes ignored"))
+            return b"\n"
+        return line or None
+
+    def one(line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            msg = protocol.decode(line)
+        except ValueError as exc:
+            send(protocol.error(None, "protocol", f"bad message: {exc}"))
+            return
+        op = msg.get("op")
+        if op == "cancel":
+            worker.cancel(msg.get("target"))
+        elif op == "shutdown":
+            stop("shutdown requested")
+        else:
+            try:
+                rid = protocol.check_id(msg.get("id"))
+            except ValueError as exc:
+                send(protocol.error(None, "protocol", str(exc)))
+                return
+            worker.enqueue(rid, op)
+            jobs.put(msg)
+
+    def reader() -> None:
+        while not stopping.is_set():
+            try:
+                line = read_line()
+                if line is None:
+                    break
+                one(line)
+            except Exception as exc:  # never let one message end the reader: QGIS would wait forever
+                traceback.print_exc(file=sys.stderr)
+                send(protocol.error(None, "protocol", f"message ignored ({type(exc).__name__}: {exc})"))
+        stop("stdin closed")
+
+    def watch_parent() -> None:
+        while not stopping.is_set():
+            if not _parent_alive(parent_pid):
+                stop(f"parent process {parent_pid} is gone")
+                return
+            time.sleep(1.0)
+
     threading.Thread(target=reader, name="geoclip-stdin", daemon=True).start()
+    if parent_pid:
+        threading.Thread(target=watch_parent, name="geoclip-parent", daemon=True).start()
     from . import __version__
 
     send({"type": "ready", "protocol": protocol.PROTOCOL_VERSION, "version": __version__, "pid": os.getpid()})
@@ -271,8 +422,14 @@ def main() -> int:
     sys.stdout = sys.stderr
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="geoclip-worker %(levelname)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return serve(sys.stdin, proto_out)
+    parent = os.environ.get(PARENT_ENV, "")
+    parent_pid = int(parent) if parent.isdigit() else (os.getppid() if os.name == "posix" else None)
+    return serve(sys.stdin.buffer, proto_out, parent_pid)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # Skip interpreter teardown: daemon threads (prefetch, reader) still inside C code during finalisation are
+    # what aborted the worker with "terminate called without an active exception". Nothing is left unflushed.
+    os._exit(code)
