@@ -82,9 +82,11 @@ def test_geopackage_keeps_every_other_layer(tmp_path, photos, tiny_clip, cache_d
     for _ in range(2):  # a second run replaces our layer, nothing else
         assert main(["photos", *photos, "-o", str(gpkg), "--top-k", "2", *_args(tiny_clip, cache_dir)]) == 0
     layers = sorted(str(n) for n in pyogrio.list_layers(gpkg)[:, 0])
-    assert layers == sorted(["my_parcels", "parcels", DEFAULT_LAYER])
+    ours = [DEFAULT_LAYER, f"{DEFAULT_LAYER}_places", f"{DEFAULT_LAYER}_summary"]
+    assert layers == sorted(["my_parcels", "parcels", *ours])
     assert pyogrio.read_info(gpkg, layer="my_parcels")["features"] == 1
     assert pyogrio.read_info(gpkg, layer=DEFAULT_LAYER)["features"] == 6
+    assert pyogrio.read_info(gpkg, layer=f"{DEFAULT_LAYER}_summary")["features"] == 3
     assert main(["photos", photos[0], "-o", str(gpkg), "--layer", "trip", *_args(tiny_clip, cache_dir)]) == 0
     assert "trip" in list(pyogrio.list_layers(gpkg)[:, 0])
 

@@ -40,7 +40,13 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--batch-size", type=positive_int, default=8)
     ap.add_argument("-o", "--out", action="append", default=[], help=".csv, .geojson or .gpkg (repeatable)")
     ap.add_argument("--layer", default=None,
-                    help=f"GeoPackage layer for the results (default {DEFAULT_LAYER}); other layers are never touched")
+                    help=f"GeoPackage layer for the results (default {DEFAULT_LAYER}, plus _places and _summary); "
+                         "other layers are never touched")
+    ap.add_argument("--table", default="ranks", choices=["ranks", "places", "summary"],
+                    help="what a CSV or GeoJSON output holds: the raw top-k points, the distinct places, or one "
+                         "summary row per input (a GeoPackage holds all three)")
+    ap.add_argument("--place-radius", type=float, default=25.0,
+                    help="gallery points within this many km of a place's best point are one place (default 25)")
 
 
 def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str]) -> List[str]:
@@ -90,7 +96,7 @@ def _engine(args):
 
     return GeoClipEngine(
         weights=args.weights, clip_path=args.clip_path, device=args.device, gallery=args.gallery,
-        cache_dir=args.cache_dir, batch_size=args.batch_size,
+        cache_dir=args.cache_dir, batch_size=args.batch_size, place_radius_km=getattr(args, "place_radius", 25.0),
     )
 
 
@@ -101,7 +107,7 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
 
     from .export import ResultWriter, source_key
 
-    writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer)
+    writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table)
     engine = _engine(args)
     engine.prepare(kind, args.top_k)  # gallery, top-k and the CLIP tower: every slow or likely failure, first
     done = writer.load_previous(engine.run_fingerprint(kind, args.top_k))
@@ -115,12 +121,11 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     n_ok = n_bad = 0
     try:
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
-            rows = writer.add(res)
+            writer.add(res)
             if res.ok:
                 n_ok += 1
                 if not writer.outputs:
-                    for r in rows:
-                        print(f"{r['source']}\t{r['rank']}\t{r['probability']:.4f}\t{r['lat']:.5f}\t{r['lon']:.5f}")
+                    _print_result(res)
             else:
                 n_bad += 1
                 print(f"skipped: {res.error['message']}", file=sys.stderr)
@@ -134,6 +139,16 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     names = ", ".join(str(o.path) for o in writer.outputs)
     print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {names}" if names else ""), file=sys.stderr)
     return 0 if n_bad == 0 else 3
+
+
+def _print_result(res) -> None:
+    """No output file named: the distinct places, named, one line each (the raw top-k is in the files)."""
+    print(res.source)
+    for pl in res.places:
+        print(f"  {pl['rank']}. {pl['probability']:6.1%}  {pl['lat']:9.4f} {pl['lon']:10.4f}  "
+              f"{pl.get('label') or ''}  ({pl['n_points']} gallery points)")
+    if res.remaining is not None:
+        print(f"     {res.remaining:6.1%}  elsewhere")
 
 
 def cmd_photos(args) -> int:

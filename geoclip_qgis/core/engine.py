@@ -31,22 +31,32 @@ ImageInput = Union[str, os.PathLike, "PIL.Image.Image"]  # noqa: F821
 
 @dataclass
 class Prediction:
+    """One gallery point of the raw top-k, with its offline name (country, region, nearest populated place)."""
+
     rank: int
     lat: float
     lon: float
     probability: float
     gallery_index: int
+    country: Optional[str] = None
+    region: Optional[str] = None
+    place: Optional[str] = None
+    place_km: Optional[float] = None
 
 
 @dataclass
 class QueryResult:
-    """Top-k places for one photo or text query; `error` is set instead when the input could not be used."""
+    """One photo or text query: the raw top-k gallery points, and the top-k distinct places (their probability
+    is the summed mass of the gallery points within the place radius; `remaining` is the mass no place holds).
+    `error` is set instead when the input could not be used."""
 
     source: str
     kind: str
     predictions: List[Prediction] = field(default_factory=list)
     gps: Optional[Tuple[float, float]] = None
     error: Optional[dict] = None
+    places: List[dict] = field(default_factory=list)
+    remaining: Optional[float] = None
 
     @property
     def ok(self) -> bool:
@@ -67,6 +77,8 @@ class GeoClipEngine:
         gallery: Union[None, str, Sequence, Gallery] = None,
         cache_dir: Optional[os.PathLike] = None,
         batch_size: int = 8,
+        place_radius_km: float = 25.0,
+        names: bool = True,
     ):
         self.weights = weights if isinstance(weights, GeoClipWeights) else load_weights(weights)
         self.choice: DeviceChoice = select_device(device)
@@ -81,6 +93,11 @@ class GeoClipEngine:
         self._image = None
         self._text = None
         self._fields: Dict[float, list] = {}
+        self._places = None
+        from .places import check_radius
+
+        self.place_radius_km = check_radius(place_radius_km)
+        self.names = names
 
     # ---- lazily built parts -------------------------------------------------------------------------
     @property
@@ -163,6 +180,9 @@ class GeoClipEngine:
     def prepare(self, kind: str, top_k: int) -> None:
         """Everything that can fail before a run writes anything: the gallery loaded, top-k within it, and the CLIP
         tower the run needs loaded (photos: vision, text: text)."""
+        from .image_encoder import resolve_clip_path
+
+        resolve_clip_path(self.clip_path)  # cheap: a missing CLIP folder is named before the gallery is encoded
         check_top_k(top_k, len(self.gallery()))
         _ = self.image_encoder if kind == "image" else self.text_encoder
 
@@ -232,16 +252,66 @@ class GeoClipEngine:
 
     # ---- retrieval ------------------------------------------------------------------------------------
     def rank_query(self, feats: torch.Tensor, top_k: int) -> List[List[Prediction]]:
+        """The raw top-k gallery points per query (no places, no names): what the likelihood op reports."""
         gallery = self.gallery()
         probs, idx = gallery.topk(feats, self.scale, top_k)
+        return [[Prediction(r + 1, float(gallery.coords[i][0]), float(gallery.coords[i][1]), float(p), int(i))
+                 for r, (p, i) in enumerate(zip(prow, irow))] for prow, irow in zip(probs.tolist(), idx.tolist())]
+
+    @property
+    def place_finder(self):
+        from .places import PlaceFinder
+
+        if self._places is None or self._places.coords.shape[0] != len(self.gallery()):
+            self._places = PlaceFinder(self.gallery().coords, self.place_radius_km)
+        return self._places
+
+    @torch.inference_mode()
+    def rank(self, feats: torch.Tensor, top_k: int) -> List[Tuple[List[Prediction], List[dict], float]]:
+        """Per query: the raw top-k points, the top-k distinct places and the mass they leave, all named offline.
+
+        One softmax over the gallery serves both: the top-k points are its first k, the places merge its top
+        candidates (see core/places.py). Names come from one vectorised lookup for every point and place."""
+        from .places import DEFAULT_MAX_POINTS
+
+        gallery = self.gallery()
+        check_top_k(top_k, len(gallery))
+        probs = gallery.logits(feats, self.scale).softmax(dim=-1)
+        top = torch.topk(probs, min(len(gallery), max(top_k, DEFAULT_MAX_POINTS)), dim=1)
+        tp, ti = top.values.double().cpu().numpy(), top.indices.cpu().numpy()
         out = []
-        for prow, irow in zip(probs.tolist(), idx.tolist()):
-            preds = []
-            for r, (p, i) in enumerate(zip(prow, irow)):
-                lat, lon = gallery.coords[i]
-                preds.append(Prediction(r + 1, float(lat), float(lon), float(p), int(i)))
-            out.append(preds)
+        for prow, irow in zip(tp, ti):
+            preds = [Prediction(r + 1, float(gallery.coords[i][0]), float(gallery.coords[i][1]), float(p), int(i))
+                     for r, (p, i) in enumerate(zip(prow[:top_k], irow[:top_k]))]
+            found = self.place_finder.find(prow, top_k, indices=irow)
+            out.append((preds, [pl.to_dict() for pl in found.places], found.remaining))
+        if self.names:
+            self._name(out)
         return out
+
+    def _name(self, ranked) -> None:
+        """Offline names for every prediction and place in one lookup; a missing name package is said once."""
+        try:
+            from .placenames import place_names
+
+            points = [(p.lat, p.lon) for preds, _, _ in ranked for p in preds]
+            points += [(pl["lat"], pl["lon"]) for _, places, _ in ranked for pl in places]
+            names = iter(place_names(np.array(points, dtype=np.float64).reshape(-1, 2), cache_dir=self.cache_dir))
+        except (ImportError, GeoClipError) as exc:
+            if not getattr(self, "_names_warned", False):
+                log.warning("place names are not available (%s); install reverse-geocode in the engine's Python",
+                            exc)
+                self._names_warned = True
+            return
+        for preds, _, _ in ranked:
+            for p in preds:
+                n = next(names)
+                p.country, p.region, p.place, p.place_km = n.country, n.region, n.place, round(n.place_km, 3)
+        for _, places, _ in ranked:
+            for pl in places:
+                n = next(names)
+                pl.update(country=n.country, region=n.region, place=n.place, place_km=round(n.place_km, 3),
+                          label=n.label())
 
     def iter_predict_images(
         self, images: Iterable[ImageInput], top_k: int = 5, batch_size: Optional[int] = None
@@ -258,9 +328,9 @@ class GeoClipEngine:
             if not pending:
                 return
             pixels = self.image_encoder.preprocess([p.image for _, p in pending])
-            ranked = self.rank_query(self.embed_pixels(pixels), top_k)
-            for (i, photo), preds in zip(pending, ranked):
-                results[i] = QueryResult(photo.path, "image", preds, photo.gps)
+            ranked = self.rank(self.embed_pixels(pixels), top_k)
+            for (i, photo), (preds, places, remaining) in zip(pending, ranked):
+                results[i] = QueryResult(photo.path, "image", preds, photo.gps, places=places, remaining=remaining)
             pending.clear()
 
         for i, img in enumerate(images):
@@ -286,8 +356,9 @@ class GeoClipEngine:
         if isinstance(queries, str):
             queries = [queries]
         check_top_k(top_k, len(self.gallery()))
-        ranked = self.rank_query(self.embed_text(queries), top_k)
-        return [QueryResult(q, "text", preds) for q, preds in zip(queries, ranked)]
+        ranked = self.rank(self.embed_text(queries), top_k)
+        return [QueryResult(q, "text", preds, places=places, remaining=remaining)
+                for q, (preds, places, remaining) in zip(queries, ranked)]
 
 
 def _as_photo(img: ImageInput, i: int) -> Photo:

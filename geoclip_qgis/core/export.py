@@ -45,7 +45,25 @@ PREDICTION_FIELDS: List[Tuple[str, str]] = [
     ("exif_lat", "float"),
     ("exif_lon", "float"),
     ("error_km", "float"),
+    ("country", "str"),
+    ("region", "str"),
+    ("place", "str"),
+    ("place_km", "float"),
 ]
+# Distinct places (core/places.py): one row per place and query, ranked by summed probability.
+PLACE_FIELDS: List[Tuple[str, str]] = [
+    ("source", "str"), ("kind", "str"), ("rank", "int"), ("probability", "float"), ("lat", "float"),
+    ("lon", "float"), ("n_points", "int"), ("spread_km", "float"), ("best_lat", "float"), ("best_lon", "float"),
+    ("country", "str"), ("region", "str"), ("place", "str"), ("place_km", "float"), ("label", "str"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"),
+]
+# One row per photo or text: the layer an analyst sorts and filters (failed photos included, with the reason).
+SUMMARY_FIELDS: List[Tuple[str, str]] = [
+    ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
+    ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
+    ("place", "str"), ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("message", "str"),
+]
+TABLES = {"ranks": PREDICTION_FIELDS, "places": PLACE_FIELDS, "summary": SUMMARY_FIELDS}
 FAILURE_FIELDS: List[Tuple[str, str]] = [("source", "str"), ("code", "str"), ("message", "str")]
 FORMATS = {".csv": "CSV", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 DEFAULT_LAYER = "geoclip_predictions"
@@ -54,20 +72,41 @@ JOURNAL_VERSION = 1
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _with_exif(row: dict, gps) -> dict:
+    row["exif_lat"], row["exif_lon"], row["error_km"] = None, None, None
+    if gps is not None:
+        row["exif_lat"], row["exif_lon"] = gps
+        row["error_km"] = haversine_km(gps[0], gps[1], row["lat"], row["lon"])
+    return row
+
+
 def prediction_rows(result) -> List[dict]:
-    """Flat rows for one QueryResult (one per rank), with the EXIF GPS and its error when known."""
-    rows = []
-    for p in result.predictions:
-        row = {
-            "source": result.source, "kind": result.kind, "rank": p.rank, "probability": p.probability,
-            "lat": p.lat, "lon": p.lon, "gallery_index": p.gallery_index,
-            "exif_lat": None, "exif_lon": None, "error_km": None,
-        }
-        if result.gps is not None:
-            row["exif_lat"], row["exif_lon"] = result.gps
-            row["error_km"] = haversine_km(result.gps[0], result.gps[1], p.lat, p.lon)
-        rows.append(row)
-    return rows
+    """Flat rows for one QueryResult (one per rank), with names, the EXIF GPS and its error when known."""
+    return [_with_exif({"source": result.source, "kind": result.kind, "rank": p.rank, "probability": p.probability,
+                        "lat": p.lat, "lon": p.lon, "gallery_index": p.gallery_index, "country": p.country,
+                        "region": p.region, "place": p.place, "place_km": p.place_km}, result.gps)
+            for p in result.predictions]
+
+
+def place_rows(result) -> List[dict]:
+    """One row per distinct place of a QueryResult."""
+    return [_with_exif({"source": result.source, "kind": result.kind, **pl}, result.gps) for pl in result.places]
+
+
+def summary_row(result) -> dict:
+    """The one row per photo or text: its best place, how much of the mass the places hold, or why it failed."""
+    if not result.ok:
+        err = result.error or {}
+        return {"source": result.source, "kind": result.kind, "status": "failed", "lat": None, "lon": None,
+                "message": err.get("message", "")}
+    best = result.places[0] if result.places else None
+    if best is None:
+        return {"source": result.source, "kind": result.kind, "status": "ok", "lat": None, "lon": None}
+    row = {"source": result.source, "kind": result.kind, "status": "ok", "label": best.get("label"),
+           "probability": best["probability"], "lat": best["lat"], "lon": best["lon"],
+           "places_mass": None if result.remaining is None else 1.0 - result.remaining,
+           "country": best.get("country"), "region": best.get("region"), "place": best.get("place")}
+    return _with_exif(row, result.gps)
 
 
 def failure_row(result) -> dict:
@@ -101,13 +140,19 @@ class Output:
     path: Path
     driver: str
     layer: Optional[str] = None
+    table: str = "ranks"  # CSV and GeoJSON hold one table; a GeoPackage holds all three as layers
+
+    def layers(self) -> Dict[str, str]:
+        """Table -> GeoPackage layer name: ours, derived from the one layer name the user chose."""
+        return {"ranks": self.layer, "places": f"{self.layer}_places", "summary": f"{self.layer}_summary"}
 
     @property
     def key(self) -> str:
         return same_file_key(self.path)
 
 
-def plan_outputs(paths: Sequence[os.PathLike | str], layer: Optional[str] = None) -> List[Output]:
+def plan_outputs(paths: Sequence[os.PathLike | str], layer: Optional[str] = None,
+                 table: str = "ranks") -> List[Output]:
     """Check every output before the run (format known, folder writable, not a folder); the same file named twice
     is written once. Nothing is created or changed here."""
     outs: List[Output] = []
@@ -119,7 +164,9 @@ def plan_outputs(paths: Sequence[os.PathLike | str], layer: Optional[str] = None
             raise InputError(f"unknown output format {p.suffix or '(no suffix)'!r}", str(p),
                              "use .csv, .geojson or .gpkg")
         check_output(p)
-        out = Output(p, driver, (layer or DEFAULT_LAYER) if driver == "GPKG" else None)
+        if table not in TABLES:
+            raise InputError(f"unknown table {table!r}", hint=f"use one of {', '.join(TABLES)}")
+        out = Output(p, driver, (layer or DEFAULT_LAYER) if driver == "GPKG" else None, table)
         if out.key in seen:
             log.warning("%s: named twice, written once", p)
             continue
@@ -156,10 +203,12 @@ def _check_our_layer(out: Output) -> None:
     except Exception as exc:
         raise InputError(f"cannot open the GeoPackage ({exc})", str(out.path),
                          "check it is a valid GeoPackage, or choose another output file") from exc
-    if out.layer in names:
-        meta = pyogrio.read_info(out.path, layer=out.layer).get("layer_metadata") or {}
+    for layer in out.layers().values():
+        if layer not in names:
+            continue
+        meta = pyogrio.read_info(out.path, layer=layer).get("layer_metadata") or {}
         if LAYER_MARK not in meta:
-            raise InputError(f"the GeoPackage already has a layer {out.layer!r} that GeoCLIP did not write",
+            raise InputError(f"the GeoPackage already has a layer {layer!r} that GeoCLIP did not write",
                              str(out.path), "choose another layer name with --layer, or another file")
 
 
@@ -194,7 +243,9 @@ def _write_csv(path: Path, fields, rows: Iterable[dict]) -> None:
     _replace(tmp, path)
 
 
-def _point_wkb(lon: float, lat: float) -> bytes:
+def _point_wkb(lon: Optional[float], lat: Optional[float]) -> Optional[bytes]:
+    if lon is None or lat is None:
+        return None  # a failed photo's summary row: no position, null geometry
     return struct.pack("<BIdd", 1, 1, float(lon), float(lat))  # little-endian WKB Point
 
 
@@ -213,16 +264,16 @@ def _columns(fields, rows: List[dict]):
     return data
 
 
-def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str]) -> None:
+def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str], layer: Optional[str]) -> None:
     """GeoJSON: a new file renamed over the old. GeoPackage: a new file renamed into place when there is none,
     else our layer replaced inside it (GDAL's GPKG driver leaves every other layer as it is)."""
     import numpy as np
     from pyogrio import raw
 
-    geometry = np.array([_point_wkb(r["lon"], r["lat"]) for r in rows], dtype=object)
+    geometry = np.array([_point_wkb(r.get("lon"), r.get("lat")) for r in rows], dtype=object)
     kwargs = dict(fields=[n for n, _ in fields], geometry_type="Point", crs="EPSG:4326", driver=out.driver)
     if out.driver == "GPKG":
-        kwargs.update(layer=out.layer, layer_metadata={LAYER_MARK: "1", **metadata})
+        kwargs.update(layer=layer, layer_metadata={LAYER_MARK: "1", **metadata})
     in_place = out.driver == "GPKG" and out.path.is_file()
     target = out.path if in_place else _tmp_name(out.path)
     try:
@@ -236,11 +287,12 @@ def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str
         _replace(target, out.path)
 
 
-def write_output(out: Output, fields, rows: List[dict], metadata: Optional[Dict[str, str]] = None) -> None:
+def write_output(out: Output, fields, rows: List[dict], metadata: Optional[Dict[str, str]] = None,
+                 layer: Optional[str] = None) -> None:
     if out.driver == "CSV":
         _write_csv(out.path, fields, rows)
     else:
-        _write_vector(out, fields, rows, metadata or {})
+        _write_vector(out, fields, rows, metadata or {}, layer or out.layer)
 
 
 # ---- reading outputs back (resume without a journal) ------------------------------------------------------------
@@ -320,14 +372,17 @@ class ResultWriter:
         self.failed = failed_path(outputs[0].path) if outputs else None
         self.journal = journal_path(outputs[0].path) if outputs else None
         self.rows: List[dict] = []
+        self.places: List[dict] = []
+        self.summary: List[dict] = []
         self.failures: List[dict] = []
         self.done: Set[str] = set()
         self.fingerprint: Dict[str, object] = {}
         self._fh = None
 
     @classmethod
-    def plan(cls, paths: Sequence[os.PathLike | str], resume: bool = False, layer: Optional[str] = None):
-        return cls(plan_outputs(paths, layer), resume)
+    def plan(cls, paths: Sequence[os.PathLike | str], resume: bool = False, layer: Optional[str] = None,
+             table: str = "ranks"):
+        return cls(plan_outputs(paths, layer, table), resume)
 
     # -- resume state (read only) --
     def load_previous(self, fingerprint: Dict[str, object]) -> Set[str]:
@@ -346,6 +401,8 @@ class ResultWriter:
                                  "run with the same options, or without --resume to start over")
             for entry in entries:
                 (self.rows if entry["t"] == "rows" else self.failures).extend(entry["rows"])
+                self.places.extend(entry.get("places", []))
+                self.summary.extend(entry.get("summary", []))
         else:
             self._seed_from_outputs()
         self.done = {source_key(r["source"], r.get("kind", "image")) for r in self.rows}
@@ -399,8 +456,9 @@ class ResultWriter:
             header = {"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint,
                       "outputs": [str(o.path) for o in self.outputs]}
             fh.write(json.dumps(header).encode() + b"\n")
-            if self.rows:
-                fh.write(json.dumps({"t": "rows", "rows": self.rows}).encode() + b"\n")
+            if self.rows or self.places or self.summary:
+                entry = {"t": "rows", "rows": self.rows, "places": self.places, "summary": self.summary}
+                fh.write(json.dumps(entry).encode() + b"\n")
             if self.failures:
                 fh.write(json.dumps({"t": "failed", "rows": self.failures}).encode() + b"\n")
             fh.flush()
@@ -408,11 +466,11 @@ class ResultWriter:
         os.replace(tmp, self.journal)
         self._fh = open(self.journal, "ab")  # noqa: SIM115 - lives with the run
 
-    def _append(self, kind: str, rows: List[dict]) -> None:
+    def _append(self, entry: dict) -> None:
         if self._fh is None:
             return
         try:
-            self._fh.write(json.dumps({"t": kind, "rows": rows}).encode() + b"\n")
+            self._fh.write(json.dumps(entry).encode() + b"\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:
@@ -421,14 +479,17 @@ class ResultWriter:
 
     def add(self, result) -> List[dict]:
         """Record one finished query durably; returns its rows."""
+        summary = [summary_row(result)]
+        self.summary.extend(summary)
         if result.ok:
-            rows = prediction_rows(result)
+            rows, places = prediction_rows(result), place_rows(result)
             self.rows.extend(rows)
-            self._append("rows", rows)
+            self.places.extend(places)
+            self._append({"t": "rows", "rows": rows, "places": places, "summary": summary})
             return rows
         row = failure_row(result)
         self.failures.append(row)
-        self._append("failed", [row])
+        self._append({"t": "failed", "rows": [row], "summary": summary})
         return []
 
     def close(self) -> None:
@@ -440,7 +501,12 @@ class ResultWriter:
         """Write every output whole from the rows of this run (and, with --resume, the earlier ones)."""
         self.close()
         meta = {"GEOCLIP_RUN": json.dumps(self.fingerprint, sort_keys=True)}
+        tables = {"ranks": self.rows, "places": self.places, "summary": self.summary}
         for out in self.outputs:
-            write_output(out, PREDICTION_FIELDS, self.rows, meta)
+            if out.driver == "GPKG":
+                for table, layer in out.layers().items():
+                    write_output(out, TABLES[table], tables[table], meta, layer)
+            else:
+                write_output(out, TABLES[out.table], tables[out.table], meta)
         if self.failed is not None and (self.failures or self.failed.exists()):
             write_output(Output(self.failed, "CSV"), FAILURE_FIELDS, self.failures)
