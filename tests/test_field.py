@@ -73,7 +73,7 @@ def test_likelihood_from_the_field_equals_dense(private_engine):
     eng = private_engine
     eng.build_field(Grid.over(None, 2.0))
     for extent, expect in [(None, (-180, -90, 180, 90)),
-                           ((3, 38, 22, 51), (2, 38, 24, 52)),           # Grid.over gives 3,39,23,51: snapped outward
+                           ((3, 38, 22, 51), (2, 38, 22, 52)),           # snapped outward onto the 2° lattice
                            ((170, -20, -170, 0), (170, -20, 190, 0))]:   # across the antimeridian: wraps
         q = photo_like_query(eng, 46.0, 8.0, weight=0.5)
         lmap = likelihood_map(eng, q, Grid.over(extent, 2.0))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .field import LocationField
+from .field import CorruptField, LocationField
 from .raster import GeoTiffWriter, Grid, check_budget, row_tiles
 
 TILE_CELLS = 32768
@@ -44,15 +44,22 @@ def _write_tiled(engine, grid: Grid, writer: GeoTiffWriter, bands_of: Callable[[
     location field computes without expanding its features — turned into (bands, cells) by `bands_of` and
     written. Any failure (cancel included) removes the partial file."""
     proj = None if project is None else torch.as_tensor(np.asarray(project, dtype=np.float32))
+
+    def from_field(r0: int, r1: int) -> torch.Tensor:
+        if proj is not None:
+            return torch.from_numpy(field.dot(proj, grid, rows=(r0, r1)).reshape(-1, proj.shape[1]))
+        return field.unit_features(grid, r0, r1)
+
     try:
         for r0, r1 in row_tiles(grid, TILE_CELLS):
-            if field is not None and proj is not None:
-                data = torch.from_numpy(field.dot(proj, grid, rows=(r0, r1)).reshape(-1, proj.shape[1]))
-            else:
-                if field is not None:
-                    emb = field.unit_features(grid, r0, r1)
-                else:
-                    emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
+            data = None
+            if field is not None:
+                try:
+                    data = from_field(r0, r1)
+                except CorruptField:  # reported and moved aside: this tile and the rest come from the encoder
+                    field = None
+            if data is None:
+                emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
                 data = emb if proj is None else emb.double() @ proj.double()
             writer.write_rows(r0, np.asarray(bands_of(data)).reshape(-1, r1 - r0, grid.width))
             if progress:
@@ -78,10 +85,13 @@ def feature_raster(engine, grid: Grid, path: os.PathLike, bands: Optional[Sequen
 
 def fit_pca(engine, grid: Grid, sample_cells: int = 16384) -> Dict[str, np.ndarray]:
     """Standardise + PCA fitted on a coarse sample of the extent; per-channel 2-98% stretch from the sample."""
-    factor = max(1.0, np.sqrt(grid.width * grid.height / sample_cells))
-    coarse = Grid.over((grid.west, grid.south, grid.east if grid.east <= 180 else grid.east - 360, grid.north),
-                       grid.res * factor)
-    x = engine.location_encoder.encode(coarse.centres(), normalise=True).numpy().astype(np.float64)
+    # A strided subset of the grid's own cell centres: no second grid, so no second snapping of the extent.
+    step = max(1, int(np.ceil(np.sqrt(grid.width * grid.height / sample_cells))))
+    lat = grid.row_lats(np.arange(step // 2, grid.height, step))
+    lon = grid.col_lons(np.arange(step // 2, grid.width, step))
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    sample = np.stack([la.ravel(), lo.ravel()], axis=1).astype(np.float32)
+    x = engine.location_encoder.encode(sample, normalise=True).numpy().astype(np.float64)
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
     z = (x - mean) / std
     _, _, vt = np.linalg.svd(z, full_matrices=False)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .field import CorruptField
 from .raster import Grid, check_budget, row_tiles
 
 BYTES_PER_CELL = 26  # float64 scores + float64 upsampling buffer + float32 density + masks
@@ -211,17 +212,24 @@ def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto"
     outward onto the field's lattice; the map's grid says so), else dense for small grids, else coarse-to-fine."""
     t0 = time.perf_counter()
     field, grid = field_plan(engine, grid, method)
+    problem = None
     if field is not None:
         check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
-        scores = field.dot(query.detach().float().cpu().numpy(), grid) * float(engine.scale)
-        stats = {"method": "field", "evaluated": 0, "cells": grid.width * grid.height, "field": str(field.path)}
-    else:
+        try:
+            scores = field.dot(query.detach().float().cpu().numpy(), grid) * float(engine.scale)
+            stats = {"method": "field", "evaluated": 0, "cells": grid.width * grid.height, "field": str(field.path)}
+        except CorruptField as exc:  # reported and moved aside; the encoder gives the same map
+            field, problem = None, str(exc)
+            method = "auto" if method == "field" else method
+    if field is None:
         mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
         if method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
             scores = mapper.dense(query, grid)
             stats = {"method": "dense", "evaluated": grid.width * grid.height, "cells": grid.width * grid.height}
         else:
             scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
+        if problem:
+            stats["field_problem"] = problem
     density, best = density_from_scores(scores, grid)
     stats["seconds"] = time.perf_counter() - t0
     return LikelihoodMap(grid, density, best, stats)

@@ -6,6 +6,7 @@ unwrapped (east + 360) so the raster stays one piece; encoders see longitudes wr
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -17,11 +18,56 @@ import numpy as np
 from .errors import BudgetError, InputError
 from .geodesy import EARTH_RADIUS_KM
 
-DEFAULT_BUDGET_BYTES = int(os.environ.get("GEOCLIP_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024
+log = logging.getLogger("geoclip_qgis")
 # Tiled products never hold the whole raster in memory, but their (uncompressed) size is still bounded: it is
 # what lands on disk, and every cell costs one encoder call (~7,000 cells/s on a 2-core CPU).
-DEFAULT_OUTPUT_BUDGET_BYTES = int(os.environ.get("GEOCLIP_OUTPUT_BUDGET_MB", "8192")) * 1024 * 1024
+BUDGET_DEFAULTS_MB = {"memory": 2048, "output": 8192}
+_warned_budgets: set = set()
+
+
+def budget_bytes(kind: str = "memory") -> int:
+    """The memory or output budget in bytes, from GEOCLIP_MEMORY_BUDGET_MB / GEOCLIP_OUTPUT_BUDGET_MB when set.
+
+    Read when used, never at import: a value that is not a positive number of MB ("abc", "-1", "nan") is
+    reported once with a warning naming the variable, and the default is used instead (the documented
+    fallback), so that a typo in the environment cannot stop the engine from starting."""
+    name = f"GEOCLIP_{kind.upper()}_BUDGET_MB"
+    default = BUDGET_DEFAULTS_MB[kind]
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default * 2**20
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = float("nan")
+    if not (math.isfinite(mb) and mb > 0):
+        if (name, raw) not in _warned_budgets:
+            _warned_budgets.add((name, raw))
+            log.warning("%s=%r is not a positive number of MB; using the default, %d MB", name, raw, default)
+        return default * 2**20
+    return int(mb * 2**20)
+
+
 WORLD = (-180.0, -90.0, 180.0, 90.0)
+
+
+SNAP_EPS = 1e-6  # in cells: float noise in an extent (0.1 * 3 = 0.30000000000000004) never adds or drops a cell
+_NICE_RES = (0.01, 0.02, 0.025, 0.05, 0.1, 0.125, 0.2, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5,
+             9.0, 10.0, 15.0, 18.0, 20.0, 30.0, 45.0, 60.0, 90.0)
+
+
+def lattice_span(lo: float, hi: float, origin: float, res: float) -> Tuple[int, int]:
+    """Indices (i0, i1) of the smallest run of lattice cells [origin + i·res, origin + (i+1)·res) covering
+    [lo, hi]: snapped outward, as `gdalwarp -tap` does. The one snapping rule of Grid.over and LocationField.snap."""
+    return math.floor((lo - origin) / res + SNAP_EPS), math.ceil((hi - origin) / res - SNAP_EPS)
+
+
+def _dividing(res: float, span: float) -> str:
+    """Resolutions near `res` that divide `span` degrees into whole cells: what a refusal suggests."""
+    ok = [r for r in _NICE_RES if abs(span / r - round(span / r)) < 1e-9]
+    finer = max((r for r in ok if r < res), default=None)
+    coarser = min((r for r in ok if r > res), default=None)
+    return " or ".join(f"{r:g}°" for r in (finer, coarser) if r is not None)
 
 
 @dataclass(frozen=True)
@@ -34,8 +80,19 @@ class Grid:
 
     @classmethod
     def over(cls, extent: Optional[Sequence[float]] = None, res: float = 1.0) -> Grid:
-        """Validate an extent (W, S, E, N in degrees; W > E crosses the antimeridian) and snap it to `res`."""
-        w, s, e, n = (float(v) for v in (extent or WORLD))
+        """The grid of `res` cells covering an extent (W, S, E, N in degrees; W > E crosses the antimeridian).
+
+        Rules, so that an extent means what it says: cells lie on the global lattice of `res` anchored at
+        (180°W, 90°N) and the grid is the smallest run of them that covers the whole extent (outward, as
+        `gdalwarp -tap`; never rounded inwards); it never reaches past ±90° or wraps more than 360°, so a
+        resolution that does not divide the globe where the extent needs it is refused with ones that do; a
+        resolution coarser than the extent is refused; west == east is refused (the whole globe is -180,180)."""
+        try:
+            w, s, e, n = (float(v) for v in (WORLD if extent is None or len(extent) == 0 else extent))
+            res = float(res)
+        except (TypeError, ValueError):
+            raise InputError(f"extent must be 4 numbers W,S,E,N and the resolution a number, got {extent!r} "
+                             f"and {res!r}", hint="e.g. extent -10,35,30,60 and resolution 0.5") from None
         if not all(math.isfinite(v) for v in (w, s, e, n)):
             raise InputError(f"extent {extent} has non-finite values", hint="give W,S,E,N in degrees")
         if not (res > 0 and math.isfinite(res)):
@@ -46,11 +103,25 @@ class Grid:
         if not (-180 <= w <= 180 and -180 <= e <= 180):
             raise InputError(f"extent longitudes must lie in [-180, 180], got {w}, {e}",
                              hint="for an area across the antimeridian give west > east, e.g. 170,-20,-170,0")
-        if e <= w:
+        if e < w:
             e += 360.0  # crosses the antimeridian
-        width = max(1, int(round((e - w) / res)))
-        height = max(1, int(round((n - s) / res)))
-        return cls(w, n - height * res, w + width * res, n, res)
+        if e - w <= 0:
+            raise InputError(f"extent west and east are the same meridian ({w}, {e}): it has no width",
+                             hint="for the whole globe give -180,-90,180,90; across the antimeridian, west > east")
+        if res > min(e - w, n - s) * (1 + 1e-9):
+            raise InputError(f"resolution {res:g}° is coarser than the extent ({e - w:g}° x {n - s:g}°): the "
+                             f"raster would be one cell reaching far outside it",
+                             hint=f"use a resolution of at most {min(e - w, n - s):g}°, or a larger extent")
+        c0, c1 = lattice_span(w, e, -180.0, res)
+        r0, r1 = lattice_span(90.0 - n, 90.0 - s, 0.0, res)
+        if (c1 - c0) * res > 360.0 + 1e-9 or 90.0 - r1 * res < -90.0 - 1e-9:
+            span = 360.0 if (c1 - c0) * res > 360.0 + 1e-9 else 180.0
+            raise InputError(f"at {res:g}° whole cells covering this extent would reach past "
+                             f"{'360° of longitude' if span == 360 else 'the South Pole'}",
+                             hint=f"use a resolution that divides {span:g}°, e.g. {_dividing(res, span)}")
+        west = -180.0 + c0 * res
+        return cls(round(west, 10), round(max(-90.0, 90.0 - r1 * res), 10),
+                   round(west + (c1 - c0) * res, 10), round(90.0 - r0 * res, 10), res)
 
     @property
     def width(self) -> int:
@@ -113,7 +184,7 @@ def check_budget(grid: Grid, bytes_per_cell: float, what: str, budget: Optional[
                  kind: str = "memory") -> None:
     """Refuse before allocating or computing: say how big the request is and which resolution would fit."""
     if budget is None:
-        budget = DEFAULT_BUDGET_BYTES if kind == "memory" else DEFAULT_OUTPUT_BUDGET_BYTES
+        budget = budget_bytes(kind)
     need = grid.width * grid.height * bytes_per_cell
     if need <= budget:
         return
