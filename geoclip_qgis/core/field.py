@@ -16,9 +16,10 @@ written and recorded in meta.json in the same atomic write that counts the row a
 only the metadata and the files' exact sizes (cheap); each row is then verified the first time a process reads it
 (a region map hashes only its rows, not the 6.7 GB world), the worker's start-up prefetch, which reads everything
 anyway, verifies everything, and a resumed build verifies the rows it keeps. Hashing runs at 0.5 GB/s on the
-shared 2-core CPU (a 1° world field, 66.6 MB, in 0.13 s): a whole 0.1° world costs ~13 s once per process. A field that fails a check is
-reported with a warning, moved aside (`<folder>.corrupt-<time>`), and never used again: products fall back to
-the encoder, which gives the same map to the field's 1e-3-nat tolerance, until the field is built again.
+shared 2-core CPU (a 1° world field, 66.6 MB, in 0.13 s): a whole 0.1° world costs ~13 s once per process. A
+field that fails a check is reported with a warning, moved aside (`<folder>.corrupt-<time>`), and never used
+again: products fall back to the encoder, which gives the same map to the field's 1e-3-nat tolerance, until the
+field is built again.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ the sha256 of the data) followed by the raw array, so data and checksum are writ
 place together. Every load checks the header, the exact size and the sha256 of all the data: 0.18 s for the 100K
 gallery (205 MB, float32) on the idle 2-core development CPU (SHA extensions), 0.37 s with its cores shared
 (measured with `python -c "from geoclip_qgis.core.gallery import time_checksum; print(time_checksum())"`, and
-load + verify of the real 100K cache: 0.37 s), against 20-136 s to encode it again. A cache that fails any check is reported (a warning naming the file), moved aside as
-`<name>.corrupt-<time>` and rebuilt: one overwritten row can no longer become every photo's top-1 with p = 1.0.
+load + verify of the real 100K cache: 0.37 s), against 20-136 s to encode it again. A cache that fails any check
+is reported (a warning naming the file), moved aside as `<name>.corrupt-<time>` and rebuilt: one overwritten row
+can no longer become every photo's top-1 with p = 1.0.
 When the cache folder cannot be written (read-only, full, a file in its place) the embeddings are kept in
 memory for this run with a warning, and no temporary file is left behind.
 """
