@@ -58,3 +58,63 @@ def test_worker_rows_carry_places(tiny_clip, cache_dir):
     row = next(m for m in sent if m["type"] == "row")["data"]
     assert len(row["places"]) == 3 and 0 <= row["remaining"] < 1
     assert np.isclose(sum(p["probability"] for p in row["places"]) + row["remaining"], 1.0)
+
+
+EUROPE = "-10,35,30,60"
+
+
+def test_area_of_interest_renormalises_and_reports_the_outside_share(engine, tiny_clip, cache_dir, tmp_path):
+    from geoclip_qgis.core.aoi import AreaOfInterest
+
+    free = engine.predict_text(["a harbour"], top_k=3)[0]
+    engine.set_aoi(AreaOfInterest.from_bbox([-10, 35, 30, 60]))
+    try:
+        res = engine.predict_text(["a harbour"], top_k=3)[0]
+    finally:
+        engine.set_aoi(None)
+    assert 0 < res.aoi_outside < 1 and free.aoi_outside is None
+    for p in [*res.predictions, *res.places]:
+        lat, lon = (p.lat, p.lon) if hasattr(p, "lat") else (p["lat"], p["lon"])
+        assert 35 <= lat <= 60 and -10 <= lon <= 30
+    assert abs(sum(p["probability"] for p in res.places) + res.remaining - 1) < 1e-6, "renormalised inside"
+    out = tmp_path / "aoi.csv"
+    args = ["--clip-path", tiny_clip, "--device", "cpu", "--gallery", "fibonacci:3000", "--cache-dir", str(cache_dir)]
+    assert main(["text", "a harbour", "-o", str(out), "--table", "summary", "--aoi", EUROPE, *args]) == 0
+    with open(out, newline="") as fh:
+        row = next(csv.DictReader(fh))
+    assert 0 < float(row["aoi_outside"]) < 1 and 35 <= float(row["lat"]) <= 60
+    sent = []
+    Worker(sent.append).handle({"id": 1, "op": "geolocate_text", "params": {
+        "queries": ["a harbour"], "top_k": 2, "aoi": [-10, 35, 30, 60],
+        "engine": {"clip_path": tiny_clip, "device": "cpu", "gallery": "fibonacci:3000"}}})
+    assert 0 < next(m for m in sent if m["type"] == "row")["data"]["aoi_outside"] < 1
+
+
+def test_confidence_regions_from_the_cli_and_the_worker(tmp_path, tiny_clip, cache_dir, capsys):
+    import json
+
+    regions = tmp_path / "regions.gpkg"
+    args = ["--clip-path", tiny_clip, "--device", "cpu", "--cache-dir", str(cache_dir)]
+    assert main(["likelihood", "--text", "a harbour", "--resolution", "2", "-o", str(tmp_path / "l.tif"),
+                 "--regions", str(regions), *args]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["regions"]["0.9"]["area_km2"] > info["regions"]["0.5"]["area_km2"] > 0
+    assert pyogrio.read_info(regions, layer="geoclip_regions")["features"] == 2
+    assert pyogrio.read_info(regions, layer="geoclip_regions")["geometry_type"] == "MultiPolygon"
+    sent = []
+    Worker(sent.append).handle({"id": 2, "op": "likelihood", "params": {
+        "text": "a harbour", "resolution": 2.0, "out": str(tmp_path / "w.tif"), "aoi": [-10, 35, 30, 60],
+        "regions_out": str(tmp_path / "w.geojson"), "levels": [0.9],
+        "engine": {"clip_path": tiny_clip, "device": "cpu"}}})
+    data = sent[-1]["data"]
+    assert 0 < data["aoi_outside"] < 1 and data["regions"][0]["level"] == 0.9
+    assert pyogrio.read_info(tmp_path / "w.geojson")["features"] == 1
+
+
+def test_summary_gets_the_region_area(engine, photos):
+    engine.region_res = 5.0
+    try:
+        res = engine.predict_images(photos[:1], top_k=2)[0]
+    finally:
+        engine.region_res = None
+    assert res.region["area_km2"] > 0 and res.region["parts"] >= 1 and "90 % region" in res.region["summary"]

@@ -47,6 +47,12 @@ def _common(ap: argparse.ArgumentParser) -> None:
                          "summary row per input (a GeoPackage holds all three)")
     ap.add_argument("--place-radius", type=float, default=25.0,
                     help="gallery points within this many km of a place's best point are one place (default 25)")
+    ap.add_argument("--aoi", default=None,
+                    help="area of interest: a polygon file (.gpkg/.geojson/.shp), WKT, GeoJSON, or W,S,E,N; "
+                         "probabilities renormalise inside it and the share outside is reported")
+    ap.add_argument("--region-res", type=float, default=None,
+                    help="also map each input's likelihood at this resolution (degrees) for the summary's 90 %% "
+                         "confidence-region area (fast with a built location field)")
 
 
 def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str]) -> List[str]:
@@ -91,13 +97,20 @@ def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str])
     return unique
 
 
+def _engine_options(args) -> dict:
+    """GeoClipEngine's arguments from the command line: one definition for this process and for Ray actors."""
+    return dict(
+        weights=args.weights, clip_path=args.clip_path, device=args.device, gallery=args.gallery,
+        cache_dir=args.cache_dir, batch_size=args.batch_size, place_radius_km=getattr(args, "place_radius", 25.0),
+        aoi=getattr(args, "aoi", None), region_res=getattr(args, "region_res", None),
+        exact_decode=getattr(args, "exact_decode", False),
+    )
+
+
 def _engine(args):
     from .engine import GeoClipEngine
 
-    return GeoClipEngine(
-        weights=args.weights, clip_path=args.clip_path, device=args.device, gallery=args.gallery,
-        cache_dir=args.cache_dir, batch_size=args.batch_size, place_radius_km=getattr(args, "place_radius", 25.0),
-    )
+    return GeoClipEngine(**_engine_options(args))
 
 
 def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
@@ -152,7 +165,22 @@ def _print_result(res) -> None:
 
 
 def cmd_photos(args) -> int:
+    if args.ray is not None:
+        return cmd_photos_ray(args)
     return run_queries(args, "image", collect_photos(args.inputs, args.recursive, args.list), "photo")
+
+
+def cmd_photos_ray(args) -> int:
+    """`photos --ray`: the batch on a Ray cluster into a Parquet dataset (core.ray_batch); Ray is imported here."""
+    from .ray_batch import cli_inputs, run_batch
+
+    if len(args.out) != 1 or Path(args.out[0]).suffix:
+        raise InputError("with --ray, give one output folder (a Parquet dataset): -o results/", hint="e.g. -o trip/")
+    photos = cli_inputs(args.inputs, args.recursive, args.list, args.path_column)
+    report = run_batch(photos, args.out[0], _engine_options(args), args.top_k,
+                       address=None if args.ray == "local" else args.ray, actors=args.actors, resume=args.resume)
+    print(json.dumps(report), file=sys.stderr)
+    return 0 if report["failed"] == 0 else 3
 
 
 def cmd_text(args) -> int:
@@ -168,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", help="text file with one photo path per line")
     p.add_argument("--recursive", action="store_true", help="look into sub-folders")
     p.add_argument("--resume", action="store_true", help="skip photos already in the outputs, append the rest")
+    p.add_argument("--exact-decode", action="store_true",
+                   help="decode photos at full size (default: JPEGs at the smallest DCT scale CLIP needs)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray (pip install 'geoclip-qgis[ray]'): a local cluster, or ADDRESS (auto, "
+                        "ray://host:10001); -o names a folder for the Parquet dataset; inputs may be CSV/Parquet "
+                        "manifests")
+    p.add_argument("--actors", type=positive_int, default=None, help="with --ray: engines (default: one per GPU)")
+    p.add_argument("--path-column", default="path", help="with --ray: the manifests' photo path column")
     _common(p)
     p.set_defaults(func=cmd_photos)
     t = sub.add_parser("text", help="geolocate text descriptions")
@@ -179,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--text", help="a text description instead of photos")
     lk.add_argument("--method", default="auto", choices=["auto", "field", "dense", "coarse-to-fine"],
                     help="auto: a built location field when one covers the extent, else dense or coarse-to-fine")
+    lk.add_argument("--aoi", default=None, help="area of interest (polygon file, WKT, GeoJSON or W,S,E,N): the map "
+                                                "is renormalised inside it")
+    lk.add_argument("--regions", default=None,
+                    help="also write the highest-density confidence regions as polygons (.gpkg or .geojson)")
+    lk.add_argument("--levels", default="0.5,0.9", help="confidence-region levels (default 0.5,0.9)")
     _raster_args(lk)
     lk.set_defaults(func=cmd_likelihood)
     ft = sub.add_parser("features", help="rasterise the location encoder's features (bands or PCA RGB)")
@@ -202,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _raster_args(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(aoi=None)
     p.add_argument("--extent", default="-180,-90,180,90", help="W,S,E,N in degrees (W > E crosses the antimeridian)")
     p.add_argument("--resolution", type=float, default=0.5, help="cell size in degrees (default 0.5)")
     p.add_argument("--cog", action="store_true", help="write a Cloud Optimised GeoTIFF")
@@ -254,10 +296,37 @@ def cmd_likelihood(args) -> int:
     grid = _grid(args)
     engine = _engine(args)
     field_plan(engine, grid, args.method)  # a missing field is reported before CLIP loads
+    levels = _levels(args.levels)
+    if args.regions:
+        from .export import plan_outputs
+
+        plan_outputs([args.regions])
     query, label = query_for(engine, args.photos, args.text)
     lmap = likelihood_map(engine, query, grid, method=args.method)
+    if engine.aoi is not None:
+        from .aoi import restrict_map
+
+        lmap, _ = restrict_map(lmap, engine.aoi)
     write_likelihood(lmap, args.out, label, cog=args.cog)
-    return _finish_raster(args, {"out": args.out, "best_lat": lmap.best[0], "best_lon": lmap.best[1], **lmap.stats})
+    info = {"out": args.out, "best_lat": lmap.best[0], "best_lon": lmap.best[1], **lmap.stats}
+    if args.regions:
+        from .export import write_regions
+        from .regions import confidence_regions, region_features
+
+        regions = confidence_regions(lmap, levels)
+        write_regions(args.regions, region_features(regions, label))
+        info["regions"] = {f"{r.level:g}": {"area_km2": r.area_km2, "parts": r.parts, "summary": r.summary()}
+                           for r in regions}
+    return _finish_raster(args, info)
+
+
+def _levels(text: str) -> List[float]:
+    from .regions import check_levels
+
+    try:
+        return check_levels([float(v) for v in text.split(",") if v.strip()])
+    except ValueError:
+        raise InputError(f"bad --levels {text!r}", hint="give probabilities between 0 and 1, e.g. 0.5,0.9") from None
 
 
 def cmd_features(args) -> int:
@@ -306,11 +375,11 @@ def cmd_field(args) -> int:
 
 
 def _glue_extent(argv: List[str]) -> List[str]:
-    """`--extent -10,35,30,60` would read as an unknown option to argparse: pass it as `--extent=...`."""
+    """`--extent -10,35,30,60` (or --aoi) would read as an unknown option to argparse: pass it as `--extent=...`."""
     out, i = [], 0
     while i < len(argv):
-        if argv[i] == "--extent" and i + 1 < len(argv):
-            out.append(f"--extent={argv[i + 1]}")
+        if argv[i] in ("--extent", "--aoi") and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
             i += 2
         else:
             out.append(argv[i])

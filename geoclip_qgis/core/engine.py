@@ -57,6 +57,8 @@ class QueryResult:
     error: Optional[dict] = None
     places: List[dict] = field(default_factory=list)
     remaining: Optional[float] = None
+    aoi_outside: Optional[float] = None  # with an area of interest: the share of the mass that fell outside it
+    region: Optional[dict] = None  # with region_res: the 90 % confidence region's area and parts
 
     @property
     def ok(self) -> bool:
@@ -79,6 +81,10 @@ class GeoClipEngine:
         batch_size: int = 8,
         place_radius_km: float = 25.0,
         names: bool = True,
+        aoi=None,
+        region_res: Optional[float] = None,
+        exact_decode: bool = False,
+        decode_workers: int = 2,
     ):
         self.weights = weights if isinstance(weights, GeoClipWeights) else load_weights(weights)
         self.choice: DeviceChoice = select_device(device)
@@ -86,6 +92,8 @@ class GeoClipEngine:
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.clip_path = clip_path
         self.batch_size = max(1, int(batch_size))
+        self.exact_decode = exact_decode  # full-size decode (core.decode); the fidelity tests against geoclip use it
+        self.decode_workers = decode_workers
         self.scale = float(self.weights.logit_scale.exp())
         self._gallery_spec = gallery
         self._gallery: Optional[Gallery] = gallery if isinstance(gallery, Gallery) else None
@@ -98,6 +106,8 @@ class GeoClipEngine:
 
         self.place_radius_km = check_radius(place_radius_km)
         self.names = names
+        self.region_res = region_res
+        self.set_aoi(aoi)
 
     # ---- lazily built parts -------------------------------------------------------------------------
     @property
@@ -267,8 +277,10 @@ class GeoClipEngine:
         return self._places
 
     @torch.inference_mode()
-    def rank(self, feats: torch.Tensor, top_k: int) -> List[Tuple[List[Prediction], List[dict], float]]:
-        """Per query: the raw top-k points, the top-k distinct places and the mass they leave, all named offline.
+    def rank(self, feats: torch.Tensor, top_k: int
+             ) -> List[Tuple[List[Prediction], List[dict], float, Optional[float]]]:
+        """Per query: the raw top-k points, the top-k distinct places, the mass they leave and (with an area of
+        interest) the share that fell outside it; points and places are named offline.
 
         One softmax over the gallery serves both: the top-k points are its first k, the places merge its top
         candidates (see core/places.py). Names come from one vectorised lookup for every point and place."""
@@ -277,16 +289,60 @@ class GeoClipEngine:
         gallery = self.gallery()
         check_top_k(top_k, len(gallery))
         probs = gallery.logits(feats, self.scale).softmax(dim=-1)
+        outside = self._restrict(probs)
         top = torch.topk(probs, min(len(gallery), max(top_k, DEFAULT_MAX_POINTS)), dim=1)
         tp, ti = top.values.double().cpu().numpy(), top.indices.cpu().numpy()
         out = []
-        for prow, irow in zip(tp, ti):
+        for prow, irow, out_share in zip(tp, ti, outside):
             preds = [Prediction(r + 1, float(gallery.coords[i][0]), float(gallery.coords[i][1]), float(p), int(i))
-                     for r, (p, i) in enumerate(zip(prow[:top_k], irow[:top_k]))]
+                     for r, (p, i) in enumerate(zip(prow[:top_k], irow[:top_k])) if p > 0]
             found = self.place_finder.find(prow, top_k, indices=irow)
-            out.append((preds, [pl.to_dict() for pl in found.places], found.remaining))
+            out.append((preds, [pl.to_dict() for pl in found.places], found.remaining, out_share))
         if self.names:
             self._name(out)
+        return out
+
+    def set_aoi(self, aoi=None) -> None:
+        """Restrict the following queries to an area of interest (AreaOfInterest, GeoJSON geometry, WKT, a vector
+        file or a W,S,E,N bbox), or lift the restriction with None. Cheap: the model is not touched."""
+        from .aoi import AreaOfInterest
+
+        self.aoi = aoi if aoi is None or isinstance(aoi, AreaOfInterest) else AreaOfInterest.parse(aoi)
+        self._aoi_mask: Optional[torch.Tensor] = None
+
+    def _restrict(self, probs: torch.Tensor) -> List[Optional[float]]:
+        """With an area of interest: zero the gallery points outside it and renormalise in place (the same as a
+        softmax over the inside points only); returns each query's share of the mass that fell outside."""
+        if self.aoi is None:
+            return [None] * probs.shape[0]
+        if self._aoi_mask is None or self._aoi_mask.shape[0] != probs.shape[1]:
+            mask = self.aoi.points_mask(self.gallery().coords)
+            if not mask.any():
+                raise InputError(f"no gallery point lies inside the area of interest ({self.aoi.name})",
+                                 hint="enlarge the area, or use a denser gallery (e.g. --gallery fibonacci:1000000)")
+            self._aoi_mask = torch.from_numpy(mask).to(probs.device)
+        held = (probs * self._aoi_mask).sum(dim=1, keepdim=True)
+        if (held <= 0).any():
+            raise InputError("the model puts no probability inside the area of interest", hint="enlarge the area")
+        probs.mul_(self._aoi_mask).div_(held)
+        return (1.0 - held[:, 0].double()).cpu().tolist()
+
+    def region_of(self, feats: torch.Tensor, res: float, level: float = 0.9) -> List[dict]:
+        """The `level` confidence region of each query's world likelihood map at `res` degrees (a built field
+        makes this milliseconds; the encoder takes seconds): area and parts, for the summary row."""
+        from .likelihood import likelihood_map
+        from .raster import Grid
+        from .regions import confidence_regions
+
+        out = []
+        for q in feats:
+            lmap = likelihood_map(self, q, Grid.over(None, res))
+            if self.aoi is not None:
+                from .aoi import restrict_map
+
+                lmap, _ = restrict_map(lmap, self.aoi)
+            reg = confidence_regions(lmap, (level,), polygons=False)[0]
+            out.append({"level": level, "area_km2": reg.area_km2, "parts": reg.parts, "summary": reg.summary()})
         return out
 
     def _name(self, ranked) -> None:
@@ -294,8 +350,8 @@ class GeoClipEngine:
         try:
             from .placenames import place_names
 
-            points = [(p.lat, p.lon) for preds, _, _ in ranked for p in preds]
-            points += [(pl["lat"], pl["lon"]) for _, places, _ in ranked for pl in places]
+            points = [(p.lat, p.lon) for preds, *_ in ranked for p in preds]
+            points += [(pl["lat"], pl["lon"]) for _, places, *_ in ranked for pl in places]
             names = iter(place_names(np.array(points, dtype=np.float64).reshape(-1, 2), cache_dir=self.cache_dir))
         except (ImportError, GeoClipError) as exc:
             if not getattr(self, "_names_warned", False):
@@ -303,11 +359,11 @@ class GeoClipEngine:
                             exc)
                 self._names_warned = True
             return
-        for preds, _, _ in ranked:
+        for preds, *_ in ranked:
             for p in preds:
                 n = next(names)
                 p.country, p.region, p.place, p.place_km = n.country, n.region, n.place, round(n.place_km, 3)
-        for _, places, _ in ranked:
+        for _, places, *_ in ranked:
             for pl in places:
                 n = next(names)
                 pl.update(country=n.country, region=n.region, place=n.place, place_km=round(n.place_km, 3),
@@ -316,29 +372,41 @@ class GeoClipEngine:
     def iter_predict_images(
         self, images: Iterable[ImageInput], top_k: int = 5, batch_size: Optional[int] = None
     ) -> Iterator[QueryResult]:
-        """Yield one QueryResult per input, in order, as soon as its batch is done; bad files yield errors."""
+        """Yield one QueryResult per input, in order, as soon as its batch is done; bad files yield errors.
+
+        Photos are decoded and preprocessed by core.decode's threads up to two batches ahead of the model, at
+        reduced size unless `exact_decode`."""
+        from .decode import decode_ahead, input_side, open_photo
+
         bs = max(1, int(batch_size or self.batch_size))
-        pending: List[Tuple[int, Photo]] = []
+        pending: list = []
         results: dict = {}
         next_out = 0
         gallery_size = len(self.gallery())
         check_top_k(top_k, gallery_size)
+        enc = self.image_encoder
+        side = None if self.exact_decode else input_side(enc.processor)
+
+        def load(img: ImageInput, i: int) -> Photo:
+            return open_photo(img, side) if isinstance(img, (str, os.PathLike)) else _as_photo(img, i)
 
         def flush() -> None:
             if not pending:
                 return
-            pixels = self.image_encoder.preprocess([p.image for _, p in pending])
-            ranked = self.rank(self.embed_pixels(pixels), top_k)
-            for (i, photo), (preds, places, remaining) in zip(pending, ranked):
-                results[i] = QueryResult(photo.path, "image", preds, photo.gps, places=places, remaining=remaining)
+            feats = self.embed_pixels(torch.stack([d.pixels for d in pending]))
+            ranked = self.rank(feats, top_k)
+            regions = self.region_of(feats, self.region_res) if self.region_res else [None] * len(ranked)
+            for d, (preds, places, remaining, outside), region in zip(pending, ranked, regions):
+                results[d.index] = QueryResult(d.source, "image", preds, d.gps, places=places, remaining=remaining,
+                                               aoi_outside=outside, region=region)
             pending.clear()
 
-        for i, img in enumerate(images):
+        for d in decode_ahead(images, load, lambda im: enc.preprocess([im])[0], self.decode_workers, 2 * bs):
             cancel.check()
-            try:
-                pending.append((i, _as_photo(img, i)))
-            except ImageError as exc:
-                results[i] = QueryResult(exc.path or str(img), "image", error=exc.to_dict())
+            if d.error is not None:
+                results[d.index] = QueryResult(d.source, "image", error=d.error.to_dict())
+            else:
+                pending.append(d)
             if len(pending) >= bs:
                 flush()
             while next_out in results:
@@ -356,9 +424,11 @@ class GeoClipEngine:
         if isinstance(queries, str):
             queries = [queries]
         check_top_k(top_k, len(self.gallery()))
-        ranked = self.rank(self.embed_text(queries), top_k)
-        return [QueryResult(q, "text", preds, places=places, remaining=remaining)
-                for q, (preds, places, remaining) in zip(queries, ranked)]
+        feats = self.embed_text(queries)
+        ranked = self.rank(feats, top_k)
+        regions = self.region_of(feats, self.region_res) if self.region_res else [None] * len(ranked)
+        return [QueryResult(q, "text", preds, places=places, remaining=remaining, aoi_outside=outside, region=region)
+                for q, (preds, places, remaining, outside), region in zip(queries, ranked, regions)]
 
 
 def _as_photo(img: ImageInput, i: int) -> Photo:

@@ -61,7 +61,13 @@ PLACE_FIELDS: List[Tuple[str, str]] = [
 SUMMARY_FIELDS: List[Tuple[str, str]] = [
     ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
     ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
-    ("place", "str"), ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("message", "str"),
+    ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("message", "str"),
+]
+# Confidence regions (core/regions.py): one multipolygon per level and input.
+REGION_FIELDS: List[Tuple[str, str]] = [
+    ("source", "str"), ("level", "float"), ("area_km2", "float"), ("parts", "int"), ("mass", "float"),
+    ("summary", "str"),
 ]
 TABLES = {"ranks": PREDICTION_FIELDS, "places": PLACE_FIELDS, "summary": SUMMARY_FIELDS}
 FAILURE_FIELDS: List[Tuple[str, str]] = [("source", "str"), ("code", "str"), ("message", "str")]
@@ -105,7 +111,11 @@ def summary_row(result) -> dict:
     row = {"source": result.source, "kind": result.kind, "status": "ok", "label": best.get("label"),
            "probability": best["probability"], "lat": best["lat"], "lon": best["lon"],
            "places_mass": None if result.remaining is None else 1.0 - result.remaining,
-           "country": best.get("country"), "region": best.get("region"), "place": best.get("place")}
+           "country": best.get("country"), "region": best.get("region"), "place": best.get("place"),
+           "aoi_outside": result.aoi_outside}
+    if result.region:
+        row["region90_km2"], row["region90_parts"] = result.region["area_km2"], result.region["parts"]
+        row["label"] = f"{row['label']}; {result.region['summary']}"
     return _with_exif(row, result.gps)
 
 
@@ -264,14 +274,31 @@ def _columns(fields, rows: List[dict]):
     return data
 
 
-def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str], layer: Optional[str]) -> None:
+def write_regions(path: os.PathLike | str, features: List[dict], layer: str = "geoclip_regions") -> Path:
+    """Confidence regions (GeoJSON-like features from core.regions) as polygons: GeoPackage (our layer only, as
+    for results) or GeoJSON (written whole, then renamed)."""
+    import shapely.geometry
+
+    out = plan_outputs([path], layer)[0]
+    if out.driver == "CSV":
+        raise InputError("confidence regions are polygons", str(path), "write them to .gpkg or .geojson")
+    rows = [dict(f["properties"]) for f in features]
+    geoms = [shapely.geometry.shape(f["geometry"]).wkb for f in features]
+    _write_vector(out, REGION_FIELDS, rows, {}, layer, geoms, "MultiPolygon")
+    return out.path
+
+
+def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str], layer: Optional[str],
+                  wkb: Optional[List[bytes]] = None, geometry_type: str = "Point") -> None:
     """GeoJSON: a new file renamed over the old. GeoPackage: a new file renamed into place when there is none,
     else our layer replaced inside it (GDAL's GPKG driver leaves every other layer as it is)."""
     import numpy as np
     from pyogrio import raw
 
-    geometry = np.array([_point_wkb(r.get("lon"), r.get("lat")) for r in rows], dtype=object)
-    kwargs = dict(fields=[n for n, _ in fields], geometry_type="Point", crs="EPSG:4326", driver=out.driver)
+    if wkb is None:
+        wkb = [_point_wkb(r.get("lon"), r.get("lat")) for r in rows]
+    geometry = np.array(wkb, dtype=object)
+    kwargs = dict(fields=[n for n, _ in fields], geometry_type=geometry_type, crs="EPSG:4326", driver=out.driver)
     if out.driver == "GPKG":
         kwargs.update(layer=layer, layer_metadata={LAYER_MARK: "1", **metadata})
     in_place = out.driver == "GPKG" and out.path.is_file()

@@ -172,14 +172,20 @@ _top_k = integer(1, 100_000)
 _raster = {"engine": ENGINE, "extent": _extent, "resolution": _resolution, "out": _path, "cog": boolean(),
            "preview": nullable(string(32768))}
 MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; no text of more than ~2,000 characters fits in them
+# An area of interest: a GeoJSON geometry, WKT or a vector file's path, or a W,S,E,N bbox (core/aoi.py).
+_aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, 10_000_000)}),
+                       string(50_000_000), listof(number(-180, 180), 4, 4)))
+_answers = {"aoi": _aoi, "region_res": nullable(number(positive=True, hi=10)),
+            "place_radius_km": number(positive=True, hi=20_000)}
 SCHEMA: Dict[str, tuple] = {
     "info": ({"device": nullable(string(32)), "engine": nullable(ENGINE), "check_models": boolean(),
               "clip_path": nullable(string(32768)), "weights": nullable(string(32768))}, ()),
-    "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE}, ("paths",)),
+    "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE, **_answers}, ("paths",)),
     "geolocate_text": ({"queries": listof(string(MAX_TEXT_CHARS, empty=False), 1, 10_000), "top_k": _top_k,
-                        "engine": ENGINE}, ("queries",)),
+                        "engine": ENGINE, **_answers}, ("queries",)),
     "likelihood": ({**_raster, "photos": listof(_path), "text": string(MAX_TEXT_CHARS), "top_k": _top_k,
-                    "method": string(16, choices=("auto", "field", "dense", "coarse-to-fine"))}, ("out",)),
+                    "method": string(16, choices=("auto", "field", "dense", "coarse-to-fine")), "aoi": _aoi,
+                    "regions_out": nullable(_path), "levels": listof(number(0, 1), 1, 9)}, ("out",)),
     "features": ({**_raster, "pca": boolean(), "bands": nullable(listof(integer(0, 511), 0, 512)),
                   "normalise": boolean()}, ("out",)),
     "similar": ({**_raster, "lat": number(-90, 90), "lon": number(-180, 180)}, ("out", "lat", "lon")),

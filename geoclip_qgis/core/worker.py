@@ -182,6 +182,7 @@ class Worker:
         else:
             self.send(protocol.progress(rid, 0, len(paths), "loading the model"))
         engine.prepare("image", top_k)  # top-k and the model checked before the first photo
+        self._answers(engine, params)
         n_ok = n_bad = 0
         for i, res in enumerate(engine.iter_predict_images(paths, top_k)):
             self.send(protocol.row(rid, res.to_dict()))
@@ -195,22 +196,38 @@ class Worker:
     def op_geolocate_text(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         queries = params["queries"]
         engine = self.engine(params.get("engine"))
+        self._answers(engine, params)
         results = engine.predict_text(queries, params.get("top_k", 5))
         for res in results:
             self.send(protocol.row(rid, res.to_dict()))
         return {"done": len(results), "failed": 0, "cancelled": False}
 
+    @staticmethod
+    def _answers(engine, params: Dict[str, Any]) -> None:
+        """Per-request answer options on the shared engine (no reload): area of interest, region maps, radius."""
+        from .places import check_radius
+
+        engine.set_aoi(params.get("aoi"))
+        engine.region_res = params.get("region_res")
+        radius = check_radius(params.get("place_radius_km", 25.0))
+        if radius != engine.place_radius_km:
+            engine.place_radius_km, engine._places = radius, None
+
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
+        from .export import plan_outputs, write_regions
         from .files import check_output
         from .gallery import check_top_k
         from .likelihood import field_plan, likelihood_map, query_for, write_likelihood
         from .raster import render_preview
+        from .regions import DEFAULT_LEVELS, confidence_regions, region_features
 
         engine = self.engine(params.get("engine"))
         top_k = params.get("top_k", 5)
         check_output(params["out"], "output GeoTIFF")
         if params.get("preview"):
             check_output(params["preview"], "preview")
+        if params.get("regions_out"):
+            plan_outputs([params["regions_out"]])
         grid = self._grid(engine, params, "auto")
         field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
         check_top_k(top_k, len(engine.gallery()))
@@ -220,13 +237,24 @@ class Worker:
             raise Cancelled()
         self.send(protocol.progress(rid, 1, 3, "scoring the grid"))
         lmap = likelihood_map(engine, query, grid, method=params.get("method", "auto"))
+        outside = None
+        if params.get("aoi") is not None:
+            from .aoi import AreaOfInterest, restrict_map
+
+            lmap, outside = restrict_map(lmap, AreaOfInterest.parse(params["aoi"]))
         self.send(protocol.progress(rid, 2, 3, "writing the GeoTIFF"))
         path = write_likelihood(lmap, params["out"], label, cog=bool(params.get("cog")))
+        regions = confidence_regions(lmap, params.get("levels") or DEFAULT_LEVELS,
+                                     polygons=bool(params.get("regions_out")))
+        if params.get("regions_out"):
+            write_regions(params["regions_out"], region_features(regions, label))
         if params.get("preview"):
             render_preview(path, params["preview"])
         top = engine.rank_query(query[None], top_k)[0]
         return {"path": str(path), "best_lat": lmap.best[0], "best_lon": lmap.best[1], "stats": lmap.stats,
-                "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max())}
+                "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max()), "aoi_outside": outside,
+                "regions": [{"level": r.level, "area_km2": r.area_km2, "parts": r.parts, "summary": r.summary()}
+                            for r in regions], "regions_path": params.get("regions_out")}
 
     @staticmethod
     def _grid(engine, params: Dict[str, Any], default):
