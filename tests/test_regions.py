@@ -125,15 +125,15 @@ def test_polygons_rasterise_back_to_the_mask(world):
     assert (burnt.astype(bool) == r.mask).all()
     feature = region_features([r], source="photo.jpg")[0]
     assert feature["type"] == "Feature" and feature["geometry"]["type"] == "MultiPolygon"
-    assert feature["properties"] == {"level": 0.9, "area_km2": r.area_km2, "parts": 2, "mass": r.mass,
-                                     "source": "photo.jpg", "summary": r.summary()}
+    assert feature["properties"] == {"level": 0.9, "area_km2": r.area_km2, "parts": 2, "major_parts": 2,
+                                     "mass": r.mass, "source": "photo.jpg", "summary": r.summary()}
 
 
 @pytest.mark.parametrize("extent", [None, (150.0, -50.0, -150.0, 10.0)])
 def test_region_across_the_antimeridian_is_one_part(extent):
     grid = Grid.over(extent, 0.25)
     r = confidence_regions(as_map(grid, np.exp(KAPPA * (cosines(grid, -17.0, 179.5) - 1))), (0.9,))[0]
-    assert r.parts == 1
+    assert r.parts == 1 and r.major_parts == 1 and r.summary().endswith("in 1 part")
     polys = r.geometry["coordinates"]
     assert len(polys) == 2  # one each side of ±180: the EPSG:4326 way
     xs = np.array([x for poly in polys for ring in poly for x, _ in ring])
@@ -173,6 +173,16 @@ def test_summary_and_formatting(world):
     assert summary(regions) == regions[1].summary()
     assert summary(regions).startswith("90 % region: ") and summary(regions).endswith(" in 1 part")
     assert regions[0].summary().startswith("50 % region: ")
+
+
+def test_specks_are_counted_but_the_summary_says_which_parts_matter(world):
+    density = np.exp(KAPPA * (cosines(world, 45.0, 10.0) - 1.0))
+    rows = np.arange(400, 700, 40)  # single cells far from the blob, as dense as its peak
+    cols = np.arange(0, 1440, 240)
+    density[np.ix_(rows, cols)] = density.max()
+    r = confidence_regions(as_map(world, density), (0.9,), polygons=False)[0]
+    assert r.parts == 1 + rows.size * cols.size and r.major_parts == 1
+    assert r.summary().endswith(f"in {r.parts} parts (1 holds ≥ 1 % each)")
 
 
 def test_levels_are_checked(world):

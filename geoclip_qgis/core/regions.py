@@ -27,6 +27,7 @@ from .errors import InputError
 from .raster import Grid
 
 DEFAULT_LEVELS = (0.5, 0.9)
+MAJOR_SHARE = 0.01  # a part holding this share of the mass counts as major in the summary
 _BINS = 4096
 
 
@@ -41,11 +42,16 @@ class ConfidenceRegion:
     geometry: Optional[dict]  # GeoJSON MultiPolygon in EPSG:4326 (None for an empty map)
     grid: Grid
     mask: np.ndarray = field(repr=False)  # (H, W) bool, on `grid`
+    major_parts: int = 0  # parts that hold at least 1 % of the map's mass each
 
     def summary(self) -> str:
-        """'90 % region: 1.2 million km² in 3 parts'."""
-        return f"{self.level * 100:g} % region: {format_area(self.area_km2)} in {self.parts} " \
+        """'90 % region: 1.2 million km² in 3 parts'; a region shattered into specks says how many parts matter:
+        '… in 7,443 parts (3 hold ≥ 1 % each)'."""
+        text = f"{self.level * 100:g} % region: {format_area(self.area_km2)} in {self.parts:,} " \
                f"part{'' if self.parts == 1 else 's'}"
+        if self.major_parts < self.parts:
+            text += f" ({self.major_parts:,} hold{'s' if self.major_parts == 1 else ''} ≥ 1 % each)"
+        return text
 
     def contains(self, lat: float, lon: float) -> bool:
         """Whether the cell holding (lat, lon) is inside the region (False outside the grid)."""
@@ -57,8 +63,8 @@ class ConfidenceRegion:
         return bool(self.mask[min(r, h - 1), min(c, w - 1)])
 
     def properties(self, source: str = "") -> dict:
-        return {"level": self.level, "area_km2": self.area_km2, "parts": self.parts, "mass": self.mass,
-                "source": source, "summary": self.summary()}
+        return {"level": self.level, "area_km2": self.area_km2, "parts": self.parts, "major_parts": self.major_parts,
+                "mass": self.mass, "source": source, "summary": self.summary()}
 
     def to_feature(self, source: str = "") -> dict:
         """A GeoJSON-like feature (what pyogrio / fiona-style writers take)."""
@@ -120,9 +126,8 @@ def confidence_regions(lmap, levels: Sequence[float] = DEFAULT_LEVELS, polygons:
     row_areas = grid.row_areas_km2()
     levels = check_levels(levels)
     ok = density > 0  # NaN compares False
-    rows_of = np.broadcast_to(np.arange(grid.height)[:, None], density.shape)[ok]
-    d = density[ok].astype(np.float64)
-    m = d * row_areas[rows_of]
+    d = density[ok]
+    m = d.astype(np.float64) * np.broadcast_to(row_areas[:, None], density.shape)[ok]
     total = float(m.sum())
     out = []
     for level, t in zip(levels, _thresholds(d, m, levels)):
@@ -130,10 +135,14 @@ def confidence_regions(lmap, levels: Sequence[float] = DEFAULT_LEVELS, polygons:
         held = float(m[d >= t].sum() / total) if total > 0 else 0.0
         rows = np.flatnonzero(inside.any(axis=1))
         r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
-        labels, parts = _label(inside[r0:r1], grid)
-        area = float(inside[r0:r1].sum(axis=1) @ row_areas[r0:r1])
+        band = inside[r0:r1]
+        labels, parts, root = _label(band, grid)
+        area = float(band.sum(axis=1) @ row_areas[r0:r1])
+        band_mass = density[r0:r1].astype(np.float64) * row_areas[r0:r1, None]
+        part_mass = np.bincount(root[labels[band]], weights=band_mass[band])
+        major = int((part_mass >= MAJOR_SHARE * total).sum()) if total > 0 else 0
         geom = _polygons(labels, grid, r0) if polygons and parts else None
-        out.append(ConfidenceRegion(level, held, t, area, parts, int(inside.sum()), geom, grid, inside))
+        out.append(ConfidenceRegion(level, held, t, area, parts, int(inside.sum()), geom, grid, inside, major))
     return out
 
 
@@ -194,24 +203,25 @@ def _label(inside: np.ndarray, grid: Grid):
     from scipy import ndimage
 
     labels, n = ndimage.label(inside)
+    root = np.arange(n + 1)
     h, w = inside.shape
     if n and abs(w * grid.res - 360.0) < grid.res / 2:
         both = inside[:, 0] & inside[:, -1]
-        if both.any():
-            parent = np.arange(n + 1)
+        for a, b in sorted(set(zip(labels[both, 0].tolist(), labels[both, -1].tolist()))):
+            ra, rb = _find(root, a), _find(root, b)
+            if ra != rb:
+                root[max(ra, rb)] = min(ra, rb)
+        root = np.array([_find(root, x) for x in range(n + 1)])
+        ids = np.unique(root[1:])
+        n = int(ids.size)
+        root = np.concatenate([[0], np.searchsorted(ids, root[1:]) + 1])  # parts numbered 1..n
+    return labels, int(n), root
 
-            def find(x: int) -> int:
-                while parent[x] != x:
-                    parent[x] = parent[parent[x]]
-                    x = parent[x]
-                return x
 
-            for a, b in set(zip(labels[both, 0].tolist(), labels[both, -1].tolist())):
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
-            n = len({find(x) for x in range(1, n + 1)})
-    return labels, int(n)
+def _find(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        x = parent[x]
+    return int(x)
 
 
 def _polygons(labels: np.ndarray, grid: Grid, row0: int = 0) -> dict:
