@@ -175,3 +175,121 @@ def test_bad_budget_variable_worker(tmp_path, monkeypatch):
     ans = worker_answer("similar", {"engine": {"device": "cpu", "cache_dir": str(tmp_path)}, "lat": 45, "lon": 10,
                                     "extent": [0, 40, 20, 50], "resolution": 1.0, "out": str(tmp_path / "s.tif")})
     assert ans["type"] == "result", ans
+
+
+# ---- B. EXIF GPS read exactly ------------------------------------------------------------------------------------
+def exif_block(gps: dict) -> bytes:
+    """An EXIF block (little-endian TIFF) whose GPS IFD holds `gps` {tag: value} exactly as written: a str is ASCII,
+    a tuple of numbers RATIONAL, or SRATIONAL when one is negative (as some writers do); a (num, den) pair of
+    ints in a list is written raw (den 0 allowed). Pillow cannot write signed GPS values, hence this writer."""
+    import struct
+
+    gps_off, n = 26, len(gps)
+    data_off = gps_off + 2 + 12 * n + 4
+    entries, data = [], b""
+    for tag in sorted(gps):
+        value = gps[tag]
+        if isinstance(value, str):
+            raw, typ, count = value.encode() + b"\0", 2, len(value) + 1
+        else:
+            pairs = [v if isinstance(v, list) else (round(v * 10000), 10000) for v in value]
+            signed = any(a < 0 for a, _ in pairs)
+            raw = b"".join(struct.pack("<ii" if signed else "<II", a, b) for a, b in pairs)
+            typ, count = (10 if signed else 5), len(pairs)
+        field = raw.ljust(4, b"\0") if len(raw) <= 4 else struct.pack("<I", data_off + len(data))
+        if len(raw) > 4:
+            data += raw
+        entries.append(struct.pack("<HHI", tag, typ, count) + field)
+    tiff = b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x8825, 4, 1, gps_off) + struct.pack("<I", 0)
+    tiff += struct.pack("<H", n) + b"".join(entries) + struct.pack("<I", 0) + data
+    return b"Exif\0\0" + tiff
+
+
+# gps tags -> expected (lat, lon), or a regex for the reported problem
+GPS_CASES = {
+    "plain_north_east": ({1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 21.0, 0.0)},
+                         (48 + 51 / 60 + 29 / 3600, 2.35)),
+    "south_west_letters": ({1: "S", 2: (33.0, 30.0, 0.0), 3: "W", 4: (70.0, 15.0, 0.0)}, (-33.5, -70.25)),
+    "negative_with_S_stays_negative": ({1: "S", 2: (-45.0, 0.0, 0.0), 3: "W", 4: (-70.0, 30.0, 0.0)},
+                                       (-45.0, -70.5)),
+    "negative_with_N_contradicts": ({1: "N", 2: (-45.0, 0.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0)}, "contradicts"),
+    "negative_with_E_contradicts": ({1: "N", 2: (45.0, 0.0, 0.0), 3: "E", 4: (-10.0, 0.0, 0.0)}, "contradicts"),
+    "unknown_letter": ({1: "X", 2: (45.0, 0.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0)}, "reference is 'X'"),
+    "lowercase_letter": ({1: "n", 2: (45.0, 0.0, 0.0), 3: "e", 4: (10.0, 0.0, 0.0)}, (45.0, 10.0)),
+    "missing_letter": ({2: (45.0, 0.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0)}, "no latitude reference"),
+    "minutes_60": ({1: "N", 2: (45.0, 60.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0)}, r"minutes 60 outside \[0, 60\)"),
+    "seconds_75": ({1: "N", 2: (45.0, 0.0, 0.0), 3: "E", 4: (10.0, 0.0, 75.0)}, r"seconds 75 outside"),
+    "negative_minutes": ({1: "N", 2: (45.0, -5.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0)}, "minutes -5 outside"),
+    "latitude_95": ({1: "N", 2: (95.0, 0.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0)}, r"latitude 95° outside ±90°"),
+    "latitude_89_59_60s": ({1: "N", 2: (89.0, 59.0, 59.9), 3: "E", 4: (10.0, 0.0, 0.0)}, (89.0 + 59 / 60 + 59.9 / 3600,
+                                                                                           10.0)),
+    "longitude_181": ({1: "N", 2: (45.0, 0.0, 0.0), 3: "W", 4: (180.0, 30.0, 0.0)}, r"longitude 180.5° outside"),
+    "zero_denominator": ({1: "N", 2: [[45, 1], [0, 0], [0, 1]], 3: "E", 4: (10.0, 0.0, 0.0)}, "not finite|not numbers"),
+    "null_island": ({1: "N", 2: (0.0, 0.0, 0.0), 3: "E", 4: (0.0, 0.0, 0.0)}, "exactly 0, 0"),
+    "status_void": ({1: "N", 2: (45.0, 0.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0), 9: "V"}, "no fix"),
+    "only_latitude": ({1: "N", 2: (45.0, 0.0, 0.0)}, "only one of"),
+}
+
+
+@pytest.fixture(scope="module")
+def gps_photos(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("gps photos")
+    pixels = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    for name, (tags, _) in GPS_CASES.items():
+        pixels.save(folder / f"{name}.jpg", exif=exif_block(tags))
+    return folder
+
+
+def _check_gps(name: str, gps, problem) -> None:
+    want = GPS_CASES[name][1]
+    if isinstance(want, tuple):
+        assert gps == pytest.approx(want, abs=1e-6), name
+        assert problem is None
+    else:
+        assert gps is None, f"{name}: {gps} should have been refused"
+        assert problem and re.search(want, problem), f"{name}: {problem!r}"
+
+
+@pytest.mark.parametrize("name", list(GPS_CASES))
+def test_exif_gps_api(name, gps_photos):
+    from geoclip_qgis.core.exif import load_photo, read_gps
+
+    photo = load_photo(gps_photos / f"{name}.jpg")
+    _check_gps(name, photo.gps, photo.gps_problem)
+    assert read_gps(gps_photos / f"{name}.jpg") == photo.gps
+
+
+def test_exif_gps_cli(gps_photos, tiny_clip, tmp_path):
+    import csv
+
+    out = tmp_path / "gps.csv"
+    assert main(["photos", str(gps_photos), "--clip-path", tiny_clip, "--device", "cpu", "--gallery",
+                 "fibonacci:300", "--cache-dir", str(tmp_path / "c"), "--top-k", "1", "-o", str(out)]) == 0
+    with open(out, newline="") as fh:
+        rows = {Path(r["source"]).stem: r for r in csv.DictReader(fh)}
+    assert set(rows) == set(GPS_CASES)
+    for name, (_, want) in GPS_CASES.items():
+        got = rows[name].get("exif_lat") or None
+        if isinstance(want, tuple):
+            assert got is not None and float(got) == pytest.approx(want[0], abs=1e-5), name
+        else:
+            assert got is None, f"{name}: refused GPS must not be written ({got})"
+
+
+def test_exif_gps_worker(gps_photos, tiny_clip, tmp_path):
+    from geoclip_qgis.core.worker import Worker
+
+    sent: list = []
+    paths = sorted(str(p) for p in gps_photos.iterdir())
+    Worker(sent.append).handle({"id": 1, "op": "geolocate_images", "params": {
+        "paths": paths, "top_k": 1, "engine": {"clip_path": tiny_clip, "device": "cpu", "gallery": "fibonacci:300",
+                                               "cache_dir": str(tmp_path)}}})
+    rows = {Path(m["data"]["source"]).stem: m["data"] for m in sent if m["type"] == "row"}
+    assert set(rows) == set(GPS_CASES)
+    for name, (_, want) in GPS_CASES.items():
+        gps = rows[name]["gps"]
+        assert (gps is not None) == isinstance(want, tuple), name
+        if gps is not None:
+            assert gps == pytest.approx(want, abs=1e-6)

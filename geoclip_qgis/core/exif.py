@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import protocol
 from .errors import ImageError
+from .files import open_regular, regular_file
 
+log = logging.getLogger("geoclip_qgis")
 IMAGE_SUFFIXES = set(protocol.IMAGE_SUFFIXES)
 _GPS_IFD = 0x8825
 
@@ -31,11 +35,12 @@ HEIF_SUPPORTED = _register_heif()
 
 @dataclass
 class Photo:
-    """A decoded photo ready for CLIP, with the GPS position its EXIF claims, if any."""
+    """A decoded photo ready for CLIP, with the GPS position its EXIF claims, if any, or why it was not used."""
 
     path: str
     image: Image.Image
     gps: Optional[Tuple[float, float]]
+    gps_problem: Optional[str] = None
 
 
 def _ratio(value) -> float:
@@ -46,61 +51,113 @@ def _ratio(value) -> float:
         return float(num) / float(den)
 
 
-def gps_from_exif(exif: Image.Exif) -> Optional[Tuple[float, float]]:
-    """(lat, lon) in degrees from an EXIF GPS IFD, or None when absent or malformed."""
+def _letter(value) -> str:
+    """An EXIF ASCII tag (str or bytes, NUL-padded) as upper-case text; '' when absent."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value).strip("\x00 ").upper()
+
+
+# axis -> (positive reference letter, negative reference letter, largest magnitude, EXIF tag names)
+_AXES = {"latitude": ("N", "S", 90.0, 1, 2), "longitude": ("E", "W", 180.0, 3, 4)}
+
+
+def _gps_axis(gps: dict, axis: str) -> float:
+    """One coordinate from its reference letter and its (degrees, minutes, seconds); ValueError says why not.
+
+    The rule: the reference letter gives the hemisphere (N/E positive, S/W negative). Values are unsigned in the
+    EXIF standard, but some writers store signed ones: a negative value with ref S/W is already signed and stays
+    negative (−45 with S is −45, never +45); a negative value with ref N/E contradicts itself and is refused.
+    Minutes and seconds must lie in [0, 60), every part must be finite, and any other letter is refused."""
+    pos, neg, limit, ref_tag, val_tag = _AXES[axis]
+    ref = _letter(gps.get(ref_tag))
+    if ref not in (pos, neg):
+        raise ValueError(f"{axis} reference is {ref!r}, not {pos} or {neg}" if ref else
+                         f"no {axis} reference ({pos} or {neg})")
+    raw = gps[val_tag]
+    parts = list(raw) if isinstance(raw, (tuple, list)) else [raw]
+    if not 1 <= len(parts) <= 3:
+        raise ValueError(f"{axis} has {len(parts)} values, not degrees, minutes, seconds")
+    try:
+        vals = [_ratio(v) for v in parts]
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ValueError(f"{axis} values {raw!r} are not numbers") from None
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"{axis} values {vals} are not finite")
+    for name, v in zip(("minutes", "seconds"), vals[1:]):
+        if not 0 <= v < 60:
+            raise ValueError(f"{axis} {name} {v:g} outside [0, 60)")
+    degrees = vals[0]
+    if degrees < 0 and ref == pos:
+        raise ValueError(f"{axis} {degrees:g} with reference {ref} contradicts itself")
+    value = abs(degrees) + sum(v / 60**i for i, v in enumerate(vals[1:], start=1))
+    if value > limit:
+        raise ValueError(f"{axis} {value:g}° outside ±{limit:g}°")
+    return -value if ref == neg else value
+
+
+def read_gps_exif(exif: Image.Exif) -> Tuple[Optional[Tuple[float, float]], Optional[str]]:
+    """((lat, lon), None) from an EXIF GPS block; (None, None) when there is none; (None, reason) when there is
+    one that cannot be trusted, so that the caller can report why a photo's GPS was not used."""
     try:
         gps = exif.get_ifd(_GPS_IFD)
-    except Exception:
-        return None
-    if not gps or 2 not in gps or 4 not in gps:
-        return None
+    except Exception as exc:  # a damaged IFD: Pillow raises many kinds
+        return None, f"unreadable EXIF GPS block ({type(exc).__name__})"
+    if not gps or (2 not in gps and 4 not in gps):
+        return None, None
+    if 2 not in gps or 4 not in gps:
+        return None, "EXIF GPS block has only one of latitude and longitude"
+    if _letter(gps.get(9)) == "V":
+        return None, "the GPS receiver recorded no fix (GPSStatus V)"
     try:
-        lat = sum(_ratio(v) / 60**i for i, v in enumerate(gps[2]))
-        lon = sum(_ratio(v) / 60**i for i, v in enumerate(gps[4]))
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
-    if str(gps.get(1, "N")).upper().startswith("S"):
-        lat = -lat
-    if str(gps.get(3, "E")).upper().startswith("W"):
-        lon = -lon
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
-        return None
-    return lat, lon
+        lat, lon = _gps_axis(gps, "latitude"), _gps_axis(gps, "longitude")
+    except ValueError as exc:
+        return None, f"EXIF GPS ignored: {exc}"
+    if lat == 0 and lon == 0:
+        return None, "EXIF GPS is exactly 0, 0 (what cameras without a fix write)"
+    return (lat, lon), None
+
+
+def gps_from_exif(exif: Image.Exif) -> Optional[Tuple[float, float]]:
+    """(lat, lon) in degrees from an EXIF GPS IFD, or None when absent or not trustworthy (see read_gps_exif)."""
+    return read_gps_exif(exif)[0]
 
 
 def read_gps(path: os.PathLike | str) -> Optional[Tuple[float, float]]:
-    """EXIF GPS of a file without decoding its pixels; None when unreadable or absent."""
+    """EXIF GPS of a file without decoding its pixels; None when unreadable, absent or not trustworthy."""
     try:
-        with Image.open(path) as im:
+        with open_regular(path, "photo", error=ImageError) as fh, Image.open(fh) as im:
             return gps_from_exif(im.getexif())
     except Exception:
         return None
 
 
+_PHOTO_HINT = "check the path; give photo files (JPEG, PNG, TIFF, WebP, HEIC), or a folder as a folder input"
+
+
 def load_photo(path: os.PathLike | str) -> Photo:
-    """Decode `path` fully, upright and RGB; every failure is an ImageError naming the file and the fix."""
+    """Decode `path` fully, upright and RGB; every failure is an ImageError naming the file and the fix. Only a
+    regular file is opened (core.files): a FIFO, a device or a folder is refused by what it is, never read."""
     p = Path(path)
     name = str(p)
-    if not p.exists():
-        raise ImageError("file not found", name, "check the path, or remove it from the list")
-    if p.is_dir():
-        raise ImageError("is a folder, not a photo", name, "pass the photos inside it, or use a folder input")
-    if not os.access(p, os.R_OK):
-        raise ImageError("permission denied", name, "make the file readable (chmod +r) or copy it elsewhere")
-    if p.stat().st_size == 0:
-        raise ImageError("file is empty (0 bytes)", name, "re-copy the photo from its source")
     if p.suffix.lower() in {".heic", ".heif"} and not HEIF_SUPPORTED:
+        regular_file(p, "photo", _PHOTO_HINT, error=ImageError)
         raise ImageError(
             "HEIC/HEIF photos need the optional pillow-heif package",
             name,
             "install pillow-heif in the engine's Python, or convert the photo to JPEG",
         )
+    fh = open_regular(p, "photo", _PHOTO_HINT, error=ImageError)
     try:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise ImageError("file is empty (0 bytes)", name, "re-copy the photo from its source")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            with Image.open(fh) as im:
                 exif = im.getexif()
-                gps = gps_from_exif(exif)
+                gps, gps_problem = read_gps_exif(exif)
                 im.load()
                 upright = ImageOps.exif_transpose(im)
                 rgb = _to_rgb(upright)
@@ -120,7 +177,9 @@ def load_photo(path: os.PathLike | str) -> Photo:
         raise ImageError(
             f"image is corrupt or truncated ({exc})", name, "re-copy the photo from its source"
         ) from exc
-    return Photo(path=name, image=rgb, gps=gps)
+    finally:
+        fh.close()
+    return Photo(path=name, image=rgb, gps=gps, gps_problem=gps_problem)
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -144,10 +203,47 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def list_photos(folder: os.PathLike | str, recursive: bool = False) -> list:
-    """Image files in `folder`, sorted for a stable batch order (resume depends on it)."""
+def list_photos(folder: os.PathLike | str, recursive: bool = False, skipped: Optional[List] = None) -> List[str]:
+    """Image files in `folder` (by suffix), sorted for a stable batch order (resume depends on it).
+
+    Recursively, symbolic links to folders are followed, but every real folder (device, inode) is listed once: a
+    link loop or a second link to a folder already listed is skipped, never walked again. Whatever is skipped —
+    such a folder, or one that cannot be read — is logged as a warning and appended to `skipped` as (path,
+    reason). Entries with a photo suffix that are not regular files (a FIFO, a broken link) are listed, so that
+    load_photo reports them by name instead of their vanishing from the batch."""
     root = Path(folder)
     if not root.is_dir():
-        raise ImageError("folder does not exist", str(root), "check the path")
-    pattern = "**/*" if recursive else "*"
-    return sorted(str(p) for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        raise ImageError("folder does not exist" if not root.exists() else "is not a folder", str(root),
+                         "check the path")
+    found: List[str] = []
+    seen: dict = {}
+
+    def skip(path: Path, reason: str) -> None:
+        log.warning("%s: skipped, %s", path, reason)
+        if skipped is not None:
+            skipped.append((str(path), reason))
+
+    stack = [root]
+    while stack:
+        folder_now = stack.pop()
+        try:
+            st = os.stat(folder_now)
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                skip(folder_now, f"the same folder as {seen[key]} (through a symbolic link), listed once")
+                continue
+            seen[key] = folder_now
+            entries = list(os.scandir(folder_now))
+        except OSError as exc:
+            skip(folder_now, f"the folder cannot be read ({exc.strerror or exc})")
+            continue
+        subfolders = []
+        for entry in entries:
+            path = folder_now / entry.name
+            if entry.is_dir():  # follows links; False for a broken one
+                subfolders.append(path)
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(str(path))
+        if recursive:
+            stack.extend(sorted(subfolders, reverse=True))
+    return sorted(found)
