@@ -69,7 +69,16 @@ def managed_env_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("GEOCLIP_QGIS_CACHE") or data_dir() / "cache")
+    """$GEOCLIP_QGIS_CACHE; else the OS's cache folder (platformdirs: ~/.cache, %LOCALAPPDATA%, ~/Library/Caches)
+    when QGIS's Python has platformdirs; else, and for users who already have one, the cache in the settings folder."""
+    if os.environ.get("GEOCLIP_QGIS_CACHE"):
+        return Path(os.environ["GEOCLIP_QGIS_CACHE"])
+    legacy = data_dir() / "cache"
+    try:
+        import platformdirs
+    except ImportError:
+        return legacy
+    return legacy if legacy.is_dir() else Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
 
 
 def engine_defaults() -> Dict[str, str]:
@@ -80,11 +89,26 @@ def engine_defaults() -> Dict[str, str]:
     return opts
 
 
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def child_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment for the engine's Python (the worker, pip): QGIS's PYTHONHOME/PYTHONPATH point at QGIS's own
+    Python (OSGeo4W, QGIS.app) and would break another one, so they are dropped; the plugin's parent folder is the
+    path, so `python -m geoclip_qgis.core.worker` imports this copy. UTF-8 mode makes paths and messages cross the
+    pipes the same way on Windows as elsewhere."""
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if k.upper() not in ("PYTHONHOME", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(PLUGIN_DIR.parent), PYTHONUTF8="1", PYTHONIOENCODING="utf-8")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
 def engine_python() -> str:
     """The engine's Python: setting, then $GEOCLIP_ENGINE_PYTHON, then a checkout's .venv, then the managed venv."""
-    bin_name = "Scripts/python.exe" if sys.platform == "win32" else "bin/python"
     candidates = [setting("engine_python", ""), os.environ.get(ENGINE_PYTHON_ENV, ""),
-                  str(PLUGIN_DIR.parent / ".venv" / bin_name), str(managed_env_dir() / bin_name)]
+                  str(venv_python(PLUGIN_DIR.parent / ".venv")), str(venv_python(managed_env_dir()))]
     for c in candidates:
         if c and Path(c).is_file():
             return str(c)
@@ -116,17 +140,15 @@ class EngineClient:
 
     def start(self) -> None:
         python = self.python or engine_python()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_DIR.parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        env.setdefault("PYTHONUNBUFFERED", "1")
         self.messages = queue.Queue()
         self.stderr_tail.clear()
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.proc = subprocess.Popen(
             [python, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8", bufsize=1, creationflags=flags,
+            stderr=subprocess.PIPE, env=child_env(), text=True, encoding="utf-8", errors="replace", bufsize=1,
+            creationflags=flags,
         )
-        threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True).start()
+        threading.Thread(target=self._read_stdout, args=(self.proc, self.messages), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -135,17 +157,25 @@ class EngineClient:
                 self.ready = msg
                 return
 
-    def _read_stdout(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            try:
-                self.messages.put(protocol.decode(line))
-            except ValueError:
-                self.stderr_tail.append(f"(unframed stdout) {line.rstrip()}")
-        self.messages.put(None)  # end of stream: the process is gone
+    def _read_stdout(self, proc: subprocess.Popen, messages: queue.Queue) -> None:
+        """Undecodable bytes arrive as U+FFFD (errors="replace"), so no line can end this thread early; the end of
+        stream is always reported, to this process's queue (a restarted worker has its own)."""
+        try:
+            for line in proc.stdout:
+                try:
+                    messages.put(protocol.decode(line))
+                except ValueError:
+                    self.stderr_tail.append(f"(unframed stdout) {line.rstrip()}")
+        except (OSError, ValueError):  # our end of the pipe was closed (_release)
+            pass
+        finally:
+            messages.put(None)  # end of stream: the process is gone
 
     def _read_stderr(self, proc: subprocess.Popen) -> None:
-        for line in proc.stderr:
-            self.stderr_tail.append(line.rstrip())
+        """Drained to the end whatever it holds: a full stderr pipe would block the worker (Windows' is small)."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in proc.stderr:
+                self.stderr_tail.append(line.rstrip())
 
     def _next(self, deadline: Optional[float]) -> Optional[Dict[str, Any]]:
         while True:

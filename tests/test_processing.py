@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,68 @@ def test_engine_not_installed_is_explained(provider, tmp_path, monkeypatch):
         engine_python()
     with pytest.raises(EngineNotInstalled):
         EngineClient().call("info", {})
+
+
+FAKE_WORKER = r'''
+import json, os, sys
+sys.stderr.buffer.write(b"\xc3\x28 bad bytes\n" * 20000)  # more than any pipe buffer: it must be drained
+sys.stderr.buffer.write(b"\xff\xfe stderr that is not UTF-8 \x80\n")
+sys.stderr.flush()
+sys.stdout.buffer.write(b"\xff an unframed stdout line \xfe\n")
+sys.stdout.flush()
+print(json.dumps({"type": "ready", "protocol": 1}), flush=True)
+req = json.loads(sys.stdin.readline())
+env = {k: os.environ.get(k) for k in ("PYTHONUTF8", "PYTHONHOME", "PYTHONPATH")}
+print(json.dumps({"type": "result", "id": req["id"], "data": env}), flush=True)
+sys.stdin.readline()
+'''
+
+
+def test_worker_env_and_undecodable_output(tmp_path, monkeypatch):
+    """QGIS's PYTHONHOME/PYTHONPATH do not reach the worker (a PYTHONHOME that would break it is set here), it runs in
+    UTF-8 mode, and bytes that are not UTF-8 on its stdout and stderr neither kill a reader nor block the worker."""
+    from geoclip_qgis.engine_client import PLUGIN_DIR, EngineClient
+
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE_WORKER, encoding="utf-8")
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}"\n')
+    python.chmod(0o755)
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "qgis-python-home"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "qgis-python-path"))
+    client = EngineClient(python=str(python), startup_timeout=30)
+    try:
+        env = client.call("info", {}, timeout=60)  # the stdout reader got past the bad line to the answer
+        assert env == {"PYTHONUTF8": "1", "PYTHONHOME": None, "PYTHONPATH": str(PLUGIN_DIR.parent)}
+        deadline = time.monotonic() + 30  # the stderr reader is still alive and reaches the last line
+        while "stderr that is not UTF-8" not in "\n".join(client.diagnostics()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = "\n".join(client.diagnostics())
+        assert "stderr that is not UTF-8" in log and "\ufffd" in log
+    finally:
+        client.shutdown()
+
+
+def test_map_tip_photo_links_match_qurl(qgis_new_project):
+    """The map tip's <img src> is the file:// URL Qt itself makes, for POSIX, drive-letter and UNC paths, absolute or
+    relative to the project folder."""
+    from qgis.core import QgsExpression, QgsExpressionContext, QgsExpressionContextScope, QgsFeature
+    from qgis.PyQt.QtCore import QUrl
+
+    from geoclip_qgis.layers import PHOTO_URL, prediction_fields
+
+    cases = [("/home/ann/a b.jpg", "", "/home/ann/a b.jpg"), ("C:\\Photos\\a.jpg", "", "C:/Photos/a.jpg"),
+             ("\\\\server\\share\\a.jpg", "", "//server/share/a.jpg"), ("sub/a.jpg", "/proj", "/proj/sub/a.jpg"),
+             ("sub/a.jpg", "\\\\server\\share\\proj", "//server/share/proj/sub/a.jpg"),
+             ("a.jpg", "D:\\work", "D:/work/a.jpg")]
+    for photo, home, local in cases:
+        feature = QgsFeature(prediction_fields())
+        feature["photo"] = photo
+        scope = QgsExpressionContextScope()
+        scope.setVariable("project_home", home)
+        context = QgsExpressionContext()
+        context.appendScope(scope)
+        context.setFeature(feature)
+        expression = QgsExpression(PHOTO_URL)
+        assert expression.evaluate(context) == QUrl.fromLocalFile(local).toString(), (photo, home)
+    assert QUrl.fromLocalFile("//server/share/a.jpg").host() == "server"

@@ -4,15 +4,16 @@ location field (one-time encoding that makes 0.1° world rasters take seconds), 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from qgis.core import Qgis, QgsApplication, QgsTask
-from qgis.PyQt.QtCore import QProcess, pyqtSignal
+from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QApplication,
     QDialog,
@@ -27,7 +28,15 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import downloader
-from ..engine_client import EngineError, data_dir, engine_python, managed_env_dir, shared_client
+from ..engine_client import (
+    EngineError,
+    child_env,
+    data_dir,
+    engine_python,
+    managed_env_dir,
+    shared_client,
+    venv_python,
+)
 from . import settings
 from .settings import redact, tr
 
@@ -37,36 +46,93 @@ TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https:/
 
 
 def nvidia_driver() -> Optional[str]:
-    """The NVIDIA driver version when nvidia-smi works, else None (then the CPU build of torch is installed)."""
+    """The NVIDIA driver version when nvidia-smi works, else None. It can take seconds (the driver wakes up), so it
+    runs in DriverProbe, never on the GUI thread; on Windows it opens no console window."""
     exe = shutil.which("nvidia-smi")
     if not exe:
         return None
     try:
         out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10)
+                             text=True, errors="replace", timeout=10,
+                             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
+class DriverProbe(QgsTask):
+    """nvidia_driver() on a QGIS worker thread; `found` carries the answer (a version or None) to the main thread."""
+
+    found = pyqtSignal(object)
+
+    def __init__(self):
+        super().__init__(tr("GeoCLIP: looking for an NVIDIA driver"), QgsTask.Flag.CanCancel)
+        self.driver: Optional[str] = None
+
+    def run(self) -> bool:
+        self.driver = nvidia_driver()
+        return True
+
+    def finished(self, ok: bool) -> None:  # main thread
+        self.found.emit(self.driver)
+
+
+def _python_candidates() -> Iterator[Path]:
+    """Where QGIS's own Python is. sys.executable is QGIS itself inside QGIS (qgis-bin.exe on Windows, the QGIS
+    binary in QGIS.app on macOS) and the interpreter only elsewhere (qgis_process, Linux builds, a venv)."""
+    if Path(sys.executable).name.lower().startswith("python"):
+        yield Path(sys.executable)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    prefixes = dict.fromkeys(filter(None, (sys.exec_prefix, sys.prefix, getattr(sys, "base_exec_prefix", ""),
+                                           getattr(sys, "base_prefix", ""))))
+    for prefix in map(Path, prefixes):
+        if sys.platform == "win32":  # OSGeo4W and the standalone installer: <root>/apps/Python3xx/python.exe
+            yield prefix / "python.exe"
+        else:  # QGIS.app: Contents/Frameworks/Python.framework/Versions/3.x/bin or Contents/MacOS/bin; Linux: /usr
+            yield from (prefix / "bin" / version, prefix / "bin" / "python3")
+    if sys.platform != "win32":  # never a Windows PATH python: the Store's python.exe stub opens the Store
+        found = shutil.which(version) or shutil.which("python3")
+        if found:
+            yield Path(found)
+
+
 def base_python() -> str:
-    """A Python to create the engine's venv from: QGIS's own where it ships one, else python3 on PATH."""
-    prefix = Path(sys.exec_prefix)
-    for c in (prefix / "python.exe", prefix / "bin" / "python3", shutil.which("python3"), shutil.which("python")):
-        if c and Path(c).is_file():
-            return str(c)
-    raise FileNotFoundError("no Python found to create the engine environment")
+    """The Python to create the engine's venv from: QGIS's own, found from sys.prefix/sys.exec_prefix."""
+    for candidate in _python_candidates():
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise FileNotFoundError(f"no Python found to create the engine environment (looked in {sys.prefix})")
 
 
-def install_steps(venv: Path, cuda: bool) -> List[Tuple[str, str, List[str]]]:
+def torch_requirement() -> str:
+    """The torch line of the engine requirements: one definition of the versions the engine supports."""
+    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
+        spec = line.split("#")[0].strip()
+        if spec.split(";")[0].strip().startswith("torch") and spec[len("torch"):][:1] in ("", "=", "<", ">", "~", "!"):
+            return spec
+    return "torch"
+
+
+def torch_build(system: str, driver: Optional[str]) -> Tuple[str, Optional[str]]:
+    """(label, pip index URL or None for PyPI) for the torch build that suits this machine. macOS: PyPI's wheel,
+    which has the Apple GPU (MPS) backend; Linux and Windows: the CUDA build when nvidia-smi shows a driver, else
+    the CPU build (Linux's PyPI wheel would pull CUDA libraries no one uses)."""
+    if system == "darwin":
+        return tr("Apple GPU (MPS) / CPU"), None
+    if driver:
+        return "CUDA", TORCH_INDEX["cuda"]
+    return "CPU", TORCH_INDEX["cpu"]
+
+
+def install_steps(venv: Path, driver: Optional[str], system: str = sys.platform) -> List[Tuple[str, str, List[str]]]:
     """(title, program, arguments) for each step of the engine install, run in order by QProcess."""
-    py = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
-    index = TORCH_INDEX["cuda" if cuda else "cpu"]
+    py = str(venv_python(venv))
+    label, index = torch_build(system, driver)
     return [
         (tr("Creating the environment"), base_python(), ["-m", "venv", str(venv)]),
         (tr("Updating pip"), py, ["-m", "pip", "install", "-U", "pip"]),
-        (tr("Installing PyTorch ({})").format("CUDA" if cuda else "CPU"), py,
-         ["-m", "pip", "install", "torch==2.13.0", "--index-url", index]),
+        (tr("Installing PyTorch ({})").format(label), py,
+         ["-m", "pip", "install", torch_requirement()] + (["--index-url", index] if index else [])),
         (tr("Installing transformers, rasterio and the rest"), py,
          ["-m", "pip", "install", "-r", str(REQUIREMENTS)]),
         (tr("Installing the GeoCLIP weights package"), py, ["-m", "pip", "install", "--no-deps", "geoclip==1.3.0"]),
@@ -101,6 +167,9 @@ class ManagerDialog(QDialog):
         self.steps: List[Tuple[str, str, List[str]]] = []
         self.task = None
         self.info: dict = {}
+        self.driver: Optional[str] = None
+        self.driver_known = False  # set by DriverProbe, started below
+        self.install_waiting = False
         v = QVBoxLayout(self)
         grid = QGridLayout()
         self.labels = {}
@@ -146,7 +215,16 @@ class ManagerDialog(QDialog):
         self.refresh_button.clicked.connect(self.refresh)
         self.cancel_button.clicked.connect(self.cancel)
         self.copy.clicked.connect(self.copy_diagnostics)
+        self.probe: Optional[DriverProbe] = DriverProbe()
+        self.probe.found.connect(self.driver_found)
+        QgsApplication.taskManager().addTask(self.probe)
         self.refresh()
+
+    def driver_found(self, driver: Optional[str]) -> None:
+        self.driver, self.driver_known, self.probe = driver, True, None
+        if self.install_waiting:
+            self.install_waiting = False
+            self.start_install()
 
     # ---- status -----------------------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -238,12 +316,22 @@ class ManagerDialog(QDialog):
 
     # ---- install ----------------------------------------------------------------------------------------------
     def start_install(self) -> None:
-        driver = nvidia_driver()
+        if not self.driver_known:  # the probe is still running: the install starts when it answers
+            self.install_waiting = True
+            self._busy(True)
+            self.append(tr("Looking for an NVIDIA driver…"))
+            return
         venv = managed_env_dir()
-        self.steps = install_steps(venv, cuda=driver is not None)
-        self.append(tr("Installing the engine into {} ({}).").format(
-            redact(str(venv)), tr("NVIDIA driver {} found: CUDA build").format(driver) if driver
-            else tr("no usable NVIDIA driver: CPU build")))
+        try:
+            self.steps = install_steps(venv, self.driver)
+        except FileNotFoundError as exc:
+            self.append(str(exc))
+            self._busy(False)
+            return
+        label, _ = torch_build(sys.platform, self.driver)
+        found = tr("NVIDIA driver {}").format(self.driver) if self.driver else tr("no NVIDIA driver")
+        self.append(tr("Installing the engine into {} ({}; PyTorch build: {}).").format(redact(str(venv)), found,
+                                                                                         label))
         self.progress.setRange(0, len(self.steps))
         self.progress.setValue(0)
         self._busy(True)
@@ -252,8 +340,7 @@ class ManagerDialog(QDialog):
     def next_step(self) -> None:
         if not self.steps:
             self.append(tr("Engine installed."))
-            settings.put("engine_python", str(managed_env_dir() / ("Scripts/python.exe" if sys.platform == "win32"
-                                                                  else "bin/python")))
+            settings.put("engine_python", str(venv_python(managed_env_dir())))
             self._busy(False)
             shared_client().shutdown()
             self.refresh()
@@ -262,6 +349,11 @@ class ManagerDialog(QDialog):
         self.append(f"== {title}\n$ {redact(program)} {' '.join(args)}")
         self.proc = QProcess(self)
         self.proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        env = QProcessEnvironment()
+        for key, value in child_env().items():
+            if key != "PYTHONPATH":  # pip needs no plugin on its path
+                env.insert(key, value)
+        self.proc.setProcessEnvironment(env)
         self.proc.readyReadStandardOutput.connect(
             lambda: self.append(bytes(self.proc.readAllStandardOutput()).decode(errors="replace").rstrip()))
         self.proc.finished.connect(self.step_finished)
@@ -313,6 +405,7 @@ class ManagerDialog(QDialog):
 
     # ---- misc -------------------------------------------------------------------------------------------------
     def cancel(self) -> None:
+        self.install_waiting = False
         if self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning:
             self.steps = []
             self.proc.kill()
@@ -336,7 +429,7 @@ class ManagerDialog(QDialog):
         report = {
             "plugin": plugin_name, "qgis": Qgis.QGIS_VERSION, "qgis_python": sys.version.split()[0],
             "platform": platform.platform(), "settings": {k: settings.get(k) for k in settings.DEFAULTS},
-            "engine": self.info or None, "nvidia_driver": nvidia_driver(),
+            "engine": self.info or None, "nvidia_driver": self.driver if self.driver_known else "(still looking)",
             "worker_log": shared_client().diagnostics()[-30:],
         }
         return redact(json.dumps(report, indent=1, default=str))

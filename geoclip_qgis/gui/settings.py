@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -54,10 +56,19 @@ def engine_options() -> Dict[str, Any]:
     return {**engine_defaults(), "device": get("device") or "auto", "gallery": get("gallery") or "default"}
 
 
-def redact(text: str) -> str:
-    """Diagnostics never show the user's home folder."""
-    home = os.path.expanduser("~")
-    return text.replace(home, "~") if home and home != "/" else text
+_NAME_ENDS = r"""(?=$|[\\/"'\s:;,)\]}])"""  # /home/ann is redacted in /home/ann/x, not in /home/anna
+
+
+def redact(text: str, home: Optional[str] = None) -> str:
+    """Diagnostics never show the user's home folder, however a path spells it: C:\\Users\\Ann, C:/Users/Ann,
+    JSON-escaped (C:\\\\Users\\\\Ann), in any letter case where the file system ignores it (Windows, macOS)."""
+    home = (home if home is not None else os.path.expanduser("~")).rstrip("/\\")
+    if len(home) < 2 or home.endswith(":"):  # "/" or a bare drive: nothing personal to hide
+        return text
+    spellings = {home, home.replace("\\", "/"), home.replace("/", "\\"), home.replace("\\", "/").replace("/", "\\\\")}
+    pattern = "|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True))
+    windows_like = "\\" in home or home[1:2] == ":" or sys.platform in ("win32", "darwin")
+    return re.sub(f"(?:{pattern}){_NAME_ENDS}", "~", text, flags=re.IGNORECASE if windows_like else 0)
 
 
 class SettingsDialog(QDialog):
