@@ -151,6 +151,7 @@ def main() -> int:
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)  # the throw-away QGIS profile: nothing of it is kept
     info = json.loads(status.read_text()) if status.exists() else {"error": "no status written"}
     info["qgis_exit"] = qgis.returncode
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]

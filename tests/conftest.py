@@ -3,8 +3,11 @@ a private cache folder, and photos made on the spot. No network is ever used."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,25 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.pop("GEOCLIP_CLIP_PATH", None)
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def _temporary_qgis_profile() -> Path:
+    """The tests' own QGIS profile, in a temporary folder removed at exit. pytest-qgis starts QGIS on
+    <rootdir>/.qgis-settings before this file is read (that folder is git-ignored and holds nothing of ours); every
+    setting the tests write goes here instead, and subprocesses (qgis_process, QGIS itself) are pointed here too."""
+    from qgis.PyQt.QtCore import QSettings
+
+    root = Path(tempfile.mkdtemp(prefix="geoclip-qgis-profile-"))
+    profile = root / "profiles" / "default"
+    (profile / "QGIS").mkdir(parents=True)
+    os.environ["QGIS_CUSTOM_CONFIG_PATH"] = str(root)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(profile))
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+QGIS_PROFILE = _temporary_qgis_profile()
 
 
 @pytest.fixture(scope="session")

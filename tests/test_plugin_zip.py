@@ -59,7 +59,10 @@ def profile(tmp_path_factory):
     with zipfile.ZipFile(zips[0]) as zf:
         tops = {n.split("/")[0] for n in zf.namelist()}
         assert tops == {"geoclip_qgis"}, "the zip must hold exactly one folder"
-        assert "geoclip_qgis/metadata.txt" in zf.namelist() and not any("__pycache__" in n for n in zf.namelist())
+        names = zf.namelist()
+        assert "geoclip_qgis/metadata.txt" in names and not any("__pycache__" in n for n in names)
+        assert zf.read("geoclip_qgis/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        assert "geoclip_qgis/i18n/geoclip_qgis_fr.qm" in names and not any(n.endswith(".ts") for n in names)
         root = tmp_path_factory.mktemp("qgis-config")
         plugins = root / "profiles" / "default" / "python" / "plugins"
         plugins.mkdir(parents=True)
@@ -110,3 +113,57 @@ def test_qgis_process_runs_an_algorithm(profile, tmp_path, cache_dir):
 
     with rasterio.open(out) as ds:
         assert (ds.width, ds.height) == (30, 20) and ds.crs.to_epsg() == 4326
+
+
+def test_one_version_everywhere():
+    """metadata.txt holds the version; the package, pyproject (dynamic) and the engine report that one."""
+    import configparser
+
+    import geoclip_qgis
+    import geoclip_qgis.core
+
+    meta = configparser.ConfigParser(interpolation=None)
+    meta.read(ROOT / "geoclip_qgis" / "metadata.txt", encoding="utf-8")
+    version = meta.get("general", "version")
+    assert geoclip_qgis.__version__ == version
+    assert geoclip_qgis.core.__version__ == version, "core/__init__.py should read geoclip_qgis.__version__"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dynamic = ["version"]' in pyproject and 'attr = "geoclip_qgis.__version__"' in pyproject
+    assert f"## [{version}]" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_license_is_the_gpl_the_project_declares():
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "GNU GENERAL PUBLIC LICENSE" in text and "Version 2, June 1991" in text and len(text) > 15000
+    assert "license=GPL-2.0-or-later" in (ROOT / "geoclip_qgis" / "metadata.txt").read_text(encoding="utf-8")
+
+
+def test_translations_are_extracted_and_compiled(tmp_path):
+    """Every tr()/tr_noop() string is in the French .ts, tr() is only given literals (or marked strings), and the
+    shipped .qm is compiled from the .ts."""
+    import ast
+    import xml.etree.ElementTree as ET
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import update_translations
+
+    strings = update_translations.extract()
+    ts = ROOT / "geoclip_qgis" / "i18n" / "geoclip_qgis_fr.ts"
+    current = {m.findtext("source") for m in ET.parse(ts).getroot().iter("message")
+               if m.find("translation").get("type") != "obsolete"}
+    assert current == set(strings), "run scripts/update_translations.py"
+    dynamic = []
+    for path in update_translations.sources():
+        for call in update_translations.marked_calls(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(call.args[0], ast.Constant):
+                dynamic.append(f"{path.name}:{ast.unparse(call)}")
+    # tr() of a variable is fine only where the variable holds tr_noop-marked strings.
+    assert sorted(dynamic) == ["base.py:tr(self._display)", "base.py:tr(self._help)", "base.py:tr(text)",
+                               "dock.py:tr(c)"], dynamic
+    qm = ts.with_suffix(".qm")
+    assert qm.stat().st_size > 1000 and qm.read_bytes()[:16] == bytes.fromhex("3cb86418caef9c95cd211cbf60a1bddd")
+    lrelease = shutil.which("lrelease")
+    if lrelease:  # where Qt's tools are installed, the .qm must be what the .ts compiles to
+        fresh = tmp_path / "fr.qm"
+        subprocess.run([lrelease, "-silent", str(ts), "-qm", str(fresh)], check=True)
+        assert fresh.read_bytes() == qm.read_bytes(), "run scripts/update_translations.py"

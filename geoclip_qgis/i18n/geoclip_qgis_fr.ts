@@ -1,0 +1,907 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="fr">
+    <context>
+        <name>GeoCLIP</name>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Photo / query</source>
+            <translation>Photo / requête</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Rank</source>
+            <translation>Rang</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Probability</source>
+            <translation>Probabilité</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Lat</source>
+            <translation>Lat</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Lon</source>
+            <translation>Lon</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>EXIF GPS distance (km)</source>
+            <translation>Distance au GPS EXIF (km)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Drop photos or folders here</source>
+            <translation>Déposez ici des photos ou des dossiers</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP geolocation</source>
+            <translation>Géolocalisation GeoCLIP</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Add photos…</source>
+            <translation>Ajouter des photos…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Add folder…</source>
+            <translation>Ajouter un dossier…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Clear</source>
+            <translation>Vider</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>…or describe a place, e.g. snowy alpine village</source>
+            <translation>…ou décrivez un lieu, p. ex. village alpin enneigé</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Likelihood raster</source>
+            <translation>Raster de vraisemblance</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Also map the probability density (photos of one place are fused)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Run</source>
+            <translation>Lancer</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Cancel</source>
+            <translation>Annuler</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Ready.</source>
+            <translation>Prêt.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Photos to geolocate</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Folder of photos</source>
+            <translation>Dossier de photos</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Starting the engine…</source>
+            <translation>Démarrage du moteur…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>photo(s)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>query</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source> (cancelled; finished rows kept)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Mapping the likelihood…</source>
+            <translation>Calcul de la carte de vraisemblance…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP likelihood</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>failed</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Photos (drop files or folders here)</source>
+            <translation>Photos (déposez ici des fichiers ou des dossiers)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Top-k</source>
+            <translation>Top-k</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Device</source>
+            <translation>Processeur</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Auto</source>
+            <translation>Auto</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CPU</source>
+            <translation>CPU</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>CUDA</source>
+            <translation>CUDA</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Add photos or type a description first.</source>
+            <translation>Ajoutez d’abord des photos ou saisissez une description.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Cancelling… finished rows are kept.</source>
+            <translation>Annulation… les lignes terminées sont conservées.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>{} {} geolocated</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP likelihood raster</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Photos</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>, {} could not be read: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Likelihood raster added; densest cell {:.4f}, {:.4f}.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP: {} photo(s)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP: “{}”</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source> in {:.1f} s.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/main.py" />
+            <source>GeoCLIP</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/main.py" />
+            <source>GeoCLIP geolocation panel</source>
+            <translation>Panneau de géolocalisation GeoCLIP</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/main.py" />
+            <source>Places like here (click the map)</source>
+            <translation>Lieux semblables à celui-ci (cliquez sur la carte)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/main.py" />
+            <source>Engine and models…</source>
+            <translation>Moteur et modèles…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/main.py" />
+            <source>Settings…</source>
+            <translation>Paramètres…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>GeoCLIP: looking for an NVIDIA driver</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Apple GPU (MPS) / CPU</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Creating the environment</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Updating pip</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Installing transformers, rasterio and the rest</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Installing the GeoCLIP weights package</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Downloading CLIP ViT-L/14</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>GeoCLIP engine and models</source>
+            <translation>Moteur et modèles GeoCLIP</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Install engine</source>
+            <translation>Installer le moteur</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Download CLIP (1.7 GB)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Use a CLIP folder I have…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Build world field</source>
+            <translation>Construire le champ mondial</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, about 15 min on a CPU, resumable); then 0.1° world likelihood and similarity rasters take seconds.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Check again</source>
+            <translation>Vérifier à nouveau</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Copy diagnostics</source>
+            <translation>Copier le diagnostic</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>GeoCLIP: checking the engine</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>GeoCLIP: checking the world field</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>GeoCLIP: building the world location field</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Encoding the world at 0.1° (resumable: Cancel keeps the rows done).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>no NVIDIA driver</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>CLIP downloaded and checked.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Folder holding openai/clip-vit-large-patch14</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Diagnostics copied to the clipboard (home folder shown as ~).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>checking…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source> — starting…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>needs the GeoCLIP weights</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>not built: 0.1° world maps are computed cell by cell (minutes on a CPU). Building it once takes {:.1f} GB of disk.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Field build paused; click Build world field to resume.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>World location field built.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Looking for an NVIDIA driver…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Engine installed.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Install cancelled.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Installing PyTorch ({})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Engine (Python + PyTorch)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>CLIP ViT-L/14 backbone</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>GeoCLIP weights</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>World location field (0.1°)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>partly built ({:.0%}): Build resumes where it stopped.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>damaged ({}); Build repairs it.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>NVIDIA driver {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Installing the engine into {} ({}; PyTorch build: {}).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Downloading {} into {} (resumes if interrupted).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>needs the engine</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>&lt;span style='color:#080'&gt;✔&lt;/span&gt; built ({:.1f} GB, {}): 0.1° world rasters are read from it</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Step failed (exit code {}). See the log above; nothing else was changed.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Using CLIP from {}; checking it…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Field build stopped: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Download stopped: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>GeoCLIP: places like here</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>Still computing the previous click…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>Finding places like {:.4f}, {:.4f}…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>Places like {:.3f}, {:.3f}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
+            <source>GeoCLIP photo</source>
+            <translation>Photo GeoCLIP</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
+            <source>Select a GeoCLIP prediction to see its photo.</source>
+            <translation>Sélectionnez une prédiction GeoCLIP pour voir sa photo.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
+            <source>(text query: no photo)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
+            <source>{} — rank {}, p = {:.4f}, {:.5f}, {:.5f}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
+            <source>Photo not found: {}</source>
+            <translation>Photo introuvable : {}</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>GeoCLIP settings</source>
+            <translation>Paramètres de GeoCLIP</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>Python of the engine environment</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>Engine Python</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CLIP ViT-L/14 folder</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CLIP folder</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>GeoCLIP weights folder (empty: the geoclip package's)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>'default' (100K Flickr points), 'fibonacci:N' (uniform), or a CSV with LAT,LON</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>Gallery</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>Cache folder</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>GeoCLIP: checking CUDA</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>Automatic (CUDA when usable)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CUDA device 0</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CUDA device 1</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>Asking the engine whether CUDA is usable…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CUDA is usable: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CUDA is not usable: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/plugin.py" />
+            <source>The GeoCLIP panel could not be loaded:
+{}</source>
+            <translation>Le panneau GeoCLIP n’a pas pu être chargé :
+{}</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/plugin.py" />
+            <source>The panel could not be loaded ({}: {}); Processing algorithms still work. Details are in the GeoCLIP log.</source>
+            <translation>Le panneau n’a pas pu être chargé ({} : {}) ; les algorithmes de traitement fonctionnent. Détails dans le journal GeoCLIP.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Extent (empty: the whole world)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Cell size (degrees)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Predictions per input (top-k)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>GPS gallery: 'default' (100K Flickr points), 'fibonacci:N', or a CSV path</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>CLIP ViT-L/14 folder (empty: plugin setting / Hugging Face cache)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>The GeoCLIP engine stopped: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/build_location_field.py" />
+            <source>Build location field</source>
+            <translation>Construire un champ de localisation</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/build_location_field.py" />
+            <source>Runs GeoCLIP's location encoder once over every cell of the extent at this cell size and stores the result in the engine's cache. Likelihood, 'places like here' and PCA rasters on that lattice are then read from it: the whole world at 0.1° takes about a second instead of a quarter of an hour on a CPU. The world at 0.1° needs 6.7 GB of disk and takes about 15 minutes on a 2-core CPU (seconds on a GPU). Cancelling keeps the rows done: run it again to resume. Needs no CLIP backbone.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/build_location_field.py" />
+            <source>Field folder</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/build_location_field.py" />
+            <source>Complete</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/build_location_field.py" />
+            <source>Cancelled: the rows done are kept; run the algorithm again to resume.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/build_location_field.py" />
+            <source>Location field ready: {} ({:.2f} GiB)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Geolocate photos</source>
+            <translation>Géolocaliser des photos</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Photos that cannot be read are listed, with the reason, in the second output; the batch goes on. Cancelling keeps the rows already written.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Include sub-folders</source>
+            <translation>Inclure les sous-dossiers</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Photo files</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Layer with photo paths</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Photo path field</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Resume: skip photos already in this earlier result layer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Predicted places</source>
+            <translation>Lieux prédits</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Photos that could not be read</source>
+            <translation>Photos illisibles</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Photos geolocated</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>No photos to geolocate: choose a folder with photos, photo files, or a layer with a photo path field.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Choose the field that holds the photo paths</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Geolocating {} photo(s)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>{} geolocated, {} could not be read{}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source> (cancelled)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Resume: {} photo(s) already done, {} to go</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Folder not found: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
+            <source>Geolocate text query</source>
+            <translation>Géolocaliser une description</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
+            <source>Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery points are returned. Several queries can be given, one per line. Optionally writes a likelihood raster (probability per km²) for the first query.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
+            <source>Text description(s), one per line</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
+            <source>Matching places</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
+            <source>Type a description, e.g. 'snowy alpine village'</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
+            <source>Densest cell: {:.4f}, {:.4f}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Maps how likely each place is for the given photo(s) or text, as probability density per km² (area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best estimate. When a location field covers the extent at this cell size (Engine and models &gt; Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the probability mass is.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Photos (of one place)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>…or a text description</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Method</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Write a Cloud Optimised GeoTIFF</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Best estimate latitude</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Best estimate longitude</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Give either photos or a text description (not both).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Best estimate: {:.5f}, {:.5f} ({} cells scored, {})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <source>Rasterise location-encoder features</source>
+            <translation>Rastériser les descripteurs de l’encodeur de lieux</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <source>Evaluates GeoCLIP's location encoder on every cell and writes its 512-dimensional embedding: either chosen dimensions as float bands (all 512 by default), or the first three principal components as an RGB image that shows the geography the model learned. Needs no CLIP backbone. Computed in tiles.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <source>Output</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <source>Dimensions 0-511, comma-separated (empty: all)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <source>Unit-normalise the embeddings</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <source>Feature raster</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/location_features.py" />
+            <source>Bands must be integers 0-511, e.g. 0,1,2</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Places like here</source>
+            <translation>Lieux semblables</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Cosine similarity between the GeoCLIP location feature of a point and that of every cell: 1 at the point itself, high where the model sees similar places (climate, landscape, culture as photos show them). Needs no CLIP backbone.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Place</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Similarity raster</source>
+            <translation type="unfinished" />
+        </message>
+    </context>
+</TS>
