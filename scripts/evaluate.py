@@ -39,6 +39,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="only the first N photos (a quick check)")
     ap.add_argument("--json", action="store_true", help="print the table as JSON")
+    ap.add_argument("--coverage-res", type=float, default=None,
+                    help="also map each photo's likelihood at this resolution (degrees) and report how often the "
+                         "truth lies inside the 50 %% / 90 %% confidence regions (calibration)")
     args = ap.parse_args()
     try:
         if args.csv:
@@ -51,7 +54,7 @@ def main() -> int:
             truth = truth[: args.limit]
         engine = GeoClipEngine(weights=args.weights, clip_path=args.clip_path, device=args.device,
                                gallery=args.gallery, batch_size=args.batch_size)
-        table = evaluate(engine, truth, args.out)
+        table = evaluate(engine, truth, args.out, coverage_res=args.coverage_res)
     except GeoClipError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

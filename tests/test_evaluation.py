@@ -79,3 +79,28 @@ def test_bad_ground_truth(tmp_path):
     bad.write_text("x,y\n1,2\n")
     with pytest.raises(InputError, match="columns not found"):
         read_ground_truth(bad)
+
+
+def test_places_accuracy_and_region_coverage_on_known_truth(engine, tmp_path):
+    """Truth for photo 1 = its top place's centre (place error 0), for photo 2 = 60° away from it, in the map's
+    least likely cells; the first lies inside every confidence region, the second outside the 90 % one."""
+    import numpy as np
+
+    from geoclip_qgis.core.likelihood import likelihood_map
+    from geoclip_qgis.core.raster import Grid
+
+    photos = [str(make_photo(tmp_path / f"c{i}.jpg", seed=600 + i)) for i in range(2)]
+    res = engine.predict_images(photos, 1)
+    first = res[0].places[0]
+    lmap = likelihood_map(engine, engine.embed_images([photos[1]])[0], Grid.over(None, 5.0))
+    r, c = np.unravel_index(int(np.argmin(lmap.density)), lmap.density.shape)
+    far = (float(lmap.grid.row_lats(r)), float(lmap.grid.col_lons(c)))
+    top = np.unravel_index(int(np.argmax(likelihood_map(engine, engine.embed_images([photos[0]])[0],
+                                                        Grid.over(None, 5.0)).density)), lmap.density.shape)
+    near = (float(lmap.grid.row_lats(top[0])), float(lmap.grid.col_lons(top[1])))
+    truth = [(photos[0], *near), (photos[1], *far)]
+    table = evaluate(engine, truth, tmp_path / "cov.csv", coverage_res=5.0)
+    assert table["coverage 90 %"] == 50.0 and table["coverage 50 %"] == 50.0
+    truth = [(photos[0], first["lat"], first["lon"])]
+    table = evaluate(engine, truth, None)
+    assert table["places"]["1 km"] == 100.0 and "coverage 90 %" not in table

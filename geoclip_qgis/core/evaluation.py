@@ -77,37 +77,67 @@ def ground_truth_from_exif(folder: os.PathLike, recursive: bool = True) -> List[
 
 
 def evaluate(engine, truth: Iterable[Tuple[str, float, float]], out_csv: Optional[os.PathLike] = None,
-             top_k: int = 1) -> Dict[str, float]:
-    """Geolocate every photo, compare the top-1 with the truth, stream per-photo rows to `out_csv`."""
+             top_k: int = 1, coverage_res: Optional[float] = None,
+             levels: Sequence[float] = (0.5, 0.9)) -> Dict[str, object]:
+    """Geolocate every photo and compare with the truth: the raw top-1 gallery point (the paper's protocol) and
+    the top-1 distinct place (core/places.py). With `coverage_res`, also map each photo's likelihood at that
+    resolution and report how often the truth falls inside the 50 % / 90 % confidence regions — close to 50 %
+    and 90 % for a calibrated model. Per-photo rows stream to `out_csv`."""
+    from .regions import hdr_level_at
+
     truth = list(truth)
     where = {path: (la, lo) for path, la, lo in truth}
     errors: List[float] = []
+    place_errors: List[float] = []
+    hdr: List[float] = []
     failed = 0
     fh = open(out_csv, "w", newline="", encoding="utf-8") if out_csv else None  # noqa: SIM115
     try:
         writer = csv.writer(fh) if fh else None
         if writer:
             writer.writerow(["image", "true_lat", "true_lon", "pred_lat", "pred_lon", "probability", "error_km",
-                             "error"])
+                             "place_lat", "place_lon", "place_probability", "place_error_km", "hdr_level", "error"])
         for res in engine.iter_predict_images([t[0] for t in truth], top_k):
             la, lo = where[res.source]
             if not res.ok:
                 failed += 1
                 if writer:
-                    writer.writerow([res.source, la, lo, "", "", "", "", res.error["message"]])
+                    writer.writerow([res.source, la, lo, *[""] * 9, res.error["message"]])
                 continue
             best = res.predictions[0]
             err = geodesic_km(la, lo, best.lat, best.lon)
             errors.append(err)
+            place = res.places[0]
+            perr = geodesic_km(la, lo, place["lat"], place["lon"])
+            place_errors.append(perr)
+            level = ""
+            if coverage_res:
+                level = _hdr_level(engine, res.source, la, lo, coverage_res, hdr_level_at)
+                hdr.append(level)
             if writer:
-                writer.writerow([res.source, la, lo, best.lat, best.lon, best.probability, f"{err:.4f}", ""])
+                writer.writerow([res.source, la, lo, best.lat, best.lon, best.probability, f"{err:.4f}",
+                                 place["lat"], place["lon"], place["probability"], f"{perr:.4f}", level, ""])
                 fh.flush()
     finally:
         if fh:
             fh.close()
-    table = accuracy_table(errors)
+    table: Dict[str, object] = dict(accuracy_table(errors))
     table["failed"] = failed
+    table["places"] = accuracy_table(place_errors)
+    if hdr:
+        for lv in levels:
+            table[f"coverage {lv * 100:g} %"] = 100.0 * sum(h <= lv for h in hdr) / len(hdr)
     return table
+
+
+def _hdr_level(engine, photo: str, lat: float, lon: float, res: float, hdr_level_at) -> float:
+    """The smallest confidence level whose region holds the truth, from the photo's world map at `res`."""
+    from .likelihood import likelihood_map
+    from .raster import Grid
+
+    feats = engine.embed_images([photo])
+    lmap = likelihood_map(engine, feats[0], Grid.over(None, res))
+    return float(hdr_level_at(lmap, [[lat, lon]])[0])
 
 
 def format_table(table: Dict[str, float], reference: Optional[Dict[int, float]] = PAPER_IM2GPS3K) -> str:
@@ -116,6 +146,10 @@ def format_table(table: Dict[str, float], reference: Optional[Dict[int, float]] 
     lines = [f"{'':12s}{head}", f"{'this run':12s}{ours}"]
     if reference:
         lines.append(f"{'paper':12s}" + " ".join(f"{reference[k]:7.2f}%" for k in THRESHOLDS_KM))
+    if isinstance(table.get("places"), dict):
+        lines.append(f"{'places':12s}" + " ".join(f"{table['places'][f'{k} km']:7.2f}%" for k in THRESHOLDS_KM))
+    for key in [k for k in table if str(k).startswith("coverage")]:
+        lines.append(f"{key} region holds the truth for {table[key]:.1f}% of the photos")
     lines.append(f"median error {table['median km']:.1f} km, mean {table['mean km']:.1f} km over "
                  f"{table['photos']} photo(s); {table.get('failed', 0)} could not be read")
     return "\n".join(lines)
