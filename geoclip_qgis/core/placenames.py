@@ -89,7 +89,9 @@ class _Index:
         self.country_names = [n for _, n in codes]
         from scipy.spatial import cKDTree
 
-        self.tree = cKDTree(unit_vectors(np.stack([self.lat, self.lon], axis=1)))
+        # sliding-midpoint tree: builds in a fraction of the median-split time, queries as fast at this size
+        self.tree = cKDTree(unit_vectors(np.stack([self.lat, self.lon], axis=1)), balanced_tree=False,
+                            compact_nodes=False)
 
     def name(self, i: int) -> str:
         return self.name_blob[self.name_off[i]:self.name_off[i + 1]].decode("utf-8")
