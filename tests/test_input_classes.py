@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from geoclip_qgis.core.cli import main
-from geoclip_qgis.core.errors import InputError
+from geoclip_qgis.core.errors import GeoClipError, InputError
 from geoclip_qgis.core.raster import Grid, budget_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,3 +293,496 @@ def test_exif_gps_worker(gps_photos, tiny_clip, tmp_path):
         assert (gps is not None) == isinstance(want, tuple), name
         if gps is not None:
             assert gps == pytest.approx(want, abs=1e-6)
+
+
+# ---- D. models validated before use -----------------------------------------------------------------------------
+def _clip_copy(tiny_clip: str, tmp_path: Path) -> Path:
+    """The tiny CLIP's small files copied, its weights linked: a folder each case may break."""
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for f in Path(tiny_clip).iterdir():
+        if f.name == "model.safetensors":
+            (folder / f.name).symlink_to(f)
+        else:
+            (folder / f.name).write_bytes(f.read_bytes())
+    return folder
+
+
+def _edit_json(path: Path, edit) -> None:
+    import json
+
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def _clip_breakers() -> dict:
+    """name -> (how to break the folder, the file the error must name, regex for its message)"""
+    import json
+
+    def fifo(name):
+        def go(folder):
+            (folder / name).unlink()
+            os.mkfifo(folder / name)
+        return go
+
+    return {
+        "no_tokenizer": (lambda f: [(f / n).unlink() for n in ("vocab.json", "merges.txt", "tokenizer.json")],
+                         "", "no tokenizer files"),
+        "no_processor": (lambda f: [(f / n).unlink() for n in ("processor_config.json",)
+                                    if (f / n).exists()], "", "no preprocessor_config.json"),
+        "config_is_a_list": (lambda f: (f / "config.json").write_text("[1, 2]"), "config.json", "not a JSON object"),
+        "projection_dim_abc": (lambda f: _edit_json(f / "config.json", lambda c: c.update(projection_dim="abc")),
+                               "config.json", "projection_dim is 'abc'"),
+        "vision_config_string": (lambda f: _edit_json(f / "config.json", lambda c: c.update(vision_config="big")),
+                                 "config.json", "vision_config is str, not an object"),
+        "image_size_0": (lambda f: _edit_json(f / "config.json", lambda c: c["vision_config"].update(image_size=0)),
+                         "config.json", "image_size is 0"),
+        "patch_not_dividing": (lambda f: _edit_json(f / "config.json",
+                                                    lambda c: c["vision_config"].update(image_size=225)),
+                               "config.json", "not a multiple of patch_size"),
+        "hidden_size_float": (lambda f: _edit_json(f / "config.json",
+                                                   lambda c: c["text_config"].update(hidden_size=31.5)),
+                              "config.json", "hidden_size is 31.5"),
+        "two_token_vocab": (lambda f: (f / "vocab.json").write_text(json.dumps({"a": 0, "b": 1})), "vocab.json",
+                            "has 2 tokens, the model 49,408"),
+        "vocab_not_json": (lambda f: (f / "vocab.json").write_text("{oops"), "vocab.json", "not valid JSON"),
+        "empty_merges": (lambda f: (f / "merges.txt").write_text(""), "merges.txt", "merges.txt is empty"),
+        "config_fifo": (fifo("config.json"), "config.json", "named pipe"),
+        "vocab_fifo": (fifo("vocab.json"), "vocab.json", "named pipe"),
+        "weights_device": (lambda f: ((f / "model.safetensors").unlink(),
+                                      (f / "model.safetensors").symlink_to("/dev/null")),
+                           "model.safetensors", "a device"),
+        "config_is_folder": (lambda f: ((f / "config.json").unlink(), (f / "config.json").mkdir()), "config.json",
+                             "a folder"),
+    }
+
+
+CLIP_BREAKERS = _clip_breakers()
+
+
+@pytest.mark.parametrize("name", list(CLIP_BREAKERS))
+def test_broken_clip_folders_are_refused_api(name, tiny_clip, tmp_path):
+    from geoclip_qgis.core.errors import BackboneError
+    from geoclip_qgis.core.image_encoder import resolve_clip_path
+
+    folder = _clip_copy(tiny_clip, tmp_path)
+    resolve_clip_path(folder)  # the copy itself is fine
+    breaker, culprit, message = CLIP_BREAKERS[name]
+    breaker(folder)
+    with pytest.raises(BackboneError, match=message) as info:
+        resolve_clip_path(folder)
+    assert str(folder / culprit).rstrip("/") in str(info.value) and info.value.hint
+
+
+@pytest.mark.parametrize("name", ["two_token_vocab", "image_size_0", "config_fifo", "no_processor"])
+def test_broken_clip_folders_are_refused_cli_and_worker(name, tiny_clip, tmp_path, capsys):
+    folder = _clip_copy(tiny_clip, tmp_path)
+    breaker, culprit, message = CLIP_BREAKERS[name]
+    breaker(folder)
+    out = tmp_path / "t.csv"
+    err = cli_error(["text", "a beach", "--clip-path", str(folder), "--device", "cpu", "--gallery", "fibonacci:200",
+                     "--cache-dir", str(tmp_path / "c"), "-o", str(out)], capsys)
+    assert re.search(message, err) and str(folder / culprit).rstrip("/") in err
+    assert not out.exists(), "nothing written for a run refused up front"
+    e = worker_error("geolocate_text", {"queries": ["a beach"], "top_k": 1, "engine": {
+        "clip_path": str(folder), "device": "cpu", "gallery": "fibonacci:200", "cache_dir": str(tmp_path / "c")}})
+    assert e["code"] == "backbone" and re.search(message, e["message"])
+
+
+def _wheel_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    from geoclip_qgis.core.weights import wheel_data_dir
+
+    dst = tmp_path / "w"
+    shutil.copytree(wheel_data_dir() / "weights", dst / "weights")
+    shutil.copytree(wheel_data_dir() / "gps_gallery", dst / "gps_gallery")
+    return dst
+
+
+def _poison(file: str, key, value):
+    def go(folder: Path):
+        import torch
+
+        path = folder / "weights" / file
+        state = torch.load(path, weights_only=True)
+        if key is None:
+            state = torch.tensor(value)
+        else:
+            state[key] = state[key].clone()
+            state[key].view(-1)[7] = value
+        torch.save(state, path)
+    return go
+
+
+WEIGHT_BREAKERS = {
+    "nan_in_location_encoder": (_poison("location_encoder_weights.pth", "LocEnc1.capsule.3.weight", float("nan")),
+                                "location_encoder_weights.pth", "non-finite"),
+    "inf_in_mlp": (_poison("image_encoder_mlp_weights.pth", "2.bias", float("inf")),
+                   "image_encoder_mlp_weights.pth", "non-finite"),
+    "inf_logit_scale": (_poison("logit_scale_weights.pth", None, float("inf")), "logit_scale_weights.pth",
+                        "non-finite"),
+    "huge_logit_scale": (_poison("logit_scale_weights.pth", None, 50.0), "logit_scale_weights.pth",
+                         "no usable scale"),
+    "weights_fifo": (lambda f: ((f / "weights" / "logit_scale_weights.pth").unlink(),
+                                os.mkfifo(f / "weights" / "logit_scale_weights.pth")),
+                     "logit_scale_weights.pth", "named pipe"),
+    "weights_folder": (lambda f: ((f / "weights" / "image_encoder_mlp_weights.pth").unlink(),
+                                  (f / "weights" / "image_encoder_mlp_weights.pth").mkdir()),
+                       "image_encoder_mlp_weights.pth", "a folder"),
+    "gallery_fifo": (lambda f: ((f / "gps_gallery" / "coordinates_100K.csv").unlink(),
+                                os.mkfifo(f / "gps_gallery" / "coordinates_100K.csv")),
+                     "coordinates_100K.csv", "named pipe"),
+}
+
+
+@pytest.mark.parametrize("name", list(WEIGHT_BREAKERS))
+def test_broken_weights_are_refused_api(name, tmp_path):
+    from geoclip_qgis.core.errors import WeightsError
+    from geoclip_qgis.core.weights import load_weights
+
+    folder = _wheel_copy(tmp_path)
+    breaker, culprit, message = WEIGHT_BREAKERS[name]
+    breaker(folder)
+    with pytest.raises(WeightsError, match=message) as info:
+        load_weights(folder, verify=False)
+    assert culprit in str(info.value) and info.value.hint
+
+
+@pytest.mark.parametrize("name", ["nan_in_location_encoder", "inf_logit_scale", "gallery_fifo"])
+def test_broken_weights_are_refused_cli_and_worker(name, tmp_path, capsys):
+    folder = _wheel_copy(tmp_path)
+    breaker, culprit, message = WEIGHT_BREAKERS[name]
+    breaker(folder)
+    err = cli_error(["similar", "--lat", "1", "--lon", "1", "--extent", "0,0,10,10", "--weights", str(folder),
+                     "--cache-dir", str(tmp_path / "c"), "-o", str(tmp_path / "s.tif")], capsys)
+    assert re.search(message, err) and culprit in err
+    e = worker_error("encode_locations", {"points": [[1.0, 2.0]], "engine": {"weights": str(folder),
+                                                                           "cache_dir": str(tmp_path / "c")}})
+    assert e["code"] == "weights" and re.search(message, e["message"])
+
+
+def test_release_config_with_bad_sigma_is_refused(tmp_path):
+    import json
+
+    from geoclip_qgis.core.errors import WeightsError
+    from geoclip_qgis.core.weights import load_weights
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "geoclip-geolocation", "format_version": 1,
+                                                      "sigma": ["abc", 16, 256], "gallery_file": "g.csv"}))
+    with pytest.raises(WeightsError, match="sigma must be a list of positive numbers"):
+        load_weights(tmp_path, verify=False)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("mountain " * 100, "tokens long; CLIP reads at most 77"),
+    ("x" * 50_000_000, "50,000,000 characters long"),
+    ("   ", "empty text query"),
+])
+def test_long_text_is_refused_from_its_length(text, message, tiny_clip, tmp_path, capsys):
+    import time
+
+    from geoclip_qgis.core.image_encoder import check_text_query
+
+    t = time.perf_counter()
+    if "characters" in message:
+        with pytest.raises(InputError, match=message):
+            check_text_query(text)
+    err = cli_error(["text", text, "--clip-path", tiny_clip, "--device", "cpu", "--gallery", "fibonacci:200",
+                     "--cache-dir", str(tmp_path)], capsys)
+    assert re.search(message, err)
+    if len(text) < 2_000_000:  # the worker's line limit refuses the 50 MB request itself, as a protocol error
+        e = worker_error("geolocate_text", {"queries": [text], "top_k": 1, "engine": {
+            "clip_path": tiny_clip, "device": "cpu", "gallery": "fibonacci:200", "cache_dir": str(tmp_path)}})
+        assert e["code"] == "input" and re.search(f"{message}|must not be empty", e["message"])
+    assert time.perf_counter() - t < 60
+
+
+# ---- D + E + F. gallery CSVs --------------------------------------------------------------------------------------
+def _gallery_breakers() -> dict:
+    def write(text):
+        return lambda p: p.write_text(text)
+
+    return {
+        "not_a_number": (write("LAT,LON\n10,20\nabc,5\n"), r"line 3, column LAT: 'abc' is not a number"),
+        "empty_cell": (write("LAT,LON\n10,20\n11,\n"), r"line 3, column LON: '' is not a number"),
+        "nan_text": (write("lat,lon\n10,20\nnan,5\n"), r"line 3, column lat: 'nan' is not a number"),
+        "infinite": (write("LAT,LON\n10,20\ninf,5\n"), "not finite or lie outside"),
+        "latitude_95": (write("LAT,LON\n10,20\n95,5\n"), "not finite or lie outside lat"),
+        "no_columns": (write("a,b\n1,2\n"), "no lat/lon columns"),
+        "empty_file": (write(""), "cannot read gallery CSV|empty"),
+        "header_only": (write("LAT,LON\n"), "no points"),
+        "not_utf8": (lambda p: p.write_bytes(b"LAT,LON\n\xff\xfe,1\n"), "cannot read gallery CSV"),
+        "fifo": (lambda p: os.mkfifo(p), "named pipe"),
+        "folder": (lambda p: p.mkdir(), "a folder"),
+        "device": (lambda p: p.symlink_to("/dev/zero"), "a device"),
+        "over_budget": (write("LAT,LON\n" + "10,20\n" * 1000), "memory budget"),
+    }
+
+
+GALLERY_BREAKERS = _gallery_breakers()
+
+
+@pytest.fixture
+def small_budget(monkeypatch):
+    monkeypatch.setenv("GEOCLIP_MEMORY_BUDGET_MB", "1")  # 509 gallery points
+
+
+@pytest.mark.parametrize("name", list(GALLERY_BREAKERS))
+def test_bad_gallery_csv_api(name, tmp_path, small_budget):
+    from geoclip_qgis.core.gallery import load_gallery
+
+    path = tmp_path / "gallery.csv"
+    breaker, message = GALLERY_BREAKERS[name]
+    breaker(path)
+    with pytest.raises(GeoClipError, match=message) as info:
+        load_gallery(str(path))
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["not_a_number", "fifo", "device", "over_budget"])
+def test_bad_gallery_csv_cli_and_worker(name, tiny_clip, tmp_path, capsys, small_budget):
+    path = tmp_path / "gallery.csv"
+    breaker, message = GALLERY_BREAKERS[name]
+    breaker(path)
+    err = cli_error(["text", "a beach", "--clip-path", tiny_clip, "--device", "cpu", "--gallery", str(path),
+                     "--top-k", "1", "--cache-dir", str(tmp_path / "c")], capsys)
+    assert re.search(message, err) and str(path) in err
+    e = worker_error("geolocate_text", {"queries": ["a beach"], "top_k": 1, "engine": {
+        "clip_path": tiny_clip, "device": "cpu", "gallery": str(path), "cache_dir": str(tmp_path / "c")}})
+    assert re.search(message, e["message"]) and e["code"] in ("input", "budget")
+
+
+# ---- E. only regular files are read as photos ----------------------------------------------------------------------
+@pytest.fixture
+def special_photos(tmp_path) -> dict:
+    from conftest import make_photo
+
+    folder = tmp_path / "special"
+    good = make_photo(folder / "good.jpg", seed=1)
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "folder.jpg").mkdir()
+    (folder / "device.jpg").symlink_to("/dev/zero")
+    (folder / "dangling.jpg").symlink_to(folder / "nowhere.jpg")
+    return {"folder": folder, "good": good, "pipe.jpg": "named pipe", "device.jpg": "a device",
+            "dangling.jpg": "not found", "folder.jpg": "a folder"}
+
+
+def test_special_files_as_photos_api(special_photos, engine):
+    from geoclip_qgis.core.exif import list_photos
+
+    folder = special_photos["folder"]
+    listed = [Path(p).name for p in list_photos(folder)]
+    assert listed == ["dangling.jpg", "device.jpg", "good.jpg", "pipe.jpg"], "special files are listed, to be named"
+    paths = [str(folder / n) for n in ("good.jpg", "pipe.jpg", "folder.jpg", "device.jpg", "dangling.jpg")]
+    results = {Path(r.source).name: r for r in engine.predict_images(paths, top_k=1)}
+    assert results["good.jpg"].ok
+    for name in ("pipe.jpg", "folder.jpg", "device.jpg", "dangling.jpg"):
+        assert not results[name].ok and special_photos[name] in results[name].error["message"], name
+
+
+def test_special_files_as_photos_cli(special_photos, tiny_clip, tmp_path, capsys):
+    folder = special_photos["folder"]
+    rc = main(["photos", str(folder), "--clip-path", tiny_clip, "--device", "cpu",
+               "--gallery", "fibonacci:200", "--top-k", "1", "--cache-dir", str(tmp_path / "c"),
+               "-o", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert rc == 3 and "Traceback" not in err
+    for name in ("pipe.jpg", "device.jpg", "dangling.jpg"):  # a folder named on the command line is listed
+        line = next((ln for ln in err.splitlines() if name in ln), "")
+        assert special_photos[name] in line, f"{name}: {line!r}"
+    assert "good.jpg" in (tmp_path / "p.csv").read_text()
+
+
+def test_special_files_as_photos_worker(special_photos, tiny_clip, tmp_path):
+    from geoclip_qgis.core.worker import Worker
+
+    folder = special_photos["folder"]
+    names = ["good.jpg", "pipe.jpg", "folder.jpg", "device.jpg", "dangling.jpg"]
+    sent: list = []
+    Worker(sent.append).handle({"id": 1, "op": "geolocate_images", "params": {
+        "paths": [str(folder / n) for n in names], "top_k": 1,
+        "engine": {"clip_path": tiny_clip, "device": "cpu", "gallery": "fibonacci:200", "cache_dir": str(tmp_path)}}})
+    rows = {Path(m["data"]["source"]).name: m["data"] for m in sent if m["type"] == "row"}
+    assert sent[-1]["type"] == "result" and rows["good.jpg"]["error"] is None
+    for name in names[1:]:
+        assert special_photos[name] in rows[name]["error"]["message"], name
+
+
+# ---- F. folder listings say what they skipped; budgets before allocating; unwritable caches ----------------------
+def test_recursive_listing_follows_links_once_and_says_what_it_skipped(tmp_path, caplog):
+    from conftest import make_photo
+
+    from geoclip_qgis.core.exif import list_photos
+
+    root = tmp_path / "trip"
+    make_photo(root / "a" / "1.jpg")
+    make_photo(root / "b" / "2.jpg")
+    make_photo(tmp_path / "elsewhere" / "3.jpg")
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)     # a cycle
+    (root / "again").symlink_to(root / "b", target_is_directory=True)    # a second way into b
+    (root / "outside").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # a real extra folder
+    skipped: list = []
+    with caplog.at_level(logging.WARNING, logger="geoclip_qgis"):
+        found = list_photos(root, recursive=True, skipped=skipped)
+    assert sorted(Path(p).name for p in found) == ["1.jpg", "2.jpg", "3.jpg"], found
+    reasons = {Path(p).name: r for p, r in skipped}
+    assert set(reasons) == {"loop", "b"} or set(reasons) == {"loop", "again"}, skipped
+    assert all("listed once" in r for r in reasons.values()) and "skipped" in caplog.text
+    assert list_photos(root) == [], "not recursive: only the top folder"
+
+
+def test_recursive_listing_cli(tmp_path, tiny_clip, capsys):
+    from conftest import make_photo
+
+    root = tmp_path / "trip"
+    make_photo(root / "a" / "1.jpg")
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)
+    assert main(["photos", str(root), "--recursive", "--clip-path", tiny_clip, "--device", "cpu", "--gallery",
+                 "fibonacci:200", "--top-k", "1", "--cache-dir", str(tmp_path / "c"),
+                 "-o", str(tmp_path / "p.csv")]) == 0
+    assert (tmp_path / "p.csv").read_text().count("1.jpg") == 1
+
+
+@pytest.mark.parametrize("spec", ["fibonacci:30000000", "fibonacci:2000000000"])
+def test_huge_fibonacci_gallery_is_refused_before_allocating(spec, tiny_clip, tmp_path, capsys):
+    import resource
+    import time
+
+    from geoclip_qgis.core.errors import BudgetError
+    from geoclip_qgis.core.gallery import load_gallery
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with pytest.raises(BudgetError, match=r"MiB for its embeddings, over the 2,048 MiB memory budget"):
+        load_gallery(spec)
+    assert time.perf_counter() - t < 1 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000
+    err = cli_error(["text", "a beach", "--clip-path", tiny_clip, "--device", "cpu", "--gallery", spec,
+                     "--cache-dir", str(tmp_path)], capsys)
+    assert "memory budget" in err and "fibonacci:1044495" in err, "the hint is a spec that can be pasted"
+    e = worker_error("geolocate_text", {"queries": ["a beach"], "top_k": 1, "engine": {
+        "clip_path": tiny_clip, "device": "cpu", "gallery": spec, "cache_dir": str(tmp_path)}})
+    assert e["code"] == "budget"
+
+
+@pytest.mark.parametrize("spec", ["fibonacci:abc", "fibonacci:-3", "fibonacci:0", "fibonacci:1e9", "fibonaccix"])
+def test_bad_fibonacci_specs(spec):
+    from geoclip_qgis.core.gallery import load_gallery
+
+    with pytest.raises(GeoClipError):
+        load_gallery(spec)
+
+
+def test_cache_path_that_is_a_file_keeps_the_gallery_in_memory(weights, tmp_path, caplog):
+    from geoclip_qgis.core.gallery import Gallery, fibonacci_grid
+    from geoclip_qgis.core.location_encoder import LocationEncoder
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    enc = LocationEncoder.from_state(weights.location)
+    coords = fibonacci_grid(300)
+    with caplog.at_level(logging.WARNING, logger="geoclip_qgis"):
+        g = Gallery(coords).attach(enc, weights.digest, blocker)
+    ref = Gallery(coords).attach(enc, weights.digest, tmp_path / "ok")
+    assert g.cache_file is None and np.array_equal(np.asarray(g.embeddings), np.asarray(ref.embeddings))
+    assert "stay in memory" in caplog.text and str(blocker) in caplog.text
+    assert blocker.read_text().startswith("a file"), "the user's file is untouched"
+
+
+_FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # every write past 200 kB fails: a full disk
+from geoclip_qgis.core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_full_cache_disk_cli(tiny_clip, tmp_path):
+    """A cache write that fails half way (EFBIG, as ENOSPC would) leaves no temporary file, and the run goes on."""
+    cache = tmp_path / "cache"
+    out = tmp_path / "t.csv"
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, "text", "a beach", "--clip-path", tiny_clip,
+                           "--device", "cpu", "--gallery", "fibonacci:500", "--top-k", "2", "--cache-dir", str(cache),
+                           "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "stay in memory" in proc.stderr and "geoclip_qgis/core/gallery.py" not in proc.stderr
+    assert out.is_file() and list(cache.glob("gallery-*")) == [], "no stray temporary file"
+
+
+_READ_ONLY = """
+import os, sys
+os.setgid(65534); os.setuid(65534)
+sys.path.insert(0, sys.argv[1])
+import logging; logging.basicConfig()
+from geoclip_qgis.core.gallery import Gallery, fibonacci_grid
+from geoclip_qgis.core.location_encoder import LocationEncoder
+from geoclip_qgis.core.weights import load_weights
+w = load_weights(verify=False)
+g = Gallery(fibonacci_grid(200)).attach(LocationEncoder.from_state(w.location), w.digest, sys.argv[2])
+print("cache_file", g.cache_file, tuple(g.embeddings.shape))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to 'nobody'")
+def test_read_only_cache_folder_keeps_the_gallery_in_memory(tmp_path):
+    import shutil
+    import tempfile
+
+    cache = Path(tempfile.mkdtemp(prefix="geoclip-ro-"))
+    os.chmod(cache, 0o555)  # owned by root: 'nobody' can read it, not write it
+    try:
+        proc = subprocess.run([sys.executable, "-c", _READ_ONLY, str(ROOT), str(cache)], capture_output=True,
+                              text=True, timeout=300)
+        assert "cache_file None (200, 512)" in proc.stdout, proc.stderr[-2000:]
+        assert "stay in memory" in proc.stderr and "Traceback" not in proc.stderr
+        assert list(cache.iterdir()) == []
+    finally:
+        shutil.rmtree(cache)
+
+
+# ---- G. check_coordinates is the one coordinate validator ----------------------------------------------------------
+@pytest.mark.parametrize("value,message", [
+    ([[95.0, 0.0]], r"1 of the points are not finite or lie outside lat ±90 / lon ±180, the first at row 0"),
+    ([[10.0, 20.0], [float("nan"), 0.0]], r"first at row 1"),
+    ([[10.0, 20.0], [0.0, float("inf")]], r"first at row 1"),
+    ([[0.0, 181.0]], "outside"),
+    ([[1, 2, 3]], r"\(lat, lon\) pairs; got an array of shape \(1, 3\)"),
+    (np.zeros((3, 4)), r"shape \(3, 4\)"),
+    ("abc", "pairs of numbers"),
+    ([[1, 2], [3]], "pairs of numbers"),
+    ([], "no points"),
+])
+def test_check_coordinates_names_what_was_given(value, message):
+    from geoclip_qgis.core.gallery import check_coordinates
+
+    with pytest.raises(InputError, match=message) as info:
+        check_coordinates(value, "points")
+    assert "points" in str(info.value)
+
+
+def test_check_coordinates_edges_and_files(tmp_path):
+    from geoclip_qgis.core.gallery import check_coordinates, read_coordinates_csv
+
+    ok = check_coordinates([[90, 180], [-90, -180]], "points")
+    assert ok.dtype == np.float32 and ok.shape == (2, 2)
+    assert check_coordinates([45, 10], "points").shape == (1, 2), "one pair is one point"
+    assert check_coordinates([], "points", allow_empty=True).shape == (0, 2)
+    with pytest.raises(InputError, match="outside"):
+        check_coordinates([[90.0000001, 0]], "points")  # refused before float32 rounding would make it 90
+    csv = tmp_path / "g.csv"
+    csv.write_text("LAT,LON\n10,20\n91,0\n")
+    with pytest.raises(InputError, match="gallery CSV points") as info:
+        read_coordinates_csv(csv)
+    assert info.value.path == str(csv)
+
+
+def test_encode_locations_refuses_bad_points_api_cli_worker(engine, tmp_path, capsys):
+    with pytest.raises(InputError, match="points"):
+        engine.encode_locations([[95.0, 0.0]])
+    err = cli_error(["similar", "--lat", "95", "--lon", "0", "-o", str(tmp_path / "s.tif")], capsys)
+    assert "outside" in err
+    e = worker_error("encode_locations", {"points": [[10.0, 20.0], [float("nan"), 0.0]],
+                                          "engine": {"device": "cpu", "cache_dir": str(tmp_path)}})
+    assert e["code"] == "input"

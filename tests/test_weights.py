@@ -31,7 +31,7 @@ def test_wheel_files_have_the_recorded_sha256(weights):
 def test_missing_file_is_named(tmp_path):
     folder = _copy_wheel(tmp_path)
     (folder / "weights" / "logit_scale_weights.pth").unlink()
-    with pytest.raises(WeightsError, match="logit_scale_weights.pth.*missing"):
+    with pytest.raises(WeightsError, match="logit_scale_weights.pth.*not found"):
         load_weights(folder)
 
 

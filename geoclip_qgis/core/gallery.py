@@ -121,8 +121,8 @@ def check_coordinates(coords, what: str = "gallery points", path: Optional[str] 
         arr = np.asarray(coords, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"{what} must be (lat, lon) pairs of numbers", path, hint) from None
-    if arr.ndim == 1 and arr.size == 2:
-        arr = arr.reshape(1, 2)
+    if arr.ndim == 1 and arr.size in (0, 2):
+        arr = arr.reshape(-1, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise InputError(f"{what} must be (lat, lon) pairs; got an array of shape {arr.shape}", path, hint)
     if arr.shape[0] == 0 and not allow_empty:

@@ -15,11 +15,16 @@ import torch
 from torch import nn
 
 from .errors import BackboneError, InputError
+from .files import open_regular, regular_file
 
 CLIP_HUB_ID = "openai/clip-vit-large-patch14"
 CLIP_ENV = "GEOCLIP_CLIP_PATH"
 PROJECTION_DIM = 768
 MAX_TEXT_TOKENS = 77
+# No CLIP token spans more than 32 characters (its longest BPE entry is 32 bytes), so a text of normal words and
+# single spaces longer than 77 x (32 + 1) characters cannot fit in 77 tokens. Longer texts are refused from their
+# length alone, before the tokenizer sees them: a 50 MB text used to keep the worker busy for 100 s.
+MAX_TEXT_CHARS = MAX_TEXT_TOKENS * 33
 _HOWTO = (
     f"download {CLIP_HUB_ID} once (the plugin's model manager does it) and name its folder with --clip-path, "
     f"the {CLIP_ENV} environment variable, or the plugin setting 'CLIP folder'"
@@ -32,30 +37,122 @@ def _hub_offline() -> bool:
     ).lower() in ("1", "true", "yes")
 
 
-def check_clip_folder(folder: Path) -> Path:
-    """A folder must hold a CLIP with 768-d projections and its weights; anything else is named and refused."""
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise BackboneError("no config.json: not a Hugging Face model folder", str(folder), _HOWTO)
+def _read_json(path: Path, what: str) -> dict:
+    """A JSON object from a regular file, or a BackboneError naming the file."""
     try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise BackboneError(f"config.json is not valid JSON ({exc})", str(cfg_path), _HOWTO) from exc
+        with open_regular(path, what, _HOWTO, binary=False, error=BackboneError) as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"{what} is not valid JSON ({exc})", str(path), _HOWTO) from None
+    if not isinstance(data, dict):
+        raise BackboneError(f"{what} holds a {type(data).__name__}, not a JSON object", str(path), _HOWTO)
+    return data
+
+
+def _positive_int(cfg: dict, key: str, where: str, path: Path, required: bool = False) -> Optional[int]:
+    value = cfg.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BackboneError(f"{where}{key} is {value!r}, not a positive whole number", str(path),
+                            f"the file is damaged or not {CLIP_HUB_ID}'s: {_HOWTO}")
+    return value
+
+
+_TOWER_INTS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+
+
+def check_clip_folder(folder: Path) -> Path:
+    """A folder must hold a complete CLIP with 768-d projections: config, weights, tokenizer and image processor,
+    each a regular file with well-formed values, and a vocabulary as large as the model's embedding table. Anything
+    else is named and refused here, before a model is built (a 2-token vocabulary or an image_size of 0 would
+    otherwise run, or fail deep inside transformers)."""
+    cfg_path = folder / "config.json"
+    if not os.path.lexists(cfg_path):
+        raise BackboneError("no config.json: not a Hugging Face model folder", str(folder), _HOWTO)
+    cfg = _read_json(cfg_path, "CLIP config.json")
     if cfg.get("model_type") != "clip":
         raise BackboneError(
             f"this is a {cfg.get('model_type')!r} model, not CLIP", str(folder), f"GeoCLIP needs {CLIP_HUB_ID}"
         )
-    if int(cfg.get("projection_dim", 0)) != PROJECTION_DIM:
+    proj = _positive_int(cfg, "projection_dim", "", cfg_path, required=True)
+    if proj != PROJECTION_DIM:
         raise BackboneError(
-            f"CLIP projection_dim is {cfg.get('projection_dim')}, GeoCLIP needs {PROJECTION_DIM} (ViT-L/14)",
+            f"CLIP projection_dim is {proj}, GeoCLIP needs {PROJECTION_DIM} (ViT-L/14)",
             str(folder),
             f"use {CLIP_HUB_ID}, not another CLIP size",
         )
-    if not any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")) and not any(
-        folder.glob("model-*.safetensors")
-    ):
+    towers = {}
+    for tower in ("text_config", "vision_config"):
+        sub = cfg.get(tower)
+        if not isinstance(sub, dict):
+            raise BackboneError(f"config.json {tower} is {type(sub).__name__}, not an object", str(cfg_path),
+                                _HOWTO)
+        for key in _TOWER_INTS:
+            _positive_int(sub, key, f"{tower}.", cfg_path)
+        towers[tower] = sub
+    vision = towers["vision_config"]
+    image_size = _positive_int(vision, "image_size", "vision_config.", cfg_path) or 224
+    patch = _positive_int(vision, "patch_size", "vision_config.", cfg_path) or 32
+    if image_size % patch:
+        raise BackboneError(f"vision_config.image_size {image_size} is not a multiple of patch_size {patch}",
+                            str(cfg_path), _HOWTO)
+    vocab_size = _positive_int(towers["text_config"], "vocab_size", "text_config.", cfg_path) or 49408
+    _positive_int(towers["text_config"], "max_position_embeddings", "text_config.", cfg_path)
+    weights = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if os.path.lexists(folder / n)]
+    weights += sorted(folder.glob("model-*.safetensors"))
+    if not weights:
         raise BackboneError("no model weights (model.safetensors) in the folder", str(folder), _HOWTO)
+    for w in weights:
+        regular_file(w, "CLIP weights", _HOWTO, error=BackboneError)
+    _check_processor(folder)
+    _check_tokenizer(folder, vocab_size)
     return folder
+
+
+def _check_processor(folder: Path) -> None:
+    """preprocessor_config.json (the hub's layout), or processor_config.json with an image_processor section (what
+    transformers 5 saves), with positive pixel sizes."""
+    path = folder / "preprocessor_config.json"
+    if os.path.lexists(path):
+        proc = _read_json(path, "preprocessor_config.json")
+    elif os.path.lexists(folder / "processor_config.json"):
+        path = folder / "processor_config.json"
+        proc = _read_json(path, "processor_config.json").get("image_processor")
+        if not isinstance(proc, dict):
+            raise BackboneError("processor_config.json has no image_processor section", str(path), _HOWTO)
+    else:
+        raise BackboneError("no preprocessor_config.json (CLIP's image processor)", str(folder), _HOWTO)
+    for key in ("crop_size", "size"):
+        value = proc.get(key)
+        sizes = list(value.values()) if isinstance(value, dict) else [value]
+        if value is not None and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+            raise BackboneError(f"{path.name} {key} is {value!r}, not positive pixel sizes", str(path), _HOWTO)
+
+
+def _check_tokenizer(folder: Path, vocab_size: int) -> None:
+    """vocab.json + merges.txt, or tokenizer.json, with exactly the model's vocabulary size."""
+    if os.path.lexists(folder / "vocab.json") or os.path.lexists(folder / "merges.txt"):
+        vocab = _read_json(folder / "vocab.json", "tokenizer vocab.json")
+        merges = regular_file(folder / "merges.txt", "tokenizer merges.txt", _HOWTO, error=BackboneError)
+        if merges.stat().st_size == 0:
+            raise BackboneError("tokenizer merges.txt is empty", str(merges), _HOWTO)
+        where = folder / "vocab.json"
+    elif os.path.lexists(folder / "tokenizer.json"):
+        tok = _read_json(folder / "tokenizer.json", "tokenizer.json")
+        model = tok.get("model")
+        vocab = model.get("vocab") if isinstance(model, dict) else None
+        if not isinstance(vocab, dict):
+            raise BackboneError("tokenizer.json has no model.vocab", str(folder / "tokenizer.json"), _HOWTO)
+        vocab = {**vocab, **{t.get("content"): t.get("id") for t in tok.get("added_tokens") or []
+                             if isinstance(t, dict)}}
+        where = folder / "tokenizer.json"
+    else:
+        raise BackboneError("no tokenizer files (vocab.json + merges.txt, or tokenizer.json)", str(folder), _HOWTO)
+    ids = [v for v in vocab.values() if isinstance(v, int) and not isinstance(v, bool)]
+    if len(vocab) != vocab_size or len(ids) != len(vocab) or (ids and (min(ids) < 0 or max(ids) >= vocab_size)):
+        raise BackboneError(f"the tokenizer has {len(vocab):,} tokens, the model {vocab_size:,}: they do not belong "
+                            "together", str(where), _HOWTO)
 
 
 def resolve_clip_path(clip_path: Optional[os.PathLike | str] = None) -> str:
@@ -115,6 +212,22 @@ def _features(out) -> torch.Tensor:
     raise TypeError(f"unexpected CLIP output {type(out).__name__}")
 
 
+def check_text_query(q: object) -> str:
+    """A text query stripped, or an InputError: not a string, empty, or longer than any 77-token text can be
+    (MAX_TEXT_CHARS). Cheap and model-free, so callers can run it before CLIP loads; the exact token count is
+    checked after, by the tokenizer, on a text already known to be short."""
+    if not isinstance(q, str):
+        raise InputError(f"a text query must be a string, got {type(q).__name__}",
+                         hint="type a description, e.g. 'snowy alpine village'")
+    q = q.strip()
+    if not q:
+        raise InputError("empty text query", hint="type a description, e.g. 'snowy alpine village'")
+    if len(q) > MAX_TEXT_CHARS:
+        raise InputError(f"text query is {len(q):,} characters long; CLIP reads at most {MAX_TEXT_TOKENS} tokens "
+                         f"(no text over {MAX_TEXT_CHARS:,} characters fits)", hint=f"shorten it: {q[:60]!r}...")
+    return q
+
+
 class ImageEncoder(nn.Module):
     """CLIP vision tower + GeoCLIP MLP; `preprocess` uses the folder's own CLIP image processor."""
 
@@ -160,15 +273,14 @@ class TextEncoder(nn.Module):
     def tokenize(self, queries: Sequence[str]) -> dict:
         texts: List[str] = []
         for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise InputError("empty text query", hint="type a description, e.g. 'snowy alpine village'")
-            n = len(self.tokenizer(q.strip())["input_ids"])
+            q = check_text_query(q)
+            n = len(self.tokenizer(q)["input_ids"])
             if n > MAX_TEXT_TOKENS:
                 raise InputError(
                     f"text query is {n} tokens long; CLIP reads at most {MAX_TEXT_TOKENS}",
                     hint=f"shorten it: {q[:60]!r}...",
                 )
-            texts.append(q.strip())
+            texts.append(q)
         return self.tokenizer(texts, padding=True, return_tensors="pt")
 
     @torch.inference_mode()

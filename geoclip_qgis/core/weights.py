@@ -4,13 +4,16 @@ Two layouts are read, both without unpickling arbitrary objects:
 - the `geoclip` wheel's files (`weights/*.pth` read with `torch.load(weights_only=True)`, `gps_gallery/*.csv`),
   found through the installed distribution's metadata so that `geoclip` itself is never imported;
 - a release folder (`config.json` + `model.safetensors` + the gallery CSV that config names).
-Every tensor is checked for its key set and shape, so a wrong file fails here, by name, not deep in torch.
+Every tensor is checked for its key set, shape and finiteness (a NaN in the location encoder would make every
+gallery embedding NaN; an infinite logit scale every probability), and only regular files are opened (core.files),
+so a wrong, damaged or special file fails here, by name, before any model runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from .errors import WeightsError
+from .files import open_regular, regular_file
 
 SIGMAS: Tuple[float, ...] = (2.0**0, 2.0**4, 2.0**8)
 WHEEL_FILES = {
@@ -82,7 +86,7 @@ class GeoClipWeights:
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "weights file", _FIX, error=WeightsError) as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
@@ -111,7 +115,21 @@ def _check_tensor(t: object, shape: tuple, path: Path, key: str) -> torch.Tensor
             path,
             _FIX,
         )
-    return t.detach().to(torch.float32).contiguous()
+    t = t.detach().to(torch.float32).contiguous()
+    bad = int((~torch.isfinite(t)).sum())
+    if bad:
+        raise WeightsError(f"entry {key!r} has {bad:,} non-finite value(s) (NaN or infinity): damaged weights", path,
+                           _FIX)
+    return t
+
+
+def _check_logit_scale(t: object, path: Path, key: str = "logit_scale") -> torch.Tensor:
+    """GeoCLIP's temperature: a finite scalar whose exp is a usable softmax scale (CLIP-style training keeps it
+    at most ln 100 = 4.6; GeoCLIP's is 3.68). A value past 10 (scale 22,000) can only be damage."""
+    t = _check_tensor(t, (), path, key)
+    if not -10.0 <= float(t) <= 10.0 or not math.isfinite(math.exp(float(t))):
+        raise WeightsError(f"{key} is {float(t):g}: exp() of it is no usable scale (GeoCLIP's is 3.68)", path, _FIX)
+    return t
 
 
 def _remap(state: dict, layout: dict, path: Path, what: str) -> Dict[str, torch.Tensor]:
@@ -137,21 +155,20 @@ def location_from_official(state: dict, path: Path, n_capsules: int) -> Dict[str
 
 
 def _torch_load(path: Path) -> object:
-    if not path.is_file():
-        raise WeightsError("weights file is missing", path, _FIX)
-    if path.stat().st_size == 0:
-        raise WeightsError("weights file is empty (0 bytes)", path, _FIX)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle with code, not a torch file at all
-        raise WeightsError(f"cannot read weights ({type(exc).__name__}: {exc})", path, _FIX) from exc
+    with open_regular(path, "weights file", _FIX, error=WeightsError) as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise WeightsError("weights file is empty (0 bytes)", path, _FIX)
+        try:
+            return torch.load(fh, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated zip, pickle with code, not a torch file at all
+            raise WeightsError(f"cannot read weights ({type(exc).__name__}: {exc})", path, _FIX) from exc
 
 
 def _load_wheel_layout(folder: Path) -> GeoClipWeights:
     wdir = folder / "weights" if (folder / "weights").is_dir() else folder
     files = {k: wdir / v for k, v in WHEEL_FILES.items()}
     gallery = folder / "gps_gallery" / GALLERY_CSV
-    if not gallery.is_file():
+    if not os.path.lexists(gallery):
         gallery = folder / GALLERY_CSV
     loc_state = _torch_load(files["location"])
     mlp_state = _torch_load(files["mlp"])
@@ -159,9 +176,8 @@ def _load_wheel_layout(folder: Path) -> GeoClipWeights:
     for name, obj in (("location", loc_state), ("mlp", mlp_state)):
         if not isinstance(obj, dict):
             raise WeightsError("expected a state dict", files[name], _FIX)
-    scale = _check_tensor(scale, (), files["logit_scale"], "logit_scale")
-    if not gallery.is_file():
-        raise WeightsError("gallery CSV is missing", gallery, _FIX)
+    scale = _check_logit_scale(scale, files["logit_scale"])
+    regular_file(gallery, "gallery CSV", _FIX, error=WeightsError)
     return GeoClipWeights(
         location=location_from_official(loc_state, files["location"], len(SIGMAS)),
         mlp=_remap(mlp_state, _MLP_LAYOUT, files["mlp"], "image MLP"),
@@ -178,20 +194,23 @@ def _load_release_layout(folder: Path) -> GeoClipWeights:
 
     cfg_path = folder / "config.json"
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        with open_regular(cfg_path, "release config", _FIX, binary=False, error=WeightsError) as fh:
+            config = json.loads(fh.read())
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot read release config ({exc})", cfg_path, _FIX) from exc
     if not isinstance(config, dict) or config.get("model_type") != "geoclip-geolocation":
         raise WeightsError("config.json is not a geoclip-geolocation release", cfg_path, _FIX)
     if config.get("format_version") != 1:
         raise WeightsError(f"unsupported format_version {config.get('format_version')!r}", cfg_path, _FIX)
-    sigmas = tuple(float(s) for s in config.get("sigma", SIGMAS))
+    sigmas = config.get("sigma", list(SIGMAS))
+    if not isinstance(sigmas, list) or not sigmas or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in sigmas):
+        raise WeightsError(f"config.json sigma must be a list of positive numbers, got {sigmas!r}", cfg_path, _FIX)
+    sigmas = tuple(float(v) for v in sigmas)
     gname = config.get("gallery_file")
     if not isinstance(gname, str) or Path(gname).name != gname or not gname.endswith(".csv"):
         raise WeightsError("config.json gallery_file must name a CSV inside the folder", cfg_path, _FIX)
-    st_path = folder / "model.safetensors"
-    if not st_path.is_file():
-        raise WeightsError("model.safetensors is missing", st_path, _FIX)
+    st_path = regular_file(folder / "model.safetensors", "model.safetensors", _FIX, error=WeightsError)
     try:
         tensors = load_file(str(st_path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -202,13 +221,11 @@ def _load_release_layout(folder: Path) -> GeoClipWeights:
     extra -= {f"image_encoder.mlp.{k}" for k in mlp}
     if extra or "logit_scale" not in tensors:
         raise WeightsError(f"unexpected or missing tensors: {sorted(extra)[:4]}", st_path, _FIX)
-    gallery = folder / gname
-    if not gallery.is_file():
-        raise WeightsError("gallery CSV named in config.json is missing", gallery, _FIX)
+    gallery = regular_file(folder / gname, "gallery CSV named in config.json", _FIX, error=WeightsError)
     return GeoClipWeights(
         location=location_from_official(loc, st_path, len(sigmas)),
         mlp=_remap(mlp, _MLP_LAYOUT, st_path, "image MLP"),
-        logit_scale=_check_tensor(tensors["logit_scale"], (), st_path, "logit_scale"),
+        logit_scale=_check_logit_scale(tensors["logit_scale"], st_path),
         gallery_csv=gallery,
         source=str(folder),
         sigmas=sigmas,
@@ -222,8 +239,10 @@ def load_weights(folder: Optional[os.PathLike] = None, verify: bool = True) -> G
         folder = os.environ.get("GEOCLIP_WEIGHTS") or None
     path = wheel_data_dir() if folder is None else Path(folder).expanduser()
     if not path.is_dir():
-        raise WeightsError("weights folder does not exist", path, _FIX)
-    weights = _load_release_layout(path) if (path / "config.json").is_file() else _load_wheel_layout(path)
+        raise WeightsError("weights folder does not exist" if not path.exists() else "weights path is not a folder",
+                           path, _FIX)
+    release = os.path.lexists(path / "config.json")
+    weights = _load_release_layout(path) if release else _load_wheel_layout(path)
     if verify:
         verify_known_files(weights)
     return weights
