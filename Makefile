@@ -1,19 +1,49 @@
-# Two commands on a fresh machine: `make demo` (the main job on embedded defaults) and `make test`.
-# Both run scripts/setup_env.sh first: apt packages, the venv and pinned pip installs, each skipped when done.
+# Two commands on a fresh machine: `make demo` (the main job on embedded defaults) and `make test` (both test lanes).
+# Both run their set-up first (scripts/setup_env.sh, scripts/qgis_lane.sh), each step skipped when done.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE = 1
+SHELL := /bin/bash
 
-.PHONY: setup test demo lint bench zip clean
+.PHONY: setup test test-322 test-340 test-344 demo lint bench zip clean
 
 setup:
 	@bash scripts/setup_env.sh
 
-test: setup
-	$(PY) -m ruff check geoclip_qgis scripts tests
-	$(PY) -m pytest -q
+# `make test`: both lanes, each with its own idempotent set-up, then one summary line per lane (also on failure).
+#   test-322: lint + the suite on this machine's QGIS 3.22 (Debian 12, Python 3.11) in .venv
+#   test-340: the suite on QGIS 3.40 LTR (Debian 13 trixie, Python 3.13, numpy 2) in a debootstrap chroot
+#   test-344: a plugin-load smoke test on sid's QGIS 3.44 (Python 3.14); not part of `make test`
+test:
+	@mkdir -p .cache; rm -f .cache/lane-*.txt; rc=0; \
+	$(MAKE) --no-print-directory test-322 || rc=1; \
+	$(MAKE) --no-print-directory test-340 || rc=1; \
+	echo "== lanes =="; cat .cache/lane-322.txt .cache/lane-340.txt 2>/dev/null; \
+	cat .cache/lane-322.txt .cache/lane-340.txt 2>/dev/null | awk '{ for (i = 1; i < NF; i++) { w = $$(i + 1); \
+	  gsub(/[,;]/, "", w); if (w == "passed") p += $$i; else if (w == "failed" || w ~ /^errors?$$/) f += $$i; \
+	  else if (w == "skipped") k += $$i } } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, k }'; \
+	exit $$rc
+
+test-322: setup
+	@mkdir -p .cache; s=$$(date +%s); set -o pipefail; rc=0; lint=ok; \
+	$(PY) -m ruff check geoclip_qgis scripts tests || { rc=1; lint=FAILED; }; \
+	$(PY) -m pytest -q $(PYTEST_ARGS) 2>&1 | tee .cache/pytest-322.log || rc=$$?; \
+	sum=$$(grep -E '(passed|failed|error).* in [0-9.]+s' .cache/pytest-322.log | tail -1 | tr -d '=' | xargs); \
+	echo "LANE qgis-3.22 (host .venv): $${sum:-no summary} ; ruff $$lint ; suite $$(( $$(date +%s) - s )) s" \
+	  | tee .cache/lane-322.txt; \
+	exit $$rc
+
+test-340:
+	@mkdir -p .cache; s=$$(date +%s); set -o pipefail; rc=0; \
+	bash scripts/qgis_lane.sh trixie -q $(PYTEST_ARGS) 2>&1 | tee .cache/lane-340.log || rc=$$?; \
+	grep '^LANE' .cache/lane-340.log | tail -1 > .cache/lane-340.txt \
+	  || echo "LANE qgis-3.40 (chroot trixie): set-up failed after $$(( $$(date +%s) - s )) s" > .cache/lane-340.txt; \
+	exit $$rc
+
+test-344:
+	bash scripts/qgis_lane.sh sid
 
 demo: setup
 	$(PY) scripts/demo.py --out $(OUT)

@@ -30,6 +30,11 @@ want=$(cat "$ROOT/geoclip_qgis/resources/engine-requirements.txt" "$ROOT/require
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: pip install (pinned) into $VENV"
   "$PY" -m pip install -q -U "pip>=24"
+  # This machine's constraints (not the users': engine-requirements.txt stays open for Python 3.9-3.14):
+  # - numpy<2: this venv sees Debian 12's python3-gdal, matplotlib and scipy (--system-site-packages, for qgis),
+  #   which are built against numpy 1.x;
+  # - torch==2.13.0: exactly the CPU build whose wheel lies on this machine's disk (PyPI's Linux torch is the CUDA
+  #   build, gigabytes of downloads).
   printf 'numpy<2\ntorch==2.13.0\n' > "$VENV/constraints.txt"
   "$PY" -m pip install -q -c "$VENV/constraints.txt" -r "$ROOT/geoclip_qgis/resources/engine-requirements.txt" -r "$ROOT/requirements-dev.txt"
   # The oracle: --no-deps, because its torchvision pin resolves to a CUDA build that breaks transformers.
@@ -39,16 +44,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # The real CLIP BPE vocabulary ships inside the open_clip_torch wheel; tests build a tokenizer from it.
-if [ ! -s "$CACHE/bpe_simple_vocab_16e6.txt.gz" ]; then
-  mkdir -p "$CACHE/wheels"
-  "$PY" -m pip download -q --no-deps -d "$CACHE/wheels" open_clip_torch==3.3.0
-  "$PY" - "$CACHE" <<'PYEOF'
-import glob, sys, zipfile
-cache = sys.argv[1]
-whl = glob.glob(f"{cache}/wheels/open_clip_torch-*.whl")[0]
-with zipfile.ZipFile(whl) as z:
-    data = z.read("open_clip/bpe_simple_vocab_16e6.txt.gz")
-with open(f"{cache}/bpe_simple_vocab_16e6.txt.gz", "wb") as f:
-    f.write(data)
-PYEOF
-fi
+[ -s "$CACHE/bpe_simple_vocab_16e6.txt.gz" ] || "$PY" "$ROOT/scripts/fetch_bpe_vocab.py" "$CACHE"

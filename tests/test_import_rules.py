@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 PLUGIN = Path(__file__).resolve().parents[1] / "geoclip_qgis"
 QT_OR_QGIS = ("qgis", "PyQt5", "PyQt6", "PyQt", "sip")
 STDLIB_CORE = ("geoclip_qgis.core.protocol", "geoclip_qgis.core.geodesy")  # what the QGIS side may import
-HEAVY = ("torch", "transformers", "safetensors", "huggingface_hub", "rasterio", "fiona", "numpy", "PIL", "pandas")
+HEAVY = ("torch", "transformers", "safetensors", "huggingface_hub", "rasterio", "pyogrio", "fiona", "numpy", "PIL",
+         "pandas")
 
 
 def _imports(path: Path):
@@ -79,21 +81,76 @@ def test_importing_the_engine_package_is_light():
     assert out == "False"
 
 
+QGIS_SIDE_PROBE = r"""
+import builtins, importlib, json, sys
+HEAVY, BASELINE, MODS = json.loads(sys.argv[1])
+
+# QGIS's own modules first: what they load is QGIS's business (3.40's qgis.core imports numpy, 3.22's does not).
+for name in BASELINE:
+    try:
+        importlib.import_module(name)
+    except ImportError:  # `from qgis.PyQt.QtCore import Qt` names a class, not a module
+        importlib.import_module(name.rsplit(".", 1)[0])
+before = set(sys.modules)
+
+# Then the plugin's modules, with every import they make at import time watched (also of modules already loaded).
+seen = []
+real_import, real_import_module = builtins.__import__, importlib.import_module
+
+def _watch(importer, name):
+    if importer.startswith("geoclip_qgis") and name.split(".")[0] in HEAVY:
+        seen.append(f"{importer} imports {name}")
+
+def spy_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0:
+        _watch((globals or {}).get("__name__", ""), name)
+    return real_import(name, globals, locals, fromlist, level)
+
+def spy_import_module(name, package=None):
+    _watch(sys._getframe(1).f_globals.get("__name__", ""), name)
+    return real_import_module(name, package)
+
+builtins.__import__, importlib.import_module = spy_import, spy_import_module
+for m in MODS:
+    real_import_module(m)
+builtins.__import__, importlib.import_module = real_import, real_import_module
+new = sorted(m for m in set(sys.modules) - before
+             if m.split(".")[0] in HEAVY or m.startswith("geoclip_qgis.core.engine"))
+print(json.dumps({"count": len(MODS), "imports": seen, "loaded": new}))
+"""
+
+
 def test_qgis_side_modules_load_without_torch():
-    """Import every QGIS-side module for real (with QGIS): torch and the engine must stay out of the process."""
+    """Import every QGIS-side module for real (with QGIS): none of them may import torch, numpy & co. or the engine,
+    and none of those may be loaded by importing them. What QGIS itself loads (its own modules, imported first as the
+    baseline) does not count: 3.40's `qgis.core` imports numpy, 3.22's does not."""
+    files = _qgis_side_files()
     modules = sorted(
         ".".join(p.relative_to(PLUGIN.parent).with_suffix("").parts)
-        for p in _qgis_side_files() if p.name != "__init__.py" or p.parent != PLUGIN
+        for p in files if p.name != "__init__.py" or p.parent != PLUGIN
     )
-    code = (
-        "import sys, importlib\n"
-        f"mods = {modules!r}\n"
-        "for m in mods: importlib.import_module(m)\n"
-        "heavy = [m for m in ('torch', 'transformers', 'numpy', 'geoclip_qgis.core.engine') if m in sys.modules]\n"
-        "print(len(mods), heavy)\n"
-    )
+    baseline = sorted({name for p in files for _, name, level in _imports(p)
+                       if level == 0 and name.split(".")[0] in QT_OR_QGIS + ("processing",)})
     env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PLUGIN.parent,
-                         env=env, check=True).stdout.strip().splitlines()[-1]
-    count, heavy = out.split(" ", 1)
-    assert int(count) >= 10 and heavy == "[]", out
+    proc = subprocess.run([sys.executable, "-c", QGIS_SIDE_PROBE, json.dumps([HEAVY, baseline, modules])],
+                          capture_output=True, text=True, cwd=PLUGIN.parent, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["count"] >= 10, out
+    assert out["imports"] == [], "QGIS-side modules import engine-only packages:\n" + "\n".join(out["imports"])
+    assert out["loaded"] == [], f"importing the QGIS side loaded {out['loaded']}"
+
+
+def test_the_probe_sees_a_heavy_import(tmp_path):
+    """The probe above is not blind: a module that imports numpy under a geoclip_qgis name is caught, even when
+    numpy is already loaded (as QGIS 3.40 has it)."""
+    pkg = tmp_path / "geoclip_qgis_probe_check"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "bad.py").write_text("import numpy  # noqa\n")
+    code = "import numpy\n" + QGIS_SIDE_PROBE
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps([HEAVY, [], ["geoclip_qgis_probe_check.bad"]])],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["imports"] == ["geoclip_qgis_probe_check.bad imports numpy"], out
