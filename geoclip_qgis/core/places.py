@@ -14,11 +14,12 @@ places are always more than `radius_km` apart (a later seed was unclaimed, so it
 radius). `remaining` is the mass that no returned place holds: places + remaining = 1.
 
 Candidates: the most probable points that hold 99.9 % of the mass, at most 2,000 (`top_mass`), so the work is
-bounded whatever the query (~1 ms for a peaked photo on a 2-core CPU). Membership is a dot product of unit vectors
-(within r  <=>  u·v >= cos(r / R)), a few array operations per place formed, and the greedy pass stops as soon
+bounded whatever the query. Membership is a dot product of unit vectors (within r  <=>  u·v >= cos(r / R)); a seed
+only scans the free candidates in its band of z (|Δz| is at most the chord of r), and the greedy pass stops as soon
 as the unclaimed mass is smaller than the k-th place so far (no later place could then enter the top k). The mass
-outside the candidates (`PlaceSet.tail`,
-<= 0.1 % unless the 2,000 cap binds on a flat distribution) belongs to no place and stays in `remaining`.
+outside the candidates (`PlaceSet.tail`) belongs to no place and stays in `remaining`. On the real gallery the
+2,000 cap often binds: scripts/bench_answers.py's photo-like queries leave ~2–4 % outside, random unit vectors (a
+nearly flat softmax) ~64 %; their places are then lower bounds, which `tail` makes visible.
 """
 
 from __future__ import annotations
