@@ -655,7 +655,7 @@ def test_huge_fibonacci_gallery_is_refused_before_allocating(spec, tiny_clip, tm
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
-    with pytest.raises(BudgetError, match=r"MiB for its embeddings, over the 2,048 MiB memory budget"):
+    with pytest.raises(BudgetError, match=r"MiB for their embeddings, over the 2,048 MiB memory budget"):
         load_gallery(spec)
     assert time.perf_counter() - t < 1 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000
     err = cli_error(["text", "a beach", "--clip-path", tiny_clip, "--device", "cpu", "--gallery", spec,
@@ -786,3 +786,16 @@ def test_encode_locations_refuses_bad_points_api_cli_worker(engine, tmp_path, ca
     e = worker_error("encode_locations", {"points": [[10.0, 20.0], [float("nan"), 0.0]],
                                           "engine": {"device": "cpu", "cache_dir": str(tmp_path)}})
     assert e["code"] == "input"
+
+
+def test_points_to_encode_are_budgeted_api_worker(engine, tmp_path, small_budget):
+    """Encoding allocates (N, 512) floats: N past the budget is refused before the encoder runs."""
+    from geoclip_qgis.core.errors import BudgetError
+
+    pts = np.zeros((1000, 2))
+    with pytest.raises(BudgetError, match="points to encode: 1,000 points need"):
+        engine.encode_locations(pts)
+    assert engine.encode_locations(pts[:100]).shape == (100, 512)
+    e = worker_error("encode_locations", {"points": pts.tolist(), "engine": {"device": "cpu",
+                                                                             "cache_dir": str(tmp_path)}})
+    assert e["code"] == "budget"

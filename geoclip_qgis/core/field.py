@@ -7,9 +7,14 @@ single pass over the stored features (1-2 s on that CPU) instead of 6.48M encode
 
 Storage: each unit feature is kept as int16 with one float32 scale per cell (largest |component| / 32767):
 1,028 bytes a cell, 6.7 GB for the world at 0.1°. At GeoCLIP's s ≈ 40 the score error is below 3e-4 nats,
-seven times below float16 at the same size. Building writes row blocks in place and records how many rows are
-done only after they are on disk (fsync), so an interrupted build resumes where it stopped and never passes off a
-partial field as complete.
+seven times below float16 at the same size. int8 (largest |component| / 127, 516 bytes a cell, 3.3 GB for the
+world at 0.1°) can be asked for, but it stays an option: measured against the encoder (scripts/bench_rasters.py)
+its score error reaches 0.06-0.08 nats, 3-4 times the 0.02-nat bound set for a default. The features have a flat
+spectrum (no PCA basis or rotation concentrates them), so no 8-bit scalar code gets under the bound. A field's
+meta.json records its dtype (int16 when absent) and int8 folders carry it in their name and key.
+
+Building writes row blocks in place and records how many rows are done only after they are on disk (fsync), so
+an interrupted build resumes where it stopped and never passes off a partial field as complete.
 
 Integrity: every row carries a sha256 (codes and scales of the row, 16 hex digits) computed from the data as it is
 written and recorded in meta.json in the same atomic write that counts the row as done. Opening a field checks
@@ -33,28 +38,47 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from . import cancel
 from .errors import BudgetError, InputError
+from .files import open_regular
+from .location_encoder import CANCEL_STEP
 from .raster import Grid, fitting_resolution, lattice_span
 
 log = logging.getLogger("geoclip_qgis")
 VERSION = 2  # 2: per-row checksums
 DIMS = 512
-BYTES_PER_CELL = DIMS * 2 + 4
+CODE_LEVELS = {"int16": 32767, "int8": 127}  # the storable dtypes and the largest code of each
+DEFAULT_DTYPE = "int16"  # int8 misses the 0.02-nat bound (module notes); it stays an explicit choice
+
+
+def bytes_per_cell(dtype: str = DEFAULT_DTYPE) -> int:
+    """Disk bytes of one cell: 512 codes and one float32 scale."""
+    return DIMS * np.dtype(_checked_dtype(dtype)).itemsize + 4
+
+
+def _checked_dtype(dtype: str) -> str:
+    if dtype not in CODE_LEVELS:
+        raise InputError(f"location field dtype must be one of {', '.join(CODE_LEVELS)}, got {dtype!r}")
+    return dtype
+
+
+BYTES_PER_CELL = bytes_per_cell(DEFAULT_DTYPE)  # of a new field (the default dtype)
 CHUNK_CELLS = 4096  # ~8 MB of float32 per step: stays in cache, and the copy + matvec run at memory speed
+PAUSE_CELLS = CANCEL_STEP  # a build checks should_pause() between encoder steps of this many cells
+PAUSE_STEP = 0.05  # seconds slept per should_pause() check
 DISK_MARGIN = 512 * 2**20
 Segment = Tuple[int, int, int]  # field column start, end, output column start
 
 
-def _file_sizes(grid: Grid) -> Tuple[Tuple[str, int], Tuple[str, int]]:
+def _file_sizes(grid: Grid, dtype: str = DEFAULT_DTYPE) -> Tuple[Tuple[str, int], Tuple[str, int]]:
     """The field's two files and their exact sizes, the one definition the build and the reader share."""
     cells = grid.width * grid.height
-    return ("codes.int16", cells * DIMS * 2), ("scales.float32", cells * 4)
+    return (f"codes.{dtype}", cells * (bytes_per_cell(dtype) - 4)), ("scales.float32", cells * 4)
 
 
 class CorruptField(InputError):
@@ -62,17 +86,21 @@ class CorruptField(InputError):
 
 
 def row_checksum(codes_row: np.ndarray, scales_row: np.ndarray) -> str:
-    """sha256 (16 hex digits) of one lattice row as stored: its int16 codes, then its float32 scales."""
+    """sha256 (16 hex digits) of one lattice row as stored: its codes, then its float32 scales."""
     h = hashlib.sha256(memoryview(np.ascontiguousarray(codes_row)).cast("B"))
     h.update(memoryview(np.ascontiguousarray(scales_row)).cast("B"))
     return h.hexdigest()[:16]
 
 
-def field_dir(cache_dir: os.PathLike, weights_digest: str, grid: Grid) -> Path:
-    """One folder per (weights, lattice): a field built for other weights or another lattice is never used."""
-    spec = json.dumps({"v": VERSION, "w": weights_digest, **_lattice(grid)}, sort_keys=True)
+def field_dir(cache_dir: os.PathLike, weights_digest: str, grid: Grid, dtype: str = DEFAULT_DTYPE) -> Path:
+    """One folder per (weights, lattice, dtype): a field built for other weights or another lattice is never used,
+    and an int8 and an int16 field of one lattice coexist. int16 keeps the key it had before int8 existed, so
+    the fields already built are found (and resumed) where they are."""
+    extra = {} if _checked_dtype(dtype) == "int16" else {"dtype": dtype}
+    spec = json.dumps({"v": VERSION, "w": weights_digest, **_lattice(grid), **extra}, sort_keys=True)
     key = hashlib.sha256(spec.encode()).hexdigest()[:12]
-    return Path(cache_dir) / "fields" / f"field-{grid.res:g}deg-{grid.width}x{grid.height}-{key}"
+    tag = "" if dtype == "int16" else f"-{dtype}"
+    return Path(cache_dir) / "fields" / f"field-{grid.res:g}deg-{grid.width}x{grid.height}{tag}-{key}"
 
 
 def _lattice(grid: Grid) -> dict:
@@ -81,13 +109,14 @@ def _lattice(grid: Grid) -> dict:
 
 
 class LocationField:
-    """A built (or partly built) field: int16 codes (H, W, 512) and float32 scales (H, W), memory-mapped."""
+    """A built (or partly built) field: int16 or int8 codes (H, W, 512) and float32 scales (H, W), memory-mapped."""
 
     def __init__(self, path: os.PathLike):
         self.path = Path(path)
         meta_file = self.path / "meta.json"
         try:
-            self.meta = json.loads(meta_file.read_text())
+            with open_regular(meta_file, "location field metadata") as fh:
+                self.meta = json.loads(fh.read())
             g = self.meta["grid"]
             self.grid = Grid(g["west"], g["north"] - g["height"] * g["res"], g["west"] + g["width"] * g["res"],
                              g["north"], g["res"])
@@ -95,6 +124,10 @@ class LocationField:
             raise InputError(f"unreadable location field metadata ({exc})", path=meta_file,
                              hint="delete the folder and build the field again") from exc
         H, W = self.grid.shape
+        self.dtype = self.meta.get("dtype", "int16")  # fields from before int8 existed are int16
+        if self.dtype not in CODE_LEVELS:
+            raise InputError(f"unknown location field dtype {self.dtype!r}", path=meta_file,
+                             hint="built by a newer version: update the plugin, or delete the folder")
         if self.meta.get("version") != VERSION:
             raise InputError(f"location field format {self.meta.get('version')!r} is not {VERSION} (built by an "
                              "older version, without row checksums)", path=self.path,
@@ -102,12 +135,12 @@ class LocationField:
         sums = self.meta.get("row_sha256")
         if not isinstance(sums, list) or len(sums) != H:
             self._damaged("its metadata has no checksum for every row")
-        for name, size in _file_sizes(self.grid):
+        for name, size in _file_sizes(self.grid, self.dtype):
             f = self.path / name
             if not f.is_file() or f.stat().st_size != size:
                 self._damaged(f"{name} is missing or has the wrong size (want {size:,} bytes)")
         # Copy-on-write maps: readable as tensors without a copy, and nothing is ever written back.
-        self.codes = np.memmap(self.path / "codes.int16", dtype=np.int16, mode="c", shape=(H, W, DIMS))
+        self.codes = np.memmap(self.path / f"codes.{self.dtype}", dtype=self.dtype, mode="c", shape=(H, W, DIMS))
         self.scales = np.memmap(self.path / "scales.float32", dtype=np.float32, mode="c", shape=(H, W))
         self.usable = True
         self._verified = np.zeros(H, dtype=bool)
@@ -165,9 +198,13 @@ class LocationField:
         """True for a field all the way round the globe: windows may then cross the antimeridian."""
         return abs(self.grid.width * self.grid.res - 360.0) < 1e-6
 
+    @property
+    def bytes(self) -> int:
+        return self.grid.width * self.grid.height * bytes_per_cell(self.dtype)
+
     def info(self) -> dict:
-        return {"path": str(self.path), "complete": self.complete, "rows_done": self.rows_done,
-                "bytes": self.grid.width * self.grid.height * BYTES_PER_CELL, **self.grid.to_dict()}
+        return {"path": str(self.path), "complete": self.complete, "rows_done": self.rows_done, "bytes": self.bytes,
+                "dtype": self.dtype, **self.grid.to_dict()}
 
     # ---- which part of the field a grid reads -----------------------------------------------------------
     def snap(self, grid: Grid) -> Optional[Grid]:
@@ -216,12 +253,12 @@ class LocationField:
             self.verify_rows(0, self.grid.height)
         except CorruptField:
             return 0
-        return self.rows_done * self.grid.width * BYTES_PER_CELL
+        return self.rows_done * self.grid.width * bytes_per_cell(self.dtype)
 
     # ---- reading ------------------------------------------------------------------------------------------
     def iter_tiles(self, grid: Grid, rows: Optional[Tuple[int, int]] = None, chunk: int = CHUNK_CELLS,
                    ) -> Iterator[Tuple[int, int, int, int, torch.Tensor, torch.Tensor]]:
-        """(r0, r1, d0, d1, codes (n, 512) int16, scales (n,)) blocks of `grid` rows [rows) and output columns
+        """(r0, r1, d0, d1, codes (n, 512) int16 or int8, scales (n,)) blocks of `grid` rows [rows) and output columns
         [d0, d1), straight from the maps, each row verified the first time; the caller turns codes into what it
         needs."""
         self._check_usable()
@@ -257,7 +294,7 @@ class LocationField:
         for r0, r1, d0, d1, codes, scales in self.iter_tiles(grid, (lo, hi)):
             cancel.check()
             b = buf[:codes.shape[0]] if codes.shape[0] <= CHUNK_CELLS else torch.empty(codes.shape[0], DIMS)
-            b.copy_(codes)  # int16 -> float32 into a reused buffer: the fast path measured in the module notes
+            b.copy_(codes)  # int16 / int8 -> float32 into a reused buffer: the fast path measured in the module notes
             vals = (torch.mv(b, q[:, 0])[:, None] if single else b @ q).mul_(scales[:, None])
             out[r0 - lo:r1 - lo, d0:d1] = vals.reshape(r1 - r0, d1 - d0, -1).double().numpy()
             if progress:
@@ -275,10 +312,11 @@ class LocationField:
         return out
 
 
-def quantise(unit: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
-    """Unit features (n, 512) -> int16 codes and float32 scales with codes · scale ≈ feature."""
-    scale = unit.abs().amax(dim=1).clamp_min(1e-30) / 32767.0
-    codes = torch.round(unit / scale[:, None]).clamp_(-32767, 32767).to(torch.int16)
+def quantise(unit: torch.Tensor, dtype: str = DEFAULT_DTYPE) -> Tuple[np.ndarray, np.ndarray]:
+    """Unit features (n, 512) -> codes (int16 or int8) and float32 scales with codes · scale ≈ feature."""
+    top = CODE_LEVELS[_checked_dtype(dtype)]
+    scale = unit.abs().amax(dim=1).clamp_min(1e-30) / float(top)
+    codes = torch.round(unit / scale[:, None]).clamp_(-top, top).to(getattr(torch, dtype))
     return codes.numpy(), scale.numpy().astype(np.float32)
 
 
@@ -299,37 +337,50 @@ def _write_meta(path: Path, meta: dict) -> None:
         raise
 
 
-def check_disk(path: Path, grid: Grid, have: int = 0) -> None:
-    """Refuse a build that cannot fit on the disk, before writing a byte: say the size and a resolution that fits."""
-    need = grid.width * grid.height * BYTES_PER_CELL - have
+def check_disk(path: Path, grid: Grid, have: int = 0, dtype: str = DEFAULT_DTYPE, margin: int = DISK_MARGIN) -> None:
+    """Refuse a build that cannot fit on the disk (leaving `margin` bytes free), before writing a byte: say the
+    size and a resolution that fits."""
+    need = grid.width * grid.height * bytes_per_cell(dtype) - have
     probe = path
     while not probe.exists():
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    if need + DISK_MARGIN <= free:
+    if need + margin <= free:
         return
-    usable = free - DISK_MARGIN
+    usable = free - margin
     hint = "free some space, or use another cache folder (--cache-dir / GEOCLIP_QGIS_CACHE)"
     if usable > 0:
         hint += f", or build at {fitting_resolution(grid.res, need + have, usable):g}°"
     raise BudgetError(
         f"a location field of {grid.width} x {grid.height} cells at {grid.res:g}° needs {need / 2**30:.2f} GiB more "
-        f"disk, and only {free / 2**30:.2f} GiB is free", path=probe, hint=hint)
+        f"disk, and only {free / 2**30:.2f} GiB is free"
+        + (f" (keeping {margin / 2**30:.1f} GiB free)" if margin > DISK_MARGIN else ""), path=probe, hint=hint)
+
+
+def wait_while(should_pause: Optional[Callable[[], bool]], step: Optional[float] = None) -> None:
+    """Sleep in small steps while `should_pause()` is true, so that an interactive request has the CPU; a cancel
+    still lands within one step."""
+    while should_pause is not None and should_pause():
+        cancel.check()
+        time.sleep(PAUSE_STEP if step is None else step)
 
 
 def build_field(encoder, weights_digest: str, grid: Grid, cache_dir: os.PathLike, block_cells: int = 16384,
-                progress: Optional[Callable[[int, int], None]] = None) -> LocationField:
+                progress: Optional[Callable[[int, int], None]] = None, dtype: str = DEFAULT_DTYPE,
+                should_pause: Optional[Callable[[], bool]] = None) -> LocationField:
     """Encode `grid` (resuming a partial build) and return the complete field; `progress(rows, height)` may raise
-    to cancel, which keeps every flushed row for the next call."""
-    path = field_dir(cache_dir, weights_digest, grid)
+    to cancel, which keeps every flushed row for the next call. While `should_pause()` is true the build sleeps
+    between encoder steps of PAUSE_CELLS cells (~0.3 s of CPU each), never holding a request up for longer."""
+    path = field_dir(cache_dir, weights_digest, grid, dtype)
     H, W = grid.shape
     meta = {"version": VERSION, "weights_digest": weights_digest, "grid": _lattice(grid), "rows_done": 0,
-            "bytes_per_cell": BYTES_PER_CELL, "row_sha256": [None] * H}
-    codes_f, scales_f = path / "codes.int16", path / "scales.float32"
+            "dtype": dtype, "bytes_per_cell": bytes_per_cell(dtype), "row_sha256": [None] * H}
+    (codes_name, _), (scales_name, _) = _file_sizes(grid, dtype)
+    codes_f, scales_f = path / codes_name, path / scales_name
     done = 0
     try:
         old = LocationField(path)  # checks the metadata and both files' sizes
-        if {k: old.meta.get(k) for k in ("version", "weights_digest", "grid")} == \
+        if old.dtype == dtype and {k: old.meta.get(k) for k in ("version", "weights_digest", "grid")} == \
                 {k: meta[k] for k in ("version", "weights_digest", "grid")}:
             done = min(old.rows_done, H)
             old.verify_rows(0, done)  # the rows a resumed build keeps are checked, not trusted
@@ -339,10 +390,10 @@ def build_field(encoder, weights_digest: str, grid: Grid, cache_dir: os.PathLike
         done = 0  # nothing there yet, or damaged (moved aside then): start over
         meta["row_sha256"] = [None] * H
     if done == 0:
-        check_disk(path, grid)
+        check_disk(path, grid, dtype=dtype)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            for name, size in _file_sizes(grid):
+            for name, size in _file_sizes(grid, dtype):
                 with open(path / name, "wb") as fh:  # sparse: blocks are allocated as rows are written
                     fh.truncate(size)
             _write_meta(path, meta)
@@ -351,18 +402,24 @@ def build_field(encoder, weights_digest: str, grid: Grid, cache_dir: os.PathLike
                              hint="choose a writable cache folder with free space (--cache-dir or "
                                   "GEOCLIP_QGIS_CACHE)") from exc
     elif done < H:
-        check_disk(path, grid, have=_allocated(codes_f) + _allocated(scales_f))
+        check_disk(path, grid, have=_allocated(codes_f) + _allocated(scales_f), dtype=dtype)
     step = max(1, block_cells // W)
     # Plain writes, not a writable memory map: a full disk then raises ENOSPC here instead of killing the
     # process with SIGBUS, and the rows already flushed stay valid for the next run.
     with open(codes_f, "r+b") as fc, open(scales_f, "r+b") as fs:
         for r0 in range(done, H, step):
             r1 = min(H, r0 + step)
-            # fp32 on every device: fp16 MLPs would cost more accuracy than the int16 storage does.
-            unit = encoder.encode(grid.centres(r0, r1), batch=block_cells, normalise=True, autocast=False)
-            c, s = quantise(unit)
+            # fp32 on every device: fp16 MLPs would cost more accuracy than the int16 storage does. The steps are
+            # the encoder's own batches (CANCEL_STEP), so pausing between them changes no result.
+            pts = grid.centres(r0, r1)
+            parts = []
+            for a in range(0, len(pts), PAUSE_CELLS):
+                wait_while(should_pause)
+                parts.append(encoder.encode(pts[a:a + PAUSE_CELLS], batch=block_cells, normalise=True,
+                                            autocast=False))
+            c, s = quantise(torch.cat(parts), dtype)
             try:
-                for fh, offset, data in ((fc, r0 * W * DIMS * 2, c), (fs, r0 * W * 4, s)):
+                for fh, offset, data in ((fc, r0 * W * c.shape[1] * c.itemsize, c), (fs, r0 * W * 4, s)):
                     fh.seek(offset)
                     fh.write(data.tobytes())
                     fh.flush()
@@ -409,4 +466,114 @@ def find_field(cache_dir: os.PathLike, weights_digest: str, res: Optional[float]
         if f.complete and f.weights_digest == weights_digest and (res is None or
                                                                   math.isclose(f.grid.res, res, rel_tol=1e-9)):
             found.append(f)
-    return sorted(found, key=lambda f: -f.grid.width * f.grid.height)
+    # Widest first; of two fields of one lattice, the more precise (int16 before int8).
+    return sorted(found, key=lambda f: (-f.grid.width * f.grid.height, -bytes_per_cell(f.dtype)))
+
+
+# ---- a pyramid of world fields, and the resolution a view asks for ----------------------------------------------
+PYRAMID = (0.5, 0.25)  # built at engine start, coarsest first; the 0.1° world field stays the user's choice
+PYRAMID_RESERVE = 2 * 2**30  # an automatic build leaves this much disk free: nobody asked for it
+# Location-encoder cells per second, to size what a view may ask of it (docs/benchmarks.md: 5,900-7,000 on the
+# 2-core CPU; a GPU does hundreds of thousands).
+ENCODER_CELLS_PER_S = {"cpu": 6000.0, "cuda": 500_000.0}
+NICE_RES = (0.0001, 0.0002, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25,
+            0.5, 1.0)  # each divides 180° (so a world or polar grid never has to be refused)
+
+
+def _present(path: Path) -> Optional[LocationField]:
+    try:
+        return LocationField(path)
+    except InputError:  # absent, or damaged (moved aside then): built again
+        return None
+
+
+def build_pyramid(engine, resolutions: Sequence[float] = PYRAMID, should_pause: Optional[Callable[[], bool]] = None,
+                  progress: Optional[Callable[[int, int], None]] = None, dtype: str = DEFAULT_DTYPE,
+                  reserve: int = PYRAMID_RESERVE, block_cells: int = 16384) -> List[dict]:
+    """Build world fields at `resolutions`, coarsest first, so that world and continent maps read a field
+    within a minute of the first engine start instead of waiting 20-70 s for the encoder.
+
+    Meant for a background thread. Each level resumes what an earlier call left, sleeps while `should_pause()` is
+    true (an interactive request is waiting), stops on core.cancel or when `progress(done_cells, total_cells)`
+    (over all levels) raises, keeping the rows flushed, and is skipped when it would leave less than `reserve`
+    bytes of disk free: a returned status with its message, not an exception. Returns one dict per level:
+    res, status ("present", "built" or "skipped"), message, seconds, path, bytes."""
+    grids = [Grid.over(None, r) for r in sorted({float(r) for r in resolutions}, reverse=True)]
+    total = sum(g.width * g.height for g in grids)
+    base, out = 0, []
+    for grid in grids:
+        cells = grid.width * grid.height
+        path = field_dir(engine.cache_dir, engine.weights.digest, grid, dtype)
+        status = {"res": grid.res, "path": str(path), "bytes": cells * bytes_per_cell(dtype), "seconds": 0.0}
+        t0 = time.perf_counter()
+        have = _present(path)
+        if have is not None and have.complete:
+            status.update(status="present", message=f"the {grid.res:g}° world field is built")
+        else:
+            try:
+                done = have.rows_done * grid.width * bytes_per_cell(dtype) if have is not None else 0
+                check_disk(path, grid, have=done, dtype=dtype, margin=max(reserve, DISK_MARGIN))
+
+                def report(rows: int, height: int, base: int = base, width: int = grid.width) -> None:
+                    if progress:
+                        progress(base + rows * width, total)
+
+                build_field(engine.location_encoder, engine.weights.digest, grid, engine.cache_dir, block_cells,
+                            report, dtype, should_pause)
+                status.update(status="built", message=f"the {grid.res:g}° world field is built")
+            except BudgetError as exc:
+                status.update(status="skipped", message=f"the {grid.res:g}° world field was not built: {exc}"
+                                                        + (f"; {exc.hint}" if getattr(exc, "hint", None) else ""))
+        status["seconds"] = round(time.perf_counter() - t0, 3)
+        log.info("%s", status["message"])
+        out.append(status)
+        base += cells
+    return out
+
+
+def _covers(field: LocationField, extent: Optional[Sequence[float]]) -> bool:
+    try:
+        return field.snap(Grid.over(extent, field.grid.res)) is not None
+    except InputError:  # the field's cells are coarser than the view
+        return False
+
+
+def choose_resolution(extent_wsen: Optional[Sequence[float]], view_width_px: int, view_height_px: int,
+                      fields: Sequence[LocationField] = (), cells_per_s: float = ENCODER_CELLS_PER_S["cpu"],
+                      seconds: float = 3.0, px_per_cell: float = 3.0, coarsest: float = 1.0) -> float:
+    """The resolution (degrees) of a raster of this view: about one cell per `px_per_cell` screen pixels.
+
+    The one rule for the map canvas and Processing's "auto": (1) the pixel target, never coarser than
+    `coarsest`; (2) the finest built field covering the view whose cells are at most twice finer than the target
+    and no coarser than twice the target or than what the encoder could do (a field map takes well under a
+    second whatever its size); (3) else a round resolution (NICE_RES) near the target, coarsened until the
+    encoder makes its cells in about `seconds` at `cells_per_s`, but never past `coarsest`."""
+    w, s, e, n = (float(v) for v in (extent_wsen if extent_wsen is not None and len(extent_wsen) else
+                                     (-180.0, -90.0, 180.0, 90.0)))
+    if e <= w:
+        e += 360.0  # across the antimeridian
+    if view_width_px < 1 or view_height_px < 1 or not (n > s):
+        raise InputError(f"a view needs a size in pixels and an extent, got {view_width_px} x {view_height_px} px "
+                         f"over {extent_wsen}")
+    dx, dy = e - w, n - s
+    target = min(coarsest, px_per_cell * max(dx / view_width_px, dy / view_height_px))
+    fastest = min(coarsest, math.sqrt(dx * dy / (cells_per_s * seconds)))  # finest the encoder affords
+    near = [f.grid.res for f in fields if target / 2 <= f.grid.res * (1 + 1e-9)
+            and f.grid.res <= min(coarsest, max(2 * target, fastest)) * (1 + 1e-9) and _covers(f, extent_wsen)]
+    if near:
+        return min(near)
+    goal = max(target, fastest)
+    nice = [r for r in NICE_RES if fastest * (1 - 1e-9) <= r <= min(coarsest, dx, dy) * (1 + 1e-9)]
+    if not nice:  # a view smaller than the encoder's finest affordable cell: one cell across
+        return min(coarsest, dx, dy)
+    return min(nice, key=lambda r: abs(math.log(r / goal)))
+
+
+def view_grid(engine, extent_wsen: Optional[Sequence[float]], view_width_px: int, view_height_px: int,
+              **kwargs) -> Grid:
+    """The grid of a raster for this view (choose_resolution with the engine's built fields and device): what
+    the worker's 'auto' resolution and Processing's 'auto' call. The products then read the field it names."""
+    fields = find_field(engine.cache_dir, engine.weights.digest)
+    rate = ENCODER_CELLS_PER_S["cuda" if getattr(engine.device, "type", "cpu") == "cuda" else "cpu"]
+    res = choose_resolution(extent_wsen, view_width_px, view_height_px, fields, cells_per_s=rate, **kwargs)
+    return Grid.over(extent_wsen, res)

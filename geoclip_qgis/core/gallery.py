@@ -60,13 +60,15 @@ def max_gallery_points() -> int:
 
 
 def check_gallery_size(n: int, what: str = "gallery", path: Optional[str] = None) -> int:
-    """Refuse a gallery whose embeddings would not fit in the memory budget, before anything is allocated."""
+    """Refuse `n` points whose embeddings would not fit in the memory budget, before anything is allocated: a
+    gallery (fibonacci:N, a CSV, an array) or any batch of points to encode."""
     limit = max_gallery_points()
     if n > limit:
+        spec = f" (e.g. fibonacci:{limit})" if "gallery" in what.lower() else ""
         raise BudgetError(
-            f"a {what} of {n:,} points needs {n * BYTES_PER_POINT / 2**20:,.0f} MiB for its embeddings, over the "
+            f"{what}: {n:,} points need {n * BYTES_PER_POINT / 2**20:,.0f} MiB for their embeddings, over the "
             f"{limit * BYTES_PER_POINT / 2**20:,.0f} MiB memory budget", path,
-            f"use at most {limit:,} points (e.g. fibonacci:{limit}), or raise GEOCLIP_MEMORY_BUDGET_MB")
+            f"use at most {limit:,} points{spec}, or raise GEOCLIP_MEMORY_BUDGET_MB")
     return n
 
 
@@ -98,7 +100,7 @@ def read_coordinates_csv(path: os.PathLike | str) -> np.ndarray:
                     raise InputError(f"gallery CSV line {n + r + 2}, column {(lat, lon)[c]}: {value!r} is not a "
                                      f"number", str(p), _CSV_HINT)
                 n += len(nums)
-                check_gallery_size(n, "gallery CSV", str(p))
+                check_gallery_size(n, "the gallery CSV", str(p))
                 parts.append(nums.to_numpy(np.float64))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
             raise InputError(f"cannot read gallery CSV ({exc})", str(p), _CSV_HINT) from None
@@ -141,7 +143,7 @@ def fibonacci_grid(n: int) -> np.ndarray:
     """n near-uniform points on the sphere (Fibonacci lattice): an unbiased alternative to Flickr's gallery."""
     if n < 1:
         raise InputError("a Fibonacci gallery needs at least one point")
-    check_gallery_size(n, "Fibonacci gallery")
+    check_gallery_size(n, "a Fibonacci gallery")
     i = np.arange(n, dtype=np.float64) + 0.5
     lat = np.degrees(np.arcsin(1.0 - 2.0 * i / n))
     golden = math.pi * (3.0 - math.sqrt(5.0))
@@ -154,7 +156,7 @@ class Gallery:
 
     def __init__(self, coords: np.ndarray, name: str = "custom"):
         self.coords = check_coordinates(coords, f"{name} gallery points")
-        check_gallery_size(len(self.coords), f"{name} gallery")
+        check_gallery_size(len(self.coords), f"the {name} gallery")
         self.name = name
         self.embeddings: Optional[torch.Tensor] = None
         self.cache_file: Optional[Path] = None

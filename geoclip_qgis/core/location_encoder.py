@@ -88,7 +88,11 @@ class LocationEncoder(nn.Module):
         self, latlon: Sequence | np.ndarray | torch.Tensor, batch: int = 8192, normalise: bool = False,
         autocast: bool = False,
     ) -> torch.Tensor:
-        """Encode any number of points in batches (bounded memory); returns float32 on the CPU."""
+        """Encode points in batches; returns float32 on the CPU. The (N, 512) result is refused up front when it
+        would not fit in the memory budget (callers with more points stream through iter_encode)."""
+        from .gallery import check_gallery_size
+
+        check_gallery_size(int(np.asarray(latlon).size) // 2, "points to encode")
         return torch.cat(list(self.iter_encode(latlon, batch, normalise, autocast)), dim=0)
 
     @torch.inference_mode()
