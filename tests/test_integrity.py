@@ -239,3 +239,13 @@ def test_damaged_field_worker(weights, tmp_path):
         assert np.abs(a.read(1) - b.read(1)).max() < 2e-5
     status = _worker_rows("field_status", {"engine": opts, "resolution": 10.0})[0]
     assert not status["complete"] and len(moved_aside(path.parent, path.name)) == 1
+
+
+def test_gallery_cache_without_checksum_is_replaced(encoder, weights, tmp_path):
+    coords = fibonacci_grid(80)
+    g = Gallery(coords)
+    legacy = g.cache_path(tmp_path, weights.digest, "float32").with_suffix(".npy")
+    np.save(legacy, np.zeros((80, 512), np.float32))  # the old format: no checksum, and here all wrong
+    g.attach(encoder, weights.digest, tmp_path)
+    assert not legacy.exists() and g.cache_file.suffix == ".emb"
+    assert np.allclose(np.linalg.norm(np.asarray(g.embeddings), axis=1), 1.0, atol=1e-5)

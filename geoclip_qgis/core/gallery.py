@@ -184,6 +184,11 @@ class Gallery:
         and rebuilt; one that cannot be written leaves the embeddings in memory (`cache_file` is then None)."""
         cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         path = self.cache_path(cache_dir, weights_digest, dtype)
+        legacy = path.with_suffix(".npy")  # the format before checksums: never read again, so not kept either
+        if os.path.lexists(legacy):
+            with contextlib.suppress(OSError):
+                legacy.unlink()
+                log.info("removed %s, a gallery cache without a checksum (it is rebuilt in the new format)", legacy)
         arr = _load_cache(path, len(self), dtype)
         self.cache_file = path
         if arr is None:
