@@ -3,10 +3,11 @@
 For a density map the smallest region of given mass is the highest-density region (HDR): every cell denser than a
 threshold t, with t the largest value whose region still holds the level. Computed as the textbook rule says (cells
 by density, best first; cumulative mass = density × cell area; cut where it reaches the level), but without sorting
-the whole world: one pass bins the cells' log-density (4,096 bins, mass-weighted bincount), the cumulative mass
-over the bins finds the bin where each level is reached, and only that bin's cells are sorted. The result is the
-same as a full sort. Cells tied at the threshold are all included (the region is never split between equal cells),
-so a region can hold more than its level; `mass` says how much.
+the whole world: one pass bins the cells by the top 16 bits of their float32 density (monotonic in the value, so
+log-spaced bins, 128 per octave, with no log taken; a mass-weighted bincount), the cumulative mass over the bins
+finds the bin where each level is reached, and only that bin's cells are sorted. The result is the same as a full
+sort. Cells tied at the threshold are all included (the region is never split between equal cells), so a region
+can hold more than its level; `mass` says how much.
 
 Polygons come from rasterio.features.shapes on the labelled mask (4-connectivity, so every polygon is valid), in
 EPSG:4326. A grid that crosses the antimeridian (east > 180, see core.raster) is polygonised in two column blocks so
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .raster import Grid
 
 DEFAULT_LEVELS = (0.5, 0.9)
 MAJOR_SHARE = 0.01  # a part holding this share of the mass counts as major in the summary
-_BINS = 4096
+_BINS = 1 << 16  # float32 bit patterns >> 16 (negative zero lands in an empty top bin)
 
 
 @dataclass
@@ -84,34 +85,43 @@ def hdr_thresholds(density: np.ndarray, cell_areas: np.ndarray, levels: Sequence
     """For each level, the density threshold t of the highest-density region: the cells with density >= t are
     the fewest densest cells whose mass (density × area, normalised to the map's total) reaches the level."""
     levels = check_levels(levels)
-    density = np.asarray(density)
-    ok = density > 0  # NaN compares False
-    d = density[ok].astype(np.float64)
-    m = d * np.broadcast_to(np.asarray(cell_areas, dtype=np.float64), density.shape)[ok]
-    return _thresholds(d, m, levels)
+    d, mass, total = _mass(density, cell_areas)
+    return [t for t, _ in _hdr(d, mass, total, levels)]
 
 
-def _thresholds(d: np.ndarray, m: np.ndarray, levels: List[float]) -> List[float]:
-    total = float(m.sum())
-    if d.size == 0 or not total > 0:
-        return [math.inf for _ in levels]
-    ld = np.log(d)
-    lo, hi = float(ld.min()), float(ld.max())
-    span = hi - lo
-    # bin 0 holds the densest cells: bins run from the top density down
-    b = np.zeros(d.size, dtype=np.int64) if span <= 0 else \
-        np.minimum(((hi - ld) * (_BINS / span)).astype(np.int64), _BINS - 1)
-    cum = np.cumsum(np.bincount(b, weights=m, minlength=_BINS)) / total
+def _mass(density: np.ndarray, cell_areas: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
+    """float32 density (NaN and negatives as 0), float32 cell mass, and the total mass (float64)."""
+    d = np.asarray(density, dtype=np.float32)
+    mass = d * np.asarray(cell_areas, dtype=np.float32)
+    total = float(mass.sum(dtype=np.float64))
+    if not math.isfinite(total) or float(d.min()) < 0:  # only a damaged map pays for the clean-up
+        d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0))
+        mass = d * np.asarray(cell_areas, dtype=np.float32)
+        total = float(mass.sum(dtype=np.float64))
+    return d, mass, total
+
+
+def _hdr(d: np.ndarray, mass: np.ndarray, total: float, levels: List[float]) -> List[Tuple[float, float]]:
+    """(threshold, mass held) per level. Bins are the top 16 bits of the float32 pattern, which orders positive
+    floats (log-spaced bins, 128 per octave) with no log; only the bin where a level is reached is sorted."""
+    if not total > 0:
+        return [(math.inf, 0.0) for _ in levels]
+    bits = d.view(np.uint32) >> 16
+    hist = np.bincount(bits.ravel(), weights=mass.ravel(), minlength=_BINS)
+    cum = np.cumsum(hist[::-1]) / total  # from the densest bin down
     out = []
     for level in levels:
-        k = min(int(np.searchsorted(cum, level - 1e-12, side="left")), _BINS - 1)
-        before = cum[k - 1] if k > 0 else 0.0
-        sel = b == k
-        dk, mk = d[sel], m[sel]
+        i = min(int(np.searchsorted(cum, level - 1e-12, side="left")), _BINS - 1)
+        before = float(cum[i - 1]) if i > 0 else 0.0
+        sel = bits == _BINS - 1 - i
+        dk, mk = d[sel], mass[sel].astype(np.float64)
         order = np.argsort(-dk, kind="stable")
         ck = before + np.cumsum(mk[order]) / total
         j = min(int(np.searchsorted(ck, level - 1e-12, side="left")), dk.size - 1)
-        out.append(float(dk[order][j]))
+        t = float(dk[order][j])
+        if not t > 0:
+            t = float(np.min(d[d > 0]))
+        out.append((t, before + float(mk[dk >= t].sum()) / total))
     return out
 
 
@@ -120,29 +130,26 @@ def confidence_regions(lmap, levels: Sequence[float] = DEFAULT_LEVELS, polygons:
     """The highest-density regions of a LikelihoodMap (density per km² on a Grid) at each level, largest level
     last. `polygons=False` skips vectorising (masks, areas and parts only)."""
     grid: Grid = lmap.grid
-    density = np.asarray(lmap.density)
-    if density.shape != grid.shape:
-        raise InputError(f"density of shape {density.shape} does not fit its grid {grid.shape}")
+    if np.shape(lmap.density) != grid.shape:
+        raise InputError(f"density of shape {np.shape(lmap.density)} does not fit its grid {grid.shape}")
     row_areas = grid.row_areas_km2()
     levels = check_levels(levels)
-    ok = density > 0  # NaN compares False
-    d = density[ok]
-    m = d.astype(np.float64) * np.broadcast_to(row_areas[:, None], density.shape)[ok]
-    total = float(m.sum())
+    d, mass, total = _mass(lmap.density, row_areas[:, None])
     out = []
-    for level, t in zip(levels, _thresholds(d, m, levels)):
-        inside = ok & (density >= t)
-        held = float(m[d >= t].sum() / total) if total > 0 else 0.0
+    for level, (t, held) in zip(levels, _hdr(d, mass, total, levels)):
+        inside = d >= t
         rows = np.flatnonzero(inside.any(axis=1))
         r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
         band = inside[r0:r1]
         labels, parts, root = _label(band, grid)
-        area = float(band.sum(axis=1) @ row_areas[r0:r1])
-        band_mass = density[r0:r1].astype(np.float64) * row_areas[r0:r1, None]
-        part_mass = np.bincount(root[labels[band]], weights=band_mass[band])
+        per_row = band.sum(axis=1)
+        area = float(per_row @ row_areas[r0:r1])
+        label_mass = np.bincount(labels.ravel(), weights=mass[r0:r1].ravel(), minlength=root.size)
+        part_mass = np.bincount(root, weights=label_mass)[1:]
         major = int((part_mass >= MAJOR_SHARE * total).sum()) if total > 0 else 0
         geom = _polygons(labels, grid, r0) if polygons and parts else None
-        out.append(ConfidenceRegion(level, held, t, area, parts, int(inside.sum()), geom, grid, inside, major))
+        out.append(ConfidenceRegion(level, min(1.0, held), t, area, parts, int(per_row.sum()), geom, grid, inside,
+                                    major))
     return out
 
 
