@@ -130,7 +130,7 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
         print(f"resume: {before - len(inputs)} {unit}(s) already done, {len(inputs)} to go", file=sys.stderr)
     writer.open()
     results = engine.iter_predict_images(inputs, args.top_k) if kind == "image" else \
-        iter(engine.predict_text(inputs, args.top_k))
+        engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):

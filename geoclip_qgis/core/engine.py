@@ -248,7 +248,13 @@ class GeoClipEngine:
         torch.cuda.empty_cache()
 
     def embed_text(self, queries: Sequence[str]) -> torch.Tensor:
-        return torch.nn.functional.normalize(self.text_encoder(list(queries)), dim=1)
+        """Unit-norm features for text queries, in batches (bounded memory; a cancel lands between batches)."""
+        queries = list(queries)
+        feats = []
+        for start in range(0, len(queries), max(self.batch_size, 32)):
+            cancel.check()
+            feats.append(self.text_encoder(queries[start:start + max(self.batch_size, 32)]))
+        return torch.nn.functional.normalize(torch.cat(feats), dim=1) if feats else torch.zeros(0, 512)
 
     def embed_images(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """Unit-norm features for photos that must all be readable (rasters, fusion); errors name the file."""
@@ -420,15 +426,25 @@ class GeoClipEngine:
     def predict_images(self, images: Sequence[ImageInput], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_images(images, top_k))
 
-    def predict_text(self, queries: Sequence[str], top_k: int = 5) -> List[QueryResult]:
+    def iter_predict_text(self, queries: Sequence[str], top_k: int = 5, batch_size: int = 32
+                          ) -> Iterator[QueryResult]:
+        """Yield one QueryResult per text, in order, a batch at a time: memory stays bounded (one batch's
+        softmax over the gallery, not one per query at once) and a cancel lands between batches."""
         if isinstance(queries, str):
             queries = [queries]
+        queries = list(queries)
         check_top_k(top_k, len(self.gallery()))
-        feats = self.embed_text(queries)
-        ranked = self.rank(feats, top_k)
-        regions = self.region_of(feats, self.region_res) if self.region_res else [None] * len(ranked)
-        return [QueryResult(q, "text", preds, places=places, remaining=remaining, aoi_outside=outside, region=region)
-                for q, (preds, places, remaining, outside), region in zip(queries, ranked, regions)]
+        for start in range(0, len(queries), batch_size):
+            chunk = queries[start:start + batch_size]
+            feats = self.embed_text(chunk)
+            ranked = self.rank(feats, top_k)
+            regions = self.region_of(feats, self.region_res) if self.region_res else [None] * len(ranked)
+            for q, (preds, places, remaining, outside), region in zip(chunk, ranked, regions):
+                yield QueryResult(q, "text", preds, places=places, remaining=remaining, aoi_outside=outside,
+                                  region=region)
+
+    def predict_text(self, queries: Sequence[str], top_k: int = 5) -> List[QueryResult]:
+        return list(self.iter_predict_text(queries, top_k))
 
 
 def _as_photo(img: ImageInput, i: int) -> Photo:

@@ -197,10 +197,12 @@ class Worker:
         queries = params["queries"]
         engine = self.engine(params.get("engine"))
         self._answers(engine, params)
-        results = engine.predict_text(queries, params.get("top_k", 5))
-        for res in results:
-            self.send(protocol.row(rid, res.to_dict()))
-        return {"done": len(results), "failed": 0, "cancelled": False}
+        done = 0
+        for res in engine.iter_predict_text(queries, params.get("top_k", 5)):
+            self.send(protocol.row(rid, res.to_dict()))  # each query's row as soon as its batch is ranked
+            done += 1
+            self.send(protocol.progress(rid, done, len(queries), res.source[:80]))
+        return {"done": done, "failed": 0, "cancelled": False}
 
     @staticmethod
     def _answers(engine, params: Dict[str, Any]) -> None:
