@@ -97,6 +97,9 @@ def test_grids_always_cover_the_extent_and_stay_on_the_globe():
     ((0, 0, 10, 10), "abc", "4 numbers"),
     ((0, 0, 10, 10), float("nan"), "positive number"),
     ((0, 0, 10, 10), -1, "positive number"),
+    ("1234", 1.0, "4 numbers"),
+    ((0, 0, 10, 10), True, "4 numbers"),
+    ((0, 0, 10, 10), 1e-300, "too fine"),
     ((0, -95, 10, 10), 1.0, "latitudes"),
     ((0, 10, 10, 10), 1.0, "latitudes"),
 ])
@@ -355,6 +358,13 @@ def _clip_breakers() -> dict:
                            "model.safetensors", "a device"),
         "config_is_folder": (lambda f: ((f / "config.json").unlink(), (f / "config.json").mkdir()), "config.json",
                              "a folder"),
+        "tokenizer_config_fifo": (fifo("tokenizer_config.json"), "tokenizer_config.json", "named pipe"),
+        "absurd_hidden_size": (lambda f: _edit_json(f / "config.json",
+                                                    lambda c: c["vision_config"].update(hidden_size=10**9)),
+                               "config.json", "hidden_size is 1000000000, not a whole number from 1 to 16,384"),
+        "heads_not_dividing": (lambda f: _edit_json(f / "config.json",
+                                                    lambda c: c["text_config"].update(num_attention_heads=3)),
+                               "config.json", "not a multiple of num_attention_heads"),
     }
 
 
@@ -799,3 +809,62 @@ def test_points_to_encode_are_budgeted_api_worker(engine, tmp_path, small_budget
     e = worker_error("encode_locations", {"points": pts.tolist(), "engine": {"device": "cpu",
                                                                              "cache_dir": str(tmp_path)}})
     assert e["code"] == "budget"
+
+
+def test_clip_path_that_is_a_file(tmp_path):
+    from geoclip_qgis.core.errors import BackboneError
+    from geoclip_qgis.core.image_encoder import resolve_clip_path
+
+    (tmp_path / "clip").write_text("not a folder")
+    with pytest.raises(BackboneError, match="CLIP path is not a folder"):
+        resolve_clip_path(tmp_path / "clip")
+
+
+@pytest.fixture
+def nan_clip(tiny_clip, tmp_path) -> Path:
+    """The tiny CLIP with one NaN in each tower: loads fine, and would make every probability NaN."""
+    from safetensors.torch import load_file, save_file
+
+    folder = _clip_copy(tiny_clip, tmp_path)
+    tensors = load_file(str(Path(tiny_clip) / "model.safetensors"))
+    for key in ("vision_model.post_layernorm.weight", "text_model.final_layer_norm.weight"):
+        tensors[key] = tensors[key].clone()
+        tensors[key][0] = float("nan")
+    (folder / "model.safetensors").unlink()
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def test_nan_clip_weights_are_refused_at_first_use(nan_clip, tmp_path, capsys, small_gallery, weights):
+    from conftest import make_photo
+
+    from geoclip_qgis.core.engine import GeoClipEngine
+    from geoclip_qgis.core.errors import BackboneError
+
+    photo = make_photo(tmp_path / "p.jpg")
+    eng = GeoClipEngine(weights=weights, clip_path=str(nan_clip), device="cpu", gallery=small_gallery,
+                        cache_dir=tmp_path / "c")
+    with pytest.raises(BackboneError, match="non-finite features"):
+        eng.predict_images([str(photo)], top_k=1)
+    with pytest.raises(BackboneError, match="non-finite features"):
+        eng.predict_text(["a beach"], top_k=1)
+    err = cli_error(["text", "a beach", "--clip-path", str(nan_clip), "--device", "cpu", "--gallery", "fibonacci:200",
+                     "--cache-dir", str(tmp_path / "c")], capsys)
+    assert "non-finite features" in err and str(nan_clip) in err
+    e = worker_error("geolocate_images", {"paths": [str(photo)], "top_k": 1, "engine": {
+        "clip_path": str(nan_clip), "device": "cpu", "gallery": "fibonacci:200", "cache_dir": str(tmp_path / "c")}})
+    assert e["code"] == "backbone" and "non-finite" in e["message"]
+
+
+def test_damaged_exif_costs_the_gps_not_the_photo(tmp_path):
+    import struct
+
+    from PIL import Image
+
+    from geoclip_qgis.core.exif import load_photo
+
+    tiff = b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x8825, 4, 1, 99999) + struct.pack("<I", 0)
+    path = tmp_path / "bad_exif.jpg"
+    Image.new("RGB", (32, 24), (10, 20, 30)).save(path, exif=b"Exif\0\0" + tiff)
+    photo = load_photo(path)
+    assert photo.image.size == (32, 24) and photo.gps is None

@@ -156,8 +156,10 @@ def load_photo(path: os.PathLike | str) -> Photo:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fh) as im:
-                exif = im.getexif()
-                gps, gps_problem = read_gps_exif(exif)
+                try:
+                    gps, gps_problem = read_gps_exif(im.getexif())
+                except Exception as exc:  # a damaged EXIF block costs the GPS, never the photo
+                    gps, gps_problem = None, f"unreadable EXIF ({type(exc).__name__})"
                 im.load()
                 upright = ImageOps.exif_transpose(im)
                 rgb = _to_rgb(upright)

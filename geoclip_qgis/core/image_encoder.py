@@ -49,17 +49,22 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
-def _positive_int(cfg: dict, key: str, where: str, path: Path, required: bool = False) -> Optional[int]:
+def _positive_int(cfg: dict, key: str, where: str, path: Path, required: bool = False,
+                  most: int = 1 << 20) -> Optional[int]:
+    """cfg[key] as a whole number in [1, most] (a config asking for absurd sizes would allocate them), or None."""
     value = cfg.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BackboneError(f"{where}{key} is {value!r}, not a positive whole number", str(path),
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
+        raise BackboneError(f"{where}{key} is {value!r}, not a whole number from 1 to {most:,}", str(path),
                             f"the file is damaged or not {CLIP_HUB_ID}'s: {_HOWTO}")
     return value
 
 
-_TOWER_INTS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+# Upper bounds far above ViT-L/14 (hidden 1024, MLP 4096, 24 layers, 16 heads), far below what would exhaust memory.
+_TOWER_INTS = {"hidden_size": 16384, "intermediate_size": 65536, "num_hidden_layers": 256,
+               "num_attention_heads": 256}
+_MODEL_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model")
 
 
 def check_clip_folder(folder: Path) -> Path:
@@ -88,23 +93,30 @@ def check_clip_folder(folder: Path) -> Path:
         if not isinstance(sub, dict):
             raise BackboneError(f"config.json {tower} is {type(sub).__name__}, not an object", str(cfg_path),
                                 _HOWTO)
-        for key in _TOWER_INTS:
-            _positive_int(sub, key, f"{tower}.", cfg_path)
+        for key, most in _TOWER_INTS.items():
+            _positive_int(sub, key, f"{tower}.", cfg_path, most=most)
+        hidden, heads = sub.get("hidden_size"), sub.get("num_attention_heads")
+        if hidden and heads and hidden % heads:
+            raise BackboneError(f"{tower}.hidden_size {hidden} is not a multiple of num_attention_heads {heads}",
+                                str(cfg_path), _HOWTO)
         towers[tower] = sub
     vision = towers["vision_config"]
-    image_size = _positive_int(vision, "image_size", "vision_config.", cfg_path) or 224
-    patch = _positive_int(vision, "patch_size", "vision_config.", cfg_path) or 32
+    image_size = _positive_int(vision, "image_size", "vision_config.", cfg_path, most=4096) or 224
+    patch = _positive_int(vision, "patch_size", "vision_config.", cfg_path, most=4096) or 32
     if image_size % patch:
         raise BackboneError(f"vision_config.image_size {image_size} is not a multiple of patch_size {patch}",
                             str(cfg_path), _HOWTO)
     vocab_size = _positive_int(towers["text_config"], "vocab_size", "text_config.", cfg_path) or 49408
-    _positive_int(towers["text_config"], "max_position_embeddings", "text_config.", cfg_path)
+    _positive_int(towers["text_config"], "max_position_embeddings", "text_config.", cfg_path, most=65536)
     weights = [folder / n for n in ("model.safetensors", "pytorch_model.bin") if os.path.lexists(folder / n)]
     weights += sorted(folder.glob("model-*.safetensors"))
     if not weights:
         raise BackboneError("no model weights (model.safetensors) in the folder", str(folder), _HOWTO)
-    for w in weights:
-        regular_file(w, "CLIP weights", _HOWTO, error=BackboneError)
+    # transformers opens more files than these (tokenizer_config.json, special_tokens_map.json, ...): every model
+    # file in the folder must be a regular file, or a FIFO among them would block the load forever.
+    for f in sorted(folder.iterdir()):
+        if f.suffix in _MODEL_SUFFIXES:
+            regular_file(f, f"CLIP file {f.name}", _HOWTO, error=BackboneError)
     _check_processor(folder)
     _check_tokenizer(folder, vocab_size)
     return folder
@@ -161,7 +173,8 @@ def resolve_clip_path(clip_path: Optional[os.PathLike | str] = None) -> str:
     if explicit:
         folder = Path(explicit).expanduser()
         if not folder.is_dir():
-            raise BackboneError("CLIP folder does not exist", str(folder), _HOWTO)
+            raise BackboneError("CLIP folder does not exist" if not folder.exists() else "CLIP path is not a folder",
+                                str(folder), _HOWTO)
         return str(check_clip_folder(folder))
     try:
         from huggingface_hub import snapshot_download
@@ -201,15 +214,19 @@ def _mlp(state: dict) -> nn.Sequential:
     return mlp.eval().requires_grad_(False)
 
 
-def _features(out) -> torch.Tensor:
-    """Projected embeddings from a *WithProjection output, or a tensor, across transformers 4.x and 5.x."""
-    if isinstance(out, torch.Tensor):
-        return out
-    for name in ("image_embeds", "text_embeds", "pooler_output"):
-        value = getattr(out, name, None)
-        if isinstance(value, torch.Tensor):
-            return value
-    raise TypeError(f"unexpected CLIP output {type(out).__name__}")
+def _features(out, clip_path: str = "") -> torch.Tensor:
+    """Projected embeddings from a *WithProjection output, or a tensor, across transformers 4.x and 5.x. Features
+    that are not finite mean damaged CLIP weights (a NaN anywhere in a tower reaches every output): refused here,
+    before they could become NaN probabilities."""
+    feats = out if isinstance(out, torch.Tensor) else next(
+        (v for v in (getattr(out, n, None) for n in ("image_embeds", "text_embeds", "pooler_output"))
+         if isinstance(v, torch.Tensor)), None)
+    if feats is None:
+        raise TypeError(f"unexpected CLIP output {type(out).__name__}")
+    if not torch.isfinite(feats).all():
+        raise BackboneError("CLIP gives non-finite features (NaN or infinity): its weights are damaged", clip_path,
+                            _HOWTO)
+    return feats
 
 
 def check_text_query(q: object) -> str:
@@ -251,7 +268,7 @@ class ImageEncoder(nn.Module):
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         dtype = next(self.vision.parameters()).dtype
-        feats = _features(self.vision(pixel_values=pixel_values.to(self.device, dtype)))
+        feats = _features(self.vision(pixel_values=pixel_values.to(self.device, dtype)), self.clip_path)
         return self.mlp(feats.float())
 
 
@@ -262,6 +279,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
+        self.clip_path = clip_path
         self.text = _load(CLIPTextModelWithProjection, clip_path, device, fp16)
         try:
             self.tokenizer = CLIPTokenizer.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
@@ -286,4 +304,4 @@ class TextEncoder(nn.Module):
     @torch.inference_mode()
     def forward(self, queries: Sequence[str]) -> torch.Tensor:
         tokens = {k: v.to(self.device) for k, v in self.tokenize(queries).items()}
-        return self.mlp(_features(self.text(**tokens)).float())
+        return self.mlp(_features(self.text(**tokens), self.clip_path).float())

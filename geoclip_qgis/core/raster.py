@@ -51,6 +51,7 @@ def budget_bytes(kind: str = "memory") -> int:
 WORLD = (-180.0, -90.0, 180.0, 90.0)
 
 
+MAX_CELLS_ACROSS = 1e9  # far past any budget; keeps the cell arithmetic in exact integers
 SNAP_EPS = 1e-6  # in cells: float noise in an extent (0.1 * 3 = 0.30000000000000004) never adds or drops a cell
 _NICE_RES = (0.01, 0.02, 0.025, 0.05, 0.1, 0.125, 0.2, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5,
              9.0, 10.0, 15.0, 18.0, 20.0, 30.0, 45.0, 60.0, 90.0)
@@ -88,6 +89,8 @@ class Grid:
         resolution that does not divide the globe where the extent needs it is refused with ones that do; a
         resolution coarser than the extent is refused; west == east is refused (the whole globe is -180,180)."""
         try:
+            if isinstance(extent, (str, bytes, dict)) or isinstance(res, (bool, str, bytes)):
+                raise TypeError("not numbers")  # "1234" is not the extent 1,2,3,4, nor True a resolution
             w, s, e, n = (float(v) for v in (WORLD if extent is None or len(extent) == 0 else extent))
             res = float(res)
         except (TypeError, ValueError):
@@ -112,6 +115,9 @@ class Grid:
             raise InputError(f"resolution {res:g}° is coarser than the extent ({e - w:g}° x {n - s:g}°): the "
                              f"raster would be one cell reaching far outside it",
                              hint=f"use a resolution of at most {min(e - w, n - s):g}°, or a larger extent")
+        if max(e - w, n - s) / res > MAX_CELLS_ACROSS:
+            raise InputError(f"resolution {res:g}° is too fine: {max(e - w, n - s) / res:.3g} cells across",
+                             hint="use a coarser resolution, e.g. 0.01°, or a smaller extent")
         c0, c1 = lattice_span(w, e, -180.0, res)
         r0, r1 = lattice_span(90.0 - n, 90.0 - s, 0.0, res)
         if (c1 - c0) * res > 360.0 + 1e-9 or 90.0 - r1 * res < -90.0 - 1e-9:
