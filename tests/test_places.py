@@ -95,16 +95,19 @@ def test_k_places_are_k_distinct_locations_and_add_up_to_one():
     assert ps.remaining <= 1.0 - probs[owned].sum() + 1e-9
 
 
-def test_matches_the_naive_rule():
+@pytest.mark.parametrize("kappa", [800.0, 20000.0])
+def test_matches_the_naive_rule(kappa):
+    """Flat and peaked: the early stop (no later place can enter the top k) never changes the answer."""
     coords, centres = clustered_gallery(seed=3, clusters=12, per=15, spread_km=12.0)
     coords = coords[:300]
-    probs = softmax_probs(coords, centres[:4], kappa=800.0)
+    probs = softmax_probs(coords, centres[:4], kappa=kappa)
     finder = PlaceFinder(coords, radius_km=25.0, max_points=len(coords), mass=1.0)
     ps = finder.find(probs, k=5)
     ref = naive_places(probs, coords, 5, 25.0)
     assert [p.best_index for p in ps.places] == [s for s, _, _ in ref]
     assert [p.n_points for p in ps.places] == [n for _, _, n in ref]
     assert np.allclose([p.probability for p in ps.places], [s for _, s, _ in ref], atol=1e-12)
+    assert ps.stats["places_formed"] <= len({s for s, _, _ in naive_places(probs, coords, len(coords), 25.0)})
 
 
 def test_place_fields_centre_best_point_and_spread():

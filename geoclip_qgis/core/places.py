@@ -16,7 +16,8 @@ radius). `remaining` is the mass that no returned place holds: places + remainin
 Candidates: the most probable points that hold 99.9 % of the mass, at most 2,000 (`top_mass`), so the work is
 bounded whatever the query. Membership is a dot product of unit vectors (within r  <=>  u·v >= cos(r / R)); a seed
 only scans the free candidates in its band of z (|Δz| is at most the chord of r), and the greedy pass stops as soon
-as the unclaimed mass is smaller than the k-th place so far (no later place could then enter the top k). The mass
+as no later place could enter the top k: the k-th place so far outweighs the unclaimed mass, or the most unclaimed
+mass in any 3 x 3 x 3 block of cubes (edge = the chord) around a free point. The mass
 outside the candidates (`PlaceSet.tail`) belongs to no place and stays in `remaining`. On the real gallery the
 2,000 cap often binds: scripts/bench_answers.py's photo-like queries leave ~2–4 % outside, random unit vectors (a
 nearly flat softmax) ~64 %; their places are then lower bounds, which `tail` makes visible.
@@ -70,7 +71,10 @@ def top_mass(probs: np.ndarray, max_points: int = DEFAULT_MAX_POINTS, mass: floa
              ) -> Tuple[np.ndarray, np.ndarray]:
     """The most probable points, best first, that hold `mass` of the total, at most `max_points`:
     (probabilities float64, indices). What to ship from a GPU instead of the whole vector."""
-    p = _as_probs(probs)
+    return _top_mass(_as_probs(probs), max_points, mass)
+
+
+def _top_mass(p: np.ndarray, max_points: int, mass: float) -> Tuple[np.ndarray, np.ndarray]:
     m = min(int(max_points), p.size)
     idx = np.argpartition(p, p.size - m)[p.size - m:] if m < p.size else np.arange(p.size)
     cp = p[idx].astype(np.float64)
@@ -156,7 +160,7 @@ class PlaceFinder:
             if p.size != len(self):
                 raise InputError(f"{p.size} probabilities for a gallery of {len(self)} points",
                                  hint="pass the whole softmax row, or indices= for a top-M")
-            cp, ci = top_mass(p, self.max_points, self.mass)
+            cp, ci = _top_mass(p, self.max_points, self.mass)
         else:
             ci = np.asarray(indices, dtype=np.int64).ravel()
             if ci.size != p.size:
@@ -191,20 +195,24 @@ class PlaceFinder:
 
 
 def _greedy(cp: np.ndarray, vec: np.ndarray, k: int, cos_r: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Label each candidate (sorted best first) with its place; returns (labels, place sums). A seed only looks at
-    the free candidates in its band of z (|Δz| <= the chord of the radius, found by bisection in a z-sorted
-    list), so a place costs a few operations on a handful of points. Stops as soon as the unclaimed mass is below
-    the k-th largest place so far, since no later place could then enter the top k (points never reached keep the
-    label -1)."""
+    """Label each candidate (sorted best first) with its place; returns (labels, place sums).
+
+    A seed only looks at the free candidates in its band of z (|Δz| <= the chord of the radius, found by bisection
+    in a z-sorted list), so a place costs a few operations on a handful of points. The pass stops as soon as no
+    later place could enter the top k: when the k-th largest place so far outweighs every place still possible,
+    bounded by the unclaimed mass in the 3 x 3 x 3 block of cubes (edge = the chord) around any free point, which
+    holds every point its place could claim. Points never reached keep the label -1."""
     labels = np.full(cp.size, -1, dtype=np.int64)
     free = np.ones(cp.size, dtype=bool)
     by_z = np.argsort(vec[:, 2], kind="stable")
     zs = vec[by_z, 2].tolist()
     z_of = vec[:, 2].tolist()
     chord = math.sqrt(max(0.0, 2.0 * (1.0 - cos_r))) + 1e-12
+    cell_of, neighbours, cell_mass, cell_count = _cube_cells(vec, cp, max(chord, 2.0**-18))
     sums: List[float] = []
     kth: List[float] = []  # min-heap of the k largest sums
     free_mass = float(cp.sum())
+    pending: List[np.ndarray] = []  # claimed since the cubes' masses were last brought up to date
     seed = 0
     while free[seed]:
         band = by_z[bisect.bisect_left(zs, z_of[seed] - chord):bisect.bisect_right(zs, z_of[seed] + chord)]
@@ -212,6 +220,7 @@ def _greedy(cp: np.ndarray, vec: np.ndarray, k: int, cos_r: float) -> Tuple[np.n
         members = band[(vec[band] @ vec[seed] >= cos_r) | (band == seed)]  # rounding never drops the seed
         free[members] = False
         labels[members] = len(sums)
+        pending.append(members)
         s = float(cp[members].sum())
         sums.append(s)
         free_mass -= s
@@ -219,10 +228,39 @@ def _greedy(cp: np.ndarray, vec: np.ndarray, k: int, cos_r: float) -> Tuple[np.n
             heapq.heappush(kth, s)
         elif s > kth[0]:
             heapq.heapreplace(kth, s)
-        if len(kth) == k and free_mass < kth[0]:
+        if len(kth) == k and (free_mass < kth[0] or (len(sums) % 4 == 0 and _bound(
+                pending, cp, cell_of, neighbours, cell_mass, cell_count) < kth[0])):
             break
         seed = int(free.argmax())
     return labels, np.asarray(sums)
+
+
+def _bound(pending: List[np.ndarray], cp: np.ndarray, cell_of: np.ndarray, neighbours: np.ndarray,
+           cell_mass: np.ndarray, cell_count: np.ndarray) -> float:
+    """The largest place still possible: the most unclaimed mass in any occupied cube's 27-cube block."""
+    done = np.concatenate(pending)
+    pending.clear()
+    cell_mass -= np.bincount(cell_of[done], weights=cp[done], minlength=cell_mass.size)
+    cell_count -= np.bincount(cell_of[done], minlength=cell_count.size)
+    live = cell_count[:-1] > 0
+    return float(cell_mass[neighbours[live]].sum(axis=1).max()) if live.any() else 0.0
+
+
+def _cube_cells(vec: np.ndarray, cp: np.ndarray, edge: float):
+    """Cubes of `edge` over the unit vectors: each point's cube, the 27 neighbouring cubes of every occupied cube
+    (an empty pad cube where none), and each cube's mass and point count (the pad last, always 0)."""
+    off = 1 << 19
+    keys = np.floor(vec / edge).astype(np.int64) + off
+    code = (keys[:, 0] << 40) | (keys[:, 1] << 20) | keys[:, 2]
+    cubes, cell_of = np.unique(code, return_inverse=True)
+    cell_of = cell_of.ravel()
+    steps = np.array([(dx << 40) + (dy << 20) + dz for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)])
+    want = cubes[:, None] + steps[None, :]
+    at = np.minimum(np.searchsorted(cubes, want), cubes.size - 1)
+    neighbours = np.where(cubes[at] == want, at, cubes.size)
+    cell_mass = np.append(np.bincount(cell_of, weights=cp, minlength=cubes.size), 0.0)
+    cell_count = np.append(np.bincount(cell_of, minlength=cubes.size), 0)
+    return cell_of, neighbours, cell_mass, cell_count
 
 
 def distinct_places(probs: np.ndarray, coords: np.ndarray, k: int = 5, radius_km: float = DEFAULT_RADIUS_KM,
