@@ -17,8 +17,9 @@ Its declared dependencies are numpy and scipy; scipy's cKDTree is what we use to
 
 Lookup: a cKDTree on the places' unit vectors (3-D), queried in one vectorised call; the chord becomes great-circle
 km exactly (2R·asin(c/2)), right across the antimeridian and at the poles, which a lat/lon tree (the package's own)
-is not. The index loads lazily, once per process (~1.6 s to parse the package's JSON; with `cache_dir` the parsed
-arrays are kept as an .npz and later loads take tens of ms).
+is not. The index loads lazily, once per process: parsing the package's JSON took 1.6 s on this 2-core CPU lightly
+loaded; with `cache_dir` the parsed arrays are kept as an .npz (7.8 MB) and a later load, KD-tree included, took
+0.3–0.6 s. After that, names for 10 points take ~0.2 ms.
 
 Honesty about the sea: names are point-based (the nearest populated place), not polygons. A point farther than
 `country_max_km` (default 200 km) from every populated place gets country None and region None, and only the
@@ -214,7 +215,7 @@ def place_names(latlon: np.ndarray, country_max_km: float = DEFAULT_COUNTRY_MAX_
     return out
 
 
-def countries() -> List[Tuple[str, str]]:
+def countries(cache_dir: Optional[os.PathLike] = None) -> List[Tuple[str, str]]:
     """(ISO 3166-1 alpha-2 code, English name) of every country the data knows."""
-    ix = _index()
+    ix = _index(cache_dir)
     return list(zip(ix.country_codes, ix.country_names))
