@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .field import CorruptField, LocationField
+from .field import CorruptField, LocationField, Part, dot_covered, partial_cover
 from .raster import GeoTiffWriter, Grid, check_budget, row_tiles
 
 TILE_CELLS = 32768
@@ -37,12 +37,18 @@ def _on_field(engine, grid: Grid, normalise: bool = True) -> Tuple[Optional[Loca
     return engine.field_for(grid)
 
 
+def _parts(engine, field: Optional[LocationField], grid: Grid) -> Sequence[Part]:
+    """Without a field for the whole grid: the parts of it that fields hold (projections read them)."""
+    return partial_cover(engine, grid) if field is None else ()
+
+
 def _write_tiled(engine, grid: Grid, writer: GeoTiffWriter, bands_of: Callable[[torch.Tensor], np.ndarray],
                  progress=None, normalise: bool = True, field: Optional[LocationField] = None,
-                 project: Optional[np.ndarray] = None) -> str:
+                 project: Optional[np.ndarray] = None, parts: Sequence[Part] = ()) -> str:
     """Per row tile: the cells' embeddings — or, with a (512, k) `project`ion, embeddings @ project, which a
     location field computes without expanding its features — turned into (bands, cells) by `bands_of` and
-    written. Any failure (cancel included) removes the partial file."""
+    written. With a projection and no `field`, the `parts` of the grid that fields hold are read and only the
+    other cells encoded. Any failure (cancel included) removes the partial file."""
     proj = None if project is None else torch.as_tensor(np.asarray(project, dtype=np.float32))
 
     def from_field(r0: int, r1: int) -> torch.Tensor:
@@ -58,6 +64,9 @@ def _write_tiled(engine, grid: Grid, writer: GeoTiffWriter, bands_of: Callable[[
                     data = from_field(r0, r1)
                 except CorruptField:  # reported and moved aside: this tile and the rest come from the encoder
                     field = None
+            if data is None and proj is not None and parts:
+                dots, _ = dot_covered(parts, engine.location_encoder, proj.numpy(), grid, (r0, r1))
+                data = torch.from_numpy(dots.reshape(-1, proj.shape[1]))
             if data is None:
                 emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
                 data = emb if proj is None else emb.double() @ proj.double()
@@ -119,7 +128,8 @@ def pca_raster(engine, grid: Grid, path: os.PathLike, cog: bool = False, progres
         z = proj.numpy() - offset
         return np.clip((z - pca["lo"]) / (pca["hi"] - pca["lo"]) * 255.0, 0, 255).round().astype(np.uint8).T
 
-    out = _write_tiled(engine, grid, writer, rgb, progress, field=field, project=project)
+    out = _write_tiled(engine, grid, writer, rgb, progress, field=field, project=project,
+                       parts=_parts(engine, field, grid))
     return {"path": out, "explained": pca["components"].shape, **grid.to_dict()}
 
 
@@ -135,5 +145,5 @@ def similarity_raster(engine, lat: float, lon: float, grid: Grid, path: os.PathL
                            descriptions=[f"cosine similarity to ({lat:.5f}, {lon:.5f})"],
                            tags={"query_lat": lat, "query_lon": lon}, cog=cog)
     out = _write_tiled(engine, grid, writer, lambda sim: sim[:, 0].float().numpy(), progress, field=field,
-                       project=q.numpy()[:, None])
+                       project=q.numpy()[:, None], parts=_parts(engine, field, grid))
     return {"path": out, **grid.to_dict()}

@@ -29,6 +29,7 @@ field is built again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -244,6 +245,30 @@ class LocationField:
         if first < grid.width:
             segments.append((0, grid.width - first, first))
         return row0, segments
+
+    def overlap(self, grid: Grid) -> List[Tuple[int, int, int, int, Grid]]:
+        """The rectangles of `grid` this field holds when `grid` lies on its lattice (same resolution, whole-cell
+        offsets): (rows g0:g1, columns c0:c1 of `grid`, and that rectangle as a grid of its own, which `dot`
+        reads). [] when it holds none of it. For a view only partly inside a regional field."""
+        res = self.grid.res
+        if not self.usable or not self.complete or not math.isclose(grid.res, res, rel_tol=1e-9):
+            return []
+        dr, dc = (self.grid.north - grid.north) / res, (grid.west - self.grid.west) / res
+        if abs(dr - round(dr)) > 1e-6 or abs(dc - round(dc)) > 1e-6:
+            return []
+        dr, dc, n360 = int(round(dr)), int(round(dc)), int(round(360.0 / res))
+        g0, g1 = max(0, -dr), min(grid.height, self.grid.height - dr)
+        spans = [(0, grid.width)] if self.wraps else [
+            (max(0, -d), min(grid.width, self.grid.width - d)) for d in (dc - n360, dc, dc + n360)]
+        out = []
+        for c0, c1 in spans:
+            if g0 < g1 and c0 < c1:
+                west = (grid.west + c0 * res + 180.0) % 360.0 - 180.0
+                north = grid.north - g0 * res
+                sub = Grid(round(west, 10), round(north - (g1 - g0) * res, 10), round(west + (c1 - c0) * res, 10),
+                           round(north, 10), res)
+                out.append((g0, g1, c0, c1, sub))
+        return out
 
     def prefetch(self) -> int:
         """Read and verify the whole field once, so that the OS keeps it in its page cache and later maps skip the
@@ -468,6 +493,38 @@ def find_field(cache_dir: os.PathLike, weights_digest: str, res: Optional[float]
             found.append(f)
     # Widest first; of two fields of one lattice, the more precise (int16 before int8).
     return sorted(found, key=lambda f: (-f.grid.width * f.grid.height, -bytes_per_cell(f.dtype)))
+
+
+Part = Tuple[LocationField, int, int, int, int, Grid]
+
+
+def partial_cover(engine, grid: Grid) -> List[Part]:
+    """The parts of `grid` that built fields at its resolution hold, when none holds all of it (engine.field_for
+    finds that case): a view reaching past a regional field reads what the field has."""
+    return [(f, *part) for f in find_field(engine.cache_dir, engine.weights.digest, grid.res)
+            for part in f.overlap(grid)]
+
+
+@torch.inference_mode()
+def dot_covered(parts: Sequence[Part], encoder, vectors, grid: Grid, rows: Optional[Tuple[int, int]] = None
+                ) -> Tuple[np.ndarray, int]:
+    """f̂(cell) · vectors for `grid` rows [rows), as LocationField.dot gives them: read from the fields' parts
+    where they hold the cells, from the encoder for the others; also returns how many cells were encoded."""
+    q = np.asarray(vectors, dtype=np.float32)
+    single = q.ndim == 1
+    q = q.reshape(q.shape[0], -1)
+    lo, hi = rows or (0, grid.height)
+    out = np.full((hi - lo, grid.width, q.shape[1]), np.nan)
+    for f, g0, g1, c0, c1, sub in parts:
+        a, b = max(lo, g0), min(hi, g1)
+        if a < b:
+            with contextlib.suppress(CorruptField):  # reported and moved aside: the encoder makes these cells
+                out[a - lo:b - lo, c0:c1] = f.dot(q, sub, rows=(a - g0, b - g0))
+    missing = np.isnan(out[..., 0])
+    if missing.any():
+        emb = encoder.encode(grid.centres(lo, hi)[missing.ravel()], normalise=True)
+        out[missing] = emb.double().numpy() @ q.astype(np.float64)
+    return (out[..., 0] if single else out), int(missing.sum())
 
 
 # ---- a pyramid of world fields, and the resolution a view asks for ----------------------------------------------

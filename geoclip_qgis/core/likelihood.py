@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .field import CorruptField
+from .field import CorruptField, dot_covered, partial_cover
 from .raster import Grid, check_budget, row_tiles
 
 BYTES_PER_CELL = 26  # float64 scores + float64 upsampling buffer + float32 density + masks
@@ -209,7 +209,8 @@ def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto"
     """Score `grid` for `query` (one unit feature or a fused sum) and turn it into a density per km².
 
     auto: read a built location field when one covers the grid at its resolution (the extent is then snapped
-    outward onto the field's lattice; the map's grid says so), else dense for small grids, else coarse-to-fine."""
+    outward onto the field's lattice; the map's grid says so); else, when fields at that resolution hold part of
+    the grid, read that part and encode only the rest; else dense for small grids, else coarse-to-fine."""
     t0 = time.perf_counter()
     field, grid = field_plan(engine, grid, method)
     problem = None
@@ -221,7 +222,14 @@ def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto"
         except CorruptField as exc:  # reported and moved aside; the encoder gives the same map
             field, problem = None, str(exc)
             method = "auto" if method == "field" else method
-    if field is None:
+    parts = partial_cover(engine, grid) if field is None and method == "auto" else []
+    if parts:
+        check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
+        dots, encoded = dot_covered(parts, engine.location_encoder, query.detach().float().cpu().numpy(), grid)
+        scores = dots * float(engine.scale)
+        stats = {"method": "field+encoder", "evaluated": encoded, "cells": grid.width * grid.height,
+                 "field": sorted({str(p[0].path) for p in parts})}
+    elif field is None:
         mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
         if method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
             scores = mapper.dense(query, grid)
