@@ -4,4 +4,6 @@ Nothing heavy is imported here, so `python -m geoclip_qgis.core.worker` and the 
 QGIS side can import `geoclip_qgis` without pulling torch in.
 """
 
-__version__ = "0.2.0"
+from .. import __version__  # metadata.txt, read by the package (standard library only)
+
+__all__ = ["__version__"]
