@@ -515,9 +515,9 @@ def _gallery_breakers() -> dict:
         return lambda p: p.write_text(text)
 
     return {
-        "not_a_number": (write("LAT,LON\n10,20\nabc,5\n"), r"line 3, column LAT: 'abc' is not a number"),
-        "empty_cell": (write("LAT,LON\n10,20\n11,\n"), r"line 3, column LON: '' is not a number"),
-        "nan_text": (write("lat,lon\n10,20\nnan,5\n"), r"line 3, column lat: 'nan' is not a number"),
+        "not_a_number": (write("LAT,LON\n10,20\nabc,5\n"), r"data row 2, column LAT: 'abc' is not a number"),
+        "empty_cell": (write("LAT,LON\n10,20\n11,\n"), r"data row 2, column LON: '' is not a number"),
+        "nan_text": (write("lat,lon\n10,20\nnan,5\n"), r"data row 2, column lat: 'nan' is not a number"),
         "infinite": (write("LAT,LON\n10,20\ninf,5\n"), "not finite or lie outside"),
         "latitude_95": (write("LAT,LON\n10,20\n95,5\n"), "not finite or lie outside lat"),
         "no_columns": (write("a,b\n1,2\n"), "no lat/lon columns"),
@@ -528,6 +528,7 @@ def _gallery_breakers() -> dict:
         "folder": (lambda p: p.mkdir(), "a folder"),
         "device": (lambda p: p.symlink_to("/dev/zero"), "a device"),
         "over_budget": (write("LAT,LON\n" + "10,20\n" * 1000), "memory budget"),
+        "huge_file": (write("LAT,LON\n1" + "0" * 2_000_000 + ",20\n"), "2 MiB, over the 1 MiB memory budget"),
     }
 
 

@@ -83,6 +83,14 @@ def read_coordinates_csv(path: os.PathLike | str) -> np.ndarray:
     p = Path(path)
     parts, lat, lon, n = [], None, None, 0
     with open_regular(p, "gallery CSV", _CSV_HINT, binary=False) as fh:
+        from .raster import budget_bytes
+
+        size = os.fstat(fh.fileno()).st_size
+        if size > budget_bytes("memory"):  # parsing holds at least the text: no CSV this big fits the budget
+            raise BudgetError(f"the gallery CSV is {size / 2**20:,.0f} MiB, over the "
+                              f"{budget_bytes('memory') / 2**20:,.0f} MiB memory budget", str(p),
+                              "give a smaller gallery (GeoCLIP's 100K points are 2 MB), or raise "
+                              "GEOCLIP_MEMORY_BUDGET_MB")
         try:
             for chunk in pd.read_csv(fh, chunksize=65536, dtype=str, keep_default_na=False):
                 if lat is None:
@@ -97,8 +105,8 @@ def read_coordinates_csv(path: os.PathLike | str) -> np.ndarray:
                 if bad.any():
                     r, c = np.argwhere(bad)[0]
                     value = chunk[[lat, lon]].iat[r, c]
-                    raise InputError(f"gallery CSV line {n + r + 2}, column {(lat, lon)[c]}: {value!r} is not a "
-                                     f"number", str(p), _CSV_HINT)
+                    raise InputError(f"gallery CSV data row {n + r + 1}, column {(lat, lon)[c]}: {value!r} is not "
+                                     f"a number", str(p), _CSV_HINT)
                 n += len(nums)
                 check_gallery_size(n, "the gallery CSV", str(p))
                 parts.append(nums.to_numpy(np.float64))
