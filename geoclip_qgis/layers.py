@@ -29,15 +29,114 @@ STYLES = Path(__file__).resolve().parent / "resources" / "styles"
 PREDICTION_FIELDS = [
     ("photo", "QString"), ("query", "QString"), ("rank", "Int"), ("probability", "Double"), ("lat", "Double"),
     ("lon", "Double"), ("gallery_index", "Int"), ("exif_lat", "Double"), ("exif_lon", "Double"), ("error_km", "Double"),
+    ("country", "QString"), ("region", "QString"), ("place", "QString"), ("place_km", "Double"),
 ]
 FAILED_FIELDS = [("photo", "QString"), ("reason", "QString"), ("code", "QString")]
+
+# The engine's result tables (core/export.py: PLACE_FIELDS, SUMMARY_FIELDS, REGION_FIELDS), written out here because
+# the QGIS side may import only the stdlib-only core modules (tests/test_import_rules.py); tests/test_gui.py checks
+# that these lists and core.export's are the same, name for name and type for type.
+LAYER_MARK = "GEOCLIP_QGIS"  # core/export.py: a GeoPackage layer carrying this metadata key is ours
+QT_TYPES = {"str": "QString", "int": "Int", "float": "Double"}
+PLACE_FIELDS = [
+    ("source", "str"), ("kind", "str"), ("rank", "int"), ("probability", "float"), ("lat", "float"),
+    ("lon", "float"), ("n_points", "int"), ("spread_km", "float"), ("best_lat", "float"), ("best_lon", "float"),
+    ("country", "str"), ("region", "str"), ("place", "str"), ("place_km", "float"), ("label", "str"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"),
+]
+SUMMARY_FIELDS = [
+    ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
+    ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
+    ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("message", "str"),
+]
+REGION_FIELDS = [
+    ("source", "str"), ("level", "float"), ("area_km2", "float"), ("parts", "int"), ("mass", "float"),
+    ("summary", "str"),
+]
 
 
 def make_fields(spec) -> QgsFields:
     fields = QgsFields()
     for name, kind in spec:
-        fields.append(QgsField(name, field_type(kind)))
+        fields.append(QgsField(name, field_type(QT_TYPES.get(kind, kind))))
     return fields
+
+
+def place_fields() -> QgsFields:
+    return make_fields(PLACE_FIELDS)
+
+
+def summary_fields() -> QgsFields:
+    return make_fields(SUMMARY_FIELDS)
+
+
+def region_fields() -> QgsFields:
+    return make_fields(REGION_FIELDS)
+
+
+def _set(f: QgsFeature, key: str, value: Any) -> None:
+    if value is not None and f.fields().indexOf(key) >= 0:
+        f[key] = value
+
+
+def _exif(f: QgsFeature, gps, lat: Optional[float], lon: Optional[float]) -> None:
+    if gps and lat is not None and lon is not None:
+        f["exif_lat"], f["exif_lon"] = float(gps[0]), float(gps[1])
+        f["error_km"] = haversine_km(gps[0], gps[1], lat, lon)
+
+
+def place_features(row: Dict[str, Any], fields: QgsFields, project_home: Optional[str] = None) -> List[QgsFeature]:
+    """One point per distinct place of a worker row (issue 14: places, with their offline names)."""
+    feats = []
+    source = row["source"] if row.get("kind") == "text" else stored_path(row["source"], project_home)
+    for pl in row.get("places") or []:
+        f = QgsFeature(fields)
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(pl["lon"], pl["lat"])))
+        f["source"], f["kind"] = source, row.get("kind")
+        for key, _ in PLACE_FIELDS[2:15]:
+            _set(f, key, pl.get(key))
+        _exif(f, row.get("gps"), pl.get("lat"), pl.get("lon"))
+        feats.append(f)
+    return feats
+
+
+def place_label(pl: Dict[str, Any]) -> str:
+    """A place's name as the table shows it: the engine's label, else place, region, country."""
+    if pl.get("label"):
+        return str(pl["label"])
+    parts = [str(pl[k]) for k in ("place", "region", "country") if pl.get(k)]
+    return ", ".join(parts) if parts else f"{pl['lat']:.3f}, {pl['lon']:.3f}"
+
+
+def summary_feature(row: Dict[str, Any], fields: QgsFields, project_home: Optional[str] = None,
+                    region: Optional[Dict[str, Any]] = None) -> QgsFeature:
+    """The one row per photo or text (failed photos too, without a geometry): best place, its name, probability,
+    the 90 % region's area when known, the EXIF distance and the error state."""
+    f = QgsFeature(fields)
+    kind = row.get("kind")
+    f["source"] = row["source"] if kind == "text" else stored_path(row.get("source", ""), project_home)
+    f["kind"] = kind
+    if row.get("error"):
+        f["status"], f["message"] = "failed", (row["error"] or {}).get("message", "")
+        return f
+    f["status"] = "ok"
+    places = row.get("places") or []
+    best = places[0] if places else None
+    if best is not None:
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(best["lon"], best["lat"])))
+        for key in ("probability", "lat", "lon", "country", "region", "place"):
+            _set(f, key, best.get(key))
+        _set(f, "label", place_label(best))
+        _exif(f, row.get("gps"), best.get("lat"), best.get("lon"))
+    if row.get("remaining") is not None:
+        f["places_mass"] = 1.0 - float(row["remaining"])
+    _set(f, "aoi_outside", row.get("aoi_outside"))
+    region = region or row.get("region")
+    if region:
+        _set(f, "region90_km2", region.get("area_km2"))
+        _set(f, "region90_parts", region.get("parts"))
+    return f
 
 
 def prediction_fields() -> QgsFields:
@@ -74,6 +173,8 @@ def prediction_features(row: Dict[str, Any], fields: QgsFields, project_home: Op
         if gps:
             f["exif_lat"], f["exif_lon"] = float(gps[0]), float(gps[1])
             f["error_km"] = haversine_km(gps[0], gps[1], p["lat"], p["lon"])
+        for key in ("country", "region", "place", "place_km"):
+            _set(f, key, p.get(key))
         feats.append(f)
     return feats
 
@@ -92,27 +193,67 @@ def style_predictions(layer: QgsVectorLayer) -> None:
     layer.triggerRepaint()
 
 
+def style_places(layer: QgsVectorLayer) -> None:
+    """Places and summary points: the predictions' look (graduated by probability, labelled by rank) and a map tip
+    with the photo, the place's name and its probability."""
+    layer.loadNamedStyle(str(STYLES / "predictions.qml"))
+    layer.setMapTipTemplate(PLACE_TIP)
+    layer.triggerRepaint()
+
+
+def style_regions(layer: QgsVectorLayer) -> None:
+    """Confidence regions: 90 % light, 50 % darker (drawn on top), outlined."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
+
+    cats = []
+    for level, fill, alpha in ((0.9, "255,190,120", 90), (0.5, "220,90,30", 150)):
+        sym = QgsFillSymbol.createSimple({"color": f"{fill},{alpha}", "outline_color": "160,60,20,220",
+                                          "outline_width": "0.3"})
+        cats.append(QgsRendererCategory(level, sym, f"{round(level * 100)} % region"))
+    renderer = QgsCategorizedSymbolRenderer("level", cats)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def _number(v: float) -> str:
+    return f"{v:.3g}"
+
+
 def style_likelihood(layer: QgsRasterLayer) -> None:
     """Colour ramp stretched over the density's 50-99.5% range: the less likely half of the extent is transparent,
-    and the few spiky cells at the top (GeoCLIP's finest capsule) do not wash out the rest."""
+    and the few spiky cells at the top (GeoCLIP's finest capsule) do not wash out the rest. The ramp's labels carry
+    the stretched values and the legend is refreshed, so it shows that range (not the style file's 0 … 1)."""
     layer.loadNamedStyle(str(STYLES / "likelihood.qml"))
     renderer = layer.renderer()
     if renderer is None or not hasattr(renderer, "shader"):
         return
     lo, hi = layer.dataProvider().cumulativeCut(1, 0.5, 0.995, layer.extent(), 250000)
     if not hi > lo:
+        stats = layer.dataProvider().bandStatistics(1)
+        lo, hi = stats.minimumValue, stats.maximumValue
+    if not hi > lo:
         return
+    renderer = renderer.clone()
     ramp = renderer.shader().rasterShaderFunction()
     items = ramp.colorRampItemList()
     for i, item in enumerate(items):
         item.value = lo + (hi - lo) * i / max(1, len(items) - 1)
+        item.label = _number(item.value)
     ramp.setColorRampItemList(items)
     ramp.setMinimumValue(lo)
     ramp.setMaximumValue(hi)
     ramp.setClip(False)
     renderer.setClassificationMin(lo)
     renderer.setClassificationMax(hi)
+    layer.setRenderer(renderer)  # emits rendererChanged: the layer tree rebuilds the legend from these values
+    layer.emitStyleChanged()
     layer.triggerRepaint()
+
+
+def legend_labels(layer) -> List[str]:
+    """What the layer's legend shows (its symbology items' labels): the tests check the stretched range."""
+    renderer = layer.renderer()
+    return [label for label, _ in renderer.legendSymbologyItems()] if renderer is not None else []
 
 
 def style_similarity(layer: QgsRasterLayer) -> None:
@@ -134,6 +275,17 @@ MAP_TIP = f"""<div style="max-width:340px">
 <b>[% coalesce("photo", "query") %]</b><br>
 rank [% "rank" %] &middot; p = [% format_number("probability", 4) %]<br>
 [% format_number("lat", 5) %], [% format_number("lon", 5) %]
+[% CASE WHEN "error_km" IS NOT NULL THEN '<br>EXIF GPS is ' || format_number("error_km", 1) || ' km away' ELSE '' END %]
+</div>"""
+
+
+PLACE_TIP = f"""<div style="max-width:340px">
+[% CASE WHEN "kind" = 'image' THEN
+'<img src="' || {PHOTO_URL.replace('"photo"', '"source"')} || '" style="max-width:320px;max-height:240px"><br>'
+ELSE '' END %]
+<b>[% "source" %]</b><br>
+[% coalesce("label", '') %]<br>
+p = [% format_number("probability", 4) %]
 [% CASE WHEN "error_km" IS NOT NULL THEN '<br>EXIF GPS is ' || format_number("error_km", 1) || ' km away' ELSE '' END %]
 </div>"""
 

@@ -76,66 +76,285 @@ def test_settings_dialog_round_trip(qgis_iface, gui_settings, tmp_path):
     assert "CUDA is not usable" in asked.cuda_note.text() or "CUDA is usable" in asked.cuda_note.text()
 
 
-def test_dock_text_query_adds_layer_and_rows(qgis_iface, qgis_new_project, gui_settings):
+def geoclip_layers():
     from qgis.core import QgsProject
 
-    from geoclip_qgis.gui.dock import GeolocationDock
+    return [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("GeoCLIP")]
+
+
+def run_tree(group):
+    """The run group's children, top to bottom, as (kind, layer)."""
+    return [(node.layer().customProperty("geoclip/kind") or node.layer().name(), node.layer())
+            for node in group.children()]
+
+
+def test_dock_text_query_adds_layer_and_rows(qgis_iface, qgis_new_project, gui_settings):
+    """Issue 12.8/12.11, issue 14: one group per run with honest, distinct names; a places layer (named places in
+    the table) and the raw top-k kept as a second, unticked layer; table and map selection in sync."""
+    from qgis.core import QgsProject
+
+    from geoclip_qgis.gui.dock import STORE_MEMORY, GeolocationDock
 
     dock = GeolocationDock(qgis_iface)
+    dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
     dock.query.setText("snowy alpine village")
     dock.top_k.setValue(4)
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
     dock.run()
     assert not dock.run_button.isEnabled()
-    wait_for(lambda: dock.task is None)
-    assert dock.table.rowCount() == 4, dock.status.text()
-    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name().startswith("GeoCLIP")]
-    assert len(layers) == 1 and layers[0].featureCount() == 4
-    assert layers[0].mapTipTemplate() and "photo" in layers[0].mapTipTemplate()
+    wait_for(lambda: dock.task is None, 240)
+    run = dock.run_state
+    assert set(run.layers) == {"places", "ranks"}, (run.layers, dock.status.text())
+    places, ranks = run.layers["places"], run.layers["ranks"]
+    assert ranks.featureCount() == 4 and 1 <= places.featureCount() <= 4
+    assert run.group.name() == "GeoCLIP · “snowy alpine village”"
+    assert places.name() == "GeoCLIP · “snowy alpine village” · places"
+    assert [k for k, _ in run_tree(run.group)] == ["places", "ranks"]
+    assert not run.group.findLayer(ranks.id()).itemVisibilityChecked(), "raw top-k kept, unticked"
+    assert dock.table.rowCount() == places.featureCount()
+    row0 = run.rows[0]["places"][0]
+    assert dock.table.item(0, 3).text() and dock.table.item(0, 3).text() != "", "the place is named"
+    assert places.mapTipTemplate() and "source" in places.mapTipTemplate()
+    assert abs(float(dock.table.item(0, 4).text()) - row0["probability"]) < 1e-4
+    dock.raw.setChecked(True)
+    assert dock.table.rowCount() == 4, "the raw top-k on demand"
+    dock.raw.setChecked(False)
+    # 12.11: a row selects its point; a point selects its row.
+    dock.table.selectRow(0)
+    fid = dock.table.item(0, 0).data(dock_roles()[1])[1]
+    assert places.selectedFeatureIds() == [fid]
+    assert qgis_iface.activeLayer() is places, "the photo tab follows the current layer"
+    if places.featureCount() > 1:
+        last = dock.table.rowCount() - 1
+        places.selectByIds([dock.table.item(last, 0).data(dock_roles()[1])[1]])
+        assert sorted({i.row() for i in dock.table.selectedItems()}) == [last]
     before = qgis_iface.mapCanvas().extent()
     dock.zoom_to_row(0)
     assert qgis_iface.mapCanvas().extent() != before
     assert dock.run_button.isEnabled()
+    # The same query again: a second group and layers with distinct names, nothing merged into the first.
+    dock.run()
+    wait_for(lambda: dock.task is None, 240)
+    names = [lyr.name() for lyr in geoclip_layers()]
+    assert len(names) == len(set(names)) == 4, names
+    assert dock.run_state.group.name() == "GeoCLIP · “snowy alpine village” (2)"
+    assert len(QgsProject.instance().layerTreeRoot().findGroups()) == 2
+
+
+def dock_roles():
+    from geoclip_qgis.gui.dock import ROLE_FEATURE, ROLE_POINT
+
+    return ROLE_POINT, ROLE_FEATURE
 
 
 def test_dock_photos_with_a_bad_one_and_raster(qgis_iface, qgis_new_project, gui_settings, tmp_path):
-    from qgis.core import QgsProject, QgsRasterLayer
+    """Photos + raster (made cheap: a 4° raster over a small extent, 10° per-photo regions) — issue 12.6/12.8/12.9/
+    12.12 and issue 14: places, summary (failed photo included), regions under the points, raster at the bottom
+    with the stretched range in its legend, a compact failure list, results kept in a GeoPackage."""
+    from osgeo import ogr
+    from qgis.core import QgsRasterLayer
 
-    from geoclip_qgis.gui.dock import GeolocationDock
+    from geoclip_qgis.gui.dock import STORE_GPKG, GeolocationDock, results_gpkg
+    from geoclip_qgis.layers import legend_labels
 
     folder = tmp_path / "dock photos"
     for i in range(2):
         make_photo(folder / f"d{i}.jpg", seed=50 + i)
     (folder / "bad.jpg").write_bytes(b"\xff\xd8 broken")
     dock = GeolocationDock(qgis_iface)
+    dock.store.setCurrentIndex(dock.store.findData(STORE_GPKG))
     dock.photos.add([str(folder), str(folder / "d0.jpg")])
     assert dock.photos.count() == 3, "folder expanded, duplicate ignored"
     dock.top_k.setValue(2)
     dock.raster.setChecked(True)
+    dock.likelihood_resolution, dock.likelihood_extent, dock.region_res = 4.0, [-40, -40, 40, 40], 10.0
     dock.run()
-    wait_for(lambda: dock.task is None and dock.run_button.isEnabled(), 180)
-    assert dock.table.rowCount() == 4
-    assert len(dock.failures) == 1 and "bad.jpg" in dock.failures[0]
-    rasters = [lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer)]
-    assert len(rasters) == 1, dock.status.text()
-    assert rasters[0].isValid() and rasters[0].crs().authid() == "EPSG:4326"
+    wait_for(lambda: dock.task is None and dock.run_button.isEnabled(), 300)
+    run = dock.run_state
+    assert len(run.rows) == 2 and len(run.failures) == 1 and "bad.jpg" in dock.failures[0], dock.status.text()
+    assert dock.failure_toggle.isVisibleTo(dock) and "1 photo" in dock.failure_toggle.text()
+    assert not dock.failure_list.isVisibleTo(dock), "collapsed until asked"
+    dock.failure_toggle.setChecked(True)
+    assert dock.failure_list.topLevelItemCount() == 1 and dock.failure_list.isVisibleTo(dock)
+    assert run.group.name() == "GeoCLIP · 2 of 3 photos", run.group.name()
+    kinds = [k for k, _ in run_tree(run.group)]
+    assert kinds[:3] == ["places", "summary", "ranks"] and kinds[3] == "regions", kinds
+    raster = run_tree(run.group)[-1][1]
+    assert isinstance(raster, QgsRasterLayer) and raster.isValid() and raster.crs().authid() == "EPSG:4326"
+    labels = legend_labels(raster)
+    assert len(set(labels)) > 2 and labels[0] != labels[-1], labels
+    assert float(labels[-1]) > float(labels[0]) > 0, labels
+    summary = run.layers["summary"]
+    feats = list(summary.getFeatures())
+    assert summary.featureCount() == 3 and sorted(f["status"] for f in feats) == ["failed", "ok", "ok"]
+    ok = [f for f in feats if f["status"] == "ok"]
+    assert all(f["label"] and f["probability"] > 0 for f in ok)
+    assert all(f["region90_km2"] and f["region90_km2"] > 0 for f in ok), "90 % region per photo"
+    regions = run.layers["regions"]
+    assert {round(f["level"], 2) for f in regions.getFeatures()} == {0.5, 0.9}
+    assert "90 % region" in dock.status.text(), dock.status.text()
+    assert dock.table.rowCount() == run.layers["places"].featureCount()
     assert not dock.table.item(0, 0).icon().isNull(), "photo thumbnail shown"
+    assert dock.table.item(0, 6).text().endswith("part(s)"), "90 % region in the table"
+    # 12.12: kept in a GeoPackage, our own marked layers; memory layers gone.
+    path = results_gpkg()
+    assert all(lyr.providerType() == "ogr" for k, lyr in run.layers.items()), run.layers
+    ds = ogr.Open(path)
+    ours = [ds.GetLayer(i) for i in range(ds.GetLayerCount())]
+    assert len(ours) >= 4 and all(lyr.GetMetadataItem("GEOCLIP_QGIS") == "1" for lyr in ours)
+
+
+def test_kept_results_never_replace_a_users_layer(qgis_iface, qgis_new_project, gui_settings, tmp_path):
+    """12.12: the GeoPackage next to the project gets new layers of ours; a user's layer in it stays as it was."""
+    from osgeo import ogr, osr
+    from qgis.core import QgsProject
+
+    from geoclip_qgis.gui.dock import STORE_GPKG, GeolocationDock, results_gpkg
+
+    project = tmp_path / "proj" / "p.qgz"
+    project.parent.mkdir()
+    QgsProject.instance().setFileName(str(project))
+    QgsProject.instance().write()
+    path = results_gpkg()
+    assert Path(path).parent == project.parent
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    mine = ds.CreateLayer("my_field_notes", srs, ogr.wkbPoint)
+    mine.CreateField(ogr.FieldDefn("note", ogr.OFTString))
+    f = ogr.Feature(mine.GetLayerDefn())
+    f.SetField("note", "keep me")
+    f.SetGeometry(ogr.CreateGeometryFromWkt("POINT (1 2)"))
+    mine.CreateFeature(f)
+    ds = None
+    dock = GeolocationDock(qgis_iface)
+    dock.store.setCurrentIndex(dock.store.findData(STORE_GPKG))
+    dock.query.setText("harbour with fishing boats")
+    dock.top_k.setValue(2)
+    dock.run()
+    wait_for(lambda: dock.task is None, 240)
+    ds = ogr.Open(path)
+    names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())]
+    assert "my_field_notes" in names and len(names) == 3, names
+    notes = ds.GetLayerByName("my_field_notes")
+    assert notes.GetFeatureCount() == 1 and notes.GetNextFeature().GetField("note") == "keep me"
+    assert notes.GetMetadataItem("GEOCLIP_QGIS") is None
+    assert "kept in" in dock.status.text()
+    QgsProject.instance().setFileName("")
 
 
 def test_cancel_from_the_dock_keeps_rows(qgis_iface, qgis_new_project, gui_settings, tmp_path):
-    from geoclip_qgis.gui.dock import GeolocationDock
+    """12.1/12.5: Cancel mid-run ends the job within seconds, rows done are kept, the bar shows what was done."""
+    from geoclip_qgis.gui.dock import STORE_MEMORY, GeolocationDock
 
     folder = tmp_path / "many"
     for i in range(16):
         make_photo(folder / f"c{i:02d}.jpg", seed=300 + i, size=(80, 80))
     dock = GeolocationDock(qgis_iface)
+    dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
     dock.photos.add([str(folder)])
     dock.top_k.setValue(1)
     dock.run()
-    wait_for(lambda: dock.rows >= 1)
+    wait_for(lambda: dock.rows >= 1, 240)
+    task = dock.task
     dock.cancel()
-    wait_for(lambda: dock.task is None)
+    wait_for(lambda: dock.task is None, 60)
+    assert task.cancel_seconds is not None and task.cancel_seconds < 15, task.cancel_seconds
+    print(f"cancel geolocate_images: {task.cancel_seconds:.2f} s")
     assert 1 <= dock.layer.featureCount() <= 16 and dock.layer.featureCount() == dock.rows
+    if dock.rows < 16:
+        assert "cancelled after" in dock.status.text(), dock.status.text()
+        assert dock.progress.value() < dock.progress.maximum(), "the bar shows what was done, not 100 %"
+        assert dock.run_state.group.name() == f"GeoCLIP · {dock.rows} of 16 photos"
+
+
+def test_cancel_during_the_likelihood_adds_no_raster(qgis_iface, qgis_new_project, gui_settings):
+    """12.1: Cancel while the grid is scored: the job ends within seconds and no raster is added."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from geoclip_qgis.gui.dock import STORE_MEMORY, GeolocationDock
+
+    dock = GeolocationDock(qgis_iface)
+    dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
+    dock.query.setText("desert canyon at sunset")
+    dock.top_k.setValue(2)
+    dock.raster.setChecked(True)
+    dock.likelihood_resolution = 0.05  # a world at 0.05° (26 M cells): far longer than the cancel takes
+    dock.run()
+    wait_for(lambda: dock.task is not None and dock.task.op == "likelihood" and dock.task.started_running, 240)
+    wait_for(lambda: "scoring" in dock.status.text() or "encoding" in dock.status.text(), 120)
+    time.sleep(1.0)
+    task = dock.task
+    dock.cancel()
+    wait_for(lambda: dock.task is None, 60)
+    print(f"cancel likelihood: {task.cancel_seconds:.2f} s")
+    assert task.cancel_seconds < 15, task.cancel_seconds
+    rasters = [lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer)]
+    assert rasters == [], "a cancelled job adds nothing"
+    assert "nothing added" in dock.status.text()
+    assert dock.run_state.layers["places"].featureCount() >= 1, "the points of the finished step stay"
+
+
+def test_a_waiting_job_says_so_and_never_runs_when_cancelled(qgis_iface, gui_settings, tmp_path):
+    """12.2: a job behind another says what it waits for; cancelled while waiting, it never reaches the worker."""
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis.gui import settings
+    from geoclip_qgis.gui.tasks import EngineTask
+
+    slow = EngineTask("GeoCLIP likelihood raster", "likelihood",
+                      {"engine": settings.engine_options(), "text": "a lighthouse", "resolution": 0.05,
+                       "out": str(tmp_path / "slow.tif")})
+    waiting = EngineTask("GeoCLIP: text", "geolocate_text",
+                         {"engine": settings.engine_options(), "queries": ["a lighthouse"], "top_k": 1})
+    texts, results, rows = [], [], []
+    waiting.progressText.connect(texts.append)
+    waiting.rowReady.connect(rows.append)
+    waiting.done.connect(results.append)
+    slow_done = []
+    slow.done.connect(slow_done.append)
+    slow.failed.connect(slow_done.append)
+    QgsApplication.taskManager().addTask(slow)
+    wait_for(lambda: slow.started_running is not None, 240)
+    QgsApplication.taskManager().addTask(waiting)
+    wait_for(lambda: any("waiting for" in t for t in texts), 60)
+    assert any("GeoCLIP likelihood raster" in t for t in texts), texts
+    waiting.cancel()
+    wait_for(lambda: bool(results), 30)
+    assert results[0] == {"cancelled": True, "started": False} and rows == []
+    assert waiting.started_running is None, "a cancelled waiting job never runs"
+    slow.cancel()
+    wait_for(lambda: bool(slow_done), 60)
+    print(f"cancel likelihood (task): {slow.cancel_seconds:.2f} s")
+    assert slow.cancel_seconds < 15
+
+
+def test_status_and_error_texts():
+    """12.5: errors show their hint once; a crash without details does not promise them; no torch -> the manager."""
+    from geoclip_qgis.gui.dock import error_text
+
+    t = error_text({"code": "input", "message": "bad photo", "hint": "use a JPEG"})
+    assert t == "bad photo\nuse a JPEG"
+    assert error_text({"code": "input", "message": "bad photo (use a JPEG)", "hint": "use a JPEG"}).count("JPEG") == 1
+    crash = error_text({"code": "crashed", "message": "the GeoCLIP engine stopped (exit code None)",
+                        "hint": "it restarts on the next request; details:\n"})
+    assert "details:" not in crash.lower() and "no details" in crash
+    with_tail = error_text({"code": "crashed", "message": "stopped", "hint": "it restarts; details:\nSegfault"})
+    assert "Segfault" in with_tail
+    for err in ({"code": "not_installed", "message": "x"},
+                {"code": "internal", "message": "ModuleNotFoundError: No module named 'torch'"}):
+        assert error_text(err) == "The engine is not installed — open GeoCLIP › Engine and models."
+
+
+def test_result_fields_mirror_the_engine():
+    """One definition of the result tables: layers.py's lists are core/export.py's."""
+    from geoclip_qgis.core import export
+    from geoclip_qgis.layers import LAYER_MARK, PLACE_FIELDS, PREDICTION_FIELDS, REGION_FIELDS, SUMMARY_FIELDS
+
+    assert PLACE_FIELDS == export.PLACE_FIELDS and SUMMARY_FIELDS == export.SUMMARY_FIELDS
+    assert REGION_FIELDS == export.REGION_FIELDS and LAYER_MARK == export.LAYER_MARK
+    names = [n for n, _ in PREDICTION_FIELDS]
+    assert {n for n, _ in export.PREDICTION_FIELDS} - {"source", "kind"} <= set(names)
 
 
 def test_photo_viewer_respects_exif_orientation(qgis_iface, tmp_path):
@@ -152,6 +371,7 @@ def test_photo_viewer_respects_exif_orientation(qgis_iface, tmp_path):
 
 
 def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
+    """12.7: a task with progress and Cancel; the resolution snaps onto a field lattice (0.1° here)."""
     from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
 
     from geoclip_qgis.gui.map_tool import PlacesLikeHereTool, raster_request
@@ -160,12 +380,69 @@ def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
     canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
     canvas.setExtent(QgsRectangle(-10, 35, 20, 55))
     tool = PlacesLikeHereTool(qgis_iface)
+    req = raster_request(canvas.extent(), canvas.mapSettings().destinationCrs())
+    assert req["resolution"] == 0.1, req
     tool.clicked(QgsPointXY(2.35, 48.85), None)
-    wait_for(lambda: tool.task is None)
+    assert tool.task is not None and tool.bar_item is not None, "progress and Cancel in the message bar"
+    progress = []
+    tool.task.progressChanged.connect(progress.append)
+    wait_for(lambda: tool.task is None, 240)
     rasters = [lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer)]
-    assert len(rasters) == 1 and rasters[0].name().startswith("Places like")
-    req = raster_request(QgsRectangle(-200, -100, 200, 100))
-    assert req["extent"] == [-180, -90, 180, 90]
+    assert len(rasters) == 1 and rasters[0].name().startswith("Places like"), tool.last_result
+    assert progress, "the task reports progress"
+    # Cancelled at once: nothing added.
+    canvas.setExtent(QgsRectangle(-180, -90, 180, 90))
+    tool.clicked(QgsPointXY(2.35, 48.85), None)
+    task = tool.task
+    tool.cancel()
+    wait_for(lambda: tool.task is None, 60)
+    assert task.cancel_seconds < 15
+    rasters = [lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer)]
+    assert len(rasters) == 1, "a cancelled click adds no raster"
+
+
+def test_places_like_here_extent_in_projected_crs():
+    """12.10: the visible area of a projected view, exactly: valid lat/lon, the world when the view holds it, the
+    pole and every longitude when a pole is visible, and every visible point inside the box."""
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsPointXY,
+        QgsProject,
+        QgsRectangle,
+    )
+
+    from geoclip_qgis.gui.map_tool import choose_resolution, visible_extent_4326
+
+    def covers(ext, view, crs):
+        to = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+        for i in range(0, 31):
+            for j in range(0, 31):
+                p = to.transform(QgsPointXY(view.xMinimum() + view.width() * (i + 0.5) / 31.5,
+                                            view.yMinimum() + view.height() * (j + 0.5) / 31.5))
+                assert ext[0] - 1e-6 <= p.x() <= ext[2] + 1e-6 and ext[1] - 1e-6 <= p.y() <= ext[3] + 1e-6, (p, ext)
+
+    merc = QgsCoordinateReferenceSystem("EPSG:3857")
+    world = QgsRectangle(-25e6, -30e6, 25e6, 30e6)  # more than the whole Mercator world
+    assert visible_extent_4326(world, merc) == [-180.0, -90.0, 180.0, 90.0]
+    europe = QgsRectangle(-1.2e6, 4.2e6, 2.6e6, 7.5e6)
+    ext = visible_extent_4326(europe, merc)
+    assert -90 <= ext[1] < ext[3] <= 90 and -180 <= ext[0] < ext[2] <= 180
+    assert 34 < ext[1] < 36 and 55 < ext[3] < 56, ext
+    covers(ext, europe, merc)
+    tall = QgsRectangle(-2e6, -3e7, 2e6, 3e7)  # beyond Mercator's latitudes: clipped, never below -90
+    ext = visible_extent_4326(tall, merc)
+    assert ext[1] >= -90 and ext[3] <= 90 and ext[3] - ext[1] > 160, ext
+    laea = QgsCoordinateReferenceSystem("EPSG:3035")
+    north = QgsRectangle(3.0e6, 5.5e6, 5.5e6, 8.5e6)  # holds the North Pole (x 4321000, y 7369716)
+    ext = visible_extent_4326(north, laea)
+    assert ext[3] == 90 and ext[0] == -180 and ext[2] == 180, ext
+    covers(ext, north, laea)
+    alps = QgsRectangle(4.0e6, 2.4e6, 4.6e6, 2.9e6)
+    ext = visible_extent_4326(alps, laea)
+    assert ext[2] - ext[0] < 15 and ext[3] < 60, ext
+    covers(ext, alps, laea)
+    assert choose_resolution(360) == 0.5 and choose_resolution(30) == 0.1 and choose_resolution(2) == 0.004167
 
 
 def test_manager_reports_engine_and_models(qgis_iface, gui_settings):

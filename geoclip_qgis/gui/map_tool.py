@@ -1,15 +1,30 @@
-"""Map tool: click a place, get a 'places like here' similarity raster over the visible extent."""
+"""Map tool: click a place, get a 'places like here' similarity raster over the visible extent.
+
+The visible extent is turned into a latitude/longitude box by transforming a dense lattice of points of the view
+(not its four corners): a projected view (EPSG:3857, EPSG:3035) then yields the box that covers exactly what is
+visible, clipped to valid latitudes and longitudes, with a pole or the whole world taken in when the view holds them.
+The job runs as a task (progress and Cancel in QGIS's task manager and the message bar); a cancelled job adds nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+from typing import List, Optional
+
 from qgis.core import (
+    Qgis,
+    QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsPointXY,
     QgsProject,
     QgsRasterLayer,
+    QgsRectangle,
 )
 from qgis.gui import QgsMapToolEmitPoint
 from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import QProgressBar, QPushButton
 
 from ..layers import style_similarity
 from . import settings
@@ -17,21 +32,93 @@ from .settings import tr
 from .tasks import EngineTask
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+WORLD = [-180.0, -90.0, 180.0, 90.0]
+FIELD_RESOLUTIONS = (0.1, 0.25, 0.5)  # the lattices location fields are built on (core/field.py's pyramid)
+DENSIFY = 40  # points per side of the view sampled for the transform
 
 
-def raster_request(extent4326, target_width: int = 480) -> dict:
-    """The visible extent (clamped to the globe) at a resolution giving about `target_width` columns."""
-    w, s = max(-180.0, extent4326.xMinimum()), max(-90.0, extent4326.yMinimum())
-    e, n = min(180.0, extent4326.xMaximum()), min(90.0, extent4326.yMaximum())
-    res = max(0.002, (e - w) / target_width)
-    return {"extent": [w, s, e, n], "resolution": round(res, 6)}
+def _finite(p: QgsPointXY) -> bool:
+    return math.isfinite(p.x()) and math.isfinite(p.y())
+
+
+def visible_extent_4326(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
+                        densify: int = DENSIFY) -> List[float]:
+    """[W, S, E, N] in degrees covering the visible `extent` of a view in `crs`: a (densify+1)² lattice of the view
+    transformed point by point (points outside the projection's domain dropped), clipped to ±180/±90; the poles
+    (and every longitude) when a pole is visible; every longitude when the view crosses the antimeridian; the world
+    when the view holds the whole of the CRS's domain."""
+    if crs.isGeographic() and crs.authid() == "EPSG:4326":
+        w, s = max(-180.0, extent.xMinimum()), max(-90.0, extent.yMinimum())
+        e, n = min(180.0, extent.xMaximum()), min(90.0, extent.yMaximum())
+        return [w, s, e, n] if e > w and n > s else list(WORLD)
+    to_wgs = QgsCoordinateTransform(crs, WGS84, QgsProject.instance())
+    from_wgs = QgsCoordinateTransform(WGS84, crs, QgsProject.instance())
+    lons, lats = [], []
+    for i in range(densify + 1):
+        for j in range(densify + 1):
+            x = extent.xMinimum() + extent.width() * i / densify
+            y = extent.yMinimum() + extent.height() * j / densify
+            try:
+                p = to_wgs.transform(QgsPointXY(x, y))
+            except Exception:  # QgsCsException: outside the projection's domain
+                continue
+            if _finite(p) and -180.0001 <= p.x() <= 180.0001 and -90.0001 <= p.y() <= 90.0001:
+                lons.append(min(180.0, max(-180.0, p.x())))
+                lats.append(min(90.0, max(-90.0, p.y())))
+    if not lons:
+        return list(WORLD)
+    w, e, s, n = min(lons), max(lons), min(lats), max(lats)
+    # A visible pole: all longitudes meet there.
+    for pole in (90.0, -90.0):
+        try:
+            q = from_wgs.transform(QgsPointXY(0.0, pole))
+        except Exception:
+            continue
+        if _finite(q) and extent.contains(q):
+            w, e = -180.0, 180.0
+            s, n = min(s, pole), max(n, pole)
+    # The antimeridian inside the view: neighbouring samples jump by ~360°; take every longitude (a superset).
+    if e - w > 300 and _crosses_antimeridian(lons, densify):
+        w, e = -180.0, 180.0
+    # The whole domain of the CRS visible: the world.
+    bounds = crs.bounds()  # the CRS's area of use, in degrees
+    if not bounds.isEmpty():
+        try:
+            dom = from_wgs.transformBoundingBox(bounds)
+            if extent.contains(dom):
+                return list(WORLD)
+        except Exception:
+            pass
+    return [w, s, e, n]
+
+
+def _crosses_antimeridian(lons: List[float], densify: int) -> bool:
+    return any(abs(a - b) > 180 for a, b in zip(lons, lons[1:]))
+
+
+def choose_resolution(width_deg: float, target_width: int = 480) -> float:
+    """About `target_width` columns; snapped onto a location field's lattice when one is within a factor 2, so that a
+    built field is read instead of running the encoder (the engine finds it by resolution)."""
+    res = max(0.002, width_deg / target_width)
+    for lattice in FIELD_RESOLUTIONS:
+        if lattice / 2 <= res <= lattice * 2:
+            return lattice
+    return round(res, 6)
+
+
+def raster_request(extent, crs: Optional[QgsCoordinateReferenceSystem] = None, target_width: int = 480) -> dict:
+    """The visible extent (see visible_extent_4326) and a resolution giving about `target_width` columns."""
+    ext = visible_extent_4326(extent, crs or WGS84)
+    return {"extent": [round(v, 6) for v in ext], "resolution": choose_resolution(ext[2] - ext[0], target_width)}
 
 
 class PlacesLikeHereTool(QgsMapToolEmitPoint):
     def __init__(self, iface):
         super().__init__(iface.mapCanvas())
         self.iface = iface
-        self.task = None
+        self.task: Optional[EngineTask] = None
+        self.bar_item = None
+        self.last_result: Optional[dict] = None
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.canvasClicked.connect(self.clicked)
 
@@ -40,25 +127,56 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
             self.iface.messageBar().pushInfo("GeoCLIP", tr("Still computing the previous click…"))
             return
         canvas = self.iface.mapCanvas()
-        to_wgs = QgsCoordinateTransform(canvas.mapSettings().destinationCrs(), WGS84, QgsProject.instance())
+        crs = canvas.mapSettings().destinationCrs()
+        to_wgs = QgsCoordinateTransform(crs, WGS84, QgsProject.instance())
         p = to_wgs.transform(point)
-        req = raster_request(to_wgs.transformBoundingBox(canvas.extent()))
+        req = raster_request(canvas.extent(), crs)
         out = settings.raster_output(f"like_{p.y():.4f}_{p.x():.4f}")
         self.task = EngineTask(tr("GeoCLIP: places like here"), "similar",
                                {"lat": p.y(), "lon": p.x(), "out": out, "engine": settings.engine_options(), **req})
-        self.task.done.connect(lambda res: self.done(res, p))
+        self.task.done.connect(lambda res, p=p: self.done(res, p))
         self.task.failed.connect(self.failed)
-        from qgis.core import QgsApplication
-
+        self._show_progress(p)
         QgsApplication.taskManager().addTask(self.task)
-        self.iface.messageBar().pushInfo("GeoCLIP", tr("Finding places like {:.4f}, {:.4f}…").format(p.y(), p.x()))
+
+    def _show_progress(self, p) -> None:
+        bar = self.iface.messageBar()
+        item = bar.createMessage("GeoCLIP", tr("Finding places like {:.4f}, {:.4f}…").format(p.y(), p.x()))
+        progress = QProgressBar()
+        progress.setRange(0, 100)
+        progress.setMaximumWidth(200)
+        cancel = QPushButton(tr("Cancel"))
+        cancel.clicked.connect(self.cancel)
+        item.layout().addWidget(progress)
+        item.layout().addWidget(cancel)
+        self.task.progressChanged.connect(lambda v, bar_=progress: bar_.setValue(int(v)))
+        self.task.progressText.connect(item.setText)
+        self.progress_bar = progress
+        self.bar_item = bar.pushWidget(item, Qgis.MessageLevel.Info)
+
+    def _clear_progress(self) -> None:
+        if self.bar_item is not None:
+            with contextlib.suppress(RuntimeError):  # already closed by the user
+                self.iface.messageBar().popWidget(self.bar_item)
+            self.bar_item = None
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
     def done(self, result, point) -> None:
+        self.last_result = result
+        cancelled = result.get("cancelled") or (self.task is not None and self.task.isCanceled())
         self.task = None
+        self._clear_progress()
+        if cancelled:
+            self.iface.messageBar().pushInfo("GeoCLIP", tr("Places like here cancelled; nothing added."))
+            return
         layer = QgsRasterLayer(result["path"], tr("Places like {:.3f}, {:.3f}").format(point.y(), point.x()))
         style_similarity(layer)
         QgsProject.instance().addMapLayer(layer)
 
     def failed(self, error) -> None:
         self.task = None
+        self._clear_progress()
         self.iface.messageBar().pushCritical("GeoCLIP", error.get("message", tr("failed")))

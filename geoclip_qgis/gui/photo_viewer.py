@@ -30,6 +30,19 @@ def load_upright(path: str) -> Optional[QPixmap]:
     return None if image.isNull() else QPixmap.fromImage(image)
 
 
+def photo_field(layer) -> bool:
+    """Layers whose features name a photo: the predictions' "photo", or the places/summary "source" of kind image."""
+    names = layer.fields().names()
+    return "photo" in names or ("source" in names and "kind" in names)
+
+
+def photo_of(feature) -> str:
+    names = feature.fields().names()
+    if "photo" in names:
+        return feature["photo"] or ""
+    return (feature["source"] or "") if feature["kind"] == "image" else ""
+
+
 class PhotoViewer(QgsDockWidget):
     def __init__(self, iface, parent=None):
         super().__init__(tr("GeoCLIP photo"), parent)
@@ -55,7 +68,7 @@ class PhotoViewer(QgsDockWidget):
         if self.layer is not None:
             with contextlib.suppress(TypeError, RuntimeError):
                 self.layer.selectionChanged.disconnect(self.show_selection)
-        self.layer = layer if isinstance(layer, QgsVectorLayer) and layer.fields().indexOf("photo") >= 0 else None
+        self.layer = layer if isinstance(layer, QgsVectorLayer) and photo_field(layer) else None
         if self.layer is not None:
             self.layer.selectionChanged.connect(self.show_selection)
 
@@ -64,7 +77,7 @@ class PhotoViewer(QgsDockWidget):
         if not feats:
             return
         f = feats[0]
-        self.show_photo(resolve(f["photo"] or ""), f)
+        self.show_photo(resolve(photo_of(f) or ""), f)
 
     def show_photo(self, path: str, feature=None) -> bool:
         self.pixmap = load_upright(path) if path else None
@@ -74,8 +87,14 @@ class PhotoViewer(QgsDockWidget):
             return False
         self._fit()
         if feature is not None:
-            self.caption.setText(tr("{} — rank {}, p = {:.4f}, {:.5f}, {:.5f}").format(
-                os.path.basename(path), feature["rank"], feature["probability"], feature["lat"], feature["lon"]))
+            names = feature.fields().names()
+            rank = feature["rank"] if "rank" in names else 1
+            text = tr("{} — rank {}, p = {:.4f}, {:.5f}, {:.5f}").format(
+                os.path.basename(path), rank, feature["probability"] or 0.0, feature["lat"] or 0.0,
+                feature["lon"] or 0.0)
+            if "label" in names and feature["label"]:
+                text += "\n" + str(feature["label"])
+            self.caption.setText(text)
         return True
 
     def _fit(self) -> None:
