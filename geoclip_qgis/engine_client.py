@@ -23,7 +23,18 @@ from .core import protocol
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
+PARENT_ENV = "GEOCLIP_PARENT_PID"  # the worker exits when this process (QGIS) is gone (core/worker.py)
 SETTINGS_PREFIX = "geoclip"
+LOG_TAG = "GeoCLIP"  # the Log Messages panel's tab
+# The worker's defaults (core/worker.py ENGINE_DEFAULTS, compared by tests/test_gui_manager.py): every request
+# carries all of them, so the dock, the map tool and Processing name one engine the same way.
+ENGINE_DEFAULTS = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default", "cache_dir": "",
+                   "batch_size": 8}
+# What a waiting request is told it waits for (op -> words); other ops are named as they are.
+OP_WORDS = {"build_field": "the field build", "geolocate_images": "the photo geolocation",
+            "geolocate_text": "the text query", "likelihood": "the likelihood map", "similar": "'places like here'",
+            "features": "the feature raster", "info": "the engine check", "field_status": "the field check",
+            "download_clip": "the CLIP download", "encode_locations": "the location encoding"}
 
 
 class EngineError(Exception):
@@ -81,28 +92,69 @@ def default_cache_dir() -> Path:
     return legacy if legacy.is_dir() else Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
 
 
-def engine_defaults() -> Dict[str, str]:
-    """Engine options from the plugin settings, the same for the dock, the map tool and Processing, so they share
-    one loaded engine (the worker keys it on its options) and one gallery cache."""
-    opts = {key: str(setting(key, "")) for key in ("clip_path", "weights", "cache_dir") if setting(key, "")}
-    opts.setdefault("cache_dir", str(default_cache_dir()))
-    return opts
+def canonical_engine_options(opts: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The worker's canonical form (core/worker.py canonical_engine_options, same rules): every key, defaults
+    filled in, device lower-case, paths normalised. Two option sets that mean one engine compare equal."""
+    out = {**ENGINE_DEFAULTS, **{k: v for k, v in (opts or {}).items() if v not in (None, "")}}
+    out["device"] = str(out["device"]).strip().lower()
+    for key in ("weights", "clip_path", "cache_dir"):
+        if out[key]:
+            out[key] = os.path.normpath(os.path.expanduser(str(out[key])))
+    if out["gallery"] not in ("default",) and not str(out["gallery"]).startswith("fibonacci"):
+        out["gallery"] = os.path.normpath(os.path.expanduser(str(out["gallery"])))
+    out["batch_size"] = int(out["batch_size"])
+    return out
+
+
+def engine_defaults(**overrides: Any) -> Dict[str, Any]:
+    """THE engine options: the plugin settings (engine Python aside) in canonical form, with `overrides` (a
+    Processing run's parameters) on top where they are not empty. The dock, the map tool, the manager and
+    Processing all send this, so they share one loaded engine (the worker keys it on these options) and one
+    gallery cache; a `cuda:1` setting stays `cuda:1`."""
+    opts: Dict[str, Any] = {key: str(setting(key, "") or "") for key in ("clip_path", "weights", "cache_dir",
+                                                                          "device", "gallery")}
+    opts["cache_dir"] = opts["cache_dir"] or str(default_cache_dir())
+    opts.update({k: v for k, v in overrides.items() if v not in (None, "")})
+    return canonical_engine_options(opts)
 
 
 def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
-def child_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Dict[str, str]:
     """The environment for the engine's Python (the worker, pip): QGIS's PYTHONHOME/PYTHONPATH point at QGIS's own
     Python (OSGeo4W, QGIS.app) and would break another one, so they are dropped; the plugin's parent folder is the
     path, so `python -m geoclip_qgis.core.worker` imports this copy. UTF-8 mode makes paths and messages cross the
-    pipes the same way on Windows as elsewhere."""
+    pipes the same way on Windows as elsewhere. For the worker (`worker=True`) it also names this process in
+    $GEOCLIP_PARENT_PID: the worker exits when QGIS is gone, even when QGIS was killed."""
     env = {k: v for k, v in (os.environ if base is None else base).items()
-           if k.upper() not in ("PYTHONHOME", "PYTHONPATH")}
+           if k.upper() not in ("PYTHONHOME", "PYTHONPATH", PARENT_ENV)}
     env.update(PYTHONPATH=str(PLUGIN_DIR.parent), PYTHONUTF8="1", PYTHONIOENCODING="utf-8")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if worker:
+        env[PARENT_ENV] = str(os.getpid())
     return env
+
+
+def log_message(text: str, level: str = "info") -> None:
+    """One line to QGIS's Log Messages panel, GeoCLIP tab (QgsMessageLog is thread-safe: the reader threads call
+    it); outside QGIS (the CLI, tests without QGIS) nothing happens."""
+    try:
+        from qgis.core import Qgis, QgsMessageLog
+    except ImportError:
+        return
+    levels = {"warning": Qgis.MessageLevel.Warning, "critical": Qgis.MessageLevel.Critical,
+              "error": Qgis.MessageLevel.Critical}
+    QgsMessageLog.logMessage(text, LOG_TAG, levels.get(level, Qgis.MessageLevel.Info), False)
+
+
+def stderr_level(line: str) -> str:
+    """The Log Messages level of one worker stderr line: tracebacks and errors critical, warnings warning."""
+    low = line.lower()
+    if "traceback" in low or "error" in low or "exception" in low:
+        return "critical"
+    return "warning" if "warn" in low else "info"
 
 
 def engine_python() -> str:
@@ -132,6 +184,10 @@ class EngineClient:
         self.lock = threading.Lock()  # one request at a time
         self.ready: Dict[str, Any] = {}
         self.restarts = 0
+        self.running_op: Optional[str] = None  # the op of the request holding the lock (what others wait for)
+        self.running_id: Optional[int] = None
+        self.log_to_qgis = True  # worker stderr lines and log messages go to the Log Messages panel
+        self.stopping = False  # shutdown() was asked: the worker's end is not a crash
 
     # ---- process life -----------------------------------------------------------------------------------------
     @property
@@ -139,13 +195,15 @@ class EngineClient:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
+        self.stopping = False
         python = self.python or engine_python()
         self.messages = queue.Queue()
         self.stderr_tail.clear()
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.proc = subprocess.Popen(
             [python, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=child_env(), text=True, encoding="utf-8", errors="replace", bufsize=1,
+            stderr=subprocess.PIPE, env=child_env(worker=True), text=True, encoding="utf-8", errors="replace",
+            bufsize=1,
             creationflags=flags,
         )
         threading.Thread(target=self._read_stdout, args=(self.proc, self.messages), daemon=True).start()
@@ -163,9 +221,17 @@ class EngineClient:
         try:
             for line in proc.stdout:
                 try:
-                    messages.put(protocol.decode(line))
+                    msg = protocol.decode(line)
                 except ValueError:
                     self.stderr_tail.append(f"(unframed stdout) {line.rstrip()}")
+                    continue
+                if msg.get("type") == "log":  # the worker's warnings: to the log, never to a request
+                    text = str(msg.get("message", ""))
+                    self.stderr_tail.append(f"({msg.get('level', 'info')}) {text}")
+                    if self.log_to_qgis:
+                        log_message(text, str(msg.get("level", "info")))
+                    continue
+                messages.put(msg)
         except (OSError, ValueError):  # our end of the pipe was closed (_release)
             pass
         finally:
@@ -175,7 +241,10 @@ class EngineClient:
         """Drained to the end whatever it holds: a full stderr pipe would block the worker (Windows' is small)."""
         with contextlib.suppress(OSError, ValueError):
             for line in proc.stderr:
-                self.stderr_tail.append(line.rstrip())
+                line = line.rstrip()
+                self.stderr_tail.append(line)
+                if self.log_to_qgis and line:
+                    log_message(f"worker: {line}", stderr_level(line))
 
     def _next(self, deadline: Optional[float]) -> Optional[Dict[str, Any]]:
         while True:
@@ -205,24 +274,55 @@ class EngineClient:
         code = self.proc.poll() if self.proc else None
         tail = "\n".join(list(self.stderr_tail)[-15:])
         self._release()
+        if self.stopping:
+            raise WorkerCrashed({"code": "stopped", "message": "the GeoCLIP engine was stopped (plugin unloaded or "
+                                                               "engine changed)", "hint": ""})
         self.restarts += 1
+        if self.log_to_qgis:
+            log_message(f"the engine worker stopped (exit code {code}); last lines:\n{tail}", "critical")
         raise WorkerCrashed({"code": "crashed", "message": f"the GeoCLIP engine stopped (exit code {code})",
-                             "hint": "it restarts on the next request; details:\n" + tail})
+                             "hint": "it restarts on the next request" + (
+                                 "; its last messages:\n" + tail if tail else
+                                 "; it left no message (see View › Panels › Log Messages, GeoCLIP tab)")})
 
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def shutdown(self) -> None:
-        if self.alive:
-            try:
-                self.proc.stdin.write(protocol.encode({"op": "shutdown"}))
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.kill()
-        self._release()
+    def shutdown(self, wait: bool = True, timeout: float = 5.0) -> None:
+        """Stop the worker: cancel the running request, ask it to shut down and close its stdin (it exits on EOF
+        too). `wait=False` (plugin unload, QGIS quitting, the GUI thread) returns at once: a daemon thread waits
+        for the exit and kills the worker after `timeout`; were QGIS gone first, the worker still exits by itself
+        (stdin EOF, parent gone)."""
+        proc = self.proc
+        self.stopping = True
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if self.running_id is not None:
+                    proc.stdin.write(protocol.encode({"op": "cancel", "target": self.running_id}))
+                proc.stdin.write(protocol.encode({"op": "shutdown"}))
+                proc.stdin.flush()
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                proc.stdin.close()
+
+            def reap() -> None:
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(OSError):
+                        proc.kill()
+                    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                        proc.wait(timeout=10)
+
+            if wait:
+                reap()
+            else:
+                threading.Thread(target=reap, name="geoclip-worker-reaper", daemon=True).start()
+        if wait or proc is None or proc.poll() is not None:
+            self._release()
+        else:  # the reader threads end when the worker does; only forget the process here
+            self.proc = None
 
     # ---- requests ---------------------------------------------------------------------------------------------
     def _send(self, message: Dict[str, Any]) -> None:
@@ -235,12 +335,30 @@ class EngineClient:
     def call(self, op: str, params: Optional[Dict[str, Any]] = None, *,
              on_progress: Optional[Callable[[int, int, str], None]] = None,
              on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
-             is_cancelled: Optional[Callable[[], bool]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
-        """Run one request to completion; rows arrive through `on_row` as the worker finishes them."""
-        with self.lock:
+             is_cancelled: Optional[Callable[[], bool]] = None, timeout: Optional[float] = None,
+             on_waiting: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+        """Run one request to completion; rows arrive through `on_row` as the worker finishes them.
+
+        Requests run one at a time. While another holds the worker, `on_waiting("waiting for the field build to
+        finish")` is called (once, and again if the request it waits for changes), and `is_cancelled` is polled:
+        a request cancelled while it waits returns {"cancelled": True, "started": False} without ever reaching
+        the worker."""
+        waited_for: Optional[str] = None
+        while not self.lock.acquire(timeout=0.1):
+            if is_cancelled is not None and is_cancelled():
+                return {"cancelled": True, "started": False}
+            running = self.running_op
+            if on_waiting is not None and running and running != waited_for:
+                waited_for = running
+                on_waiting(f"waiting for {OP_WORDS.get(running, running)} to finish")
+        try:
+            if is_cancelled is not None and is_cancelled():
+                return {"cancelled": True, "started": False}
+            self.running_op = op
             if not self.alive:
                 self.start()
             rid = next(self.ids)
+            self.running_id = rid
             self._send(protocol.request(rid, op, **(params or {})))
             deadline = None if timeout is None else time.monotonic() + timeout
             cancel_sent = False
@@ -260,6 +378,9 @@ class EngineClient:
                     return msg["data"]
                 elif kind == "error":
                     raise EngineError(msg["error"])
+        finally:
+            self.running_op = self.running_id = None
+            self.lock.release()
 
     def diagnostics(self) -> List[str]:
         return list(self.stderr_tail)
@@ -278,9 +399,11 @@ def shared_client() -> EngineClient:
         return _shared
 
 
-def shutdown_shared() -> None:
+def shutdown_shared(wait: bool = True) -> None:
+    """Stop the session's worker; the next request starts a new one (after a change of engine Python). On the GUI
+    thread pass wait=False: it returns at once and the worker is reaped in the background."""
     global _shared
     with _shared_lock:
-        if _shared is not None:
-            _shared.shutdown()
-            _shared = None
+        client, _shared = _shared, None
+    if client is not None:
+        client.shutdown(wait=wait)

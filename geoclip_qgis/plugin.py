@@ -46,6 +46,9 @@ class GeoClipPlugin:
                         "the GeoCLIP log.").format(type(exc).__name__, exc), Qgis.MessageLevel.Critical, 0)
 
     def unload(self) -> None:
+        """Never blocks the GUI: our running tasks are cancelled first, the GUI's slots are cut from them, and the
+        worker is stopped in the background (it also exits by itself when QGIS is gone)."""
+        cancel_geoclip_tasks()
         if self.gui is not None:
             self.gui.unload()
             self.gui = None
@@ -57,4 +60,14 @@ class GeoClipPlugin:
             self.translator = None
         from .engine_client import shutdown_shared
 
-        shutdown_shared()
+        shutdown_shared(wait=False)
+
+
+def cancel_geoclip_tasks() -> int:
+    """Cancel every running GeoCLIP task (ours are described "GeoCLIP…" or are EngineTasks); returns how many."""
+    n = 0
+    for task in QgsApplication.taskManager().activeTasks():
+        if task.description().startswith("GeoCLIP") or type(task).__name__ in ("EngineTask", "DownloadTask"):
+            task.cancel()
+            n += 1
+    return n
