@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 PROTOCOL_VERSION = 1
 OPS = ("info", "geolocate_images", "geolocate_text", "likelihood", "features", "similar", "encode_locations",
-       "field_status", "build_field", "cancel", "shutdown")
+       "field_status", "build_field", "download_clip", "cancel", "shutdown")
 WORKER_MODULE = "geoclip_qgis.core.worker"
 # Photo file suffixes the engine reads (QGIS lists folders with it, without importing the engine).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif")
@@ -193,6 +193,8 @@ SCHEMA: Dict[str, tuple] = {
     "build_field": ({"engine": ENGINE, "extent": _extent, "resolution": _resolution}, ()),
     "encode_locations": ({"engine": ENGINE, "normalise": boolean(),
                           "points": listof(listof(number(), 2, 2), 0, 1_000_000)}, ("points",)),
+    "download_clip": ({"dest": nullable(string(32768)), "endpoint": nullable(string(2048)),
+                       "proxy": nullable(string(2048)), "revision": nullable(string(128))}, ()),
 }
 
 

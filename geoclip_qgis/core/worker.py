@@ -321,6 +321,15 @@ class Worker:
         emb = engine.encode_locations(params["points"], normalise=bool(params.get("normalise")))
         return {"embeddings": emb.tolist()}
 
+    def op_download_clip(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Download CLIP ViT-L/14 into the Hugging Face cache (dest null) or the folder `dest`: free disk checked
+        first, sha256/git-sha1 checked, progress in bytes; a cancel keeps the partial file and a rerun resumes it."""
+        from .hub_download import download_clip
+
+        return download_clip(params.get("dest") or None, endpoint=params.get("endpoint") or None,
+                             proxy=params.get("proxy") or None, revision=params.get("revision") or None,
+                             progress=self._progress(rid, "downloading CLIP ViT-L/14 (bytes)"))
+
 
 def _parent_alive(pid: int) -> bool:
     """Is the process that started us still there? psutil where installed (every OS), else POSIX signals."""

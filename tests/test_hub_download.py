@@ -1,0 +1,410 @@
+"""CLIP downloads through huggingface_hub against a local server that behaves like the hub (core/hub_download.py).
+
+The server answers `HEAD/GET /{repo}/resolve/{revision}/{file}` as huggingface.co does: small (git) files directly
+with their git blob sha1 as ETag, LFS files with a 302 to a CDN URL on another host name (`localhost` instead of
+`127.0.0.1`: huggingface_hub follows same-host redirects, so the CDN must look foreign for the metadata to be read
+off the redirect, as on the real hub) carrying X-Linked-Etag (sha256), X-Linked-Size, X-Repo-Commit and ETag. The
+CDN URL honours Range. Faults on demand: a corrupted byte, a connection dropped midway (once), a slow transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from geoclip_qgis.core import hub_download
+from geoclip_qgis.core.cancel import Cancelled, cancel_scope
+from geoclip_qgis.core.hub_download import CLIP_REPO, ChecksumError, DiskSpaceError, NetworkError, download_clip
+from geoclip_qgis.core.image_encoder import check_clip_folder
+from geoclip_qgis.core.worker import Worker
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+LFS = ("model.safetensors",)
+
+
+def git_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's object id
+
+
+class FakeHub:
+    """A hub for one repo at one commit; `log` holds (method, path, Range header) of every request."""
+
+    def __init__(self, files: Dict[str, bytes]):
+        self.files = files
+        self.corrupt: set = set()  # served with one byte flipped (the headers announce the true digest)
+        self.drop_once: set = set()  # the first CDN GET sends half the bytes, then the connection is cut
+        self.slow = False  # the CDN sends 64 KiB every 10 ms
+        self.log: list = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):  # noqa: N802
+                hub.answer(self, head=True)
+
+            def do_GET(self):  # noqa: N802
+                hub.answer(self, head=False)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def body(self, name: str) -> bytes:
+        data = self.files[name]
+        if name in self.corrupt:
+            i = len(data) // 2
+            data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+        return data
+
+    def answer(self, h, head: bool) -> None:
+        path = h.path
+        proxied = path.startswith("http://")
+        if proxied:  # a request through us as an HTTP proxy: the absolute URI names the real target
+            path = "/" + path.split("/", 3)[3]
+        self.log.append((h.command, path, h.headers.get("Range"), proxied))
+        parts = path.split("?")[0].strip("/").split("/")
+        if parts[0] == "cdn":
+            return self.cdn(h, parts[2], head)
+        if len(parts) != 5 or parts[2] != "resolve":
+            return self.error(h, 404, "RepoNotFound")
+        repo, rev, name = "/".join(parts[:2]), parts[3], parts[4]
+        if repo != CLIP_REPO:
+            return self.error(h, 404, "RepoNotFound")
+        if rev not in ("main", COMMIT):
+            return self.error(h, 404, "RevisionNotFound")
+        if name not in self.files:
+            return self.error(h, 404, "EntryNotFound", {"X-Repo-Commit": COMMIT})
+        data = self.files[name]
+        if name in LFS:
+            sha = hashlib.sha256(data).hexdigest()
+            h.send_response(302)
+            for k, v in {"Location": f"http://localhost:{self.port}/cdn/{sha}/{name}?X-Amz-Signature=x",
+                         "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)), "X-Repo-Commit": COMMIT,
+                         "ETag": f'"{sha}"', "Content-Length": "0"}.items():
+                h.send_header(k, v)
+            h.end_headers()
+            return
+        h.send_response(200)
+        for k, v in {"ETag": f'"{git_sha1(data)}"', "X-Repo-Commit": COMMIT,
+                     "Content-Length": str(len(data))}.items():
+            h.send_header(k, v)
+        h.end_headers()
+        if not head:
+            h.wfile.write(self.body(name))
+
+    def error(self, h, status: int, code: str, extra=None) -> None:
+        h.send_response(status)
+        h.send_header("X-Error-Code", code)
+        h.send_header("Content-Length", "0")
+        for k, v in (extra or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+
+    def cdn(self, h, name: str, head: bool) -> None:
+        data = self.body(name)
+        start = 0
+        rng = h.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(data):
+                return self.error(h, 416, "RangeNotSatisfiable")
+            h.send_response(206)
+            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            h.send_response(200)
+        h.send_header("Content-Length", str(len(data) - start))
+        h.send_header("Accept-Ranges", "bytes")
+        h.send_header("ETag", f'"{hashlib.sha256(self.files[name]).hexdigest()}"')
+        h.end_headers()
+        if head:
+            return
+        part = data[start:]
+        if name in self.drop_once:
+            self.drop_once.discard(name)
+            h.wfile.write(part[:len(part) // 2])
+            h.wfile.flush()
+            h.connection.shutdown(socket.SHUT_RDWR)
+            h.close_connection = True
+            return
+        step = 1 << 16
+        for i in range(0, len(part), step):  # bounded: one pass over the file
+            h.wfile.write(part[i:i + step])
+            if self.slow:
+                time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def repo_files(tiny_clip) -> Dict[str, bytes]:
+    """The files of a tiny random CLIP as the hub would list them (preprocessor_config.json, the hub's name)."""
+    folder = Path(tiny_clip)
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name in hub_download.CLIP_FILES}
+    if "preprocessor_config.json" not in files:  # transformers 5 saves processor_config.json
+        proc = json.loads((folder / "processor_config.json").read_text())
+        files["preprocessor_config.json"] = json.dumps(proc.get("image_processor", proc)).encode()
+    assert "model.safetensors" in files and "special_tokens_map.json" not in files  # an optional file is missing
+    return files
+
+
+@pytest.fixture()
+def hub(repo_files):
+    server = FakeHub(dict(repo_files))
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch):
+    for k in hub_download.PROXY_VARS + ("ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE", "HF_ENDPOINT"):
+        monkeypatch.delenv(k, raising=False)
+    hub_download._reset_session()
+    yield
+    hub_download._reset_session()
+
+
+def _blob(cache: Path, name: str, files) -> Path:
+    data = files[name]
+    etag = hashlib.sha256(data).hexdigest() if name in LFS else git_sha1(data)
+    return cache / "models--openai--clip-vit-large-patch14" / "blobs" / etag
+
+
+def _partials(root: Path) -> list:
+    return sorted(root.rglob("*.incomplete"))
+
+
+def test_download_into_the_hub_cache(hub, repo_files, tmp_path):
+    cache = tmp_path / "hf"
+    seen = []
+    out = download_clip(endpoint=hub.endpoint, cache_dir=cache, progress=lambda d, t: seen.append((d, t)))
+    folder = Path(out["path"])
+    assert folder == cache / "models--openai--clip-vit-large-patch14" / "snapshots" / COMMIT
+    check_clip_folder(folder)
+    assert sorted(out["files"]) == sorted(repo_files)
+    assert out["bytes"] == out["downloaded"] == sum(len(b) for b in repo_files.values())
+    assert out["verified"]["model.safetensors"] == "sha256" and out["verified"]["config.json"] == "git-sha1"
+    for name, data in repo_files.items():
+        assert (folder / name).read_bytes() == data
+        assert (folder / name).is_symlink() and (folder / name).resolve() == _blob(cache, name, repo_files)
+    assert (folder.parents[1] / "refs" / "main").read_text() == COMMIT
+    assert seen[-1] == (out["bytes"], out["bytes"]) and all(d <= t for d, t in seen)
+    assert not _partials(cache)
+    # The metadata came off the hub's redirect; the bytes from the CDN host; the other files at the pinned commit.
+    assert ("HEAD", f"/{CLIP_REPO}/resolve/main/config.json", None, False) in hub.log
+    assert any(m == "GET" and p.startswith("/cdn/") for m, p, _, _ in hub.log)
+    assert all(f"/resolve/{COMMIT}/" in p for m, p, _, _ in hub.log if "/resolve/" in p and "config.json" not in p)
+    # Other tools find it where they look: huggingface_hub's own offline lookup returns this very folder.
+    from huggingface_hub import snapshot_download
+
+    assert Path(snapshot_download(CLIP_REPO, cache_dir=cache, local_files_only=True)) == folder
+    # A second run finds everything and downloads nothing.
+    n_get = sum(m == "GET" for m, *_ in hub.log)
+    again = download_clip(endpoint=hub.endpoint, cache_dir=cache)
+    assert again["downloaded"] == 0 and again["path"] == out["path"]
+    assert sum(m == "GET" for m, *_ in hub.log) == n_get
+    # A blob of the right name with a wrong byte (huggingface_hub 1.33 itself stores unchecked bytes under the
+    # announced sha256) is found out and replaced.
+    blob = _blob(cache, "model.safetensors", repo_files)
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1
+    blob.write_bytes(bytes(data))
+    fixed = download_clip(endpoint=hub.endpoint, cache_dir=cache)
+    assert fixed["downloaded"] == len(repo_files["model.safetensors"])
+    assert blob.read_bytes() == repo_files["model.safetensors"]
+
+
+def test_download_into_a_named_folder(hub, repo_files, tmp_path):
+    dest = tmp_path / "my models" / "clip"
+    out = download_clip(dest, endpoint=hub.endpoint, cache_dir=tmp_path / "unused")
+    assert Path(out["path"]) == dest
+    check_clip_folder(dest)
+    assert {p.name for p in dest.iterdir() if p.is_file()} == set(repo_files)
+    assert not (tmp_path / "unused").exists() and not _partials(dest)
+    # A rerun checks the files it finds (by digest) and fetches only what is wrong.
+    (dest / "vocab.json").write_bytes(b"{}")
+    again = download_clip(dest, endpoint=hub.endpoint)
+    assert again["downloaded"] == len(repo_files["vocab.json"])
+    assert (dest / "vocab.json").read_bytes() == repo_files["vocab.json"]
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_a_corrupted_byte_is_refused_and_the_file_removed(hub, repo_files, tmp_path, name):
+    hub.corrupt.add(name)
+    cache = tmp_path / "hf"
+    with pytest.raises(ChecksumError) as err:
+        download_clip(endpoint=hub.endpoint, cache_dir=cache)
+    assert err.value.code == "checksum"
+    msg = str(err.value)
+    assert name in msg and "corrupt" in msg and "removed" in msg
+    expected = hashlib.sha256(repo_files[name]).hexdigest() if name in LFS else git_sha1(repo_files[name])
+    assert expected in msg
+    assert not _blob(cache, name, repo_files).exists() and not _partials(cache)
+    assert not (cache / "models--openai--clip-vit-large-patch14" / "snapshots" / COMMIT / name).exists()
+    # Once the host serves the right bytes, the same call succeeds.
+    hub.corrupt.clear()
+    check_clip_folder(Path(download_clip(endpoint=hub.endpoint, cache_dir=cache)["path"]))
+
+
+def test_a_dropped_connection_resumes_with_a_range_request(hub, repo_files, tmp_path):
+    hub.drop_once.add("model.safetensors")
+    out = download_clip(endpoint=hub.endpoint, cache_dir=tmp_path / "hf")
+    check_clip_folder(Path(out["path"]))
+    gets = [r for m, p, r, _ in hub.log if m == "GET" and p.startswith("/cdn/")]
+    half = len(repo_files["model.safetensors"]) // 2
+    assert gets[0] is None and len(gets) == 2 and gets[1].startswith("bytes=")
+    resumed_at = int(gets[1][6:-1])  # what reached the disk: whole chunks of the half that was sent
+    assert half - hub_download.CHUNK < resumed_at <= half
+    assert out["downloaded"] == out["bytes"]  # the file counted once: the resume continued, it did not restart
+
+
+def test_cancel_keeps_the_partial_file_and_a_rerun_resumes_it(hub, repo_files, tmp_path):
+    cache = tmp_path / "hf"
+    size = len(repo_files["model.safetensors"])
+
+    def cancelled() -> bool:
+        return any(p.stat().st_size >= 2 << 20 for p in _partials(cache))
+
+    with cancel_scope(cancelled), pytest.raises(Cancelled):
+        download_clip(endpoint=hub.endpoint, cache_dir=cache)
+    partial = _partials(cache)
+    assert len(partial) == 1 and partial[0].name == _blob(cache, "model.safetensors", repo_files).name + ".incomplete"
+    kept = partial[0].stat().st_size
+    assert 2 << 20 <= kept < size
+    assert partial[0].read_bytes() == repo_files["model.safetensors"][:kept]  # a clean prefix
+    seen = []
+    out = download_clip(endpoint=hub.endpoint, cache_dir=cache, progress=lambda d, t: seen.append(d))
+    check_clip_folder(Path(out["path"]))
+    assert [r for m, p, r, _ in hub.log if m == "GET" and p.startswith("/cdn/")][-1] == f"bytes={kept}-"
+    assert out["downloaded"] == out["bytes"] - kept - len(repo_files["config.json"]) - len(
+        repo_files["preprocessor_config.json"])
+    assert seen[0] >= kept  # progress starts where the partial file ends
+
+
+def test_cancel_through_the_progress_callback(hub, repo_files, tmp_path):
+    hub.slow = True
+    before_model = len(repo_files["config.json"]) + len(repo_files["preprocessor_config.json"])
+
+    def progress(done, total):
+        if done > before_model + (1 << 20):
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        download_clip(tmp_path / "clip", endpoint=hub.endpoint, progress=progress)
+    assert not (tmp_path / "clip" / "model.safetensors").exists()
+    partial = _partials(tmp_path / "clip")
+    assert len(partial) == 1 and (1 << 20) <= partial[0].stat().st_size < len(repo_files["model.safetensors"])
+
+
+def test_no_network(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there any more
+    with pytest.raises(NetworkError) as err:
+        download_clip(endpoint=f"http://127.0.0.1:{port}", cache_dir=tmp_path / "hf")
+    assert err.value.code == "network"
+    assert str(err.value).startswith("no connection to the model host (127.0.0.1")
+    assert not (tmp_path / "hf").exists()
+
+
+def test_the_proxy_is_honoured(hub, repo_files, tmp_path):
+    """The hub's name does not resolve; only a request through the proxy (our server) can reach it."""
+    out = download_clip(tmp_path / "clip", endpoint="http://hub.invalid", proxy=hub.endpoint)
+    check_clip_folder(Path(out["path"]))
+    assert hub.log and all(proxied for *_, proxied in hub.log)
+    import os
+
+    assert not any(os.environ.get(k) for k in hub_download.PROXY_VARS)  # restored afterwards
+
+
+def test_free_disk_is_checked_first(hub, tmp_path, monkeypatch):
+    monkeypatch.setattr(hub_download, "_free_bytes", lambda folder: 1000)
+    with pytest.raises(DiskSpaceError) as err:
+        download_clip(tmp_path / "clip", endpoint=hub.endpoint)
+    assert err.value.code == "disk" and "free" in str(err.value)
+    assert not any(m == "GET" for m, *_ in hub.log)
+
+
+def test_unknown_revision_is_a_clear_error(hub, tmp_path):
+    with pytest.raises(hub_download.DownloadError) as err:
+        download_clip(tmp_path / "clip", endpoint=hub.endpoint, revision="v9")
+    assert "'v9'" in str(err.value) and "config.json" in str(err.value)
+
+
+# ---- through the worker -------------------------------------------------------------------------------------------
+def _run(params, cancel_when=None):
+    sent = []
+    worker = Worker(lambda m: (sent.append(m), cancel_when and cancel_when(m) and worker.cancel(1)))
+    worker.handle({"id": 1, "op": "download_clip", "params": params})
+    return sent
+
+
+def test_worker_download_clip(hub, repo_files, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # dest null: the standard cache
+    sent = _run({"dest": None, "endpoint": hub.endpoint, "proxy": None, "revision": None})
+    assert sent[-1]["type"] == "result", sent[-1]
+    data = sent[-1]["data"]
+    assert Path(data["path"]).is_relative_to(tmp_path / "hf")
+    check_clip_folder(Path(data["path"]))
+    assert sorted(data["files"]) == sorted(repo_files) and data["bytes"] == sum(map(len, repo_files.values()))
+    progress = [m for m in sent if m["type"] == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"] == data["bytes"]
+
+
+def test_worker_errors(hub, tmp_path):
+    hub.corrupt.add("model.safetensors")
+    err = _run({"dest": str(tmp_path / "a"), "endpoint": hub.endpoint})[-1]
+    assert err["type"] == "error" and err["error"]["code"] == "checksum"
+    assert "model.safetensors" in err["error"]["message"]
+    err = _run({"dest": str(tmp_path / "b"), "endpoint": "http://127.0.0.1:9"})[-1]
+    assert err["error"]["code"] == "network"
+    assert err["error"]["message"].startswith("no connection to the model host (")
+    err = _run({"dest": str(tmp_path / "c"), "endpoint": hub.endpoint, "repo": "x/y"})[-1]
+    assert err["error"]["code"] == "input"
+
+
+def test_worker_cancel_keeps_the_partial_file(hub, repo_files, tmp_path):
+    hub.slow = True
+    dest = tmp_path / "clip"
+    before_model = len(repo_files["config.json"]) + len(repo_files["preprocessor_config.json"])
+    sent = _run({"dest": str(dest), "endpoint": hub.endpoint},  # cancelled once 1 MiB of the weights is in
+                cancel_when=lambda m: m.get("type") == "progress" and m["done"] > before_model + (1 << 20))
+    assert sent[-1] == {"id": 1, "type": "result", "data": {"cancelled": True}}
+    partial = _partials(dest)
+    assert len(partial) == 1 and partial[0].name.startswith("model.safetensors.")
+    kept = partial[0].stat().st_size
+    assert 0 < kept < len(repo_files["model.safetensors"])
+    hub.slow = False
+    done = _run({"dest": str(dest), "endpoint": hub.endpoint})[-1]
+    assert done["type"] == "result" and not _partials(dest)
+    check_clip_folder(dest)
+    assert [r for m, p, r, _ in hub.log if m == "GET" and p.startswith("/cdn/")][-1] == f"bytes={kept}-"
+
+
+def test_the_op_is_in_the_protocol(hub, tmp_path):
+    """What QGIS sends (protocol.request, one JSON line) is what the worker runs."""
+    from geoclip_qgis.core import protocol
+
+    req = protocol.decode(protocol.encode(protocol.request(
+        5, "download_clip", dest=str(tmp_path / "clip"), endpoint=hub.endpoint, proxy=None, revision=COMMIT)))
+    sent = []
+    Worker(sent.append).handle(req)
+    assert sent[-1]["type"] == "result" and sent[-1]["data"]["commit"] == COMMIT
+    assert all(protocol.decode(protocol.encode(m)) == m for m in sent)  # every reply fits the framing
