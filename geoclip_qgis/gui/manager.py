@@ -3,6 +3,7 @@ location field (one-time encoding that makes 0.1° world rasters take seconds), 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 from qgis.core import Qgis, QgsApplication, QgsTask
-from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, pyqtSignal
+from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QApplication,
     QDialog,
@@ -21,6 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -28,6 +30,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import downloader
+from ..core import protocol
 from ..engine_client import (
     EngineError,
     child_env,
@@ -35,6 +38,7 @@ from ..engine_client import (
     engine_python,
     managed_env_dir,
     shared_client,
+    shutdown_shared,
     venv_python,
 )
 from . import settings
@@ -42,6 +46,8 @@ from .settings import redact, tr
 
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "resources" / "engine-requirements.txt"
 WORLD_FIELD_RES = 0.1  # the lattice the dock's "auto" likelihood resolution and the 10 s goal refer to
+CLIP_HUB_ID = "openai/clip-vit-large-patch14"
+NO_CONNECTION = "no connection to the model host"
 TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
 
 
@@ -139,11 +145,28 @@ def install_steps(venv: Path, driver: Optional[str], system: str = sys.platform)
     ]
 
 
+def download_error_text(exc: BaseException) -> str:
+    """What the user reads when a download fails: a missing network is "no connection to the model host (…)",
+    never a raw urlopen error; disk, checksum and HTTP errors say what they are."""
+    import socket
+    import urllib.error
+
+    if isinstance(exc, urllib.error.HTTPError):
+        return tr("the model host answered HTTP {} ({})").format(exc.code, exc.reason)
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError)) or \
+            isinstance(reason, (socket.gaierror, OSError)):
+        why = reason if reason is not None else exc
+        return tr("no connection to the model host ({}): check the network or proxy, or use a CLIP folder you "
+                  "already have").format(getattr(why, "strerror", None) or why)
+    return str(exc)
+
+
 class DownloadTask(QgsTask):
     progressed = pyqtSignal(int, int, str)
 
     def __init__(self, folder: Path):
-        super().__init__(tr("Downloading CLIP ViT-L/14"), QgsTask.Flag.CanCancel)
+        super().__init__(tr("GeoCLIP: downloading CLIP ViT-L/14"), QgsTask.Flag.CanCancel)
         self.folder = folder
         self.error: Optional[str] = None
 
@@ -154,15 +177,47 @@ class DownloadTask(QgsTask):
                                                      self.progressed.emit(d, t, n)), self.isCanceled)
             return True
         except Exception as exc:  # network, disk, checksum: all shown to the user
-            self.error = str(exc)
+            self.error = download_error_text(exc)
             return False
+
+
+def worker_can_download() -> bool:
+    """The worker's download_clip op is in the protocol (both its ops list and its schema) and an engine is
+    installed to run it."""
+    if "download_clip" not in protocol.OPS or "download_clip" not in protocol.SCHEMA:
+        return False
+    try:
+        engine_python()
+    except EngineError:
+        return False
+    return True
+
+
+def qgis_proxy() -> Optional[str]:
+    """QGIS's HTTP proxy (Settings › Options › Network) as a URL, or None."""
+    from qgis.core import QgsSettings
+
+    s = QgsSettings()
+    enabled = str(s.value("proxy/proxyEnabled", "false")).lower() in ("true", "1")
+    host, port = s.value("proxy/proxyHost", ""), s.value("proxy/proxyPort", "")
+    if not enabled or not host:
+        return None
+    return f"http://{host}:{port}" if port else f"http://{host}"
+
+
+def clip_on_disk(entry: dict) -> bool:
+    """The engine resolves a missing CLIP to the hub id (it would download on first use): that is not "ready"."""
+    path = str(entry.get("path") or "")
+    return bool(entry.get("ok")) and path != CLIP_HUB_ID and os.path.isdir(path)
 
 
 class ManagerDialog(QDialog):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle(tr("GeoCLIP engine and models"))
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # not leaked: each opening is a new dialog
         self.resize(760, 560)
+        self.closing = False  # set once the dialog is shut down: late task signals are ignored
         self.proc: Optional[QProcess] = None
         self.steps: List[Tuple[str, str, List[str]]] = []
         self.task = None
@@ -221,6 +276,8 @@ class ManagerDialog(QDialog):
         self.refresh()
 
     def driver_found(self, driver: Optional[str]) -> None:
+        if self.closing:
+            return
         self.driver, self.driver_known, self.probe = driver, True, None
         if self.install_waiting:
             self.install_waiting = False
@@ -238,15 +295,29 @@ class ManagerDialog(QDialog):
         self.labels["engine"].setText(redact(py) + tr(" — starting…"))
         from .tasks import EngineTask
 
+        opts = settings.engine_options()
         self.task = EngineTask(tr("GeoCLIP: checking the engine"), "info",
-                               {"check_models": True, "clip_path": settings.get("clip_path"),
-                                "weights": settings.get("weights"), "device": settings.get("device")})
+                               {"check_models": True, "clip_path": opts["clip_path"], "weights": opts["weights"],
+                                "device": opts["device"]})
         self.task.done.connect(self.show_info)
-        self.task.failed.connect(lambda e: self.labels["engine"].setText(
-            f"<span style='color:#b00'>{e.get('message')}</span>"))
+        self.task.failed.connect(self.info_failed)
         QgsApplication.taskManager().addTask(self.task)
 
+    def info_failed(self, error: dict) -> None:
+        """The engine check failed: every row says so (none stays at "checking…")."""
+        if self.closing:
+            return
+        self.task = None
+        bad = "<span style='color:#b00'>✘</span> "
+        hint = error.get("hint") or ""
+        self.labels["engine"].setText(bad + redact(str(error.get("message") or tr("the engine did not answer")))
+                                      + (f"<br>{redact(hint)}" if hint and len(hint) < 300 else ""))
+        for key in ("device", "clip", "weights", "field"):
+            self.labels[key].setText(tr("unknown: the engine check failed (see above; Check again)"))
+
     def show_info(self, info: dict) -> None:
+        if self.closing:
+            return
         self.info = info
         self.task = None
         ok, bad = "<span style='color:#080'>✔</span> ", "<span style='color:#b00'>✘</span> "
@@ -254,10 +325,18 @@ class ManagerDialog(QDialog):
                                                   f"{info['transformers']} ({info['executable']})"))
         dev = info["device"]
         self.labels["device"].setText(ok + f"{dev['device']}" + ("" if info["cuda_usable"] else f" — {info['cuda']}"))
-        for key in ("clip", "weights"):
-            entry = info.get(key, {})
-            self.labels[key].setText((ok + redact(entry.get("path", ""))) if entry.get("ok")
-                                     else bad + redact(entry.get("message", "")))
+        clip = info.get("clip", {})
+        if clip_on_disk(clip):
+            self.labels["clip"].setText(ok + redact(clip.get("path", "")))
+        elif clip.get("ok"):  # the engine would fetch it from the hub on first use: not on this disk
+            self.labels["clip"].setText(bad + tr("not on this computer (no CLIP folder set, none in the Hugging Face "
+                                                 "cache). Fix: Download CLIP, or Use a CLIP folder I have…"))
+        else:
+            self.labels["clip"].setText(bad + redact(clip.get("message", "")) + "<br>" +
+                                        tr("Fix: Download CLIP, or Use a CLIP folder I have…"))
+        weights = info.get("weights", {})
+        self.labels["weights"].setText((ok + redact(weights.get("path", ""))) if weights.get("ok")
+                                       else bad + redact(weights.get("message", "")))
         if info.get("weights", {}).get("ok"):
             self.check_field()
         else:
@@ -270,11 +349,18 @@ class ManagerDialog(QDialog):
         self.task = EngineTask(tr("GeoCLIP: checking the world field"), "field_status",
                                {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
         self.task.done.connect(self.show_field)
-        self.task.failed.connect(lambda e: self.labels["field"].setText(
-            f"<span style='color:#b00'>{e.get('message')}</span>"))
+        self.task.failed.connect(self.field_check_failed)
         QgsApplication.taskManager().addTask(self.task)
 
+    def field_check_failed(self, error: dict) -> None:
+        if self.closing:
+            return
+        self.task = None
+        self.labels["field"].setText(f"<span style='color:#b00'>✘</span> {redact(str(error.get('message')))}")
+
     def show_field(self, status: dict) -> None:
+        if self.closing:
+            return
         self.task = None
         size = status.get("bytes", 0) / 1e9
         if status.get("complete"):
@@ -298,17 +384,33 @@ class ManagerDialog(QDialog):
         task = EngineTask(tr("GeoCLIP: building the world location field"), "build_field",
                           {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
         self.progress.setRange(0, 100)
-        task.progressChanged.connect(lambda p: self.progress.setValue(int(p)))
-        task.progressText.connect(lambda m: self.progress.setFormat(f"{m}: %p%"))
+        task.progressChanged.connect(self.field_progress)
+        task.progressText.connect(self.field_progress_text)
         task.done.connect(self.field_built)
-        task.failed.connect(lambda e: (self.append(tr("Field build stopped: {}").format(e.get("message", ""))),
-                                       self._busy(False), self.check_field()))
+        task.failed.connect(self.field_failed)
         self.task = task
         self._busy(True)
         self.append(tr("Encoding the world at 0.1° (resumable: Cancel keeps the rows done)."))
         QgsApplication.taskManager().addTask(task)
 
+    def field_progress(self, percent: float) -> None:
+        if not self.closing:
+            self.progress.setValue(int(percent))
+
+    def field_progress_text(self, message: str) -> None:
+        if not self.closing:
+            self.progress.setFormat(f"{message}: %p%")
+
+    def field_failed(self, error: dict) -> None:
+        if self.closing:
+            return
+        self.append(tr("Field build stopped: {}").format(error.get("message", "")))
+        self._busy(False)
+        self.check_field()
+
     def field_built(self, result: dict) -> None:
+        if self.closing:
+            return
         self._busy(False)
         self.append(tr("Field build paused; click Build world field to resume.") if result.get("cancelled")
                     else tr("World location field built."))
@@ -342,7 +444,7 @@ class ManagerDialog(QDialog):
             self.append(tr("Engine installed."))
             settings.put("engine_python", str(venv_python(managed_env_dir())))
             self._busy(False)
-            shared_client().shutdown()
+            shutdown_shared(wait=False)  # the next request starts the new engine's worker
             self.refresh()
             return
         title, program, args = self.steps.pop(0)
@@ -360,6 +462,8 @@ class ManagerDialog(QDialog):
         self.proc.start(program, args)
 
     def step_finished(self, code: int, status) -> None:
+        if self.closing:
+            return
         self.progress.setValue(self.progress.value() + 1)
         if code != 0 or status != QProcess.ExitStatus.NormalExit:
             self.append(tr("Step failed (exit code {}). See the log above; nothing else was changed.").format(code))
@@ -373,26 +477,88 @@ class ManagerDialog(QDialog):
         return data_dir() / "models" / "clip-vit-large-patch14"
 
     def start_download(self) -> None:
+        """Through the worker's download_clip op (huggingface_hub layout in the HF cache, progress and cancel over
+        the protocol, "no connection to the model host" when offline) when the protocol has it and the engine is
+        installed; else the plugin's standard-library downloader into the plugin's models folder."""
+        if worker_can_download():
+            self.start_worker_download()
+            return
         folder = self.models_dir()
         self.append(tr("Downloading {} into {} (resumes if interrupted).").format(
             downloader.CLIP_REPO, redact(str(folder))))
         task = DownloadTask(folder)
-        task.progressed.connect(lambda d, t, n: (self.progress.setRange(0, 1000),
-                                                 self.progress.setValue(int(1000 * d / max(t, 1))),
-                                                 self.progress.setFormat(f"{n}: {d / 2**20:,.0f} / "
-                                                                         f"{t / 2**20:,.0f} MiB")))
-        task.taskCompleted.connect(lambda: self.download_done(folder))
-        task.taskTerminated.connect(lambda: (self.append(tr("Download stopped: {}").format(task.error or "")),
-                                             self._busy(False)))
+        task.progressed.connect(self.download_progress)
+        task.taskCompleted.connect(self.download_done)
+        task.taskTerminated.connect(self.download_stopped)
         self.task = task
         self._busy(True)
         QgsApplication.taskManager().addTask(task)
 
-    def download_done(self, folder: Path) -> None:
-        self.append(tr("CLIP downloaded and checked."))
-        settings.put("clip_path", str(folder))
+    def start_worker_download(self) -> None:
+        from .tasks import EngineTask
+
+        self.append(tr("Downloading {} into the Hugging Face cache (resumes if interrupted; Cancel keeps the "
+                       "part done).").format(CLIP_HUB_ID))
+        params = {"dest": None}
+        proxy = qgis_proxy()
+        if proxy:
+            params["proxy"] = proxy
+        task = EngineTask(tr("GeoCLIP: downloading CLIP ViT-L/14"), "download_clip", params)
+        self.progress.setRange(0, 100)
+        task.progressChanged.connect(self.field_progress)
+        task.progressText.connect(self.field_progress_text)
+        task.done.connect(self.worker_download_done)
+        task.failed.connect(self.worker_download_failed)
+        self.task = task
+        self._busy(True)
+        QgsApplication.taskManager().addTask(task)
+
+    def worker_download_done(self, result: dict) -> None:
+        if result.get("cancelled"):
+            self.worker_download_failed({"message": tr("cancelled; the part done is kept and resumes next time")})
+            return
+        if result.get("path"):
+            settings.put("clip_path", str(result["path"]))  # holds even when the dialog was closed meanwhile
+        if self.closing:
+            return
+        self.append(tr("CLIP downloaded and checked ({:,.0f} MiB).").format(result.get("bytes", 0) / 2**20))
+        self.task = None
         self._busy(False)
-        shared_client().shutdown()
+        self.refresh()
+
+    def worker_download_failed(self, error: dict) -> None:
+        if self.closing:
+            return
+        message = str(error.get("message") or tr("cancelled"))
+        self.append(tr("Download stopped: {}").format(message) + (f"\n{error['hint']}" if error.get("hint") else ""))
+        self.labels["clip"].setText("<span style='color:#b00'>✘</span> " + redact(message))
+        self.task = None
+        self._busy(False)
+
+    def download_progress(self, done: int, total: int, name: str) -> None:
+        if self.closing:
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * done / max(total, 1)))
+        self.progress.setFormat(f"{name}: {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB")
+
+    def download_stopped(self) -> None:
+        if self.closing:
+            return
+        error = getattr(self.task, "error", None)
+        self.append(tr("Download stopped: {}").format(error or tr("cancelled")))
+        self.labels["clip"].setText("<span style='color:#b00'>✘</span> " + redact(error or tr("download cancelled")))
+        self.task = None
+        self._busy(False)
+
+    def download_done(self) -> None:
+        folder = self.models_dir()
+        settings.put("clip_path", str(folder))  # the setting holds even when the dialog was closed meanwhile
+        if self.closing:
+            return
+        self.append(tr("CLIP downloaded and checked."))
+        self.task = None
+        self._busy(False)
         self.refresh()
 
     def pick_clip_folder(self) -> None:
@@ -400,8 +566,71 @@ class ManagerDialog(QDialog):
         if folder:
             settings.put("clip_path", folder)
             self.append(tr("Using CLIP from {}; checking it…").format(redact(folder)))
-            shared_client().shutdown()
-            self.refresh()
+            self.refresh()  # the worker rebuilds its engine itself for the new CLIP folder
+
+    # ---- closing ----------------------------------------------------------------------------------------------
+    def running_job(self) -> Optional[str]:
+        """What the dialog runs that outlives a click: the install, a CLIP download, a field build (None: nothing;
+        the engine and field checks are cancelled silently)."""
+        if self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning or self.install_waiting:
+            return tr("The engine install")
+        if isinstance(self.task, DownloadTask) or getattr(self.task, "op", "") == "download_clip":
+            return tr("The CLIP download")
+        if self.task is not None and getattr(self.task, "op", "") == "build_field":
+            return tr("The world field build")
+        return None
+
+    def ask_on_close(self, job: str) -> str:
+        """'cancel', 'keep' (close the window, the job goes on; reopening shows it) or 'stay'."""
+        box = QMessageBox(QMessageBox.Icon.Question, tr("GeoCLIP engine and models"),
+                          tr("{} is still running.").format(job), QMessageBox.StandardButton.NoButton, self)
+        cancel = box.addButton(tr("Cancel it"), QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton(tr("Keep it running"), QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(tr("Don't close"), QMessageBox.ButtonRole.RejectRole)
+        box.setInformativeText(tr("Keep it running: it goes on in the background (QGIS's task bar shows it; "
+                                  "Engine and models… shows this window again)."))
+        box.exec()
+        clicked = box.clickedButton()
+        return "cancel" if clicked is cancel else "keep" if clicked is keep else "stay"
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        job = None if self.closing else self.running_job()
+        if job is not None:
+            choice = self.ask_on_close(job)
+            if choice == "stay":
+                event.ignore()
+                return
+            if choice == "keep":  # hidden, not deleted: the job and its log live on, the menu shows them again
+                event.ignore()
+                self.hide()
+                return
+        self.shutdown()
+        super().closeEvent(event)
+
+    def reject(self) -> None:  # Esc goes through closeEvent's question too
+        if self.closing:  # QDialog.closeEvent calls reject(): hide, and let the close go on
+            super().reject()
+        else:
+            self.close()
+
+    def shutdown(self) -> None:
+        """Cancel what runs and ignore every later signal of it (slots never touch a deleted dialog)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.install_waiting = False
+        if self.proc is not None:
+            with contextlib.suppress(RuntimeError, TypeError):
+                self.proc.finished.disconnect()
+                self.proc.readyReadStandardOutput.disconnect()
+            if self.proc.state() != QProcess.ProcessState.NotRunning:
+                self.steps = []
+                self.proc.kill()
+        for task in (self.task, self.probe):
+            if task is not None:
+                with contextlib.suppress(RuntimeError):  # the C++ task may already be gone
+                    task.cancel()
+        self.task = self.probe = None
 
     # ---- misc -------------------------------------------------------------------------------------------------
     def cancel(self) -> None:

@@ -51,9 +51,30 @@ def raster_output(stem: str) -> str:
     return str(folder / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.tif")
 
 
-def engine_options() -> Dict[str, Any]:
-    """What the dock and map tool send as the worker's engine options."""
-    return {**engine_defaults(), "device": get("device") or "auto", "gallery": get("gallery") or "default"}
+def engine_options(**overrides: Any) -> Dict[str, Any]:
+    """THE engine options the dock, the map tool, the manager and Processing send (engine_client.engine_defaults:
+    every key, canonical like the worker's, so equal settings never reload the model). `overrides` (e.g. the
+    dock's device combo: engine_options(device=combo.currentData())) replace a setting when not empty."""
+    return engine_defaults(**overrides)
+
+
+def device_choices() -> list:
+    """(value, label) for a device combo: auto, CPU, CUDA 0 and 1, plus the saved setting when it is another
+    (cuda:3): a `cuda:1` setting shows as CUDA device 1, never as Automatic."""
+    choices = [("auto", tr("Automatic (CUDA when usable)")), ("cpu", tr("CPU")), ("cuda:0", tr("CUDA device 0")),
+               ("cuda:1", tr("CUDA device 1"))]
+    current = engine_defaults()["device"]
+    if current == "cuda":
+        current = "cuda:0"
+    if current not in [value for value, _ in choices]:
+        choices.append((current, current))
+    return choices
+
+
+def current_device() -> str:
+    """The device setting in the form device_choices() uses ("cuda" is CUDA device 0)."""
+    device = engine_defaults()["device"]
+    return "cuda:0" if device == "cuda" else device
 
 
 _NAME_ENDS = r"""(?=$|[\\/"'\s:;,)\]}])"""  # /home/ann is redacted in /home/ann/x, not in /home/anna
@@ -85,10 +106,9 @@ class SettingsDialog(QDialog):
         self.python.setDialogTitle(tr("Python of the engine environment"))
         form.addRow(tr("Engine Python"), self.python)
         self.device = QComboBox()
-        for value, label in (("auto", tr("Automatic (CUDA when usable)")), ("cpu", tr("CPU")),
-                             ("cuda:0", tr("CUDA device 0")), ("cuda:1", tr("CUDA device 1"))):
+        for value, label in device_choices():
             self.device.addItem(label, value)
-        self.device.setCurrentIndex(max(0, self.device.findData(get("device"))))
+        self.device.setCurrentIndex(max(0, self.device.findData(current_device())))
         form.addRow(tr("Device"), self.device)
         self.cuda_note = QLabel(cuda_reason or tr("Asking the engine whether CUDA is usable…"))
         self.cuda_note.setWordWrap(True)
@@ -136,12 +156,20 @@ class SettingsDialog(QDialog):
         QgsApplication.taskManager().addTask(self.task)
 
     def save(self) -> None:
+        """Takes effect on the next run: a new engine Python restarts the worker (stopped here, in the background;
+        the next request starts the new one); other engine options are sent with every request and the worker
+        rebuilds its engine when they differ (equal options keep the loaded model)."""
+        python_changed = (self.python.filePath() or "") != (get("engine_python") or "")
         put("engine_python", self.python.filePath())
         put("device", self.device.currentData())
         put("clip_path", self.clip.filePath())
         put("weights", self.weights.filePath())
         put("gallery", self.gallery.text().strip() or "default")
         put("cache_dir", self.cache.filePath())
+        if python_changed:
+            from ..engine_client import shutdown_shared
+
+            shutdown_shared(wait=False)
 
     def accept(self) -> None:
         self.save()
