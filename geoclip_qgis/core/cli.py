@@ -121,6 +121,10 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     from .export import ResultWriter, source_key
 
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table)
+    if kind == "text":
+        from .image_encoder import check_text_query
+
+        inputs = [check_text_query(q) for q in inputs]  # length and emptiness, before any model loads
     engine = _engine(args)
     engine.prepare(kind, args.top_k)  # gallery, top-k and the CLIP tower: every slow or likely failure, first
     done = writer.load_previous(engine.run_fingerprint(kind, args.top_k))

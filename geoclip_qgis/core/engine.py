@@ -84,7 +84,7 @@ class GeoClipEngine:
         aoi=None,
         region_res: Optional[float] = None,
         exact_decode: bool = False,
-        decode_workers: int = 2,
+        decode_workers: Optional[int] = None,
     ):
         self.weights = weights if isinstance(weights, GeoClipWeights) else load_weights(weights)
         self.choice: DeviceChoice = select_device(device)
@@ -93,7 +93,7 @@ class GeoClipEngine:
         self.clip_path = clip_path
         self.batch_size = max(1, int(batch_size))
         self.exact_decode = exact_decode  # full-size decode (core.decode); the fidelity tests against geoclip use it
-        self.decode_workers = decode_workers
+        self.decode_workers = decode_workers or min(8, os.cpu_count() or 1)  # decoding threads ahead of the model
         self.scale = float(self.weights.logit_scale.exp())
         self._gallery_spec = gallery
         self._gallery: Optional[Gallery] = gallery if isinstance(gallery, Gallery) else None

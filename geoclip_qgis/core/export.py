@@ -62,7 +62,7 @@ SUMMARY_FIELDS: List[Tuple[str, str]] = [
     ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
     ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
     ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
-    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("message", "str"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("exif_problem", "str"), ("message", "str"),
 ]
 # Confidence regions (core/regions.py): one multipolygon per level and input.
 REGION_FIELDS: List[Tuple[str, str]] = [
@@ -112,7 +112,7 @@ def summary_row(result) -> dict:
            "probability": best["probability"], "lat": best["lat"], "lon": best["lon"],
            "places_mass": None if result.remaining is None else 1.0 - result.remaining,
            "country": best.get("country"), "region": best.get("region"), "place": best.get("place"),
-           "aoi_outside": result.aoi_outside}
+           "aoi_outside": result.aoi_outside, "exif_problem": getattr(result, "gps_problem", None)}
     if result.region:
         row["region90_km2"], row["region90_parts"] = result.region["area_km2"], result.region["parts"]
         row["label"] = f"{row['label']}; {result.region['summary']}"

@@ -158,13 +158,17 @@ def _load_arrays(cache_dir: Optional[Path]) -> Dict[str, np.ndarray]:
             pass  # a damaged cache is rebuilt below
     arrays = _parse(folder)
     if path is not None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, **arrays)
+            with open(tmp, "wb") as fh:  # a file object: a full disk raises here, not in ZipFile's destructor
+                np.savez(fh, **arrays)
             os.replace(tmp, path)
         except OSError:
-            pass  # a read-only cache folder only costs the parse next time
+            tmp.unlink(missing_ok=True)  # a read-only or full cache folder only costs the parse next time
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return arrays
 
 

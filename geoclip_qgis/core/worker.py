@@ -194,7 +194,9 @@ class Worker:
         return {"done": n_ok, "failed": n_bad, "cancelled": False}
 
     def op_geolocate_text(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        queries = params["queries"]
+        from .image_encoder import check_text_query
+
+        queries = [check_text_query(q) for q in params["queries"]]  # before the engine or CLIP loads
         engine = self.engine(params.get("engine"))
         self._answers(engine, params)
         done = 0
