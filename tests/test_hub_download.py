@@ -144,10 +144,13 @@ class FakeHub:
             h.close_connection = True
             return
         step = 1 << 16
-        for i in range(0, len(part), step):  # bounded: one pass over the file
-            h.wfile.write(part[i:i + step])
-            if self.slow:
-                time.sleep(0.01)
+        try:
+            for i in range(0, len(part), step):  # bounded: one pass over the file
+                h.wfile.write(part[i:i + step])
+                if self.slow:
+                    time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):  # the client cancelled and hung up
+            h.close_connection = True
 
 
 @pytest.fixture(scope="module")

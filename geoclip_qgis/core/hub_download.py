@@ -113,7 +113,8 @@ def _is_transport_error(exc: BaseException) -> bool:
     try:
         import requests
 
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        # ConnectionError, Timeout, ChunkedEncodingError (a connection cut mid-body), ...; not an HTTP status
+        if isinstance(exc, requests.RequestException) and not isinstance(exc, requests.HTTPError):
             return True
     except ImportError:
         pass
@@ -196,7 +197,7 @@ class _Stream:
         self.response = None
 
     def __enter__(self) -> _Stream:
-        if hasattr(self.session, "stream"):  # httpx.Client
+        if callable(getattr(self.session, "stream", None)):  # httpx.Client (requests.Session.stream is a bool)
             self._cm = self.session.stream("GET", self.url, headers=self.headers, timeout=self.timeout,
                                            follow_redirects=True)
             self.response = self._cm.__enter__()
