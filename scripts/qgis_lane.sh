@@ -11,6 +11,8 @@
 # /var/cache/geoclip-qgis/chroot-SUITE); the checkout is bind-mounted at /src inside it. One lane per chroot runs at
 # a time (flock). proc, sys, dev, dev/pts, dev/shm and /src are mounted for the run and unmounted on any exit.
 # Needs root (re-runs itself with sudo otherwise). Commands in the chroot run with a clean environment (env -i).
+# Each failure is printed when it happens (scripts/pytest_lane_report.py), so a crash at teardown loses none; the
+# last line is "LANE qgis-X.Y (chroot SUITE): <pytest's counts> ; suite N s, lane N s".
 set -euo pipefail
 # The whole lane is one function, parsed before it runs: editing this file during a run cannot change the run.
 main() {
@@ -90,7 +92,7 @@ main() {
   in_root() {
     chroot "$ROOT" /usr/bin/env -i HOME=/root LC_ALL=C.UTF-8 LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive \
       PATH=$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PIP_DISABLE_PIP_VERSION_CHECK=1 \
-      PYTHONDONTWRITEBYTECODE=1 QT_QPA_PLATFORM=offscreen "${PASS_ENV[@]}" "$@"
+      PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 QT_QPA_PLATFORM=offscreen "${PASS_ENV[@]}" "$@"
   }
 
   # --- 1. debootstrap ------------------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ PYEOF
   DEV_REQ=$REPO/requirements-dev.txt
   venv_key=$(key "$ENGINE_REQ" "$DEV_REQ" "$0")
   if ! done_ venv "$venv_key"; then
-    say "venv $VENV on Debian's QGIS/numpy/torch: engine and test requirements"
+    say "venv $VENV on Debian's QGIS/numpy/torch: the requirements"
     s=$(date +%s)
     [ -x "$ROOT$VENV/bin/python" ] || in_root python3 -m venv --system-site-packages "$VENV"
     # Keep Debian's torch and numpy (QGIS, GDAL and python3-torch are built against them): the lane's constraints.
@@ -192,7 +194,7 @@ PYEOF
     # The checkout on the engine's path (the worker is `python -m geoclip_qgis.core.worker`), as `pip install -e` would.
     in_root python -c 'import site; open(site.getsitepackages()[0] + "/geoclip-src.pth", "w").write("/src\n")'
     mark venv "$venv_key"
-    say "engine venv done in $(( $(date +%s) - s )) s"
+    say "venv done in $(( $(date +%s) - s )) s"
   fi
 
   # The CLIP BPE vocabulary the tests' tokenizer is built from, shared with the host lane through the checkout.
@@ -221,10 +223,17 @@ PYEOF
   say "pytest $*"
   s=$(date +%s)
   set +e
-  in_root bash -c 'cd /src && exec python -m pytest -p no:cacheprovider "$@"' pytest "$@" | tee "$BASE/pytest-$SUITE.log"
+  rm -f "$ROOT/tmp/lane-outcomes.log"
+  in_root env PYTHONPATH=/src/scripts GEOCLIP_LANE_LOG=/tmp/lane-outcomes.log \
+    bash -c 'cd /src && exec python -m pytest -p no:cacheprovider -p pytest_lane_report "$@"' pytest "$@" 2>&1 \
+    | tee "$BASE/pytest-$SUITE.log"
   rc=${PIPESTATUS[0]}
   set -e
   summary=$(grep -E '(passed|failed|error).* in [0-9.]+s' "$BASE/pytest-$SUITE.log" | tail -1 | tr -d '=' | xargs)
+  if [ -z "$summary" ] && [ -s "$ROOT/tmp/lane-outcomes.log" ]; then   # pytest died before its summary
+    summary="pytest died (exit $rc) after: $(awk '{ n[tolower($1)]++ } END { for (k in n) printf "%d %s, ", n[k], k }' \
+      "$ROOT/tmp/lane-outcomes.log" | sed 's/, $//')"
+  fi
   echo "LANE qgis-$QGIS_VER (chroot $SUITE): ${summary:-no summary} ; suite $(( $(date +%s) - s )) s, lane $(( $(date +%s) - T0 )) s"
   exit $rc
 }
