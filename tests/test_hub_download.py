@@ -411,3 +411,63 @@ def test_the_op_is_in_the_protocol(hub, tmp_path):
     Worker(sent.append).handle(req)
     assert sent[-1]["type"] == "result" and sent[-1]["data"]["commit"] == COMMIT
     assert all(protocol.decode(protocol.encode(m)) == m for m in sent)  # every reply fits the framing
+
+
+def test_the_worker_process_downloads_and_cancels_over_json_lines(hub, repo_files, tmp_path):
+    """The real `python -m geoclip_qgis.core.worker`: progress lines on stdout only, a cancel line keeps the
+    partial file, the next request resumes it."""
+    import os
+    import queue
+    import subprocess
+    import sys
+
+    from geoclip_qgis.core import protocol
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}  # as QGIS may start it: offline loads
+    proc = subprocess.Popen([sys.executable, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=root)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+
+    def send(msg: dict) -> None:
+        proc.stdin.write(protocol.encode(msg).encode())
+        proc.stdin.flush()
+
+    def until_result(rid, on_progress=None) -> dict:
+        for _ in range(100_000):  # bounded; each get waits at most 60 s
+            msg = protocol.decode(lines.get(timeout=60))  # every stdout line is a protocol message
+            if msg.get("id") == rid and msg["type"] == "progress" and on_progress:
+                on_progress(msg)
+            if msg.get("id") == rid and msg["type"] in ("result", "error"):
+                return msg
+        raise AssertionError("no result")
+
+    try:
+        assert protocol.decode(lines.get(timeout=60))["type"] == "ready"
+        dest = tmp_path / "clip"
+        hub.slow = True
+        before_model = len(repo_files["config.json"]) + len(repo_files["preprocessor_config.json"])
+        cancelled = []
+
+        def maybe_cancel(msg):
+            if msg["done"] > before_model + (1 << 20) and not cancelled:
+                cancelled.append(msg["done"])
+                send({"op": "cancel", "target": 1})
+
+        send(protocol.request(1, "download_clip", dest=str(dest), endpoint=hub.endpoint))
+        assert until_result(1, maybe_cancel) == {"id": 1, "type": "result", "data": {"cancelled": True}}
+        kept = _partials(dest)[0].stat().st_size
+        assert kept >= 1 << 20
+        hub.slow = False
+        send(protocol.request(2, "download_clip", dest=str(dest), endpoint=hub.endpoint))
+        done = until_result(2)
+        assert done["type"] == "result" and done["data"]["path"] == str(dest), done
+        assert done["data"]["downloaded"] < done["data"]["bytes"] - kept + 1
+        check_clip_folder(dest)
+        send({"op": "shutdown"})
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
