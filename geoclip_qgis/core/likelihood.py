@@ -33,6 +33,9 @@ from .field import CorruptField, dot_covered, partial_cover
 from .raster import Grid, check_budget, row_tiles
 
 BYTES_PER_CELL = 26  # float64 scores + float64 upsampling buffer + float32 density + masks
+# auto: dense up to this many cells, coarse-to-fine above with a first level of about cells / 25 blocks, so that
+# a city view (10,000-40,000 cells) encodes a few thousand cells, not all of them (scripts/bench_rasters.py).
+DENSE_CELLS = 2500
 
 
 @dataclass
@@ -231,10 +234,13 @@ def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto"
                  "field": sorted({str(p[0].path) for p in parts})}
     elif field is None:
         mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
-        if method == "dense" or (method == "auto" and grid.width * grid.height <= 20000):
+        cells = grid.width * grid.height
+        if method == "dense" or (method == "auto" and cells <= DENSE_CELLS):
             scores = mapper.dense(query, grid)
-            stats = {"method": "dense", "evaluated": grid.width * grid.height, "cells": grid.width * grid.height}
+            stats = {"method": "dense", "evaluated": cells, "cells": cells}
         else:
+            if method == "auto":
+                kwargs.setdefault("coarse_cells", min(12000, cells // 25))
             scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
         if problem:
             stats["field_problem"] = problem
