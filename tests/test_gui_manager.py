@@ -456,3 +456,50 @@ def test_worker_stderr_and_log_messages_go_to_the_log_panel():
     assert ("worker: loading weights", Qgis.MessageLevel.Info) in got
     assert ("gallery cache rebuilt", Qgis.MessageLevel.Warning) in got
     assert client.messages.get_nowait() == {"id": 1, "type": "result", "data": {}}, "log lines are not requests"
+
+
+def test_download_clip_goes_through_the_worker_op_when_the_protocol_has_it(monkeypatch, tmp_path):
+    """Issue 13 part 4 wiring: Download CLIP runs the worker's download_clip op as an EngineTask (progress and
+    cancel through the protocol); its network error reads as the worker says it."""
+    from geoclip_qgis.core import protocol
+    from geoclip_qgis.gui import manager, settings
+
+    monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
+    monkeypatch.setattr(manager, "worker_can_download", lambda: True)
+    added = []
+
+    class Tasks:
+        def addTask(self, task):  # noqa: N802
+            added.append(task)
+
+    monkeypatch.setattr(manager.QgsApplication, "taskManager", staticmethod(lambda: Tasks()))
+    dlg = manager.ManagerDialog()
+    old = settings.get("clip_path")
+    try:
+        dlg.start_download()
+        task = added[-1]
+        assert task.op == "download_clip" and task.params == {"dest": None}
+        assert protocol.validate("download_clip", task.params) == {"dest": None}
+        assert dlg.running_job() == "The CLIP download" and not dlg.download.isEnabled()
+        dlg.worker_download_failed({"code": "network", "message": "no connection to the model host (huggingface.co)"})
+        assert "no connection to the model host" in dlg.labels["clip"].text() and dlg.download.isEnabled()
+        dlg.start_download()
+        dlg.worker_download_done({"path": str(tmp_path), "bytes": 2**20})
+        assert settings.get("clip_path") == str(tmp_path)
+        assert "CLIP downloaded and checked" in dlg.log.toPlainText()
+    finally:
+        settings.put("clip_path", old or "")
+        dlg.shutdown()
+        dlg.deleteLater()
+
+
+def test_worker_can_download_needs_the_op_in_the_protocol(monkeypatch):
+    from geoclip_qgis.core import protocol
+    from geoclip_qgis.gui import manager
+
+    monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", sys.executable)
+    monkeypatch.setattr(protocol, "OPS", tuple(op for op in protocol.OPS if op != "download_clip"))
+    assert manager.worker_can_download() is False
+    if "download_clip" in protocol.SCHEMA:
+        monkeypatch.setattr(protocol, "OPS", protocol.OPS + ("download_clip",))
+        assert manager.worker_can_download() is True
