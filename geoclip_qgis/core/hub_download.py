@@ -404,6 +404,7 @@ def _fetch(t: _Target, meter: _Meter, timeout: float, host: str) -> None:
     """Bring t.partial to the remote size, resuming what is there; then check the digest and move it in place."""
     r = t.remote
     t.partial.parent.mkdir(parents=True, exist_ok=True)
+    t.partial.touch()  # an empty file has no bytes to fetch, but still a partial to move in place
     offset = t.partial_size()
     if r.size is not None and offset > r.size:  # not ours, or a different file: start again
         t.partial.unlink()
