@@ -20,23 +20,43 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 STARTUP = r'''
 import json, os, time
-from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY, QgsProject,
+                       QgsRasterLayer, QgsRectangle, QgsVectorLayer)
 from qgis.PyQt.QtCore import QTimer
 from qgis.utils import iface, plugins
 
 OUT, STATUS, QUERY = os.environ["GEOCLIP_SHOT"], os.environ["GEOCLIP_SHOT_STATUS"], os.environ["GEOCLIP_SHOT_QUERY"]
-state = {"started": time.time()}
+SCENARIO = os.environ.get("GEOCLIP_SHOT_SCENARIO", "text")
+LIMIT = float(os.environ.get("GEOCLIP_SHOT_LIMIT", "240"))
+state = {"started": time.time(), "scenario": SCENARIO}
 
 def write(**kw):
     state.update(kw)
     with open(STATUS, "w") as f:
-        json.dump(state, f)
+        json.dump({k: v for k, v in state.items() if not k.startswith("_")}, f)
+
+def rasters():
+    return [l for l in QgsProject.instance().mapLayers().values() if isinstance(l, QgsRasterLayer)]
+
+def geoclip_layers():
+    return [l for l in QgsProject.instance().mapLayers().values() if l.name().startswith("GeoCLIP")]
+
+def tree():
+    out = []
+    def walk(node, depth):
+        for child in node.children():
+            out.append("  " * depth + child.name())
+            if hasattr(child, "children") and child.children() and not hasattr(child, "layerId"):
+                walk(child, depth + 1)
+    walk(QgsProject.instance().layerTreeRoot(), 0)
+    return out
 
 def begin():
     plugin = plugins.get("geoclip_qgis")
@@ -51,27 +71,86 @@ def begin():
             sym.symbolLayer(0).setStrokeColor(sym.color().fromRgb(170, 160, 140))
             QgsProject.instance().addMapLayer(base)
     iface.mainWindow().showMaximized()
+    state["_plugin"] = plugin
+    if SCENARIO == "projected":
+        QTimer.singleShot(500, projected); return
     plugin.gui.toggle_dock(True)
     dock = plugin.gui.dock
+    state["_dock"] = dock
     dock.query.setText(QUERY)
-    dock.top_k.setValue(25)
+    dock.top_k.setValue(25 if SCENARIO == "text" else 5)
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    if hasattr(dock, "store"):
+        dock.store.setCurrentIndex(dock.store.findData("memory"))
+    if SCENARIO in ("cancel", "layers"):
+        dock.raster.setChecked(True)
+    if SCENARIO == "cancel" and hasattr(dock, "likelihood_resolution"):
+        dock.likelihood_resolution = 0.1  # long enough to cancel mid-scoring
+    if SCENARIO == "layers" and hasattr(dock, "likelihood_resolution"):
+        dock.likelihood_resolution = 1.0
+    state["runs"] = 0
     dock.run()
-    state["dock"] = dock
     poll()
 
 def poll():
-    dock = state["dock"]
-    if dock.task is not None and time.time() - state["started"] < 240:
+    dock = state["_dock"]
+    elapsed = time.time() - state["started"]
+    if SCENARIO == "cancel" and "cancel_at" not in state and dock.task is not None:
+        task = dock.task
+        if getattr(task, "op", "") == "likelihood" and "scoring" in dock.status.text():
+            state.setdefault("_scoring_since", time.time())
+            if time.time() - state["_scoring_since"] > 3:
+                dock.cancel_button.click()
+                state["cancel_at"] = time.time()
+                write(status_at_cancel=dock.status.text())
+    if dock.task is not None and elapsed < LIMIT:
+        QTimer.singleShot(200, poll); return
+    if SCENARIO == "cancel" and "cancel_at" in state and "cancel_seconds" not in state:
+        write(cancel_seconds=round(time.time() - state["cancel_at"], 2))
+        # the old dock added the raster after the job ended: give it the time to show that
+        QTimer.singleShot(5000, poll); return
+    if SCENARIO == "layers" and state["runs"] == 0 and elapsed < LIMIT:
+        state["runs"] = 1
+        dock.run()
         QTimer.singleShot(300, poll); return
-    layers = [l for l in QgsProject.instance().mapLayers().values() if l.name().startswith("GeoCLIP")]
+    layers = geoclip_layers()
     if layers:
         iface.setActiveLayer(layers[0])
         canvas = iface.mapCanvas(); canvas.zoomToFullExtent(); canvas.refresh()
-    state.pop("dock")
-    write(layer_added=bool(layers), features=layers[0].featureCount() if layers else 0,
-          table_rows=dock.table.rowCount(), status=dock.status.text())
+    write(layer_added=bool(layers), features=max((l.featureCount() for l in layers if isinstance(l, QgsVectorLayer)),
+                                                 default=0),
+          layers=sorted(l.name() for l in layers), rasters=len(rasters()), tree=tree(),
+          table_rows=dock.table.rowCount(), status=dock.status.text(),
+          progress=[dock.progress.value(), dock.progress.maximum(), dock.progress.text()])
     QTimer.singleShot(2500, shoot)
+
+def projected():
+    plugin = state["_plugin"]
+    canvas = iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem(os.environ.get("GEOCLIP_SHOT_CRS", "EPSG:3857")))
+    canvas.zoomToFullExtent()
+    canvas.refresh()
+    plugin.gui.activate_tool()
+    tool = plugin.gui.tool
+    state["_tool"] = tool
+    xf = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), canvas.mapSettings().destinationCrs(),
+                                QgsProject.instance())
+    tool.clicked(xf.transform(QgsPointXY(2.35, 48.85)), None)
+    write(view=[canvas.extent().xMinimum(), canvas.extent().yMinimum(), canvas.extent().xMaximum(),
+                canvas.extent().yMaximum()])
+    wait_tool()
+
+def wait_tool():
+    tool = state["_tool"]
+    if tool.task is not None and time.time() - state["started"] < LIMIT:
+        QTimer.singleShot(300, wait_tool); return
+    rs = rasters()
+    info = {}
+    if rs:
+        e = rs[0].extent()
+        info = {"raster_extent": [e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()]}
+    write(layer_added=bool(rs), rasters=len(rs), tree=tree(), **info)
+    QTimer.singleShot(3000, shoot)
 
 def shoot():
     iface.mainWindow().grab().save(OUT)
@@ -95,14 +174,19 @@ def free_display() -> int:
     raise SystemExit("no free X display number")
 
 
-def make_profile(root: Path, settings: dict) -> Path:
-    from package_plugin import build
-
-    zip_path = build(root / "dist")
+def make_profile(root: Path, settings: dict, plugin_dir: Optional[str] = None) -> Path:
+    """A throw-away profile with the plugin from the release zip (or, for before/after screenshots, copied from
+    another source tree's geoclip_qgis folder)."""
     plugins = root / "profiles" / "default" / "python" / "plugins"
     plugins.mkdir(parents=True)
-    with zipfile.ZipFile(zip_path) as zf:
-        zf.extractall(plugins)
+    if plugin_dir:
+        shutil.copytree(plugin_dir, plugins / "geoclip_qgis", ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        from package_plugin import build
+
+        zip_path = build(root / "dist")
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(plugins)
     ini = root / "profiles" / "default" / "QGIS"
     ini.mkdir(parents=True)
     lines = ["[PythonPlugins]", "geoclip_qgis=true", "", "[qgis]", "showTips322=false", "checkVersion=false",
@@ -118,6 +202,12 @@ def main() -> int:
     ap.add_argument("--query", default="snowy alpine village")
     ap.add_argument("--gallery", default="default")
     ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected"), default="text",
+                    help="text: a query's points; cancel: Cancel while the likelihood grid is scored; layers: two "
+                         "text runs with the raster (layer tree, legend); projected: places like here in --crs")
+    ap.add_argument("--crs", default="EPSG:3857", help="the map's CRS for --scenario projected")
+    ap.add_argument("--plugin-dir", help="install this geoclip_qgis folder instead of the zip (before/after)")
+    ap.add_argument("--size", default="1600x1000", help="the Xvfb screen, WIDTHxHEIGHT")
     args = ap.parse_args()
     for tool in ("Xvfb", "qgis"):
         if not shutil.which(tool):
@@ -128,15 +218,17 @@ def main() -> int:
     status.unlink(missing_ok=True)
     work = Path(tempfile.mkdtemp(prefix="geoclip-shot-"))
     profile = make_profile(work / "config", {"engine_python": sys.executable, "clip_path": args.clip_path,
-                                              "device": "cpu", "gallery": args.gallery})
+                                              "device": "cpu", "gallery": args.gallery}, args.plugin_dir)
     (work / "startup.py").write_text(STARTUP)
     display = free_display()
-    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", f"{args.size}x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "PYTHONPATH")}
     env.update(DISPLAY=f":{display}", GEOCLIP_SHOT=str(out), GEOCLIP_SHOT_STATUS=str(status),
-               GEOCLIP_SHOT_QUERY=args.query, GEOCLIP_ENGINE_PYTHON=sys.executable, HF_HUB_OFFLINE="1")
+               GEOCLIP_SHOT_QUERY=args.query, GEOCLIP_ENGINE_PYTHON=sys.executable, HF_HUB_OFFLINE="1",
+               GEOCLIP_SHOT_SCENARIO=args.scenario, GEOCLIP_SHOT_CRS=args.crs,
+               GEOCLIP_SHOT_LIMIT=str(max(30, args.timeout - 40)))
     try:
         qgis = subprocess.Popen(["qgis", "--profiles-path", str(profile), "--nologo", "--noversioncheck",
                                  "--code", str(work / "startup.py")], env=env, stdout=subprocess.PIPE,
@@ -156,7 +248,7 @@ def main() -> int:
     info["qgis_exit"] = qgis.returncode
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]
     print(json.dumps(info, indent=1))
-    if not out.exists() or not info.get("layer_added"):
+    if not out.exists() or (args.scenario in ("text", "layers") and not info.get("layer_added")):
         sys.stderr.write(stderr[-3000:])
         return 1
     return 0

@@ -384,9 +384,13 @@ def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
     assert req["resolution"] == 0.1, req
     tool.clicked(QgsPointXY(2.35, 48.85), None)
     assert tool.task is not None and tool.bar_item is not None, "progress and Cancel in the message bar"
-    progress = []
+    progress, texts = [], []
     tool.task.progressChanged.connect(progress.append)
-    wait_for(lambda: tool.task is None, 240)
+    tool.task.progressText.connect(texts.append)
+    try:
+        wait_for(lambda: tool.task is None, 300)
+    except AssertionError:
+        raise AssertionError(f"still running: {texts[-5:]} {progress[-3:]}") from None
     rasters = [lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer)]
     assert len(rasters) == 1 and rasters[0].name().startswith("Places like"), tool.last_result
     assert progress, "the task reports progress"

@@ -353,8 +353,8 @@ class GeolocationDock(QgsDockWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)  # long names must not push the numbers away
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)  # the place's name gets the room
+        header.setStretchLastSection(False)
         header.setMinimumSectionSize(24)
         self.table.setColumnWidth(1, 120)
         self.table.setColumnWidth(3, 150)
@@ -647,8 +647,9 @@ class GeolocationDock(QgsDockWidget):
             opts.actionOnExistingFile = (QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
                                          if os.path.exists(path) else
                                          QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteFile)
-            res = QgsVectorFileWriter.writeAsVectorFormatV2(layer, path, QgsProject.instance().transformContext(),
-                                                            opts)
+            write = getattr(QgsVectorFileWriter, "writeAsVectorFormatV3", None) or \
+                QgsVectorFileWriter.writeAsVectorFormatV2  # V3 from QGIS 3.20
+            res = write(layer, path, QgsProject.instance().transformContext(), opts)
             if res[0] != QgsVectorFileWriter.WriterError.NoError:
                 raise OSError(res[1] or "GeoPackage write failed")
             existing.add(name)
