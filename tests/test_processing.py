@@ -311,3 +311,152 @@ def test_map_tip_photo_links_match_qurl(qgis_new_project):
         expression = QgsExpression(PHOTO_URL)
         assert expression.evaluate(context) == QUrl.fromLocalFile(local).toString(), (photo, home)
     assert QUrl.fromLocalFile("//server/share/a.jpg").host() == "server"
+
+
+# ---- issue 14: answers (places with names, summary, area of interest, confidence regions) ------------------------
+def _polygon_layer(wkt: str, crs: str, name: str = "aoi"):
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    layer = QgsVectorLayer(f"Polygon?crs={crs}&field=name:string", name, "memory")
+    f = QgsFeature(layer.fields())
+    f.setGeometry(QgsGeometry.fromWkt(wkt))
+    f["name"] = name
+    layer.dataProvider().addFeatures([f])
+    return layer
+
+
+def test_geolocate_photos_places_and_summary(provider, photo_folder, tiny_clip, tmp_path):
+    from qgis.core import QgsVectorLayer
+
+    res = run("geolocate_photos", common(tiny_clip, FOLDER=str(photo_folder), OUTPUT=str(tmp_path / "o.gpkg"),
+                                         PLACES=str(tmp_path / "places.gpkg"), SUMMARY=str(tmp_path / "s.gpkg")))
+    preds = QgsVectorLayer(res["OUTPUT"], "p", "ogr")
+    assert {"country", "region", "place", "place_km"} <= set(preds.fields().names())
+    assert all(f["place"] for f in preds.getFeatures()), "raw predictions are named offline (country: not at sea)"
+    places = QgsVectorLayer(res["PLACES"], "pl", "ogr")
+    names = set(places.fields().names())
+    assert {"rank", "probability", "n_points", "spread_km", "country", "place", "label"} <= names
+    per_photo = {}
+    for f in places.getFeatures():
+        per_photo.setdefault(f["source"], []).append(f)
+        assert f["label"] and f["n_points"] >= 1
+    assert len(per_photo) == 4 and all(1 <= len(v) <= 3 for v in per_photo.values())
+    for feats in per_photo.values():  # distinct places: no two at the same position
+        assert len({(round(f["lat"], 4), round(f["lon"], 4)) for f in feats}) == len(feats)
+        assert sum(f["probability"] for f in feats) <= 1.0 + 1e-6
+    summary = QgsVectorLayer(res["SUMMARY"], "s", "ogr")
+    rows = {f["source"].split("/")[-1]: f for f in summary.getFeatures()}
+    assert len(rows) == 5, "one summary row per photo, the unreadable one included"
+    assert rows["broken.jpg"]["status"] == "failed" and rows["broken.jpg"]["message"]
+    ok = rows["p0.jpg"]
+    assert ok["status"] == "ok" and ok["label"] and 0 < ok["probability"] <= 1 and ok["place"]
+    assert rows["with_gps.jpg"]["error_km"] is not None
+
+
+def test_area_of_interest_in_another_crs_restricts_text_answers(provider, tiny_clip, tmp_path):
+    """An AOI layer in EPSG:3857 (Iberia) is unioned, sent in EPSG:4326, and every answer lies inside it."""
+    from qgis.core import QgsVectorLayer
+
+    # Iberia, W,S,E,N = -10,36,3,44, in web-mercator metres; two overlapping polygons (unioned)
+    aoi = _polygon_layer("POLYGON((-1113195 4300621, 333958 4300621, 333958 5465442, -1113195 5465442, "
+                         "-1113195 4300621))", "EPSG:3857")
+    aoi.dataProvider().addFeatures(list(_polygon_layer(
+        "POLYGON((-500000 4500000, 300000 4500000, 300000 5000000, -500000 5000000, -500000 4500000))",
+        "EPSG:3857").getFeatures()))
+    res = run("geolocate_text", common(tiny_clip, QUERY="a sunny beach\nold town", AOI=aoi, GALLERY="fibonacci:20000",
+                                       OUTPUT="memory:", PLACES="memory:", SUMMARY="memory:"))
+    from qgis.core import QgsProcessingUtils  # noqa: F401 - outputs are layers in the context
+
+    def layer(value):
+        return value if isinstance(value, QgsVectorLayer) else QgsVectorLayer(value, "x", "ogr")
+
+    for key in ("OUTPUT", "PLACES"):
+        feats = list(layer(res[key]).getFeatures())
+        assert feats, key
+        for f in feats:
+            assert -10.05 <= f["lon"] <= 3.05 and 35.95 <= f["lat"] <= 44.05, (key, f["lat"], f["lon"])
+    summary = list(layer(res["SUMMARY"]).getFeatures())
+    assert len(summary) == 2
+    assert all(0.0 < f["aoi_outside"] < 1.0 for f in summary), "the share outside the AOI is reported"
+
+
+def test_likelihood_regions_and_aoi(provider, tiny_clip, tmp_path):
+    from qgis.core import QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer
+
+    class Log(QgsProcessingFeedback):
+        lines: list = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+            super().pushInfo(info)
+
+    feedback = Log()
+    aoi = _polygon_layer("POLYGON((-10 36, 30 36, 30 60, -10 60, -10 36))", "EPSG:4326")
+    res = run("likelihood_raster", {"TEXT": "a beach", "EXTENT": "-20,30,40,65 [EPSG:4326]", "RESOLUTION": 1.0,
+                                    "DEVICE": 1, "CLIP_PATH": tiny_clip, "AOI": aoi, "LEVELS": "50, 90",
+                                    "OUTPUT": str(tmp_path / "lk.tif"), "REGIONS": str(tmp_path / "regions.gpkg")},
+              feedback)
+    assert QgsRasterLayer(res["OUTPUT"], "lk").isValid()
+    regions = QgsVectorLayer(res["REGIONS"], "r", "ogr")
+    assert regions.isValid() and regions.geometryType() == 2  # polygons
+    feats = sorted(regions.getFeatures(), key=lambda f: f["level"])
+    assert [round(f["level"], 2) for f in feats] == [0.5, 0.9]
+    assert 0 < feats[0]["area_km2"] < feats[1]["area_km2"]
+    for f in feats:  # inside the AOI
+        box = f.geometry().boundingBox()
+        assert box.xMinimum() >= -10.01 and box.xMaximum() <= 30.01 and box.yMinimum() >= 35.99
+    text = "\n".join(Log.lines)
+    assert "90% confidence region:" in text and "km²" in text and "Area of interest:" in text
+
+
+def test_existing_geopackage_keeps_the_users_layers(provider, tiny_clip, tmp_path):
+    """Issue 11 through Processing: QGIS's own sink would replace user.gpkg whole; ours adds or replaces our
+    layers only, and a second run replaces them instead of appending."""
+    from osgeo import ogr
+    from qgis.core import QgsCoordinateTransformContext, QgsVectorFileWriter, QgsVectorLayer
+
+    gpkg = tmp_path / "user.gpkg"
+    parcels = _polygon_layer("POLYGON((0 0, 1 0, 1 1, 0 1, 0 0))", "EPSG:4326", "my_parcels")
+    opts = QgsVectorFileWriter.SaveVectorOptions()
+    opts.driverName, opts.layerName = "GPKG", "my_parcels"
+    err = QgsVectorFileWriter.writeAsVectorFormatV3(parcels, str(gpkg), QgsCoordinateTransformContext(), opts)
+    assert err[0] == QgsVectorFileWriter.WriterError.NoError
+
+    def layers():
+        ds = ogr.Open(str(gpkg))
+        out = {ds.GetLayer(i).GetName(): ds.GetLayer(i).GetFeatureCount() for i in range(ds.GetLayerCount())}
+        ds = None
+        return out
+
+    for _ in range(2):
+        res = run("geolocate_text", common(tiny_clip, QUERY="a beach", OUTPUT=str(gpkg), PLACES=str(gpkg),
+                                           SUMMARY=str(gpkg)))
+        got = layers()
+        assert got == {"my_parcels": 1, "geoclip_predictions": 3, "geoclip_predictions_places": got[
+            "geoclip_predictions_places"], "geoclip_predictions_summary": 1}, got
+        assert QgsVectorLayer(res["OUTPUT"], "o", "ogr").featureCount() == 3
+    parcel = next(QgsVectorLayer(f"{gpkg}|layername=my_parcels", "p", "ogr").getFeatures())
+    assert parcel["name"] == "my_parcels" and parcel.geometry().area() == pytest.approx(1.0)
+
+
+def test_gpkg_layer_uri_quotes_names():
+    from geoclip_qgis.processing.base import gpkg_layer_uri
+
+    assert gpkg_layer_uri("/a/b's.gpkg", 'x"y') == "ogr:dbname='/a/b''s.gpkg' table=\"x\"\"y\" (geom)"
+
+
+def test_processing_sends_the_canonical_engine_options(provider, tiny_clip):
+    """Processing's engine options are engine_client.engine_defaults (the dock's), with the run's overrides."""
+    from qgis.core import QgsProcessingContext
+
+    from geoclip_qgis.engine_client import canonical_engine_options, engine_defaults
+    from geoclip_qgis.processing.geolocate_text import GeolocateText
+
+    alg = GeolocateText()
+    alg.initAlgorithm()
+    ctx = QgsProcessingContext()
+    assert alg.engine_options({"DEVICE": 0}, ctx) == engine_defaults()
+    opts = alg.engine_options({"DEVICE": 1, "CLIP_PATH": tiny_clip, "GALLERY": "fibonacci:3000"}, ctx)
+    assert opts == canonical_engine_options({**engine_defaults(), "device": "cpu", "clip_path": tiny_clip,
+                                             "gallery": "fibonacci:3000"})
+    assert set(opts) == {"weights", "clip_path", "cache_dir", "device", "gallery", "batch_size"}

@@ -3,29 +3,53 @@ and readable errors."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsGeometry,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
+    QgsProperty,
     QgsRectangle,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
 
-DEVICES = ["auto", "cpu", "cuda"]
+DEVICES = ["auto", "cpu", "cuda"]  # sent values; index 0 means "the plugin's device setting" (auto unless set)
+DEVICE_LABELS = ["Plugin setting (automatic unless set)", "CPU", "CUDA"]
+# Our layer in a GeoPackage that already exists (issue 11): the other layers of the file are kept.
+GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_places",
+               "SUMMARY": "geoclip_predictions_summary", "FAILED": "geoclip_failed", "REGIONS": "geoclip_regions"}
+
+
+def gpkg_layer_uri(path: str, layer: str) -> str:
+    """A Processing destination that adds or replaces one layer in a GeoPackage and keeps every other layer."""
+    return "ogr:dbname='{}' table=\"{}\" (geom)".format(path.replace("'", "''"), layer.replace('"', '""'))
+
+
+def _destination_text(value: Any) -> Optional[str]:
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        prop = value.sink
+        return prop.staticValue() if prop.propertyType() == QgsProperty.Type.StaticProperty else None
+    return value if isinstance(value, str) else None
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
 
 
@@ -70,7 +94,8 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(QgsProcessingParameterNumber(
                 "TOP_K", tr("Predictions per input (top-k)"), QgsProcessingParameterNumber.Type.Integer, 5, False, 1,
                 100000))
-        self.add_advanced(QgsProcessingParameterEnum("DEVICE", tr("Device"), DEVICES, defaultValue=0))
+        self.add_advanced(QgsProcessingParameterEnum("DEVICE", tr("Device"), [tr(d) for d in DEVICE_LABELS],
+                                                     defaultValue=0))
         if gallery:
             self.add_advanced(QgsProcessingParameterString(
                 "GALLERY", tr("GPS gallery: 'default' (100K Flickr points), 'fibonacci:N', or a CSV path"),
@@ -91,16 +116,77 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
                                                        0.001, 45.0))
 
     def engine_options(self, parameters, context) -> Dict[str, Any]:
-        """The plugin settings' engine options, overridden by this run's parameters where given."""
-        opts: Dict[str, Any] = {**engine_defaults(),
-                                "device": DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]}
+        """The plugin settings' canonical engine options (engine_client.engine_defaults, what the dock and the map
+        tool send too), overridden by this run's parameters where given: the same settings never reload the model
+        when one switches between the dock and Processing. Device "Plugin setting" keeps the setting (cuda:1…)."""
+        overrides: Dict[str, Any] = {}
+        device = self.parameterAsEnum(parameters, "DEVICE", context) if self.parameterDefinition("DEVICE") else 0
+        if device:
+            overrides["device"] = DEVICES[device]
         if self.parameterDefinition("GALLERY") is not None:
-            opts["gallery"] = self.parameterAsString(parameters, "GALLERY", context) or "default"
+            gallery = self.parameterAsString(parameters, "GALLERY", context)
+            if gallery and gallery != "default":
+                overrides["gallery"] = gallery
         for key, param in (("clip_path", "CLIP_PATH"), ("weights", "WEIGHTS")):
             value = self.parameterAsString(parameters, param, context) if self.parameterDefinition(param) else ""
             if value:
-                opts[key] = value
-        return opts
+                overrides[key] = value
+        return engine_defaults(**overrides)
+
+    # ---- area of interest, safe GeoPackage outputs ----------------------------------------------------------------
+    def add_aoi_parameter(self) -> None:
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "AOI", tr("Area of interest (polygons; the answer is restricted to them)"),
+            [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+
+    def aoi_geojson(self, parameters, context) -> Optional[Dict[str, Any]]:
+        """The AOI layer's polygons (selected features only when asked), unioned and transformed to EPSG:4326, as a
+        GeoJSON geometry for the worker's `aoi`; None without an AOI."""
+        if not parameters.get("AOI"):
+            return None
+        source = self.parameterAsSource(parameters, "AOI", context)
+        if source is None:
+            return None
+        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+        transform = None
+        if source.sourceCrs().isValid() and source.sourceCrs() != wgs84:
+            transform = QgsCoordinateTransform(source.sourceCrs(), wgs84, context.transformContext())
+        geoms = []
+        for feature in source.getFeatures():
+            geom = QgsGeometry(feature.geometry())
+            if geom.isEmpty() or QgsWkbTypes.geometryType(geom.wkbType()) != QgsWkbTypes.GeometryType.PolygonGeometry:
+                continue
+            if transform is not None:
+                geom.transform(transform)
+            geoms.append(geom.makeValid() if not geom.isGeosValid() else geom)
+        if not geoms:
+            raise QgsProcessingException(tr("The area of interest has no polygon."))
+        union = QgsGeometry.unaryUnion(geoms)
+        if union.isEmpty():
+            raise QgsProcessingException(tr("The area of interest has no polygon."))
+        gj = json.loads(union.asJson(8))
+        return {"type": gj["type"], "coordinates": gj["coordinates"]}
+
+    def safe_destination(self, parameters: Dict[str, Any], name: str) -> Dict[str, Any]:
+        """Issue 11: QGIS's sink for a plain `x.gpkg` destination replaces the whole file, deleting the user's other
+        layers. When that file already exists (the user's, or one an earlier output of this run created), the
+        destination becomes `ogr:dbname='x.gpkg' table="geoclip_…"`: our layer is added or replaced, nothing else
+        is touched."""
+        value = parameters.get(name)
+        text = _destination_text(value)
+        if not text or not text.lower().endswith(".gpkg") or not os.path.isfile(text):
+            return parameters
+        uri = gpkg_layer_uri(text, GPKG_LAYERS.get(name, "geoclip_" + name.lower()))
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            new = QgsProcessingOutputLayerDefinition(value)
+            new.sink = QgsProperty.fromValue(uri)
+        else:
+            new = uri
+        return {**parameters, name: new}
+
+    def sink(self, parameters, name: str, context, fields, wkb, crs):
+        """parameterAsSink through safe_destination: (sink or None, destination id)."""
+        return self.parameterAsSink(self.safe_destination(parameters, name), name, context, fields, wkb, crs)
 
     def extent_wsen(self, parameters, context) -> Optional[list]:
         """The extent in EPSG:4326 as W, S, E, N, or None for the world."""
@@ -129,7 +215,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
 
         try:
             return shared_client().call(op, params, on_progress=progress, on_row=on_row,
-                                        is_cancelled=feedback.isCanceled)
+                                        is_cancelled=feedback.isCanceled, on_waiting=feedback.pushInfo)
         except WorkerCrashed as exc:
             feedback.reportError(tr("The GeoCLIP engine stopped: {}").format(exc.info.get("hint") or exc), False)
             if keep_partial:

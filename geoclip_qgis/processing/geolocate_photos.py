@@ -26,9 +26,14 @@ from ..layers import (
     failed_feature,
     failed_fields,
     iter_paths_from_layer,
+    place_features,
+    place_fields,
     prediction_features,
     prediction_fields,
+    style_places,
     style_predictions,
+    summary_feature,
+    summary_fields,
 )
 from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
@@ -57,8 +62,13 @@ class GeolocatePhotos(GeoClipAlgorithm):
         "Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, "
         "with their probability. Photos come from a folder (optionally with sub-folders), a list of files, "
         "or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the "
-        "distance to each prediction are added. Photos that cannot be read are listed, with the reason, in "
-        "the second output; the batch goes on. Cancelling keeps the rows already written.")
+        "distance to each prediction are added. Each prediction is named offline (country, region, nearest "
+        "populated place). Optional outputs: the distinct places (gallery points within 25 km merged, "
+        "probabilities summed, with names) and one summary row per photo (best place, its name and "
+        "probability, or why the photo failed). An optional area of interest (polygons) restricts the answer "
+        "to it: probabilities renormalise inside, and the share that fell outside is reported. Photos that "
+        "cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already "
+        "written. An existing GeoPackage output keeps its other layers.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("FOLDER", tr("Folder of photos"), optional=True,
@@ -76,9 +86,11 @@ class GeolocatePhotos(GeoClipAlgorithm):
             [QgsProcessing.SourceType.TypeVector], optional=True))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Predicted places"),
                                                             QgsProcessing.SourceType.TypeVectorPoint))
+        self.add_aoi_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink("FAILED", tr("Photos that could not be read"),
                                                             QgsProcessing.SourceType.TypeVector, optional=True,
                                                             createByDefault=True))
+        add_answer_sinks(self)
         self.addOutput(QgsProcessingOutputNumber("GEOLOCATED", tr("Photos geolocated")))
         self.addOutput(QgsProcessingOutputNumber("FAILED_COUNT", tr("Photos that could not be read")))
 
@@ -116,15 +128,18 @@ class GeolocatePhotos(GeoClipAlgorithm):
         paths = self.photo_paths(parameters, context)
         if self.skipped:
             feedback.pushInfo(tr("Resume: {} photo(s) already done, {} to go").format(self.skipped, len(paths)))
+        aoi = self.aoi_geojson(parameters, context)
         fields = prediction_fields()
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Point,
-                                          QgsCoordinateReferenceSystem("EPSG:4326"))
-        fsink, fdest = self.parameterAsSink(parameters, "FAILED", context, failed_fields(), QgsWkbTypes.Type.NoGeometry,
-                                            QgsCoordinateReferenceSystem())
+        sink, dest = self.sink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Point,
+                               QgsCoordinateReferenceSystem("EPSG:4326"))
+        fsink, fdest = self.sink(parameters, "FAILED", context, failed_fields(), QgsWkbTypes.Type.NoGeometry,
+                                 QgsCoordinateReferenceSystem())
+        answers = AnswerSinks(self, parameters, context)
         home = context.project().homePath() if context.project() else None
         counts = {"ok": 0, "failed": 0}
 
         def on_row(row):
+            answers.add(row, home or None)
             if row.get("error"):
                 counts["failed"] += 1
                 feedback.pushWarning(row["error"].get("message", ""))
@@ -135,10 +150,56 @@ class GeolocatePhotos(GeoClipAlgorithm):
             sink.addFeatures(prediction_features(row, fields, home or None), QgsFeatureSink.Flag.FastInsert)
 
         feedback.pushInfo(tr("Geolocating {} photo(s)").format(len(paths)))
-        result = {} if not paths else self.run_engine("geolocate_images", {
-            "paths": paths, "top_k": self.parameterAsInt(parameters, "TOP_K", context),
-            "engine": self.engine_options(parameters, context)}, feedback, on_row=on_row, keep_partial=True)
+        params = {"paths": paths, "top_k": self.parameterAsInt(parameters, "TOP_K", context),
+                  "engine": self.engine_options(parameters, context)}
+        if aoi is not None:
+            params["aoi"] = aoi
+        result = {} if not paths else self.run_engine("geolocate_images", params, feedback, on_row=on_row,
+                                                      keep_partial=True)
         feedback.pushInfo(tr("{} geolocated, {} could not be read{}").format(
             counts["ok"], counts["failed"], tr(" (cancelled)") if result.get("cancelled") else ""))
+        answers.report(feedback)
         StyleOnLoad.attach(context, dest, style_predictions)
-        return {"OUTPUT": dest, "FAILED": fdest, "GEOLOCATED": counts["ok"], "FAILED_COUNT": counts["failed"]}
+        return {"OUTPUT": dest, "FAILED": fdest, "GEOLOCATED": counts["ok"], "FAILED_COUNT": counts["failed"],
+                **answers.outputs(context)}
+
+
+def add_answer_sinks(alg) -> None:
+    """The optional answer layers (issue 14): distinct places with names, and one summary row per input."""
+    alg.addParameter(QgsProcessingParameterFeatureSink("PLACES", tr("Distinct places (with names)"),
+                                                       QgsProcessing.SourceType.TypeVectorPoint, optional=True,
+                                                       createByDefault=True))
+    alg.addParameter(QgsProcessingParameterFeatureSink("SUMMARY", tr("Summary (one row per input)"),
+                                                       QgsProcessing.SourceType.TypeVectorPoint, optional=True,
+                                                       createByDefault=True))
+
+
+class AnswerSinks:
+    """The PLACES and SUMMARY sinks of one run, fed from the worker's rows."""
+
+    def __init__(self, alg, parameters, context):
+        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+        self.place_fields, self.summary_fields = place_fields(), summary_fields()
+        self.places, self.places_dest = alg.sink(parameters, "PLACES", context, self.place_fields,
+                                                 QgsWkbTypes.Type.Point, wgs84)
+        self.summary, self.summary_dest = alg.sink(parameters, "SUMMARY", context, self.summary_fields,
+                                                   QgsWkbTypes.Type.Point, wgs84)
+        self.outside: List[float] = []
+
+    def add(self, row, home=None) -> None:
+        if row.get("aoi_outside") is not None:
+            self.outside.append(float(row["aoi_outside"]))
+        if self.places is not None and not row.get("error"):
+            self.places.addFeatures(place_features(row, self.place_fields, home), QgsFeatureSink.Flag.FastInsert)
+        if self.summary is not None:
+            self.summary.addFeature(summary_feature(row, self.summary_fields, home), QgsFeatureSink.Flag.FastInsert)
+
+    def report(self, feedback) -> None:
+        if self.outside:
+            feedback.pushInfo(tr("Area of interest: on average {:.1%} of the probability fell outside it (the "
+                                 "rest is renormalised inside)").format(sum(self.outside) / len(self.outside)))
+
+    def outputs(self, context) -> dict:
+        StyleOnLoad.attach(context, self.places_dest, style_places)
+        StyleOnLoad.attach(context, self.summary_dest, style_places)
+        return {"PLACES": self.places_dest, "SUMMARY": self.summary_dest}

@@ -15,6 +15,7 @@ from qgis.core import (
 
 from ..layers import prediction_features, prediction_fields, style_likelihood, style_predictions
 from .base import GeoClipAlgorithm, tr, tr_noop
+from .geolocate_photos import AnswerSinks, add_answer_sinks
 from .postprocess import StyleOnLoad
 
 
@@ -25,15 +26,19 @@ class GeolocateText(GeoClipAlgorithm):
         "Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': "
         "GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery "
         "points are returned. Several queries can be given, one per line. Optionally writes a likelihood "
-        "raster (probability per km²) for the first query.")
+        "raster (probability per km²) for the first query. Optional outputs: the distinct places (with "
+        "offline names) and one summary row per query; an optional area of interest (polygons) restricts "
+        "the answer to it and reports the share of the probability that fell outside.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterString("QUERY", tr("Text description(s), one per line"),
                                                        multiLine=True))
         self.add_engine_parameters()
         self.add_extent_parameters(0.5)
+        self.add_aoi_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Matching places"),
                                                             QgsProcessing.SourceType.TypeVectorPoint))
+        add_answer_sinks(self)
         self.addParameter(QgsProcessingParameterRasterDestination("RASTER", tr("Likelihood raster"), optional=True,
                                                                   createByDefault=False))
 
@@ -41,24 +46,31 @@ class GeolocateText(GeoClipAlgorithm):
         queries = [q.strip() for q in self.parameterAsString(parameters, "QUERY", context).splitlines() if q.strip()]
         if not queries:
             raise QgsProcessingException(tr("Type a description, e.g. 'snowy alpine village'"))
+        aoi = self.aoi_geojson(parameters, context)
         fields = prediction_fields()
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Point,
-                                          QgsCoordinateReferenceSystem("EPSG:4326"))
+        sink, dest = self.sink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Point,
+                               QgsCoordinateReferenceSystem("EPSG:4326"))
+        answers = AnswerSinks(self, parameters, context)
         engine = self.engine_options(parameters, context)
 
         def on_row(row):
+            answers.add(row)
             sink.addFeatures(prediction_features(row, fields), QgsFeatureSink.Flag.FastInsert)
 
-        self.run_engine("geolocate_text", {"queries": queries, "engine": engine,
-                                           "top_k": self.parameterAsInt(parameters, "TOP_K", context)},
-                        feedback, on_row=on_row)
+        params = {"queries": queries, "engine": engine, "top_k": self.parameterAsInt(parameters, "TOP_K", context)}
+        if aoi is not None:
+            params["aoi"] = aoi
+        self.run_engine("geolocate_text", params, feedback, on_row=on_row)
+        answers.report(feedback)
         StyleOnLoad.attach(context, dest, style_predictions)
-        results = {"OUTPUT": dest}
+        results = {"OUTPUT": dest, **answers.outputs(context)}
         raster = self.parameterAsOutputLayer(parameters, "RASTER", context)
         if raster and not feedback.isCanceled():
-            out = self.run_engine("likelihood", {
-                "text": queries[0], "engine": engine, "extent": self.extent_wsen(parameters, context),
-                "resolution": self.parameterAsDouble(parameters, "RESOLUTION", context), "out": raster}, feedback)
+            lparams = {"text": queries[0], "engine": engine, "extent": self.extent_wsen(parameters, context),
+                       "resolution": self.parameterAsDouble(parameters, "RESOLUTION", context), "out": raster}
+            if aoi is not None:
+                lparams["aoi"] = aoi
+            out = self.run_engine("likelihood", lparams, feedback)
             feedback.pushInfo(tr("Densest cell: {:.4f}, {:.4f}").format(out["best_lat"], out["best_lon"]))
             StyleOnLoad.attach(context, raster, style_likelihood)
             results["RASTER"] = raster
