@@ -530,7 +530,8 @@ class ManagerDialog(QDialog):
         if self.closing:
             return
         message = str(error.get("message") or tr("cancelled"))
-        self.append(tr("Download stopped: {}").format(message) + (f"\n{error['hint']}" if error.get("hint") else ""))
+        hint = str(error.get("hint") or "")
+        self.append(tr("Download stopped: {}").format(message) + (f"\n{hint}" if hint and hint not in message else ""))
         self.labels["clip"].setText("<span style='color:#b00'>✘</span> " + redact(message))
         self.task = None
         self._busy(False)
