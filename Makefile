@@ -31,7 +31,7 @@ test-322: setup
 	$(PY) -m ruff check geoclip_qgis scripts tests || { rc=1; lint=FAILED; }; \
 	$(PY) -m pytest -q $(PYTEST_ARGS) 2>&1 | tee .cache/pytest-322.log || rc=$$?; \
 	sum=$$(grep -E '(passed|failed|error).* in [0-9.]+s' .cache/pytest-322.log | tail -1 | tr -d '=' | xargs); \
-	echo "LANE qgis-3.22 (host .venv): $${sum:-no summary} ; ruff $$lint ; suite $$(( $$(date +%s) - s )) s" \
+	echo "LANE qgis-3.22 (host .venv): $${sum:-no summary} ; ruff $$lint ; ruff+pytest $$(( $$(date +%s) - s )) s" \
 	  | tee .cache/lane-322.txt; \
 	exit $$rc
 
