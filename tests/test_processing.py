@@ -460,3 +460,40 @@ def test_processing_sends_the_canonical_engine_options(provider, tiny_clip):
     assert opts == canonical_engine_options({**engine_defaults(), "device": "cpu", "clip_path": tiny_clip,
                                              "gallery": "fibonacci:3000"})
     assert set(opts) == {"weights", "clip_path", "cache_dir", "device", "gallery", "batch_size"}
+
+
+def test_a_queued_run_says_what_it_waits_for_and_can_be_cancelled(provider):
+    """Issue 12 point 2 in Processing: a run behind another job says so in the log, and a cancel while it waits
+    ends it without reaching the worker."""
+    import threading
+
+    from qgis.core import QgsProcessingFeedback
+
+    from geoclip_qgis.engine_client import shared_client
+    from geoclip_qgis.processing.geolocate_text import GeolocateText
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+
+    client, feedback, out = shared_client(), Log(), {}
+    client.lock.acquire()
+    client.running_op = "build_field"
+    try:
+        t = threading.Thread(target=lambda: out.update(res=GeolocateText().run_engine(
+            "geolocate_text", {"queries": ["a beach"]}, feedback)))
+        t.start()
+        deadline = time.monotonic() + 10
+        while not feedback.lines and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert feedback.lines == ["waiting for the field build to finish"]
+        feedback.cancel()
+        t.join(5)
+        assert out["res"] == {"cancelled": True, "started": False}
+    finally:
+        client.running_op = None
+        client.lock.release()
