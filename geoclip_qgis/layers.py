@@ -48,7 +48,7 @@ SUMMARY_FIELDS = [
     ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
     ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
     ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
-    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("message", "str"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("exif_problem", "str"), ("message", "str"),
 ]
 REGION_FIELDS = [
     ("source", "str"), ("level", "float"), ("area_km2", "float"), ("parts", "int"), ("mass", "float"),
@@ -132,6 +132,7 @@ def summary_feature(row: Dict[str, Any], fields: QgsFields, project_home: Option
     if row.get("remaining") is not None:
         f["places_mass"] = 1.0 - float(row["remaining"])
     _set(f, "aoi_outside", row.get("aoi_outside"))
+    _set(f, "exif_problem", row.get("exif_problem"))
     region = region or row.get("region")
     if region:
         _set(f, "region90_km2", region.get("area_km2"))
@@ -206,9 +207,10 @@ def style_regions(layer: QgsVectorLayer) -> None:
     from qgis.core import QgsCategorizedSymbolRenderer, QgsFillSymbol, QgsRendererCategory
 
     cats = []
-    for level, fill, alpha in ((0.9, "255,190,120", 90), (0.5, "220,90,30", 150)):
-        sym = QgsFillSymbol.createSimple({"color": f"{fill},{alpha}", "outline_color": "160,60,20,220",
-                                          "outline_width": "0.3"})
+    for level, fill, alpha, outline in ((0.9, "255,200,140", 70, "200,120,60,120"),
+                                        (0.5, "215,95,35", 140, "150,55,20,160")):
+        sym = QgsFillSymbol.createSimple({"color": f"{fill},{alpha}", "outline_color": outline,
+                                          "outline_width": "0.1"})
         cats.append(QgsRendererCategory(level, sym, f"{round(level * 100)} % region"))
     renderer = QgsCategorizedSymbolRenderer("level", cats)
     layer.setRenderer(renderer)

@@ -71,6 +71,14 @@ def begin():
             sym.symbolLayer(0).setStrokeColor(sym.color().fromRgb(170, 160, 140))
             QgsProject.instance().addMapLayer(base)
     iface.mainWindow().showMaximized()
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtWidgets import QDockWidget
+    win = iface.mainWindow()
+    browser, tree_dock = win.findChild(QDockWidget, "Browser"), win.findChild(QDockWidget, "Layers")
+    if browser is not None:
+        browser.hide()
+    if tree_dock is not None:  # wide enough to read the run groups and the raster's legend
+        win.resizeDocks([tree_dock], [330], Qt.Orientation.Horizontal)
     state["_plugin"] = plugin
     if SCENARIO == "projected":
         QTimer.singleShot(500, projected); return
@@ -208,6 +216,8 @@ def main() -> int:
     ap.add_argument("--crs", default="EPSG:3857", help="the map's CRS for --scenario projected")
     ap.add_argument("--plugin-dir", help="install this geoclip_qgis folder instead of the zip (before/after)")
     ap.add_argument("--size", default="1600x1000", help="the Xvfb screen, WIDTHxHEIGHT")
+    ap.add_argument("--grab-after-cancel", type=int, default=0,
+                    help="also grab the screen this many seconds after Cancel (scenario cancel)")
     args = ap.parse_args()
     for tool in ("Xvfb", "qgis"):
         if not shutil.which(tool):
@@ -230,14 +240,29 @@ def main() -> int:
                GEOCLIP_SHOT_SCENARIO=args.scenario, GEOCLIP_SHOT_CRS=args.crs,
                GEOCLIP_SHOT_LIMIT=str(max(30, args.timeout - 40)))
     try:
+        log = open(work / "qgis.log", "w+")  # noqa: SIM115 - read back after QGIS ends
         qgis = subprocess.Popen(["qgis", "--profiles-path", str(profile), "--nologo", "--noversioncheck",
-                                 "--code", str(work / "startup.py")], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            _, stderr = qgis.communicate(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
+                                 "--code", str(work / "startup.py")], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                text=True)
+        deadline, grabbed = time.monotonic() + args.timeout, False
+        while qgis.poll() is None and time.monotonic() < deadline:
+            time.sleep(1.0)
+            if args.grab_after_cancel and not grabbed and status.exists():
+                try:
+                    cancel_at = json.loads(status.read_text()).get("cancel_at")
+                except ValueError:  # being written
+                    cancel_at = None
+                if cancel_at and time.time() - cancel_at >= args.grab_after_cancel and shutil.which("import"):
+                    # What the user sees N s after Cancel, from the X server: works even when QGIS is frozen.
+                    grab = out.with_name(f"{out.stem}-{args.grab_after_cancel}s-after-cancel.png")
+                    subprocess.run(["import", "-display", f":{display}", "-window", "root", str(grab)], check=False)
+                    grabbed = True
+        if qgis.poll() is None:
             qgis.kill()
-            _, stderr = qgis.communicate()
+            qgis.wait()
+        log.seek(0)
+        stderr = log.read()
+        log.close()
         if shutil.which("import") and not out.exists():  # fall back to a screen grab of the whole display
             subprocess.run(["import", "-display", f":{display}", "-window", "root", str(out)], check=False)
     finally:

@@ -382,6 +382,8 @@ def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
     tool = PlacesLikeHereTool(qgis_iface)
     req = raster_request(canvas.extent(), canvas.mapSettings().destinationCrs())
     assert req["resolution"] == 0.1, req
+    tool.target_width = 60  # cheap on a loaded machine: ~60 columns
+    cheap = raster_request(canvas.extent(), canvas.mapSettings().destinationCrs(), 60)
     tool.clicked(QgsPointXY(2.35, 48.85), None)
     assert tool.task is not None and tool.bar_item is not None, "progress and Cancel in the message bar"
     progress, texts = [], []
@@ -393,6 +395,8 @@ def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
         raise AssertionError(f"still running: {texts[-5:]} {progress[-3:]}") from None
     rasters = [lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer)]
     assert len(rasters) == 1 and rasters[0].name().startswith("Places like"), tool.last_result
+    assert abs(rasters[0].rasterUnitsPerPixelX() - cheap["resolution"]) < 1e-6, cheap
+    assert rasters[0].extent().xMinimum() <= cheap["extent"][0] + cheap["resolution"], "the visible extent"
     assert progress, "the task reports progress"
     # Cancelled at once: nothing added.
     canvas.setExtent(QgsRectangle(-180, -90, 180, 90))

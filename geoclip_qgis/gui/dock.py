@@ -75,7 +75,7 @@ from .tasks import EngineTask
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 COLUMNS = ["", tr_noop("Photo / query"), tr_noop("Rank"), tr_noop("Place"), tr_noop("Probability"),
-           tr_noop("EXIF GPS distance (km)"), tr_noop("90 % region")]
+           tr_noop("EXIF GPS (km)"), tr_noop("90 % region")]
 STORE_GPKG, STORE_MEMORY = "gpkg", "memory"
 REGION_RES = 1.0  # per-photo 90 % regions (summary layer) when the likelihood raster is asked for
 ROLE_POINT = Qt.ItemDataRole.UserRole

@@ -119,6 +119,7 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         self.task: Optional[EngineTask] = None
         self.bar_item = None
         self.last_result: Optional[dict] = None
+        self.target_width = 480  # columns of the raster across the view (one cell per ~2-3 screen pixels)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.canvasClicked.connect(self.clicked)
 
@@ -130,7 +131,7 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         crs = canvas.mapSettings().destinationCrs()
         to_wgs = QgsCoordinateTransform(crs, WGS84, QgsProject.instance())
         p = to_wgs.transform(point)
-        req = raster_request(canvas.extent(), crs)
+        req = raster_request(canvas.extent(), crs, self.target_width)
         out = settings.raster_output(f"like_{p.y():.4f}_{p.x():.4f}")
         self.task = EngineTask(tr("GeoCLIP: places like here"), "similar",
                                {"lat": p.y(), "lon": p.x(), "out": out, "engine": settings.engine_options(), **req})
