@@ -16,6 +16,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["GEOCLIP_PYRAMID"] = "0"  # no background world fields in tests (tests/test_worker_protocol.py turns it on)
 os.environ.pop("GEOCLIP_CLIP_PATH", None)
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -163,3 +163,32 @@ def test_same_engine_options_mean_one_engine():
     b = canonical_engine_options({"clip_path": os.path.expanduser("~/clip"), "batch_size": 8, "weights": ""})
     assert a == b
     assert canonical_engine_options({"device": "cuda:1"})["device"] == "cuda:1"
+
+
+def test_background_field_pyramid_builds_and_steps_aside(tmp_path, tiny_clip, monkeypatch):
+    """At engine start the worker builds a coarse world field (here 1°: 64,800 cells) on a thread that pauses
+    while a request waits or runs; afterwards an 'auto' world map is sized to the view and read from that field."""
+    from geoclip_qgis.core.field import find_field
+
+    monkeypatch.setenv("GEOCLIP_PYRAMID", "1")
+    sent = []
+    worker = Worker(sent.append)
+    opts = {"cache_dir": str(tmp_path / "cache"), "device": "cpu", "clip_path": tiny_clip}
+    engine = worker.engine(opts)
+    worker.active.add("busy")  # a request is waiting: the build must not finish meanwhile
+    time.sleep(3)
+    assert not any(f.complete for f in find_field(engine.cache_dir, engine.weights.digest))
+    worker.active.discard("busy")
+    deadline = time.monotonic() + 600
+    done = []
+    while time.monotonic() < deadline and not done:
+        done = [f for f in find_field(engine.cache_dir, engine.weights.digest) if f.complete]
+        time.sleep(0.5)
+    assert [f.grid.res for f in done] == [1.0]
+    grid = worker._grid(engine, {"resolution": "auto", "view_px": [1800, 900]}, "auto")
+    assert grid.res == 1.0 and engine.field_for(grid)[0] is not None, "the world view reads the field"
+    worker.handle({"id": 1, "op": "similar", "params": {"lat": 45.0, "lon": 5.0, "engine": opts,
+                                                       "resolution": "auto", "view_px": [1800, 900],
+                                                       "out": str(tmp_path / "s.tif")}})
+    assert sent[-1]["type"] == "result" and sent[-1]["data"]["res"] == 1.0
+    worker.stop_background()

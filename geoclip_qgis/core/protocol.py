@@ -170,7 +170,7 @@ _extent = nullable(listof(number(-360, 360), 4, 4))
 _resolution = either(number(positive=True, hi=180), string(8, choices=("auto", "")))
 _top_k = integer(1, 100_000)
 _raster = {"engine": ENGINE, "extent": _extent, "resolution": _resolution, "out": _path, "cog": boolean(),
-           "preview": nullable(string(32768))}
+           "preview": nullable(string(32768)), "view_px": nullable(listof(integer(1, 100_000), 2, 2))}
 MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; no text of more than ~2,000 characters fits in them
 # An area of interest: a GeoJSON geometry, WKT or a vector file's path, or a W,S,E,N bbox (core/aoi.py).
 _aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, 10_000_000)}),

@@ -24,6 +24,9 @@ from .errors import GeoClipError, InputError
 
 PARENT_ENV = "GEOCLIP_PARENT_PID"  # set by QGIS's engine client: the worker exits when that process is gone
 GRACE_SECONDS = 5.0  # after stdin closes or the parent dies: time for the running job to stop by itself
+NOMINAL_VIEW_PX = (1800, 900)  # the view an 'auto' raster is sized for when the request names none
+# Background world fields at engine start: "" (default) 0.5° then 0.25°; "0" none; "10,5" those resolutions.
+PYRAMID_ENV = "GEOCLIP_PYRAMID"
 ENGINE_DEFAULTS = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default", "cache_dir": "",
                    "batch_size": 8}
 
@@ -50,6 +53,7 @@ class Worker:
         self.lock = threading.Lock()
         self._engine = None
         self._engine_key: Optional[str] = None
+        self._pyramid_stop: Optional[threading.Event] = None
 
     # ---- plumbing ---------------------------------------------------------------------------------------------
     def cancelled(self, rid: Any) -> bool:
@@ -87,9 +91,51 @@ class Worker:
                 gallery=canon["gallery"], cache_dir=canon["cache_dir"] or None, batch_size=int(canon["batch_size"]),
             )
             self._engine_key = key
+            self._start_pyramid(self._engine)
             # A built world field is read into the OS cache while the model loads: the first map is then fast.
             threading.Thread(target=self._engine.prefetch_fields, name="field-prefetch", daemon=True).start()
         return self._engine
+
+    def busy(self) -> bool:
+        """A request is queued or running: background work steps aside (the request wins)."""
+        with self.lock:
+            return bool(self.active)
+
+    def stop_background(self) -> None:
+        if self._pyramid_stop is not None:
+            self._pyramid_stop.set()
+
+    def _start_pyramid(self, engine) -> None:
+        """Build the coarse world fields in the background once the engine exists, so that world and continent
+        maps read a field within a minute instead of waiting for the encoder. It pauses while any request is
+        waiting or running, stops when the engine is replaced or the worker stops, keeps finished rows, and is
+        skipped (with a message) when the disk budget forbids it."""
+        from .field import PYRAMID, build_pyramid
+
+        self.stop_background()
+        spec = os.environ.get(PYRAMID_ENV, "").strip().lower()
+        if spec in ("0", "off", "no", "false", "none"):
+            return
+        try:
+            levels = tuple(float(v) for v in spec.split(",")) if spec else PYRAMID
+        except ValueError:
+            logging.getLogger("geoclip_qgis").warning("%s=%r is not a list of resolutions; no background field "
+                                                      "build", PYRAMID_ENV, spec)
+            return
+        stop = self._pyramid_stop = threading.Event()
+
+        def run() -> None:
+            log = logging.getLogger("geoclip_qgis")
+            with cancel_scope(stop.is_set):
+                try:
+                    for status in build_pyramid(engine, levels, should_pause=self.busy):
+                        log.info("background field %s°: %s", status["res"], status.get("message", status["status"]))
+                except Cancelled:
+                    pass
+                except Exception as exc:  # a background nicety: never a reason to stop serving
+                    log.warning("background field build stopped: %s", exc)
+
+        threading.Thread(target=run, name="field-pyramid", daemon=True).start()
 
     def handle(self, req: Dict[str, Any]) -> None:
         """Run one request: validated against the protocol's schema first (an `input` error naming the parameter),
@@ -262,17 +308,18 @@ class Worker:
 
     @staticmethod
     def _grid(engine, params: Dict[str, Any], default):
-        """The request's extent and resolution as a Grid. The likelihood's default, 'auto', is 0.1° where a built
-        location field makes that take seconds, else 0.5°."""
+        """The request's extent and resolution as a Grid. 'auto' sizes the raster to the view (`view_px`, else a
+        nominal screen): about one cell per 3 pixels, read from the finest built field that covers the view,
+        the encoder only where no field does (core/field.py `view_grid`, the same rule as Processing's)."""
+        from .field import view_grid
         from .raster import Grid
 
         extent, res = params.get("extent"), params.get("resolution", default)
         if res in (None, ""):
             res = default
-        if default != "auto" or res not in (None, "", "auto"):
-            return Grid.over(extent, float(res))
-        fine = Grid.over(extent, 0.1)
-        return fine if engine.field_for(fine)[0] is not None else Grid.over(extent, 0.5)
+        if res == "auto":
+            return view_grid(engine, extent, *(params.get("view_px") or NOMINAL_VIEW_PX))
+        return Grid.over(extent, float(res))
 
     def op_features(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from .features import feature_raster, pca_raster
@@ -383,6 +430,7 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
         stopping.set()
         logging.getLogger("geoclip_qgis").info("worker stopping: %s", reason)
         worker.cancel_all()
+        worker.stop_background()
         jobs.put(None)
 
         def cut_short() -> None:
