@@ -21,15 +21,14 @@ from typing import Any, Callable, Deque, Dict, List, Optional
 
 from .core import protocol
 
+# One definition each, shared with the worker (every request carries all the engine options, so the dock, the
+# map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
+from .core.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
+
 PLUGIN_DIR = Path(__file__).resolve().parent
 ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
-PARENT_ENV = "GEOCLIP_PARENT_PID"  # the worker exits when this process (QGIS) is gone (core/worker.py)
 SETTINGS_PREFIX = "geoclip"
 LOG_TAG = "GeoCLIP"  # the Log Messages panel's tab
-# The worker's defaults (core/worker.py ENGINE_DEFAULTS, compared by tests/test_gui_manager.py): every request
-# carries all of them, so the dock, the map tool and Processing name one engine the same way.
-ENGINE_DEFAULTS = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default", "cache_dir": "",
-                   "batch_size": 8}
 # What a waiting request is told it waits for (op -> words); other ops are named as they are.
 OP_WORDS = {"build_field": "the field build", "geolocate_images": "the photo geolocation",
             "geolocate_text": "the text query", "likelihood": "the likelihood map", "similar": "'places like here'",
@@ -90,20 +89,6 @@ def default_cache_dir() -> Path:
     except ImportError:
         return legacy
     return legacy if legacy.is_dir() else Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
-
-
-def canonical_engine_options(opts: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The worker's canonical form (core/worker.py canonical_engine_options, same rules): every key, defaults
-    filled in, device lower-case, paths normalised. Two option sets that mean one engine compare equal."""
-    out = {**ENGINE_DEFAULTS, **{k: v for k, v in (opts or {}).items() if v not in (None, "")}}
-    out["device"] = str(out["device"]).strip().lower()
-    for key in ("weights", "clip_path", "cache_dir"):
-        if out[key]:
-            out[key] = os.path.normpath(os.path.expanduser(str(out[key])))
-    if out["gallery"] not in ("default",) and not str(out["gallery"]).startswith("fibonacci"):
-        out["gallery"] = os.path.normpath(os.path.expanduser(str(out["gallery"])))
-    out["batch_size"] = int(out["batch_size"])
-    return out
 
 
 def engine_defaults(**overrides: Any) -> Dict[str, Any]:

@@ -23,6 +23,7 @@ PROTOCOL_VERSION = 1
 OPS = ("info", "geolocate_images", "geolocate_text", "likelihood", "features", "similar", "encode_locations",
        "field_status", "build_field", "download_clip", "cancel", "shutdown")
 WORKER_MODULE = "geoclip_qgis.core.worker"
+PARENT_ENV = "GEOCLIP_PARENT_PID"  # set by QGIS's engine client: the worker exits when that process is gone
 # Photo file suffixes the engine reads (QGIS lists folders with it, without importing the engine).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif")
 
@@ -50,6 +51,27 @@ def decode(line: str | bytes) -> Dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError("a protocol message must be a JSON object")
     return message
+
+
+# ---- engine options: one definition, used by QGIS (engine_client) and the worker ------------------------------------
+ENGINE_DEFAULTS: Dict[str, Any] = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default",
+                                   "cache_dir": "", "batch_size": 8}
+
+
+def canonical_engine_options(opts: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Engine options with every default filled in, the device lower-case and paths normalised: two option sets
+    that mean the same engine compare equal, so the dock, the map tool and Processing share one loaded model."""
+    import os
+
+    out = {**ENGINE_DEFAULTS, **{k: v for k, v in (opts or {}).items() if v not in (None, "")}}
+    out["device"] = str(out["device"]).strip().lower()
+    for key in ("weights", "clip_path", "cache_dir"):
+        if out[key]:
+            out[key] = os.path.normpath(os.path.expanduser(str(out[key])))
+    if out["gallery"] != "default" and not str(out["gallery"]).startswith("fibonacci"):
+        out["gallery"] = os.path.normpath(os.path.expanduser(str(out["gallery"])))
+    out["batch_size"] = int(out["batch_size"])
+    return out
 
 
 # ---- request schema: one definition of what every op accepts ------------------------------------------------------

@@ -21,29 +21,12 @@ from typing import Any, Callable, Dict, Optional
 from . import protocol
 from .cancel import Cancelled, cancel_scope
 from .errors import GeoClipError, InputError
+from .protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
 
-PARENT_ENV = "GEOCLIP_PARENT_PID"  # set by QGIS's engine client: the worker exits when that process is gone
 GRACE_SECONDS = 5.0  # after stdin closes or the parent dies: time for the running job to stop by itself
 NOMINAL_VIEW_PX = (1800, 900)  # the view an 'auto' raster is sized for when the request names none
 # Background world fields at engine start: "" (default) 0.5° then 0.25°; "0" none; "10,5" those resolutions.
 PYRAMID_ENV = "GEOCLIP_PYRAMID"
-ENGINE_DEFAULTS = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default", "cache_dir": "",
-                   "batch_size": 8}
-
-
-def canonical_engine_options(opts: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """Engine options with every default filled in and paths normalised: two requests that mean the same engine
-    get the same key, so switching between the dock, the map tool and Processing never reloads the model."""
-    out = {**ENGINE_DEFAULTS, **{k: v for k, v in (opts or {}).items() if v not in (None, "")}}
-    out["device"] = str(out["device"]).strip().lower()
-    for key in ("weights", "clip_path", "cache_dir"):
-        if out[key]:
-            out[key] = os.path.normpath(os.path.expanduser(str(out[key])))
-    if out["gallery"] not in ("default",) and not str(out["gallery"]).startswith("fibonacci"):
-        out["gallery"] = os.path.normpath(os.path.expanduser(str(out["gallery"])))
-    return out
-
-
 class Worker:
     def __init__(self, send: Callable[[Dict[str, Any]], None]):
         self.send = send
