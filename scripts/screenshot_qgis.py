@@ -125,6 +125,12 @@ def poll():
     if layers:
         iface.setActiveLayer(layers[0])
         canvas = iface.mapCanvas(); canvas.zoomToFullExtent(); canvas.refresh()
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtWidgets import QDockWidget
+    win = iface.mainWindow()
+    tree_dock = win.findChild(QDockWidget, "Layers")
+    if tree_dock is not None:  # room for the run groups and the raster's legend
+        win.resizeDocks([tree_dock, dock], [420, 560], Qt.Orientation.Horizontal)
     write(layer_added=bool(layers), features=max((l.featureCount() for l in layers if isinstance(l, QgsVectorLayer)),
                                                  default=0),
           layers=sorted(l.name() for l in layers), rasters=len(rasters()), tree=tree(),
@@ -135,8 +141,12 @@ def poll():
 def projected():
     plugin = state["_plugin"]
     canvas = iface.mapCanvas()
-    canvas.setDestinationCrs(QgsCoordinateReferenceSystem(os.environ.get("GEOCLIP_SHOT_CRS", "EPSG:3857")))
-    canvas.zoomToFullExtent()
+    crs = QgsCoordinateReferenceSystem(os.environ.get("GEOCLIP_SHOT_CRS", "EPSG:3857"))
+    canvas.setDestinationCrs(crs)
+    # the CRS's whole domain (Web Mercator: ±85.06°), as a user's "zoom to world" shows it
+    dom = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), crs,
+                                 QgsProject.instance()).transformBoundingBox(crs.bounds())
+    canvas.setExtent(dom)
     canvas.refresh()
     plugin.gui.activate_tool()
     tool = plugin.gui.tool
@@ -162,6 +172,17 @@ def wait_tool():
 
 def shoot():
     iface.mainWindow().grab().save(OUT)
+    if SCENARIO == "layers":  # the layer tree on its own, wide enough to read the groups and the legend
+        from qgis.PyQt.QtWidgets import QDockWidget
+        tree_dock = iface.mainWindow().findChild(QDockWidget, "Layers")
+        if tree_dock is not None:
+            tree_dock.setFloating(True)
+            tree_dock.resize(460, 620)
+            iface.layerTreeView().expandAll()
+            QTimer.singleShot(800, lambda: (tree_dock.grab().save(OUT[:-4] + "-tree.png"), None))
+            QTimer.singleShot(1200, leave)
+            write(screenshot=OUT)
+            return
     write(screenshot=OUT)
     QTimer.singleShot(200, leave)
 
