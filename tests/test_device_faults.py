@@ -55,3 +55,25 @@ def test_out_of_memory_halves_the_batch_then_falls_back(weights, tiny_clip, smal
     res = engine.predict_images(photos[:1], 3)
     assert res[0].ok and "after CUDA ran out of memory" in engine.choice.reason
     assert "falling back to the CPU" in caplog.text
+
+
+def test_apple_gpu_is_chosen_by_auto_when_there_is_no_cuda(monkeypatch):
+    """auto: CUDA, else MPS with the reason CUDA was not used, else the CPU; 'mps' absent is an error."""
+    from geoclip_qgis.core import device
+
+    monkeypatch.setattr(device, "cuda_status", lambda: (False, "no CUDA device or driver found"))
+    monkeypatch.setattr(device, "mps_status", lambda: (True, "Apple GPU (MPS)"))
+    choice = device.select_device("auto")
+    assert choice.device.type == "mps" and not choice.fp16 and "no CUDA" in choice.reason
+    assert device.select_device("mps").device.type == "mps"
+    monkeypatch.setattr(device, "mps_status", lambda: (False, "no Apple GPU (MPS) available"))
+    assert device.select_device("auto").device.type == "cpu"
+    with pytest.raises(InputError, match="'mps' is not usable"):
+        device.select_device("mps")
+
+
+def test_mps_out_of_memory_is_recognised():
+    from geoclip_qgis.core.engine import _out_of_memory
+
+    assert _out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
+    assert not _out_of_memory(RuntimeError("shape mismatch"))

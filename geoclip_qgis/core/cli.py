@@ -32,7 +32,8 @@ def positive_int(text: str) -> int:
 
 def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--top-k", type=positive_int, default=5, help="predictions per input (default 5)")
-    ap.add_argument("--device", default="auto", help="auto (CUDA fp16 when usable), cpu, cuda, cuda:N")
+    ap.add_argument("--device", default="auto",
+                    help="auto (CUDA fp16, else an Apple GPU, when usable), cpu, cuda, cuda:N, mps")
     ap.add_argument("--clip-path", default=None, help="folder of openai/clip-vit-large-patch14 ($GEOCLIP_CLIP_PATH)")
     ap.add_argument("--weights", default=None, help="GeoCLIP weights folder (default: the geoclip wheel's)")
     ap.add_argument("--gallery", default="default", help="default | fibonacci:N | CSV with LAT,LON columns")

@@ -1,4 +1,5 @@
-"""Where the model runs: CUDA (fp16) when it is really usable, else the CPU, always with the reason said."""
+"""Where the model runs: CUDA (fp16) when it is really usable, else an Apple GPU (MPS, fp32), else the CPU, always
+with the reason said."""
 
 from __future__ import annotations
 
@@ -34,15 +35,39 @@ def cuda_status() -> tuple[bool, str]:
     return True, f"{n} CUDA device(s), using {name}"
 
 
+def mps_status() -> tuple[bool, str]:
+    """(usable, why) for Apple's Metal GPU (MPS): built into this torch, macOS 12.3+, and actually usable."""
+    backend = getattr(torch.backends, "mps", None)
+    if backend is None or not backend.is_built():
+        return False, f"this torch build ({torch.__version__}) has no Apple GPU (MPS) support"
+    try:
+        if not backend.is_available():
+            return False, "no Apple GPU (MPS) available (macOS 12.3 or later on Apple silicon or an AMD GPU)"
+        torch.zeros(1, device="mps")  # a driver that is there but broken fails here, not mid-job
+    except Exception as exc:
+        return False, f"Apple GPU (MPS) initialisation failed: {exc}"
+    return True, "Apple GPU (MPS)"
+
+
 def select_device(requested: Optional[str] = None) -> DeviceChoice:
-    """Resolve 'auto' / None / 'cpu' / 'cuda' / 'cuda:N' to a device; asking for CUDA that is absent is an error."""
+    """Resolve 'auto' / None / 'cpu' / 'cuda' / 'cuda:N' / 'mps' to a device; asking for a GPU that is absent is an
+    error. auto: CUDA (fp16), else MPS (fp32: fp16 on MPS is not faster for these models and less proven), else
+    the CPU, with the reason."""
     req = (requested or "auto").strip().lower()
     if req == "cpu":
         return DeviceChoice(torch.device("cpu"), False, "CPU requested")
+    if req == "mps":
+        ok, why = mps_status()
+        if not ok:
+            raise InputError(f"device 'mps' is not usable: {why}", hint="use --device cpu or auto")
+        return DeviceChoice(torch.device("mps"), False, why)
     ok, why = cuda_status()
     if req == "auto":
         if ok:
             return DeviceChoice(torch.device("cuda:0"), True, why)
+        mps_ok, mps_why = mps_status()
+        if mps_ok:
+            return DeviceChoice(torch.device("mps"), False, f"{mps_why}, because {why}")
         return DeviceChoice(torch.device("cpu"), False, f"CPU, because {why}")
     if req.startswith("cuda"):
         if not ok:
@@ -54,4 +79,4 @@ def select_device(requested: Optional[str] = None) -> DeviceChoice:
                 hint="use cuda:0, or auto",
             )
         return DeviceChoice(dev, True, why)
-    raise InputError(f"unknown device {requested!r}", hint="use auto, cpu, cuda or cuda:N")
+    raise InputError(f"unknown device {requested!r}", hint="use auto, cpu, cuda, cuda:N or mps")

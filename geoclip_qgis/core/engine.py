@@ -220,22 +220,26 @@ class GeoClipEngine:
         return emb.numpy()
 
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Unit-norm GeoCLIP image features for preprocessed pixels; halves the batch on CUDA OOM."""
+        """Unit-norm GeoCLIP image features for preprocessed pixels; out of GPU memory (CUDA or MPS), halves the
+        batch, then falls back to the CPU for good."""
         enc = self.image_encoder
         try:
             return torch.nn.functional.normalize(enc(pixels), dim=1)
-        except torch.cuda.OutOfMemoryError:
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            gpu = "CUDA" if isinstance(exc, torch.cuda.OutOfMemoryError) else self.device.type.upper()
             if pixels.shape[0] > 1:
                 torch.cuda.empty_cache()
                 half = pixels.shape[0] // 2
-                log.warning("CUDA out of memory; retrying with batches of %d", half)
+                log.warning("%s out of memory; retrying with batches of %d", gpu, half)
                 return torch.cat([self.embed_pixels(pixels[:half]), self.embed_pixels(pixels[half:])])
-            log.warning("CUDA out of memory on a single image; falling back to the CPU")
-            self._move_to_cpu()
+            log.warning("%s out of memory on a single image; falling back to the CPU", gpu)
+            self._move_to_cpu(gpu)
             return torch.nn.functional.normalize(self.image_encoder(pixels), dim=1)
 
-    def _move_to_cpu(self) -> None:
-        self.choice = DeviceChoice(torch.device("cpu"), False, "CPU, after CUDA ran out of memory")
+    def _move_to_cpu(self, gpu: str = "CUDA") -> None:
+        self.choice = DeviceChoice(torch.device("cpu"), False, f"CPU, after {gpu} ran out of memory")
         self.device = self.choice.device
         for part in (self._image, self._text):
             if part is not None:
@@ -445,6 +449,11 @@ class GeoClipEngine:
 
     def predict_text(self, queries: Sequence[str], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_text(queries, top_k))
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """CUDA raises OutOfMemoryError; Apple's MPS a RuntimeError saying 'out of memory'."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def _as_photo(img: ImageInput, i: int) -> Photo:

@@ -61,8 +61,8 @@ def engine_options(**overrides: Any) -> Dict[str, Any]:
 def device_choices() -> list:
     """(value, label) for a device combo: auto, CPU, CUDA 0 and 1, plus the saved setting when it is another
     (cuda:3): a `cuda:1` setting shows as CUDA device 1, never as Automatic."""
-    choices = [("auto", tr("Automatic (CUDA when usable)")), ("cpu", tr("CPU")), ("cuda:0", tr("CUDA device 0")),
-               ("cuda:1", tr("CUDA device 1"))]
+    choices = [("auto", tr("Automatic (CUDA, else Apple GPU, when usable)")), ("cpu", tr("CPU")),
+               ("cuda:0", tr("CUDA device 0")), ("cuda:1", tr("CUDA device 1")), ("mps", tr("Apple GPU (MPS)"))]
     current = engine_defaults()["device"]
     if current == "cuda":
         current = "cuda:0"

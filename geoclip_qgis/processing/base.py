@@ -33,8 +33,8 @@ from qgis.PyQt.QtGui import QIcon
 from ..engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
 
-DEVICES = ["auto", "cpu", "cuda"]  # sent values; index 0 means "the plugin's device setting" (auto unless set)
-DEVICE_LABELS = ["Plugin setting (automatic unless set)", "CPU", "CUDA"]
+DEVICES = ["auto", "cpu", "cuda", "mps"]  # sent values; index 0 means "the plugin's device setting" (auto unless set)
+DEVICE_LABELS = ["Plugin setting (automatic unless set)", "CPU", "CUDA", "Apple GPU (MPS)"]
 # Our layer in a GeoPackage that already exists (issue 11): the other layers of the file are kept.
 GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_places",
                "SUMMARY": "geoclip_predictions_summary", "FAILED": "geoclip_failed", "REGIONS": "geoclip_regions"}
