@@ -247,15 +247,43 @@ def style_likelihood(layer: QgsRasterLayer) -> None:
     ramp.setClip(False)
     renderer.setClassificationMin(lo)
     renderer.setClassificationMax(hi)
+    _legend_numbers(ramp)
     layer.setRenderer(renderer)  # emits rendererChanged: the layer tree rebuilds the legend from these values
     layer.emitStyleChanged()
     layer.triggerRepaint()
 
 
+def _legend_numbers(ramp) -> None:
+    """Densities per km² are tiny (1e-7): the continuous legend's default format rounds them to "0 … 0"; three
+    significant digits in scientific notation show the stretched range."""
+    try:
+        from qgis.core import QgsColorRampLegendNodeSettings, QgsScientificNumericFormat
+    except ImportError:  # QGIS < 3.18: the legend lists the ramp items' labels, set above
+        return
+    settings = ramp.legendSettings() if hasattr(ramp, "legendSettings") else None
+    settings = QgsColorRampLegendNodeSettings(settings) if settings is not None else QgsColorRampLegendNodeSettings()
+    fmt = QgsScientificNumericFormat()
+    fmt.setNumberDecimalPlaces(2)
+    settings.setNumericFormat(fmt)
+    ramp.setLegendSettings(settings)
+
+
 def legend_labels(layer) -> List[str]:
-    """What the layer's legend shows (its symbology items' labels): the tests check the stretched range."""
+    """What the layer's legend shows: the continuous legend's minimum and maximum as its number format writes them
+    (QGIS >= 3.18), else the ramp items' labels. The tests check the stretched range."""
     renderer = layer.renderer()
-    return [label for label, _ in renderer.legendSymbologyItems()] if renderer is not None else []
+    if renderer is None:
+        return []
+    shader = renderer.shader() if hasattr(renderer, "shader") else None
+    ramp = shader.rasterShaderFunction() if shader is not None else None
+    settings = ramp.legendSettings() if ramp is not None and hasattr(ramp, "legendSettings") else None
+    if settings is not None and settings.useContinuousLegend() and settings.numericFormat() is not None:
+        from qgis.core import QgsNumericFormatContext
+
+        ctx = QgsNumericFormatContext()
+        return [settings.numericFormat().formatDouble(v, ctx)
+                for v in (renderer.classificationMin(), renderer.classificationMax())]
+    return [label for label, _ in renderer.legendSymbologyItems()]
 
 
 def style_similarity(layer: QgsRasterLayer) -> None:

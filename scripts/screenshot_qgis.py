@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -197,7 +198,9 @@ QTimer.singleShot(1500, begin)
 
 
 def free_display() -> int:
-    for n in range(90, 140):
+    numbers = list(range(90, 190))
+    random.shuffle(numbers)  # two runs started at once must not both take the first free number
+    for n in numbers:
         if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
             return n
     raise SystemExit("no free X display number")
