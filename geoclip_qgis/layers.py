@@ -21,6 +21,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from .core.fields import LAYER_MARK, PLACE_FIELDS, REGION_FIELDS, SUMMARY_FIELDS  # noqa: F401 - one definition
 from .core.geodesy import haversine_km
 from .qt_compat import field_type
 
@@ -33,27 +34,7 @@ PREDICTION_FIELDS = [
 ]
 FAILED_FIELDS = [("photo", "QString"), ("reason", "QString"), ("code", "QString")]
 
-# The engine's result tables (core/export.py: PLACE_FIELDS, SUMMARY_FIELDS, REGION_FIELDS), written out here because
-# the QGIS side may import only the stdlib-only core modules (tests/test_import_rules.py); tests/test_gui.py checks
-# that these lists and core.export's are the same, name for name and type for type.
-LAYER_MARK = "GEOCLIP_QGIS"  # core/export.py: a GeoPackage layer carrying this metadata key is ours
 QT_TYPES = {"str": "QString", "int": "Int", "float": "Double"}
-PLACE_FIELDS = [
-    ("source", "str"), ("kind", "str"), ("rank", "int"), ("probability", "float"), ("lat", "float"),
-    ("lon", "float"), ("n_points", "int"), ("spread_km", "float"), ("best_lat", "float"), ("best_lon", "float"),
-    ("country", "str"), ("region", "str"), ("place", "str"), ("place_km", "float"), ("label", "str"),
-    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"),
-]
-SUMMARY_FIELDS = [
-    ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
-    ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
-    ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
-    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("exif_problem", "str"), ("message", "str"),
-]
-REGION_FIELDS = [
-    ("source", "str"), ("level", "float"), ("area_km2", "float"), ("parts", "int"), ("mass", "float"),
-    ("summary", "str"),
-]
 
 
 def make_fields(spec) -> QgsFields:

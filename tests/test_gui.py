@@ -347,7 +347,7 @@ def test_status_and_error_texts():
 
 
 def test_result_fields_mirror_the_engine():
-    """One definition of the result tables: layers.py's lists are core/export.py's."""
+    """One definition of the result tables: layers.py uses core/fields.py's lists, as core/export.py does."""
     from geoclip_qgis.core import export
     from geoclip_qgis.layers import LAYER_MARK, PLACE_FIELDS, PREDICTION_FIELDS, REGION_FIELDS, SUMMARY_FIELDS
 

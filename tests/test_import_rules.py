@@ -12,7 +12,8 @@ import pytest
 
 PLUGIN = Path(__file__).resolve().parents[1] / "geoclip_qgis"
 QT_OR_QGIS = ("qgis", "PyQt5", "PyQt6", "PyQt", "sip")
-STDLIB_CORE = ("geoclip_qgis.core.protocol", "geoclip_qgis.core.geodesy")  # what the QGIS side may import
+# What the QGIS side may import of the engine: the standard-library-only modules.
+STDLIB_CORE = ("geoclip_qgis.core.protocol", "geoclip_qgis.core.geodesy", "geoclip_qgis.core.fields")
 HEAVY = ("torch", "transformers", "safetensors", "huggingface_hub", "rasterio", "pyogrio", "fiona", "numpy", "PIL",
          "pandas")
 

@@ -28,52 +28,22 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .errors import InputError
+from .fields import (  # noqa: F401 - the result tables, re-exported for the engine's callers
+    FAILURE_FIELDS,
+    LAYER_MARK,
+    PLACE_FIELDS,
+    PREDICTION_FIELDS,
+    REGION_FIELDS,
+    SUMMARY_FIELDS,
+    TABLES,
+)
 from .files import check_output, same_file_key
 from .geodesy import haversine_km
 
 log = logging.getLogger("geoclip_qgis")
 
-# One definition of each result table: (name, type) in column order.
-PREDICTION_FIELDS: List[Tuple[str, str]] = [
-    ("source", "str"),
-    ("kind", "str"),
-    ("rank", "int"),
-    ("probability", "float"),
-    ("lat", "float"),
-    ("lon", "float"),
-    ("gallery_index", "int"),
-    ("exif_lat", "float"),
-    ("exif_lon", "float"),
-    ("error_km", "float"),
-    ("country", "str"),
-    ("region", "str"),
-    ("place", "str"),
-    ("place_km", "float"),
-]
-# Distinct places (core/places.py): one row per place and query, ranked by summed probability.
-PLACE_FIELDS: List[Tuple[str, str]] = [
-    ("source", "str"), ("kind", "str"), ("rank", "int"), ("probability", "float"), ("lat", "float"),
-    ("lon", "float"), ("n_points", "int"), ("spread_km", "float"), ("best_lat", "float"), ("best_lon", "float"),
-    ("country", "str"), ("region", "str"), ("place", "str"), ("place_km", "float"), ("label", "str"),
-    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"),
-]
-# One row per photo or text: the layer an analyst sorts and filters (failed photos included, with the reason).
-SUMMARY_FIELDS: List[Tuple[str, str]] = [
-    ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
-    ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
-    ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
-    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("exif_problem", "str"), ("message", "str"),
-]
-# Confidence regions (core/regions.py): one multipolygon per level and input.
-REGION_FIELDS: List[Tuple[str, str]] = [
-    ("source", "str"), ("level", "float"), ("area_km2", "float"), ("parts", "int"), ("mass", "float"),
-    ("summary", "str"),
-]
-TABLES = {"ranks": PREDICTION_FIELDS, "places": PLACE_FIELDS, "summary": SUMMARY_FIELDS}
-FAILURE_FIELDS: List[Tuple[str, str]] = [("source", "str"), ("code", "str"), ("message", "str")]
 FORMATS = {".csv": "CSV", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 DEFAULT_LAYER = "geoclip_predictions"
-LAYER_MARK = "GEOCLIP_QGIS"  # layer metadata key: a layer carrying it is ours to replace
 JOURNAL_VERSION = 1
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
