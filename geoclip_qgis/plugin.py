@@ -23,8 +23,14 @@ class GeoClipPlugin:
     def initProcessing(self) -> None:  # noqa: N802 - QGIS naming
         from .processing.provider import GeoClipProvider
 
-        self.provider = GeoClipProvider()
-        QgsApplication.processingRegistry().addProvider(self.provider)
+        registry = QgsApplication.processingRegistry()
+        provider = GeoClipProvider()
+        stale = registry.providerById(provider.id())
+        if stale is not None:  # left by an earlier load (a reload, a crashed unload): ours replaces it
+            registry.removeProvider(stale)
+        # The registry owns a provider it accepts and deletes one it refuses: keep ours only when accepted, so
+        # unload never touches a deleted object.
+        self.provider = provider if registry.addProvider(provider) else None
 
     def initGui(self) -> None:  # noqa: N802
         self.initProcessing()

@@ -15,28 +15,40 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Place</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
             <source>Probability</source>
             <translation>Probabilité</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Lat</source>
-            <translation>Lat</translation>
+            <source>EXIF GPS (km)</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Lon</source>
-            <translation>Lon</translation>
+            <source>90 % region</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>EXIF GPS distance (km)</source>
-            <translation>Distance au GPS EXIF (km)</translation>
+            <source>The engine is not installed — open GeoCLIP › Engine and models.</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
             <source>Drop photos or folders here</source>
             <translation>Déposez ici des photos ou des dossiers</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>failed</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
@@ -72,7 +84,37 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Also map the probability density (photos of one place are fused)</source>
+            <source>Also map the probability density and its 50 % / 90 % confidence regions (photos of one place are fused)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Anywhere</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>The map extent</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>The active polygon layer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Restrict the answer to where the photo must be; the share of the probability that fell outside is reported</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>in a GeoPackage next to the project</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>as memory layers (lost on exit)</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -83,6 +125,7 @@
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
             <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
             <source>Cancel</source>
             <translation>Annuler</translation>
         </message>
@@ -90,6 +133,11 @@
             <location filename="../../geoclip_qgis/gui/dock.py" />
             <source>Ready.</source>
             <translation>Prêt.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Raw top-k (gallery points) instead of places</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
@@ -104,8 +152,23 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Starting the engine…</source>
-            <translation>Démarrage du moteur…</translation>
+            <source>places</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>summary, one row per photo</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>raw top-k</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>confidence regions</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
@@ -119,7 +182,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source> (cancelled; finished rows kept)</source>
+            <source>; no layer added</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -129,13 +192,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>GeoCLIP likelihood</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <location filename="../../geoclip_qgis/gui/map_tool.py" />
-            <source>failed</source>
+            <source>GeoCLIP · {} photos (running)</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -164,18 +221,50 @@
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
             <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/processing/base.py" />
             <source>CPU</source>
             <translation>CPU</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/processing/base.py" />
             <source>CUDA</source>
             <translation>CUDA</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Area of interest</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Keep results</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Photo</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Why</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
             <source>Add photos or type a description first.</source>
             <translation>Ajoutez d’abord des photos ou saisissez une description.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Sending the request to the engine…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Starting the engine…</source>
+            <translation>Démarrage du moteur…</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
@@ -189,7 +278,32 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source> (cancelled; finished rows kept)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source> in {:.1f} s.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
             <source>GeoCLIP likelihood raster</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Likelihood raster added; densest cell {:.4f}, {:.4f}.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>(the engine printed no details)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP · “{}”</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -199,12 +313,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>, {} could not be read: {}</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Likelihood raster added; densest cell {:.4f}, {:.4f}.</source>
+            <source>Select a polygon layer in the Layers panel for the area of interest.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -219,7 +328,87 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source> in {:.1f} s.</source>
+            <source>{} photo(s) could not be read</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>{} of {} photo(s) geolocated</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>, {} could not be read</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>; {:.0%} of the probability fell outside the area of interest</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>likelihood</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP · {} of {} photos</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>GeoCLIP · {} photos</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>{:,.0f} km² in {} part(s)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>{} photo(s) could not be read; see the GeoCLIP panel</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source> (cancelled after {}/{}; finished rows kept)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>{:.0%} of the probability fell outside the area of interest.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Details:</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>kept in {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>cannot read back {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Likelihood raster cancelled at step {}/{}; nothing added.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>90 % region: {:,.0f} km² in {} part(s)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>not saved ({}); the layers are memory layers</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -279,7 +468,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Downloading CLIP ViT-L/14</source>
+            <source>GeoCLIP: downloading CLIP ViT-L/14</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -359,7 +548,52 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>The engine install</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>The CLIP download</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>The world field build</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Cancel it</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Keep it running</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Don't close</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Keep it running: it goes on in the background (QGIS's task bar shows it; Engine and models… shows this window again).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
             <source>Diagnostics copied to the clipboard (home folder shown as ~).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>the model host answered HTTP {} ({})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>no connection to the model host ({}): check the network or proxy, or use a CLIP folder you already have</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -370,6 +604,11 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
             <source> — starting…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>unknown: the engine check failed (see above; Check again)</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -400,6 +639,11 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
             <source>Engine installed.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>cancelled</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -445,6 +689,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Field build stopped: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
             <source>NVIDIA driver {}</source>
             <translation type="unfinished" />
         </message>
@@ -460,7 +709,42 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Downloading {} into the Hugging Face cache (resumes if interrupted; Cancel keeps the part done).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>cancelled; the part done is kept and resumes next time</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>CLIP downloaded and checked ({:,.0f} MiB).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Download stopped: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>{} is still running.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
             <source>needs the engine</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>not on this computer (no CLIP folder set, none in the Hugging Face cache). Fix: Download CLIP, or Use a CLIP folder I have…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>Fix: Download CLIP, or Use a CLIP folder I have…</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -475,17 +759,17 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>download cancelled</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
             <source>Using CLIP from {}; checking it…</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Field build stopped: {}</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Download stopped: {}</source>
+            <source>the engine did not answer</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -496,6 +780,11 @@
         <message>
             <location filename="../../geoclip_qgis/gui/map_tool.py" />
             <source>Still computing the previous click…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>Places like here cancelled; nothing added.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -532,6 +821,27 @@
             <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
             <source>Photo not found: {}</source>
             <translation>Photo introuvable : {}</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>Automatic (CUDA, else Apple GPU, when usable)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CUDA device 0</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <source>CUDA device 1</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Apple GPU (MPS)</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/settings.py" />
@@ -586,21 +896,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/settings.py" />
-            <source>Automatic (CUDA when usable)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
-            <source>CUDA device 0</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
-            <source>CUDA device 1</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
             <source>Asking the engine whether CUDA is usable…</source>
             <translation type="unfinished" />
         </message>
@@ -628,12 +923,27 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Plugin setting (automatic unless set)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Extent (empty: the whole world)</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Cell size (degrees)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Area of interest (polygons; the answer is restricted to them)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>The area of interest has no polygon.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -693,7 +1003,17 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
-            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Photos that cannot be read are listed, with the reason, in the second output; the batch goes on. Cancelling keeps the rows already written.</source>
+            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Each prediction is named offline (country, region, nearest populated place). Optional outputs: the distinct places (gallery points within 25 km merged, probabilities summed, with names) and one summary row per photo (best place, its name and probability, or why the photo failed). An optional area of interest (polygons) restricts the answer to it: probabilities renormalise inside, and the share that fell outside is reported. Photos that cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already written. An existing GeoPackage output keeps its other layers.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Distinct places (with names)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Summary (one row per input)</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -768,6 +1088,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Area of interest: on average {:.1%} of the probability fell outside it (the rest is renormalised inside)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>Folder not found: {}</source>
             <translation type="unfinished" />
         </message>
@@ -778,7 +1103,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
-            <source>Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery points are returned. Several queries can be given, one per line. Optionally writes a likelihood raster (probability per km²) for the first query.</source>
+            <source>Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery points are returned. Several queries can be given, one per line. Optionally writes a likelihood raster (probability per km²) for the first query. Optional outputs: the distinct places (with offline names) and one summary row per query; an optional area of interest (polygons) restricts the answer to it and reports the share of the probability that fell outside.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -803,7 +1128,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
-            <source>Maps how likely each place is for the given photo(s) or text, as probability density per km² (area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best estimate. When a location field covers the extent at this cell size (Engine and models &gt; Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the probability mass is.</source>
+            <source>Maps how likely each place is for the given photo(s) or text, as probability density per km² (area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best estimate. When a location field covers the extent at this cell size (Engine and models &gt; Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the probability mass is. Optional: an area of interest (polygons) that restricts the map (the share of the probability outside it is reported), and the confidence regions — the smallest areas holding 50 % and 90 % (settable) of the probability — as polygons with their area in km².</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -830,6 +1155,16 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Confidence levels of the regions (0-1, comma-separated)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Confidence regions</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
             <source>Best estimate latitude</source>
             <translation type="unfinished" />
         </message>
@@ -845,7 +1180,27 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Levels must be numbers between 0 and 1, e.g. 0.5,0.9</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
             <source>Best estimate: {:.5f}, {:.5f} ({} cells scored, {})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>Area of interest: {:.1%} of the probability fell outside it</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>{:.0%} confidence region: {:,.0f} km² in {} part(s)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
+            <source>The confidence regions could not be read back ({})</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -895,13 +1250,20 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/places_like_here.py" />
-            <source>Place</source>
+            <source>Similarity raster</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
-            <source>Similarity raster</source>
-            <translation type="unfinished" />
+            <source>Lat</source>
+            <translation type="obsolete">Lat</translation>
+        </message>
+        <message>
+            <source>Lon</source>
+            <translation type="obsolete">Lon</translation>
+        </message>
+        <message>
+            <source>EXIF GPS distance (km)</source>
+            <translation type="obsolete">Distance au GPS EXIF (km)</translation>
         </message>
     </context>
 </TS>

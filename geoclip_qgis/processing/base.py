@@ -34,7 +34,8 @@ from ..engine_client import EngineError, WorkerCrashed, engine_defaults, shared_
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]  # sent values; index 0 means "the plugin's device setting" (auto unless set)
-DEVICE_LABELS = ["Plugin setting (automatic unless set)", "CPU", "CUDA", "Apple GPU (MPS)"]
+DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), tr_noop("CPU"), tr_noop("CUDA"),
+                 tr_noop("Apple GPU (MPS)")]
 # Our layer in a GeoPackage that already exists (issue 11): the other layers of the file are kept.
 GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_places",
                "SUMMARY": "geoclip_predictions_summary", "FAILED": "geoclip_failed", "REGIONS": "geoclip_regions"}
