@@ -14,12 +14,7 @@ setup:
 
 # `make test`: both lanes, each with its own idempotent set-up, then one summary line per lane (also on failure).
 #   test-322: lint + the suite on this machine's QGIS 3.22 (Debian 12, Python 3.11) in .venv
-#   LANE_340_TESTS ?= tests/test_plugin_zip.py tests/test_processing.py tests/test_gui.py tests/test_gui_manager.py \
-	tests/test_real_window.py tests/test_worker_protocol.py tests/test_import_rules.py tests/test_qt6_ready.py \
-	tests/test_bad_input.py tests/test_engine.py tests/test_location_encoder.py tests/test_answers.py \
-	tests/test_data_safety.py
-
-test-340: on QGIS 3.40 LTR (Debian 13 trixie, Python 3.13, numpy 2, Debian's torch 2.6) in a debootstrap chroot:
+#   test-340: on QGIS 3.40 LTR (Debian 13 trixie, Python 3.13, numpy 2, Debian's torch 2.6) in a debootstrap chroot:
 #             every test that touches QGIS (zip install and load/unload, Processing, dock and manager, the worker,
 #             the real window, Qt6 and import rules) plus the engine's oracle, answers and data-safety tests; the
 #             QGIS-free engine tests run once, in the 3.22 lane (LANE_340_TESTS; `make test-340 LANE_340_TESTS=`
@@ -43,6 +38,11 @@ test-322: setup
 	echo "LANE qgis-3.22 (host .venv): $${sum:-no summary} ; ruff $$lint ; ruff+pytest $$(( $$(date +%s) - s )) s" \
 	  | tee .cache/lane-322.txt; \
 	exit $$rc
+
+LANE_340_TESTS ?= tests/test_plugin_zip.py tests/test_processing.py tests/test_gui.py tests/test_gui_manager.py \
+	tests/test_real_window.py tests/test_worker_protocol.py tests/test_import_rules.py tests/test_qt6_ready.py \
+	tests/test_bad_input.py tests/test_engine.py tests/test_location_encoder.py tests/test_answers.py \
+	tests/test_data_safety.py
 
 test-340:
 	@mkdir -p .cache; s=$$(date +%s); set -o pipefail; rc=0; \
