@@ -45,3 +45,23 @@ class BudgetError(GeoClipError):
     """A request that would not fit in memory; refused before anything is allocated."""
 
     code = "budget"
+
+
+class NetworkError(GeoClipError):
+    """The model host cannot be reached (no network, DNS, proxy, TLS, a dropped connection that never came back)."""
+
+    code = "network"
+
+
+class DownloadError(GeoClipError):
+    """The host answered, but not with what we need (missing repo/revision/file, a server error)."""
+
+    code = "download"
+
+
+class ChecksumError(DownloadError):
+    code = "checksum"
+
+
+class DiskSpaceError(DownloadError):
+    code = "disk"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 from . import cancel
-from .errors import GeoClipError
+from .errors import ChecksumError, DiskSpaceError, DownloadError, GeoClipError, NetworkError  # noqa: F401
 
 CLIP_REPO = "openai/clip-vit-large-patch14"
 # What the engine loads; the repo's pytorch_model.bin / flax / tf duplicates are left out (4 GB saved).
@@ -49,26 +49,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 Progress = Callable[[int, int], None]
-
-
-class NetworkError(GeoClipError):
-    """The model host cannot be reached (no network, DNS, proxy, TLS, a dropped connection that never came back)."""
-
-    code = "network"
-
-
-class DownloadError(GeoClipError):
-    """The host answered, but not with what we need (missing repo/revision/file, a server error)."""
-
-    code = "download"
-
-
-class ChecksumError(DownloadError):
-    code = "checksum"
-
-
-class DiskSpaceError(DownloadError):
-    code = "disk"
 
 
 _HINT_NETWORK = ("check the internet connection and QGIS's proxy settings (Settings › Options › Network), or "
