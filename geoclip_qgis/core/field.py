@@ -462,7 +462,14 @@ def build_field(encoder, weights_digest: str, grid: Grid, cache_dir: os.PathLike
 
 
 def available_memory() -> Optional[int]:
-    """MemAvailable from /proc/meminfo (Linux), in bytes; None where unknown."""
+    """Memory available without swapping, in bytes, on every OS (psutil; Linux's /proc/meminfo without it);
+    None where unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # not installed, or no answer on this platform
+        pass
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:

@@ -48,8 +48,13 @@ def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "geoclip_qgis"
+    try:  # the OS's own cache folder: ~/.cache (XDG), ~/Library/Caches, %LOCALAPPDATA%
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
+    except ImportError:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return Path(base) / "geoclip_qgis"
 
 
 def max_gallery_points() -> int:
