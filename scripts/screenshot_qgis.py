@@ -73,8 +73,10 @@ def begin():
             QgsProject.instance().addMapLayer(base)
     iface.mainWindow().showMaximized()
     from qgis.PyQt.QtCore import Qt
-    from qgis.PyQt.QtWidgets import QDockWidget
+    from qgis.PyQt.QtWidgets import QApplication, QDockWidget
     win = iface.mainWindow()
+    # Xvfb has no window manager: on some QGIS/Qt builds (3.40) showMaximized() then keeps the saved, small size.
+    win.setGeometry(QApplication.primaryScreen().availableGeometry())
     browser, tree_dock = win.findChild(QDockWidget, "Browser"), win.findChild(QDockWidget, "Layers")
     if browser is not None:
         browser.hide()
