@@ -383,14 +383,18 @@ class ManagerDialog(QDialog):
 
         task = EngineTask(tr("GeoCLIP: building the world location field"), "build_field",
                           {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
+        self.append(tr("Encoding the world at 0.1° (resumable: Cancel keeps the rows done)."))
+        self._start_engine_task(task, self.field_built, self.field_failed)
+
+    def _start_engine_task(self, task, on_done, on_failed) -> None:
+        """One long worker job in the dialog (field build, download): its progress in the bar, its end to the slots."""
         self.progress.setRange(0, 100)
         task.progressChanged.connect(self.field_progress)
         task.progressText.connect(self.field_progress_text)
-        task.done.connect(self.field_built)
-        task.failed.connect(self.field_failed)
+        task.done.connect(on_done)
+        task.failed.connect(on_failed)
         self.task = task
         self._busy(True)
-        self.append(tr("Encoding the world at 0.1° (resumable: Cancel keeps the rows done)."))
         QgsApplication.taskManager().addTask(task)
 
     def field_progress(self, percent: float) -> None:
@@ -504,14 +508,7 @@ class ManagerDialog(QDialog):
         if proxy:
             params["proxy"] = proxy
         task = EngineTask(tr("GeoCLIP: downloading CLIP ViT-L/14"), "download_clip", params)
-        self.progress.setRange(0, 100)
-        task.progressChanged.connect(self.field_progress)
-        task.progressText.connect(self.field_progress_text)
-        task.done.connect(self.worker_download_done)
-        task.failed.connect(self.worker_download_failed)
-        self.task = task
-        self._busy(True)
-        QgsApplication.taskManager().addTask(task)
+        self._start_engine_task(task, self.worker_download_done, self.worker_download_failed)
 
     def worker_download_done(self, result: dict) -> None:
         if result.get("cancelled"):
