@@ -38,7 +38,7 @@ def jobs(clip: str, tmp: Path) -> dict:
                                         "out": str(tmp / "f.tif")}),
         "field build": ("build_field", {"engine": eng, "resolution": 0.2}),
         "gallery encoding": ("geolocate_text", {"queries": ["a harbour"], "engine": {
-            **eng, "gallery": "fibonacci:2000000"}}),
+            **eng, "gallery": "fibonacci:1000000"}}),  # under the 1M-point memory budget
         "text queries (5,000)": ("geolocate_text", {"queries": [f"a harbour number {i}" for i in range(5000)],
                                                     "engine": eng}),
         "photos (200)": ("geolocate_images", {"paths": [str(p) for p in sorted((tmp / "photos").glob("*.jpg"))],
