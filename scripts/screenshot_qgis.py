@@ -85,6 +85,8 @@ def begin():
     state["_plugin"] = plugin
     if SCENARIO == "projected":
         QTimer.singleShot(500, projected); return
+    if SCENARIO == "world":
+        QTimer.singleShot(500, world); return
     plugin.gui.toggle_dock(True)
     dock = plugin.gui.dock
     state["_dock"] = dock
@@ -92,7 +94,22 @@ def begin():
     dock.top_k.setValue(25 if SCENARIO == "text" else 5)
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
     if hasattr(dock, "store"):
-        dock.store.setCurrentIndex(dock.store.findData("memory"))
+        dock.store.setCurrentIndex(dock.store.findData("gpkg" if SCENARIO == "photos" else "memory"))
+    if SCENARIO == "photos":  # a saved project (the GeoPackage goes next to it) and a folder with unreadable files
+        QgsProject.instance().write(os.environ["GEOCLIP_SHOT_PROJECT"])
+        dock.query.setText("")
+        dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
+        viewer = plugin.gui.viewer
+        if viewer is not None:  # the photo tab under the dock, not behind it: both in the screenshot
+            win.splitDockWidget(dock, viewer, Qt.Orientation.Vertical)
+    if SCENARIO == "waiting":  # a field build holds the worker; the query waits behind it
+        from geoclip_qgis.gui import settings as gs
+        from geoclip_qgis.gui.tasks import EngineTask
+        build = EngineTask("GeoCLIP: building a location field", "build_field",
+                           {"engine": gs.engine_options(), "resolution": 0.25})
+        state["_build"] = build
+        QgsApplication.taskManager().addTask(build)
+        QTimer.singleShot(3000, lambda: (dock.run(), waiting())); return
     if SCENARIO in ("cancel", "layers"):
         dock.raster.setChecked(True)
     if SCENARIO == "cancel" and hasattr(dock, "likelihood_resolution"):
@@ -134,12 +151,106 @@ def poll():
     tree_dock = win.findChild(QDockWidget, "Layers")
     if tree_dock is not None:  # room for the run groups and the raster's legend
         win.resizeDocks([tree_dock, dock], [420, 560], Qt.Orientation.Horizontal)
+    if SCENARIO == "photos":
+        select_rows()
     write(layer_added=bool(layers), features=max((l.featureCount() for l in layers if isinstance(l, QgsVectorLayer)),
                                                  default=0),
           layers=sorted(l.name() for l in layers), rasters=len(rasters()), tree=tree(),
           table_rows=dock.table.rowCount(), status=dock.status.text(),
           progress=[dock.progress.value(), dock.progress.maximum(), dock.progress.text()])
     QTimer.singleShot(2500, shoot)
+
+def waiting():
+    dock, build = state["_dock"], state["_build"]
+    text = dock.status.text()
+    if "waiting for" not in text and time.time() - state["started"] < LIMIT:
+        QTimer.singleShot(200, waiting); return
+    write(waiting_status=text, waiting_task=getattr(dock.task, "waited", None))
+    iface.mainWindow().grab().save(OUT)
+    task = dock.task
+    dock.cancel_button.click()
+    state["_cancelled_task"] = task
+    QTimer.singleShot(1500, after_waiting)
+
+def after_waiting():
+    dock, build, task = state["_dock"], state["_build"], state["_cancelled_task"]
+    write(after_cancel_status=dock.status.text(), cancelled_reached_worker=bool(getattr(task, "started_running", True)),
+          rows_after_cancel=dock.rows, build_still_running=build.status() in (build.Running, build.Queued))
+    build.cancel()
+    QTimer.singleShot(2000, lambda: (write(screenshot=OUT), leave()))
+
+def select_rows():
+    """Table -> map and map -> table (12.11): a row selects its point, a point selects its row."""
+    dock = state["_dock"]
+    places = dock.run_state.layers.get("places") if dock.run_state is not None else None
+    info = {}
+    if places is not None and dock.table.rowCount() >= 2:
+        dock.table.selectRow(0)
+        info["row0_selects_points"] = places.selectedFeatureCount()
+        fid = sorted(places.allFeatureIds())[-1]
+        places.selectByIds([fid])
+        info["point_selects_rows"] = sorted({i.row() for i in dock.table.selectedItems()})
+        dock.table.selectRow(0)
+        info["layer_source"] = places.source()
+    info["failure_count_text"] = dock.failure_toggle.text()
+    dock.failure_toggle.setChecked(True)
+    write(**info)
+
+def world():
+    """16: the engine starts (a text query), its pyramid builds the 0.5° world field in the background; once it is
+    on disk, a click of "places like here" on the whole world, timed from the click to the raster on the map."""
+    plugin = state["_plugin"]
+    plugin.gui.toggle_dock(True)
+    dock = plugin.gui.dock
+    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    dock.store.setCurrentIndex(dock.store.findData("memory"))
+    dock.query.setText(QUERY)
+    dock.top_k.setValue(3)
+    state["_dock"] = dock
+    dock.run()
+    state["engine_started_at"] = time.time()
+    QTimer.singleShot(1000, wait_field)
+
+def field_ready() -> bool:
+    import glob
+    for meta in glob.glob(os.path.join(os.environ["GEOCLIP_SHOT_CACHE"], "fields", "field-0.5deg*", "meta.json")):
+        with open(meta) as f:
+            m = json.load(f)
+        if m.get("rows_done", 0) >= 360:
+            return True
+    return False
+
+def wait_field():
+    if not field_ready() and time.time() - state["started"] < LIMIT:
+        QTimer.singleShot(500, wait_field); return
+    write(field_ready_s_after_engine_start=round(time.time() - state["engine_started_at"], 1),
+          field_ready=field_ready())
+    canvas = iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    canvas.setExtent(QgsRectangle(-180, -90, 180, 90))
+    canvas.refresh()
+    QTimer.singleShot(2000, world_click)
+
+def world_click():
+    plugin = state["_plugin"]
+    plugin.gui.activate_tool()
+    tool = plugin.gui.tool
+    state["_tool"] = tool
+    state["click_at"] = time.time()
+    tool.clicked(QgsPointXY(2.35, 48.85), None)
+    wait_world()
+
+def wait_world():
+    tool = state["_tool"]
+    if not rasters() and time.time() - state["started"] < LIMIT:
+        QTimer.singleShot(20, wait_world); return
+    rs = rasters()
+    info = {"click_to_raster_s": round(time.time() - state["click_at"], 2)} if rs else {}
+    if rs:
+        info["raster_res"] = rs[0].rasterUnitsPerPixelX()
+        info["raster_size"] = [rs[0].width(), rs[0].height()]
+    write(layer_added=bool(rs), rasters=len(rs), tree=tree(), **info)
+    QTimer.singleShot(3000, shoot)
 
 def projected():
     plugin = state["_plugin"]
@@ -229,6 +340,23 @@ def make_profile(root: Path, settings: dict, plugin_dir: Optional[str] = None) -
     return root
 
 
+def make_photos(folder: Path) -> None:
+    """Six readable photos (two with camera GPS) and two that are not photos: what an analyst's folder holds."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(6):
+        img = Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+        exif = Image.Exif()
+        if i < 2:
+            exif.get_ifd(0x8825).update({1: "N", 2: (46.0, 33.0, 0.0), 3: "E", 4: (7.0, 59.0, 0.0)})
+        img.save(folder / f"trip_{i + 1:02d}.jpg", quality=90, exif=exif)
+    (folder / "notes.jpg").write_text("not a photo")
+    (folder / "empty.jpg").write_bytes(b"")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "out" / "qgis_window.png"))
@@ -236,9 +364,13 @@ def main() -> int:
     ap.add_argument("--query", default="snowy alpine village")
     ap.add_argument("--gallery", default="default")
     ap.add_argument("--timeout", type=int, default=300)
-    ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected"), default="text",
+    ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected", "photos", "waiting", "world"),
+                    default="text",
                     help="text: a query's points; cancel: Cancel while the likelihood grid is scored; layers: two "
-                         "text runs with the raster (layer tree, legend); projected: places like here in --crs")
+                         "text runs with the raster (layer tree, legend); projected: places like here in --crs; "
+                         "photos: a folder with unreadable files, kept in a GeoPackage, table/map selection; "
+                         "waiting: a query behind a field build, cancelled while it waits; world: the 0.5° field "
+                         "built from the engine start, then a world 'places like here', timed")
     ap.add_argument("--crs", default="EPSG:3857", help="the map's CRS for --scenario projected")
     ap.add_argument("--plugin-dir", help="install this geoclip_qgis folder instead of the zip (before/after)")
     ap.add_argument("--size", default="1600x1000", help="the Xvfb screen, WIDTHxHEIGHT")
@@ -253,8 +385,18 @@ def main() -> int:
     status = out.with_suffix(".json")
     status.unlink(missing_ok=True)
     work = Path(tempfile.mkdtemp(prefix="geoclip-shot-"))
-    profile = make_profile(work / "config", {"engine_python": sys.executable, "clip_path": args.clip_path,
-                                              "device": "cpu", "gallery": args.gallery}, args.plugin_dir)
+    prefs = {"engine_python": sys.executable, "clip_path": args.clip_path, "device": "cpu", "gallery": args.gallery}
+    extra_env = {"GEOCLIP_SHOT_CACHE": str(work / "cache"), "GEOCLIP_SHOT_PROJECT": str(work / "project.qgz"),
+                 "GEOCLIP_SHOT_PHOTOS": str(work / "photos")}
+    if args.scenario in ("waiting", "world"):  # field builds go to a fresh cache, never the user's
+        prefs["cache_dir"] = str(work / "cache")
+        if args.gallery == "default":  # the 100K gallery is encoded once per cache: a small one keeps it short
+            prefs["gallery"] = "fibonacci:3000"
+    if args.scenario == "world":
+        extra_env["GEOCLIP_PYRAMID"] = "1"  # what a user's engine does at its start (tests turn it off)
+    if args.scenario == "photos":
+        make_photos(work / "photos")
+    profile = make_profile(work / "config", prefs, args.plugin_dir)
     (work / "startup.py").write_text(STARTUP)
     display = free_display()
     xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", f"{args.size}x24", "-nolisten", "tcp"],
@@ -264,7 +406,7 @@ def main() -> int:
     env.update(DISPLAY=f":{display}", GEOCLIP_SHOT=str(out), GEOCLIP_SHOT_STATUS=str(status),
                GEOCLIP_SHOT_QUERY=args.query, GEOCLIP_ENGINE_PYTHON=sys.executable, HF_HUB_OFFLINE="1",
                GEOCLIP_SHOT_SCENARIO=args.scenario, GEOCLIP_SHOT_CRS=args.crs,
-               GEOCLIP_SHOT_LIMIT=str(max(30, args.timeout - 40)))
+               GEOCLIP_SHOT_LIMIT=str(max(30, args.timeout - 40)), **extra_env)
     try:
         log = open(work / "qgis.log", "w+")  # noqa: SIM115 - read back after QGIS ends
         qgis = subprocess.Popen(["qgis", "--profiles-path", str(profile), "--nologo", "--noversioncheck",
@@ -299,7 +441,7 @@ def main() -> int:
     info["qgis_exit"] = qgis.returncode
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]
     print(json.dumps(info, indent=1))
-    if not out.exists() or (args.scenario in ("text", "layers") and not info.get("layer_added")):
+    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world") and not info.get("layer_added")):
         sys.stderr.write(stderr[-3000:])
         return 1
     return 0

@@ -371,19 +371,23 @@ def test_photo_viewer_respects_exif_orientation(qgis_iface, tmp_path):
 
 
 def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
-    """12.7: a task with progress and Cancel; the resolution snaps onto a field lattice (0.1° here)."""
+    """12.7/16.3: a task with progress and Cancel; the view's size in pixels goes to the engine, whose one rule
+    (core.field.choose_resolution, as Processing's "auto") picks the resolution."""
     from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
 
+    from geoclip_qgis.core.field import choose_resolution
     from geoclip_qgis.gui.map_tool import PlacesLikeHereTool, raster_request
 
     canvas = qgis_iface.mapCanvas()
     canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    canvas.resize(240, 160)  # a small view: ~80 x 53 cells at 3 px a cell, cheap on a loaded machine
     canvas.setExtent(QgsRectangle(-10, 35, 20, 55))
     tool = PlacesLikeHereTool(qgis_iface)
-    req = raster_request(canvas.extent(), canvas.mapSettings().destinationCrs())
-    assert req["resolution"] == 0.1, req
-    tool.target_width = 60  # cheap on a loaded machine: ~60 columns
-    cheap = raster_request(canvas.extent(), canvas.mapSettings().destinationCrs(), 60)
+    size = canvas.mapSettings().outputSize()
+    req = raster_request(canvas.extent(), canvas.mapSettings().destinationCrs(), (size.width(), size.height()))
+    assert req["resolution"] == "auto" and req["view_px"] == [size.width(), size.height()], req
+    expected = choose_resolution(req["extent"], *req["view_px"])  # no field is built in the test cache
+    cheap = {**req, "resolution": expected}
     tool.clicked(QgsPointXY(2.35, 48.85), None)
     assert tool.task is not None and tool.bar_item is not None, "progress and Cancel in the message bar"
     progress, texts = [], []
@@ -420,7 +424,7 @@ def test_places_like_here_extent_in_projected_crs():
         QgsRectangle,
     )
 
-    from geoclip_qgis.gui.map_tool import choose_resolution, visible_extent_4326
+    from geoclip_qgis.gui.map_tool import visible_extent_4326
 
     def covers(ext, view, crs):
         to = QgsCoordinateTransform(crs, QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
@@ -450,7 +454,6 @@ def test_places_like_here_extent_in_projected_crs():
     ext = visible_extent_4326(alps, laea)
     assert ext[2] - ext[0] < 15 and ext[3] < 60, ext
     covers(ext, alps, laea)
-    assert choose_resolution(360) == 0.5 and choose_resolution(30) == 0.1 and choose_resolution(2) == 0.004167
 
 
 def test_manager_reports_engine_and_models(qgis_iface, gui_settings):

@@ -375,6 +375,41 @@ def test_closing_the_manager_mid_download_asks(monkeypatch, tmp_path, choice):
     dlg.deleteLater()
 
 
+def test_the_install_has_a_task_bar_entry_that_outlives_the_window(monkeypatch, qgis_iface):
+    """12.3: the install (pip in a QProcess) shows in QGIS's task bar; "Keep it running" leaves the entry with its
+    progress; cancelling, or a failed step, removes it (a proxy task left open would hold QGIS's exit)."""
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis.gui import manager
+
+    monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
+    sleep = ("wait", sys.executable, ["-c", "import time; time.sleep(60)"])
+    fail = ("fail", sys.executable, ["-c", "raise SystemExit(1)"])
+    plan = [[("quick", sys.executable, ["-c", "pass"]), sleep], [fail]]
+    monkeypatch.setattr(manager, "install_steps", lambda venv, driver, system=sys.platform: list(plan.pop(0)))
+
+    def entries():
+        return [t for t in QgsApplication.taskManager().activeTasks()
+                if t.description() == "GeoCLIP: installing the engine"]
+
+    dlg = manager.ManagerDialog()
+    dlg.driver_known, dlg.driver = True, None
+    dlg.show()
+    dlg.start_install()
+    wait_for(lambda: entries() and entries()[0].progress() >= 49, 30)  # the first of two steps done
+    monkeypatch.setattr(dlg, "ask_on_close", lambda job: "keep")
+    dlg.close()
+    assert not dlg.isVisible() and len(entries()) == 1, "kept running: the task bar still shows it"
+    dlg.cancel()
+    wait_for(lambda: not entries(), 10)
+    dlg.start_install()  # a failing step ends the entry too
+    wait_for(lambda: dlg.proc is not None and dlg.proc.state() == manager.QProcess.ProcessState.NotRunning
+             and not entries(), 30)
+    assert "Step failed" in dlg.log.toPlainText()
+    dlg.shutdown()
+    dlg.deleteLater()
+
+
 # ---- point 14: one canonical engine-options object ----------------------------------------------------------------
 def test_canonical_engine_options_match_the_workers():
     from geoclip_qgis.core import worker

@@ -228,7 +228,7 @@ class GeolocationDock(QgsDockWidget):
         self.last_task: Optional[EngineTask] = None
         self.started_at = time.monotonic()
         self._syncing = False
-        self.likelihood_resolution: Any = "auto"  # 0.1° with a world field, else 0.5° (the worker decides)
+        self.likelihood_resolution: Any = "auto"  # sized to the map view by the engine (view_px)
         self.likelihood_extent: Optional[List[float]] = None  # the world
         self.region_res = REGION_RES
         self._build()
@@ -731,6 +731,8 @@ class GeolocationDock(QgsDockWidget):
                   "regions_out": out[:-4] + "_regions.geojson", "levels": [0.5, 0.9]}
         if self.likelihood_extent is not None:
             params["extent"] = self.likelihood_extent
+        size = self.iface.mapCanvas().mapSettings().outputSize()
+        params["view_px"] = [max(1, size.width()), max(1, size.height())]  # "auto": ~3 px a cell of the map
         if getattr(run, "aoi", None) is not None:
             params["aoi"] = run.aoi
         self._start(EngineTask(tr("GeoCLIP likelihood raster"), "likelihood", params), self.raster_done)

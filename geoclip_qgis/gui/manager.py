@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-from qgis.core import Qgis, QgsApplication, QgsTask
+from qgis.core import Qgis, QgsApplication, QgsProxyProgressTask, QgsTask
 from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QApplication,
@@ -219,6 +219,7 @@ class ManagerDialog(QDialog):
         self.resize(760, 560)
         self.closing = False  # set once the dialog is shut down: late task signals are ignored
         self.proc: Optional[QProcess] = None
+        self.install_task: Optional[QgsProxyProgressTask] = None  # the install's task-bar entry
         self.steps: List[Tuple[str, str, List[str]]] = []
         self.task = None
         self.info: dict = {}
@@ -441,10 +442,32 @@ class ManagerDialog(QDialog):
         self.progress.setRange(0, len(self.steps))
         self.progress.setValue(0)
         self._busy(True)
+        self._install_entry()
         self.next_step()
+
+    def _install_entry(self) -> None:
+        """The install's entry in QGIS's task bar: a proxy task (pip runs in a QProcess, not a QgsTask), so "Keep it
+        running" leaves a visible, cancellable (QGIS >= 3.26) job when the window is closed."""
+        self._end_install_entry(False)
+        try:
+            task = QgsProxyProgressTask(tr("GeoCLIP: installing the engine"), True)
+        except TypeError:  # QGIS < 3.26: no cancel from the task bar (the manager's Cancel stays)
+            task = QgsProxyProgressTask(tr("GeoCLIP: installing the engine"))
+        if hasattr(task, "canceled"):
+            task.canceled.connect(self.cancel)
+        self.install_task = task
+        QgsApplication.taskManager().addTask(task)
+
+    def _end_install_entry(self, ok: bool) -> None:
+        """Finalize the proxy task once (its thread waits for this; QGIS would wait for it on exit)."""
+        task, self.install_task = self.install_task, None
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # the C++ task is already gone
+                task.finalize(ok)
 
     def next_step(self) -> None:
         if not self.steps:
+            self._end_install_entry(True)
             self.append(tr("Engine installed."))
             settings.put("engine_python", str(venv_python(managed_env_dir())))
             self._busy(False)
@@ -469,7 +492,11 @@ class ManagerDialog(QDialog):
         if self.closing:
             return
         self.progress.setValue(self.progress.value() + 1)
+        if self.install_task is not None:
+            with contextlib.suppress(RuntimeError):
+                self.install_task.setProxyProgress(100.0 * self.progress.value() / max(1, self.progress.maximum()))
         if code != 0 or status != QProcess.ExitStatus.NormalExit:
+            self._end_install_entry(False)
             self.append(tr("Step failed (exit code {}). See the log above; nothing else was changed.").format(code))
             self.steps = []
             self._busy(False)
@@ -624,6 +651,7 @@ class ManagerDialog(QDialog):
             if self.proc.state() != QProcess.ProcessState.NotRunning:
                 self.steps = []
                 self.proc.kill()
+        self._end_install_entry(False)
         for task in (self.task, self.probe):
             if task is not None:
                 with contextlib.suppress(RuntimeError):  # the C++ task may already be gone
@@ -637,6 +665,7 @@ class ManagerDialog(QDialog):
             self.steps = []
             self.proc.kill()
             self.append(tr("Install cancelled."))
+        self._end_install_entry(False)
         if self.task is not None:
             self.task.cancel()
         self._busy(False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from qgis.core import (
     Qgis,
@@ -33,7 +33,6 @@ from .tasks import EngineTask
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 WORLD = [-180.0, -90.0, 180.0, 90.0]
-FIELD_RESOLUTIONS = (0.1, 0.25, 0.5)  # the lattices location fields are built on (core/field.py's pyramid)
 DENSIFY = 40  # points per side of the view sampled for the transform
 
 
@@ -96,20 +95,14 @@ def _crosses_antimeridian(lons: List[float], densify: int) -> bool:
     return any(abs(a - b) > 180 for a, b in zip(lons, lons[1:]))
 
 
-def choose_resolution(width_deg: float, target_width: int = 480) -> float:
-    """About `target_width` columns; snapped onto a location field's lattice when one is within a factor 2, so that a
-    built field is read instead of running the encoder (the engine finds it by resolution)."""
-    res = max(0.002, width_deg / target_width)
-    for lattice in FIELD_RESOLUTIONS:
-        if lattice / 2 <= res <= lattice * 2:
-            return lattice
-    return round(res, 6)
-
-
-def raster_request(extent, crs: Optional[QgsCoordinateReferenceSystem] = None, target_width: int = 480) -> dict:
-    """The visible extent (see visible_extent_4326) and a resolution giving about `target_width` columns."""
+def raster_request(extent, crs: Optional[QgsCoordinateReferenceSystem] = None,
+                   view_px: Tuple[int, int] = (1800, 900)) -> dict:
+    """The visible extent (see visible_extent_4326) and the view's size in pixels: the engine picks the resolution
+    by its one rule (core/field.py `choose_resolution`: ~3 screen pixels a cell, the finest built field covering
+    the view, the encoder only where none does), the same rule as Processing's "auto"."""
     ext = visible_extent_4326(extent, crs or WGS84)
-    return {"extent": [round(v, 6) for v in ext], "resolution": choose_resolution(ext[2] - ext[0], target_width)}
+    return {"extent": [round(v, 6) for v in ext], "resolution": "auto",
+            "view_px": [max(1, int(view_px[0])), max(1, int(view_px[1]))]}
 
 
 class PlacesLikeHereTool(QgsMapToolEmitPoint):
@@ -119,7 +112,6 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         self.task: Optional[EngineTask] = None
         self.bar_item = None
         self.last_result: Optional[dict] = None
-        self.target_width = 480  # columns of the raster across the view (one cell per ~2-3 screen pixels)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.canvasClicked.connect(self.clicked)
 
@@ -131,7 +123,8 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         crs = canvas.mapSettings().destinationCrs()
         to_wgs = QgsCoordinateTransform(crs, WGS84, QgsProject.instance())
         p = to_wgs.transform(point)
-        req = raster_request(canvas.extent(), crs, self.target_width)
+        size = canvas.mapSettings().outputSize()
+        req = raster_request(canvas.extent(), crs, (size.width(), size.height()))
         out = settings.raster_output(f"like_{p.y():.4f}_{p.x():.4f}")
         self.task = EngineTask(tr("GeoCLIP: places like here"), "similar",
                                {"lat": p.y(), "lon": p.x(), "out": out, "engine": settings.engine_options(), **req})
