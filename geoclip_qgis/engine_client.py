@@ -324,7 +324,7 @@ class EngineClient:
              on_waiting: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
         """Run one request to completion; rows arrive through `on_row` as the worker finishes them.
 
-        Requests run one at a time. While another holds the worker, `on_waiting("waiting for the field build to
+        Requests run one at a time. While another holds the worker, `on_waiting("Waiting for the field build to
         finish")` is called (once, and again if the request it waits for changes), and `is_cancelled` is polled:
         a request cancelled while it waits returns {"cancelled": True, "started": False} without ever reaching
         the worker."""
@@ -335,7 +335,7 @@ class EngineClient:
             running = self.running_op
             if on_waiting is not None and running and running != waited_for:
                 waited_for = running
-                on_waiting(f"waiting for {OP_WORDS.get(running, running)} to finish")
+                on_waiting(f"Waiting for {OP_WORDS.get(running, running)} to finish…")
         try:
             if is_cancelled is not None and is_cancelled():
                 return {"cancelled": True, "started": False}

@@ -204,13 +204,25 @@ def _number(v: float) -> str:
 
 def style_likelihood(layer: QgsRasterLayer) -> None:
     """Colour ramp stretched over the density's 50-99.5% range: the less likely half of the extent is transparent,
-    and the few spiky cells at the top (GeoCLIP's finest capsule) do not wash out the rest. The ramp's labels carry
-    the stretched values and the legend is refreshed, so it shows that range (not the style file's 0 … 1)."""
-    layer.loadNamedStyle(str(STYLES / "likelihood.qml"))
+    and the few spiky cells at the top (GeoCLIP's finest capsule) do not wash out the rest."""
+    _stretched(layer, "likelihood.qml", 0.5, 0.995, scientific=True)
+
+
+def style_similarity(layer: QgsRasterLayer) -> None:
+    """Colour ramp stretched over the similarity's 50-99.8% range, the less similar half transparent. Cosine
+    similarity of location features is ~1 only at the clicked point and lies in about -0.2 … 0.4 elsewhere, so a
+    fixed 0 … 1 ramp paints the whole world one dark colour; the stretch shows where is most like the place."""
+    _stretched(layer, "similarity.qml", 0.5, 0.998, scientific=False)
+
+
+def _stretched(layer: QgsRasterLayer, qml: str, lower: float, upper: float, scientific: bool) -> None:
+    """Load the style file, then move its ramp onto the raster's [lower, upper] cumulative cut. The ramp's labels
+    carry the stretched values and the legend is refreshed, so it shows that range (not the style file's 0 … 1)."""
+    layer.loadNamedStyle(str(STYLES / qml))
     renderer = layer.renderer()
     if renderer is None or not hasattr(renderer, "shader"):
         return
-    lo, hi = layer.dataProvider().cumulativeCut(1, 0.5, 0.995, layer.extent(), 250000)
+    lo, hi = layer.dataProvider().cumulativeCut(1, lower, upper, layer.extent(), 250000)
     if not hi > lo:
         stats = layer.dataProvider().bandStatistics(1)
         lo, hi = stats.minimumValue, stats.maximumValue
@@ -228,7 +240,8 @@ def style_likelihood(layer: QgsRasterLayer) -> None:
     ramp.setClip(False)
     renderer.setClassificationMin(lo)
     renderer.setClassificationMax(hi)
-    _legend_numbers(ramp)
+    if scientific:
+        _legend_numbers(ramp)
     layer.setRenderer(renderer)  # emits rendererChanged: the layer tree rebuilds the legend from these values
     layer.emitStyleChanged()
     layer.triggerRepaint()
@@ -265,11 +278,6 @@ def legend_labels(layer) -> List[str]:
         return [settings.numericFormat().formatDouble(v, ctx)
                 for v in (renderer.classificationMin(), renderer.classificationMax())]
     return [label for label, _ in renderer.legendSymbologyItems()]
-
-
-def style_similarity(layer: QgsRasterLayer) -> None:
-    layer.loadNamedStyle(str(STYLES / "similarity.qml"))
-    layer.triggerRepaint()
 
 
 # The photo's file:// URL, as QUrl.fromLocalFile gives it once backslashes are slashes: file:///home/a.jpg,

@@ -75,8 +75,9 @@ def main() -> int:
     magma = [(0.0, (0, 0, 4, 0)), (0.05, (40, 11, 84, 120)), (0.2, (101, 21, 110, 190)), (0.4, (159, 42, 99, 220)),
              (0.6, (212, 72, 66, 235)), (0.8, (245, 125, 21, 245)), (1.0, (252, 255, 164, 255))]
     pseudocolor(STYLES / "likelihood.qml", magma, 0.0, 1.0, "likelihood")
-    viridis = [(0.0, (68, 1, 84, 255)), (0.25, (59, 82, 139, 255)), (0.5, (33, 145, 140, 255)),
-               (0.75, (94, 201, 98, 255)), (1.0, (253, 231, 37, 255))]
+    # the less similar half transparent (layers.style_similarity stretches 0 … 1 onto the 50-99.8 % range)
+    viridis = [(0.0, (68, 1, 84, 0)), (0.1, (68, 1, 84, 110)), (0.25, (59, 82, 139, 190)),
+               (0.5, (33, 145, 140, 230)), (0.75, (94, 201, 98, 245)), (1.0, (253, 231, 37, 255))]
     pseudocolor(STYLES / "similarity.qml", viridis, 0.0, 1.0, "similarity")
     print("wrote", sorted(p.name for p in STYLES.glob("*.qml")))
     app.exitQgis()

@@ -38,6 +38,19 @@ SCENARIO = os.environ.get("GEOCLIP_SHOT_SCENARIO", "text")
 LIMIT = float(os.environ.get("GEOCLIP_SHOT_LIMIT", "240"))
 state = {"started": time.time(), "scenario": SCENARIO}
 
+def guarded(fn):
+    """A scenario step's error goes to the status file and ends QGIS (QGIS's own Python error dialog would wait for
+    a click that never comes)."""
+    import functools, traceback
+    @functools.wraps(fn)
+    def step(*a, **k):
+        try:
+            return fn(*a, **k)
+        except Exception:
+            write(error=traceback.format_exc()[-2000:])
+            QgsApplication.exit(4)
+    return step
+
 def write(**kw):
     state.update(kw)
     with open(STATUS, "w") as f:
@@ -59,6 +72,7 @@ def tree():
     walk(QgsProject.instance().layerTreeRoot(), 0)
     return out
 
+@guarded
 def begin():
     plugin = plugins.get("geoclip_qgis")
     if plugin is None:
@@ -86,7 +100,7 @@ def begin():
     if SCENARIO == "projected":
         QTimer.singleShot(500, projected); return
     if SCENARIO == "world":
-        QTimer.singleShot(500, world); return
+        QTimer.singleShot(500, world_scenario); return
     plugin.gui.toggle_dock(True)
     dock = plugin.gui.dock
     state["_dock"] = dock
@@ -97,11 +111,16 @@ def begin():
         dock.store.setCurrentIndex(dock.store.findData("gpkg" if SCENARIO == "photos" else "memory"))
     if SCENARIO == "photos":  # a saved project (the GeoPackage goes next to it) and a folder with unreadable files
         QgsProject.instance().write(os.environ["GEOCLIP_SHOT_PROJECT"])
+        write(project_dir=os.path.dirname(os.environ["GEOCLIP_SHOT_PROJECT"]))
         dock.query.setText("")
         dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
         viewer = plugin.gui.viewer
         if viewer is not None:  # the photo tab under the dock, not behind it: both in the screenshot
+            viewer.setFloating(True)
+            viewer.setFloating(False)
+            win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, viewer)
             win.splitDockWidget(dock, viewer, Qt.Orientation.Vertical)
+            viewer.show()
     if SCENARIO == "waiting":  # a field build holds the worker; the query waits behind it
         from geoclip_qgis.gui import settings as gs
         from geoclip_qgis.gui.tasks import EngineTask
@@ -120,6 +139,7 @@ def begin():
     dock.run()
     poll()
 
+@guarded
 def poll():
     dock = state["_dock"]
     elapsed = time.time() - state["started"]
@@ -160,10 +180,11 @@ def poll():
           progress=[dock.progress.value(), dock.progress.maximum(), dock.progress.text()])
     QTimer.singleShot(2500, shoot)
 
+@guarded
 def waiting():
     dock, build = state["_dock"], state["_build"]
     text = dock.status.text()
-    if "waiting for" not in text and time.time() - state["started"] < LIMIT:
+    if "Waiting for" not in text and time.time() - state["started"] < LIMIT:
         QTimer.singleShot(200, waiting); return
     write(waiting_status=text, waiting_task=getattr(dock.task, "waited", None))
     iface.mainWindow().grab().save(OUT)
@@ -172,6 +193,7 @@ def waiting():
     state["_cancelled_task"] = task
     QTimer.singleShot(1500, after_waiting)
 
+@guarded
 def after_waiting():
     dock, build, task = state["_dock"], state["_build"], state["_cancelled_task"]
     write(after_cancel_status=dock.status.text(), cancelled_reached_worker=bool(getattr(task, "started_running", True)),
@@ -179,6 +201,7 @@ def after_waiting():
     build.cancel()
     QTimer.singleShot(2000, lambda: (write(screenshot=OUT), leave()))
 
+@guarded
 def select_rows():
     """Table -> map and map -> table (12.11): a row selects its point, a point selects its row."""
     dock = state["_dock"]
@@ -196,7 +219,8 @@ def select_rows():
     dock.failure_toggle.setChecked(True)
     write(**info)
 
-def world():
+@guarded
+def world_scenario():
     """16: the engine starts (a text query), its pyramid builds the 0.5° world field in the background; once it is
     on disk, a click of "places like here" on the whole world, timed from the click to the raster on the map."""
     plugin = state["_plugin"]
@@ -220,6 +244,7 @@ def field_ready() -> bool:
             return True
     return False
 
+@guarded
 def wait_field():
     if not field_ready() and time.time() - state["started"] < LIMIT:
         QTimer.singleShot(500, wait_field); return
@@ -231,6 +256,7 @@ def wait_field():
     canvas.refresh()
     QTimer.singleShot(2000, world_click)
 
+@guarded
 def world_click():
     plugin = state["_plugin"]
     plugin.gui.activate_tool()
@@ -240,6 +266,7 @@ def world_click():
     tool.clicked(QgsPointXY(2.35, 48.85), None)
     wait_world()
 
+@guarded
 def wait_world():
     tool = state["_tool"]
     if not rasters() and time.time() - state["started"] < LIMIT:
@@ -252,6 +279,7 @@ def wait_world():
     write(layer_added=bool(rs), rasters=len(rs), tree=tree(), **info)
     QTimer.singleShot(3000, shoot)
 
+@guarded
 def projected():
     plugin = state["_plugin"]
     canvas = iface.mapCanvas()
@@ -272,6 +300,7 @@ def projected():
                 canvas.extent().yMaximum()])
     wait_tool()
 
+@guarded
 def wait_tool():
     tool = state["_tool"]
     if tool.task is not None and time.time() - state["started"] < LIMIT:
@@ -284,6 +313,7 @@ def wait_tool():
     write(layer_added=bool(rs), rasters=len(rs), tree=tree(), **info)
     QTimer.singleShot(3000, shoot)
 
+@guarded
 def shoot():
     iface.mainWindow().grab().save(OUT)
     if SCENARIO == "layers":  # the layer tree on its own, wide enough to read the groups and the legend
@@ -300,6 +330,7 @@ def shoot():
     write(screenshot=OUT)
     QTimer.singleShot(200, leave)
 
+@guarded
 def leave():
     import qgis.utils
     write(unloaded=qgis.utils.unloadPlugin("geoclip_qgis"))
@@ -393,7 +424,7 @@ def main() -> int:
         if args.gallery == "default":  # the 100K gallery is encoded once per cache: a small one keeps it short
             prefs["gallery"] = "fibonacci:3000"
     if args.scenario == "world":
-        extra_env["GEOCLIP_PYRAMID"] = "1"  # what a user's engine does at its start (tests turn it off)
+        extra_env["GEOCLIP_PYRAMID"] = "on"  # the default pyramid, as a user's engine builds it (tests turn it off)
     if args.scenario == "photos":
         make_photos(work / "photos")
     profile = make_profile(work / "config", prefs, args.plugin_dir)

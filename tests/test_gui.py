@@ -239,7 +239,7 @@ def test_kept_results_never_replace_a_users_layer(qgis_iface, qgis_new_project, 
     notes = ds.GetLayerByName("my_field_notes")
     assert notes.GetFeatureCount() == 1 and notes.GetNextFeature().GetField("note") == "keep me"
     assert notes.GetMetadataItem("GEOCLIP_QGIS") is None
-    assert "kept in" in dock.status.text()
+    assert "Kept in" in dock.status.text()
     QgsProject.instance().setFileName("")
 
 
@@ -317,8 +317,8 @@ def test_a_waiting_job_says_so_and_never_runs_when_cancelled(qgis_iface, gui_set
     QgsApplication.taskManager().addTask(slow)
     wait_for(lambda: slow.started_running is not None, 240)
     QgsApplication.taskManager().addTask(waiting)
-    wait_for(lambda: any("waiting for" in t for t in texts), 60)
-    assert any("GeoCLIP likelihood raster" in t for t in texts), texts
+    wait_for(lambda: any("Waiting for" in t for t in texts), 60)
+    assert any("Waiting for the likelihood map to finish…" in t for t in texts), texts
     waiting.cancel()
     wait_for(lambda: bool(results), 30)
     assert results[0] == {"cancelled": True, "started": False} and rows == []

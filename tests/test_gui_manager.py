@@ -109,7 +109,7 @@ def test_waiting_request_reports_and_never_runs_when_cancelled():
     deadline = time.monotonic() + 10
     while not said and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert said == ["waiting for the field build to finish"]
+    assert said == ["Waiting for the field build to finish…"]
     t0 = time.monotonic()
     cancelled.set()
     t.join(5)
@@ -132,7 +132,7 @@ def test_waiting_request_runs_once_the_lock_is_free():
                                                                     on_waiting=said.append)))
     t.start()
     time.sleep(0.5)
-    assert said == ["waiting for the likelihood map to finish"] and "res" not in out
+    assert said == ["Waiting for the likelihood map to finish…"] and "res" not in out
     client.running_op = None
     client.lock.release()
     t.join(120)

@@ -490,7 +490,7 @@ def test_a_queued_run_says_what_it_waits_for_and_can_be_cancelled(provider):
         deadline = time.monotonic() + 10
         while not feedback.lines and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert feedback.lines == ["waiting for the field build to finish"]
+        assert feedback.lines == ["Waiting for the field build to finish…"]
         feedback.cancel()
         t.join(5)
         assert out["res"] == {"cancelled": True, "started": False}

@@ -4,6 +4,7 @@ screenshot of the window each time (scripts/screenshot_qgis.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,8 @@ def test_photos_failures_selection_and_geopackage_in_a_real_qgis_window(tmp_path
     assert status["failure_count_text"].startswith("2 photo(s)"), status
     assert status["row0_selects_points"] == 1, status
     assert len(status["point_selects_rows"]) == 1, status
-    assert ".gpkg" in status["layer_source"] and "project" in status["layer_source"], status
+    gpkg = status["layer_source"].split("|")[0]
+    assert gpkg.endswith(".gpkg") and os.path.dirname(gpkg) == status["project_dir"], status  # next to the project
     assert "6 of 8" in " ".join(status["tree"]), status["tree"]
 
 
@@ -69,8 +71,9 @@ def test_a_waiting_job_in_a_real_qgis_window(tmp_path, tiny_clip, cache_dir):
     """Issue 12.2 in the desktop: a query behind a field build says what it waits for; cancelled while it waits, it
     never reaches the worker, and the build goes on."""
     status = shoot(tmp_path, tiny_clip, "waiting")
-    assert "waiting for the field build" in status["waiting_status"], status
+    assert "Waiting for the field build to finish…" in status["waiting_status"], status
     assert status["cancelled_reached_worker"] is False and status["rows_after_cancel"] == 0, status
+    assert status["after_cancel_status"] == "Cancelled while waiting; nothing ran, nothing added.", status
     assert status["build_still_running"] is True, status
 
 

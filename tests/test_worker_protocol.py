@@ -170,7 +170,7 @@ def test_background_field_pyramid_builds_and_steps_aside(tmp_path, tiny_clip, mo
     while a request waits or runs; afterwards an 'auto' world map is sized to the view and read from that field."""
     from geoclip_qgis.core.field import find_field
 
-    monkeypatch.setenv("GEOCLIP_PYRAMID", "1")
+    monkeypatch.setenv("GEOCLIP_PYRAMID", "1.0")  # a 1° field; "1" alone means the default pyramid
     sent = []
     worker = Worker(sent.append)
     opts = {"cache_dir": str(tmp_path / "cache"), "device": "cpu", "clip_path": tiny_clip}

@@ -26,7 +26,7 @@ from .protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # n
 GRACE_SECONDS = 5.0  # after stdin closes or the parent dies: time for the running job to stop by itself
 NOMINAL_VIEW_PX = (1800, 900)  # the view an 'auto' raster is sized for when the request names none
 # Background world fields at engine start: "" (default) 0.5° then 0.25°; "0" none; "10,5" those resolutions.
-PYRAMID_ENV = "GEOCLIP_PYRAMID"
+PYRAMID_ENV = "GEOCLIP_PYRAMID"  # "0"/"off": no background fields; "1"/"on" or unset: field.PYRAMID; "0.5,0.25": these
 class Worker:
     def __init__(self, send: Callable[[Dict[str, Any]], None]):
         self.send = send
@@ -99,8 +99,9 @@ class Worker:
         spec = os.environ.get(PYRAMID_ENV, "").strip().lower()
         if spec in ("0", "off", "no", "false", "none"):
             return
-        try:
-            levels = tuple(float(v) for v in spec.split(",")) if spec else PYRAMID
+        try:  # "1"/"on" is the default pyramid, not a 1° field
+            levels = tuple(float(v) for v in spec.split(",")) if spec not in ("", "1", "on", "yes", "true") \
+                else PYRAMID
         except ValueError:
             logging.getLogger("geoclip_qgis").warning("%s=%r is not a list of resolutions; no background field "
                                                       "build", PYRAMID_ENV, spec)

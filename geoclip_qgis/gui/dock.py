@@ -546,7 +546,10 @@ class GeolocationDock(QgsDockWidget):
         self._add("summary", feats)
 
     def _failure_shown(self, source: str, message: str) -> None:
-        item = QTreeWidgetItem([Path(source).name, message])
+        """One row of the failure table: the file's name, and why (the engine's message without the path it starts
+        with; the tooltips hold both in full)."""
+        reason = message[len(source) + 2:] if source and message.startswith(source + ": ") else message
+        item = QTreeWidgetItem([Path(source).name, reason])
         item.setToolTip(0, source)
         item.setToolTip(1, message)
         self.failure_list.addTopLevelItem(item)
@@ -613,9 +616,9 @@ class GeolocationDock(QgsDockWidget):
         if self.store.currentData() == STORE_GPKG:
             try:
                 path = self._keep(run, title)
-                notes.append(tr("kept in {}").format(path))
+                notes.append(tr("Kept in {}.").format(path))
             except Exception as exc:  # the results stay as memory layers; say so
-                notes.append(tr("not saved ({}); the layers are memory layers").format(exc))
+                notes.append(tr("Not saved ({}); the layers are memory layers.").format(exc))
         return notes
 
     def _keep(self, run: Run, title: str) -> str:
@@ -686,6 +689,11 @@ class GeolocationDock(QgsDockWidget):
     def predictions_done(self, result: Dict[str, Any]) -> None:
         run = self.run_state
         cancelled = self._was_cancelled(result)
+        if cancelled and result.get("started") is False and not run.rows:  # cancelled while it waited
+            self._finish_layers()
+            self.status.setText(tr("Cancelled while waiting; nothing ran, nothing added."))
+            self._idle()
+            return
         if run.pending_summary and "summary" in run.layers:
             self._flush_summary(QgsProject.instance().homePath() or None)
         kind = tr("photo(s)") if run.kind == "image" else tr("query")
@@ -709,7 +717,7 @@ class GeolocationDock(QgsDockWidget):
         msg += tr(" in {:.1f} s.").format(time.monotonic() - self.started_at)
         notes = self._finish_layers() if not (self.raster.isChecked() and not cancelled and run.rows) else []
         if notes:
-            msg += " " + "; ".join(notes)
+            msg += " " + " ".join(notes)
         self.status.setText(msg)
         if not cancelled and self.progress.maximum() <= 100 and self.progress.format() == "%p%":
             self.progress.setValue(self.progress.maximum())
@@ -744,7 +752,7 @@ class GeolocationDock(QgsDockWidget):
             done, total = self.task.last if self.task is not None else (0, 0)
             notes = self._finish_layers()
             self.status.setText(tr("Likelihood raster cancelled at step {}/{}; nothing added.").format(done, total)
-                                + (" " + "; ".join(notes) if notes else ""))
+                                + (" " + " ".join(notes) if notes else ""))
             self._idle()
             return
         parts = []
@@ -778,7 +786,7 @@ class GeolocationDock(QgsDockWidget):
             text += " " + tr("{:.0%} of the probability fell outside the area of interest.").format(
                 result["aoi_outside"])
         if notes:
-            text += " " + "; ".join(notes)
+            text += " " + " ".join(notes)
         self.status.setText(text)
         self.progress.setRange(0, 100)
         self.progress.setFormat("%p%")
@@ -790,7 +798,7 @@ class GeolocationDock(QgsDockWidget):
         if self.run_state is not None and self.run_state.group is not None:
             notes = self._finish_layers()
             if notes:
-                text += "\n" + "; ".join(notes)
+                text += "\n" + " ".join(notes)
         self.status.setText(text)
         if error.get("code") != "cancelled":
             self.iface.messageBar().pushCritical("GeoCLIP", text.splitlines()[0])

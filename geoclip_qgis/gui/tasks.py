@@ -4,7 +4,7 @@ run() executes on a QGIS worker thread and only emits signals; every widget and 
 connected from the main thread (queued connections), so QGIS never freezes and Qt's thread rules hold.
 
 The GUI's jobs run one at a time (the worker serves one request at a time anyway). A job queued behind another says
-so ("waiting for … to finish") and can be cancelled while it waits: it then never reaches the worker. A cancelled job
+so ("Waiting for … to finish…") and can be cancelled while it waits: it then never reaches the worker. A cancelled job
 finishes with a result {"cancelled": True, ...}: the dock and map tool add nothing for it.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from ..engine_client import EngineError, shared_client
+from ..engine_client import OP_WORDS, EngineError, shared_client
 
 _gate = threading.Lock()  # one GUI job at a time, acquired with a timeout so that a waiting job can be cancelled
 _running: Dict[str, str] = {}  # the description of the job that holds the gate
@@ -70,7 +70,7 @@ class EngineTask(QgsTask):
             name = who()
             if name and name != said:
                 self.waited = True
-                self.progressText.emit(f"waiting for {name} to finish")
+                self.progressText.emit(f"Waiting for {name} to finish…")
                 said = name
         return True
 
@@ -93,7 +93,7 @@ class EngineTask(QgsTask):
                 self.result = {"cancelled": True, "started": False}
                 return True
             try:
-                _running["description"] = self.description()
+                _running["description"] = OP_WORDS.get(self.op, self.description())  # "the field build"
                 # Processing or the manager may hold the client: wait for them too, still cancellable. A client
                 # that says what it waits for (on_waiting) does it itself; an older one is probed here.
                 kwargs: Dict[str, Any] = {}

@@ -273,6 +273,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
+            <source>Cancelled while waiting; nothing ran, nothing added.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock.py" />
             <source>{} {} geolocated</source>
             <translation type="unfinished" />
         </message>
@@ -388,7 +393,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>kept in {}</source>
+            <source>Kept in {}.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -408,7 +413,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>not saved ({}); the layers are memory layers</source>
+            <source>Not saved ({}); the layers are memory layers.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -634,6 +639,11 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager.py" />
             <source>Looking for an NVIDIA driver…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <source>GeoCLIP: installing the engine</source>
             <translation type="unfinished" />
         </message>
         <message>

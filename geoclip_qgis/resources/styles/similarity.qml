@@ -1,5 +1,5 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis maxScale="0" version="3.22.16-Białowieża" styleCategories="AllStyleCategories" hasScaleBasedVisibilityFlag="0" minScale="1e+08">
+<qgis minScale="1e+08" version="3.22.16-Białowieża" styleCategories="AllStyleCategories" maxScale="0" hasScaleBasedVisibilityFlag="0">
   <flags>
     <Identifiable>1</Identifiable>
     <Removable>1</Removable>
@@ -14,21 +14,21 @@
   </temporal>
   <customproperties>
     <Option type="Map">
-      <Option value="Value" type="QString" name="identify/format"/>
+      <Option value="Value" name="identify/format" type="QString"/>
     </Option>
   </customproperties>
   <pipe-data-defined-properties>
     <Option type="Map">
-      <Option value="" type="QString" name="name"/>
+      <Option value="" name="name" type="QString"/>
       <Option name="properties"/>
-      <Option value="collection" type="QString" name="type"/>
+      <Option value="collection" name="type" type="QString"/>
     </Option>
   </pipe-data-defined-properties>
   <pipe>
     <provider>
-      <resampling zoomedOutResamplingMethod="nearestNeighbour" maxOversampling="2" enabled="false" zoomedInResamplingMethod="nearestNeighbour"/>
+      <resampling zoomedOutResamplingMethod="nearestNeighbour" zoomedInResamplingMethod="nearestNeighbour" maxOversampling="2" enabled="false"/>
     </provider>
-    <rasterrenderer band="1" classificationMax="1" opacity="1" classificationMin="0" type="singlebandpseudocolor" nodataColor="" alphaBand="-1">
+    <rasterrenderer opacity="1" alphaBand="-1" classificationMin="0" nodataColor="" classificationMax="1" band="1" type="singlebandpseudocolor">
       <minMaxOrigin>
         <limits>None</limits>
         <extent>WholeRaster</extent>
@@ -38,22 +38,23 @@
         <stdDevFactor>2</stdDevFactor>
       </minMaxOrigin>
       <rastershader>
-        <colorrampshader classificationMode="1" minimumValue="0" maximumValue="1" labelPrecision="6" colorRampType="INTERPOLATED" clip="0">
-          <item label="" alpha="255" value="0" color="#440154"/>
-          <item label="" alpha="255" value="0.25" color="#3b528b"/>
-          <item label="" alpha="255" value="0.5" color="#21918c"/>
-          <item label="" alpha="255" value="0.75" color="#5ec962"/>
-          <item label="" alpha="255" value="1" color="#fde725"/>
-          <rampLegendSettings direction="0" prefix="" orientation="2" minimumLabel="" useContinuousLegend="1" maximumLabel="" suffix="">
+        <colorrampshader labelPrecision="6" minimumValue="0" clip="0" classificationMode="1" colorRampType="INTERPOLATED" maximumValue="1">
+          <item value="0" alpha="0" color="#440154" label=""/>
+          <item value="0.1" alpha="110" color="#440154" label=""/>
+          <item value="0.25" alpha="190" color="#3b528b" label=""/>
+          <item value="0.5" alpha="230" color="#21918c" label=""/>
+          <item value="0.75" alpha="245" color="#5ec962" label=""/>
+          <item value="1" alpha="255" color="#fde725" label=""/>
+          <rampLegendSettings direction="0" prefix="" orientation="2" maximumLabel="" useContinuousLegend="1" suffix="" minimumLabel="">
             <numericFormat id="basic">
               <Option type="Map">
-                <Option value="" type="QChar" name="decimal_separator"/>
-                <Option value="6" type="int" name="decimals"/>
-                <Option value="0" type="int" name="rounding_type"/>
-                <Option value="false" type="bool" name="show_plus"/>
-                <Option value="true" type="bool" name="show_thousand_separator"/>
-                <Option value="false" type="bool" name="show_trailing_zeros"/>
-                <Option value="" type="QChar" name="thousand_separator"/>
+                <Option value="" name="decimal_separator" type="QChar"/>
+                <Option value="6" name="decimals" type="int"/>
+                <Option value="0" name="rounding_type" type="int"/>
+                <Option value="false" name="show_plus" type="bool"/>
+                <Option value="true" name="show_thousand_separator" type="bool"/>
+                <Option value="false" name="show_trailing_zeros" type="bool"/>
+                <Option value="" name="thousand_separator" type="QChar"/>
               </Option>
             </numericFormat>
           </rampLegendSettings>
@@ -61,7 +62,7 @@
       </rastershader>
     </rasterrenderer>
     <brightnesscontrast contrast="0" brightness="0" gamma="1"/>
-    <huesaturation saturation="0" colorizeGreen="128" grayscaleMode="0" invertColors="0" colorizeRed="255" colorizeBlue="128" colorizeStrength="100" colorizeOn="0"/>
+    <huesaturation colorizeRed="255" colorizeGreen="128" colorizeBlue="128" colorizeOn="0" saturation="0" colorizeStrength="100" invertColors="0" grayscaleMode="0"/>
     <rasterresampler maxOversampling="2"/>
     <resamplingStage>resamplingFilter</resamplingStage>
   </pipe>
