@@ -263,7 +263,8 @@ def test_dialogs_are_not_leaked(monkeypatch):
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     monkeypatch.setattr(settings.SettingsDialog, "ask_engine", lambda self: None)
     opened = []
-    monkeypatch.setattr(settings.SettingsDialog, "exec", lambda self: opened.append(self) or 0)
+    monkeypatch.setattr(settings.SettingsDialog, "exec", lambda self: pytest.fail("the settings dialog is modal"))
+    monkeypatch.setattr(settings.SettingsDialog, "show", lambda self: opened.append(self))
     iface = FakeIface()
     gui = gui_main.GeoClipGui(iface)
     gui.init()
@@ -276,6 +277,8 @@ def test_dialogs_are_not_leaked(monkeypatch):
         spin_event_loop()
         assert gui.manager is None, "a closed manager with nothing running is deleted"
         gui.open_settings()
+        gui.open_settings()
+        assert len(opened) == 2 and opened[0] is opened[1], "one settings dialog at a time, not modal"
         dlg = opened[0]
         dlg.close()
         spin_event_loop()

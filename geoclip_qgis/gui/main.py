@@ -92,14 +92,14 @@ class GeoClipGui:
     def open_settings(self) -> None:
         from .settings import SettingsDialog
 
-        if self.settings_dialog is not None:
-            self.settings_dialog.raise_()
-            return
-        dialog = SettingsDialog(self.iface.mainWindow())
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.settings_dialog = dialog
-        dialog.destroyed.connect(self._settings_gone)
-        dialog.exec()
+        if self.settings_dialog is None:  # not modal: the map, the dock and the manager stay usable meanwhile
+            dialog = SettingsDialog(self.iface.mainWindow())
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            self.settings_dialog = dialog
+            dialog.destroyed.connect(self._settings_gone)
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+        self.settings_dialog.activateWindow()
 
     def _settings_gone(self, *_args) -> None:
         self.settings_dialog = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -149,11 +150,31 @@ class SettingsDialog(QDialog):
             self.cuda_note.setText(str(exc))
             return
         self.task = EngineTask(tr("GeoCLIP: checking CUDA"), "info", {"device": "auto"})
-        self.task.done.connect(lambda info: self.cuda_note.setText(
-            tr("CUDA is usable: {}").format(info["cuda"]) if info.get("cuda_usable")
-            else tr("CUDA is not usable: {}").format(info.get("cuda", ""))))
-        self.task.failed.connect(lambda err: self.cuda_note.setText(err.get("message", "")))
+        self.task.done.connect(self._cuda_answer)
+        self.task.failed.connect(lambda err: self._cuda_answer({"error": err.get("message", "")}))
         QgsApplication.taskManager().addTask(self.task)
+
+    def _cuda_answer(self, info: dict) -> None:
+        if self.task is None:  # closed meanwhile (the dialog is not modal): nothing to show it in
+            return
+        self.task = None
+        self.cuda_note.setText(info["error"] if "error" in info else
+                               tr("CUDA is usable: {}").format(info["cuda"]) if info.get("cuda_usable")
+                               else tr("CUDA is not usable: {}").format(info.get("cuda", "")))
+
+    def shutdown(self) -> None:
+        """Closing (or unloading the plugin) drops the CUDA check: its answer never reaches a deleted label."""
+        task, self.task = self.task, None
+        if task is not None:
+            for signal in (task.done, task.failed):
+                with contextlib.suppress(RuntimeError, TypeError):
+                    signal.disconnect()
+            with contextlib.suppress(RuntimeError):
+                task.cancel()
+
+    def done(self, result: int) -> None:  # accept, reject and the window's close all end here
+        self.shutdown()
+        super().done(result)
 
     def save(self) -> None:
         """Takes effect on the next run: a new engine Python restarts the worker (stopped here, in the background;
