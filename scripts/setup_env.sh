@@ -35,7 +35,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   #   which are built against numpy 1.x;
   # - torch==2.13.0: exactly the CPU build whose wheel lies on this machine's disk (PyPI's Linux torch is the CUDA
   #   build, gigabytes of downloads).
-  # - pyarrow<21: Ray Data's pyarrow; the last series that works with this venv's numpy 1.x.
+  # - pyarrow<21: Ray Data's pyarrow; 21 and later need numpy 2.
   printf 'numpy<2\ntorch==2.13.0\npyarrow<21\n' > "$VENV/constraints.txt"
   "$PY" -m pip install -q -c "$VENV/constraints.txt" -r "$ROOT/geoclip_qgis/resources/engine-requirements.txt" -r "$ROOT/requirements-dev.txt"
   # The oracle: --no-deps, because its torchvision pin resolves to a CUDA build that breaks transformers.

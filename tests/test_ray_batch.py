@@ -132,3 +132,31 @@ def test_a_killed_actor_is_restarted_and_its_task_retried(cluster, setup, tmp_pa
     assert (tmp_path / "crashed-once").exists()
     assert (report["ok"], report["failed"]) == (5, 0)
     assert sorted(read_table(out, "summary").column("source").to_pylist()) == sorted(photos)
+
+
+class NoBackboneHere(Predictor):
+    """An actor on a worker node without the CLIP folder: the driver's own checks passed."""
+
+    def __init__(self, out, engine_options, top_k):
+        from geoclip_qgis.core.errors import BackboneError
+
+        raise BackboneError("CLIP folder does not exist", "/models/clip-vit-large-patch14", "copy it to every node")
+
+
+def test_bad_inputs_are_refused_before_ray_runs_or_the_output_is_touched(cluster, setup, tmp_path, capsys):
+    """A missing CLIP folder is named (no traceback) before any actor starts, and an output folder holding an
+    earlier run's unfinished task files keeps them; an actor that cannot start gives the engine's message."""
+    out = tmp_path / "dataset"
+    (out / "predictions").mkdir(parents=True)
+    keep = out / "predictions" / "part-earlier.parquet"
+    keep.write_bytes(b"an earlier run's task, not finished")
+    opts = [o if o != setup["opts"][1] else str(tmp_path / "no-clip") for o in setup["opts"]]
+    rc = cli.main(["photos", *setup["photos"][:2], "--ray=local", "-o", str(out), *opts])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no-clip" in err and "CLIP folder does not exist" in err and "Traceback" not in err, err
+    assert keep.read_bytes() == b"an earlier run's task, not finished"
+    with pytest.raises(Exception) as caught:
+        run_batch(setup["photos"][:2], str(tmp_path / "other"), _engine_options(setup), top_k=3,
+                  predictor=NoBackboneHere, progress=False)
+    assert type(caught.value).__name__ == "BackboneError", repr(caught.value)
+    assert "copy it to every node" in str(caught.value)

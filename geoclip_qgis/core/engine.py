@@ -187,14 +187,16 @@ class GeoClipEngine:
             "clip_loaded": self._image is not None or self._text is not None,
         }
 
-    def prepare(self, kind: str, top_k: int) -> None:
+    def prepare(self, kind: str, top_k: int, backbone: bool = True) -> None:
         """Everything that can fail before a run writes anything: the gallery loaded, top-k within it, and the CLIP
-        tower the run needs loaded (photos: vision, text: text)."""
+        tower the run needs loaded (photos: vision, text: text; `backbone=False`: only its folder found, for a
+        driver whose workers load it)."""
         from .image_encoder import resolve_clip_path
 
         resolve_clip_path(self.clip_path)  # cheap: a missing CLIP folder is named before the gallery is encoded
         check_top_k(top_k, len(self.gallery()))
-        _ = self.image_encoder if kind == "image" else self.text_encoder
+        if backbone:
+            _ = self.image_encoder if kind == "image" else self.text_encoder
 
     def run_fingerprint(self, kind: str, top_k: int) -> Dict[str, object]:
         """What makes two runs' rows comparable (what --resume insists on): kind, top-k, gallery and weights."""

@@ -21,6 +21,9 @@ class GeoClipError(Exception):
             text = f"{text} — {hint}"
         super().__init__(text)
 
+    def __reduce__(self):  # pickled whole (message, path, hint): Ray hands an actor's error back to the driver
+        return type(self), (self.message, self.path, self.hint)
+
     def to_dict(self) -> dict:
         return {"code": self.code, "message": str(self), "path": self.path, "hint": self.hint}
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from .errors import InputError
+from .errors import GeoClipError, InputError
 from .export import (
     FAILURE_FIELDS,
     PLACE_FIELDS,
@@ -259,6 +259,8 @@ def run_batch(
     (default 4 engine batches), the unit of retry and resume. `predictor` is the actor class (tests inject one)."""
     ray = import_ray()
     photos = list(photos)
+    if address is None:  # this machine's cluster: its paths are the actors'; check before any output is touched
+        preflight(engine_options, top_k)
     done = prepare_output(out, resume)
     todo = [p for p in photos if photo_key(p) not in done] if done else photos
     report = {"photos": len(photos), "skipped": len(photos) - len(todo), "ok": 0, "failed": 0, "seconds": 0.0}
@@ -295,13 +297,44 @@ def run_batch(
     t0 = time.perf_counter()
     from tqdm import tqdm
 
-    with tqdm(total=len(todo), unit="photo", disable=not progress) as bar:
-        for rows in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for status in rows["status"]:
-                report["ok" if status == "ok" else "failed"] += 1
-            bar.update(len(rows["status"]))
+    try:
+        with tqdm(total=len(todo), unit="photo", disable=not progress) as bar:
+            for rows in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for status in rows["status"]:
+                    report["ok" if status == "ok" else "failed"] += 1
+                bar.update(len(rows["status"]))
+    except Exception as exc:  # an actor that cannot start (a worker node without the CLIP folder): our message
+        ours = engine_error(exc)
+        if ours is None:
+            raise
+        raise ours from None
     report["seconds"] = time.perf_counter() - t0
     return report
+
+
+def preflight(engine_options: dict, top_k: int) -> None:
+    """What would make every actor fail, checked once in the driver before Ray starts work or the output is
+    touched: the CLIP folder is found, the weights load, the gallery loads (its cache is then the actors'), top-k
+    fits it. The backbone itself is left to the actors."""
+    from .engine import GeoClipEngine
+
+    GeoClipEngine(**engine_options).prepare("image", top_k, backbone=False)
+
+
+def engine_error(exc: BaseException) -> Optional[GeoClipError]:
+    """The engine's own error inside the exceptions Ray wraps it in (task and actor-creation errors), if any."""
+    seen: Set[int] = set()
+    todo: List[object] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen or len(seen) > 50:
+            continue
+        seen.add(id(e))
+        if isinstance(e, GeoClipError):
+            return e
+        todo += [getattr(e, name, None) for name in ("cause", "__cause__", "__context__", "creation_task_error")]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return None
 
 
 def cli_inputs(inputs: List[str], recursive: bool, list_file: Optional[str], column: str = "path") -> List[str]:
