@@ -68,7 +68,9 @@ def _write_tiled(engine, grid: Grid, writer: GeoTiffWriter, bands_of: Callable[[
                 dots, _ = dot_covered(parts, engine.location_encoder, proj.numpy(), grid, (r0, r1))
                 data = torch.from_numpy(dots.reshape(-1, proj.shape[1]))
             if data is None:
-                emb = engine.location_encoder.encode(grid.centres(r0, r1), normalise=normalise)
+                emb = engine.location_encoder.encode_lattice(grid.row_lats(np.arange(r0, r1)),
+                                                             grid.col_lons(np.arange(grid.width)), grid.res,
+                                                             normalise=normalise)
                 data = emb if proj is None else emb.double() @ proj.double()
             writer.write_rows(r0, np.asarray(bands_of(data)).reshape(-1, r1 - r0, grid.width))
             if progress:
