@@ -27,7 +27,8 @@ test:
 	echo "== lanes =="; cat .cache/lane-322.txt .cache/lane-340.txt 2>/dev/null; \
 	cat .cache/lane-322.txt .cache/lane-340.txt 2>/dev/null | awk '{ for (i = 1; i < NF; i++) { w = $$(i + 1); \
 	  gsub(/[,;]/, "", w); if (w == "passed") p += $$i; else if (w == "failed" || w ~ /^errors?$$/) f += $$i; \
-	  else if (w == "skipped") k += $$i } } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, k }'; \
+	  else if (w == "skipped") k += $$i }; if ($$0 ~ /no summary/) c++ } \
+	  END { printf "total: %d passed, %d failed, %d skipped%s\n", p, f, k, c ? sprintf("; %d lane(s) crashed or gave no summary", c) : "" }'; \
 	exit $$rc
 
 test-322: setup
@@ -35,7 +36,7 @@ test-322: setup
 	$(PY) -m ruff check geoclip_qgis scripts tests || { rc=1; lint=FAILED; }; \
 	$(PY) -m pytest -q $(PYTEST_ARGS) 2>&1 | tee .cache/pytest-322.log || rc=$$?; \
 	sum=$$(grep -E '(passed|failed|error).* in [0-9.]+s' .cache/pytest-322.log | tail -1 | tr -d '=' | xargs); \
-	echo "LANE qgis-3.22 (host .venv): $${sum:-no summary} ; ruff $$lint ; ruff+pytest $$(( $$(date +%s) - s )) s" \
+	echo "LANE qgis-3.22 (host .venv): $${sum:-no summary: pytest ended with exit code $$rc (a crash?) FAILED} ; ruff $$lint ; ruff+pytest $$(( $$(date +%s) - s )) s" \
 	  | tee .cache/lane-322.txt; \
 	exit $$rc
 

@@ -234,7 +234,7 @@ PYEOF
     summary="pytest died (exit $rc) after: $(awk '{ n[tolower($1)]++ } END { for (k in n) printf "%d %s, ", n[k], k }' \
       "$ROOT/tmp/lane-outcomes.log" | sed 's/, $//')"
   fi
-  echo "LANE qgis-$QGIS_VER (chroot $SUITE): ${summary:-no summary} ; suite $(( $(date +%s) - s )) s, lane $(( $(date +%s) - T0 )) s"
+  echo "LANE qgis-$QGIS_VER (chroot $SUITE): ${summary:-no summary: pytest ended without one (a crash?) FAILED} ; suite $(( $(date +%s) - s )) s, lane $(( $(date +%s) - T0 )) s"
   exit $rc
 }
 main "$@"

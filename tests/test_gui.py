@@ -202,6 +202,7 @@ def test_dock_photos_with_a_bad_one_and_raster(qgis_iface, qgis_new_project, gui
     ds = ogr.Open(path)
     ours = [ds.GetLayer(i) for i in range(ds.GetLayerCount())]
     assert len(ours) >= 4 and all(lyr.GetMetadataItem("GEOCLIP_QGIS") == "1" for lyr in ours)
+    ours = ds = None  # close our GDAL handle on the GeoPackage before QGIS's layers on it go (next test's reset)
 
 
 def test_kept_results_never_replace_a_users_layer(qgis_iface, qgis_new_project, gui_settings, tmp_path):
@@ -240,6 +241,7 @@ def test_kept_results_never_replace_a_users_layer(qgis_iface, qgis_new_project, 
     assert notes.GetFeatureCount() == 1 and notes.GetNextFeature().GetField("note") == "keep me"
     assert notes.GetMetadataItem("GEOCLIP_QGIS") is None
     assert "Kept in" in dock.status.text()
+    notes = ds = None  # close our GDAL handle on the GeoPackage before QGIS's layers on it go (next test's reset)
     QgsProject.instance().setFileName("")
 
 
