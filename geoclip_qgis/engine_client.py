@@ -36,6 +36,11 @@ OP_WORDS = {"build_field": "the field build", "geolocate_images": "the photo geo
             "download_clip": "the CLIP download", "encode_locations": "the location encoding"}
 
 
+def waiting_text(what: str) -> str:
+    """What a request queued behind another says (the dock's status, Processing's log): one wording for both."""
+    return f"Waiting for {what} to finish…"
+
+
 class EngineError(Exception):
     """The worker refused a request (bad input, missing model); `info` holds code, message, path, hint."""
 
@@ -335,7 +340,7 @@ class EngineClient:
             running = self.running_op
             if on_waiting is not None and running and running != waited_for:
                 waited_for = running
-                on_waiting(f"Waiting for {OP_WORDS.get(running, running)} to finish…")
+                on_waiting(waiting_text(OP_WORDS.get(running, running)))
         try:
             if is_cancelled is not None and is_cancelled():
                 return {"cancelled": True, "started": False}

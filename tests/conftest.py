@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,19 @@ def engine(weights, tiny_clip, small_gallery, cache_dir):
 
     return GeoClipEngine(weights=weights, clip_path=tiny_clip, device="cpu", gallery=small_gallery,
                          cache_dir=cache_dir)
+
+
+def wait_for(predicate, timeout: float) -> None:
+    """Run QGIS's event loop until `predicate()` holds (queued signals of tasks are delivered meanwhile); fail the
+    test after `timeout` seconds. Imports QGIS only when called: the engine's tests never do."""
+    from qgis.core import QgsApplication
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        QgsApplication.processEvents()
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the GUI")
+        time.sleep(0.02)
 
 
 def make_photo(path: Path, seed: int = 0, size=(320, 240), mode: str = "RGB", exif=None) -> Path:

@@ -10,21 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_photo
+from conftest import make_photo, wait_for
 from PIL import Image
 
 GUI = Path(__file__).resolve().parents[1] / "geoclip_qgis" / "gui"
-
-
-def wait_for(predicate, timeout: float = 120.0) -> None:
-    from qgis.core import QgsApplication
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        QgsApplication.processEvents()
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the GUI")
-        time.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)

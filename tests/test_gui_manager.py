@@ -13,19 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    from qgis.core import QgsApplication
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        QgsApplication.processEvents()
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
 
 
 def spin_event_loop(ms: int = 200) -> None:
