@@ -35,7 +35,7 @@ class GeoClipPlugin:
     def initGui(self) -> None:  # noqa: N802
         self.initProcessing()
         try:
-            from .gui.main import GeoClipGui
+            from .gui.toolbar import GeoClipGui
 
             self.gui = GeoClipGui(self.iface)
             self.gui.init()
@@ -64,7 +64,7 @@ class GeoClipPlugin:
         if self.translator is not None:
             QCoreApplication.removeTranslator(self.translator)
             self.translator = None
-        from .engine_client import shutdown_shared
+        from .client.engine_client import shutdown_shared
 
         shutdown_shared(wait=False)
 

@@ -33,13 +33,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geoclip_qgis.core import placenames  # noqa: E402
-from geoclip_qgis.core.aoi import AreaOfInterest, restrict_probs  # noqa: E402
-from geoclip_qgis.core.engine import GeoClipEngine  # noqa: E402
-from geoclip_qgis.core.likelihood import LikelihoodMap, density_from_scores  # noqa: E402
-from geoclip_qgis.core.places import PlaceFinder  # noqa: E402
-from geoclip_qgis.core.raster import Grid  # noqa: E402
-from geoclip_qgis.core.regions import confidence_regions, summary  # noqa: E402
+from geoclip_qgis.core.answers import placenames  # noqa: E402
+from geoclip_qgis.core.answers.aoi import AreaOfInterest, restrict_probs  # noqa: E402
+from geoclip_qgis.core.answers.places import PlaceFinder  # noqa: E402
+from geoclip_qgis.core.answers.regions import confidence_regions, summary  # noqa: E402
+from geoclip_qgis.core.maps.likelihood import LikelihoodMap, density_from_scores  # noqa: E402
+from geoclip_qgis.core.maps.raster import Grid  # noqa: E402
+from geoclip_qgis.core.model.engine import GeoClipEngine  # noqa: E402
 
 
 def unit(v: torch.Tensor) -> torch.Tensor:

@@ -45,8 +45,9 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=10_000)
     ap.add_argument("--work", default=str(ROOT / ".cache" / "batch-memory"))
     args = ap.parse_args()
-    from geoclip_qgis.core.cli import main as cli_main
-    from geoclip_qgis.core.random_clip import make_random_clip
+    from geoclip_qgis.core.service.cli import main as cli_main
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: the random CLIP fixture
+    from support.random_clip import make_random_clip
 
     work = Path(args.work)
     folder = work / f"photos-{args.photos}"

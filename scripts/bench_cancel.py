@@ -54,7 +54,9 @@ def main() -> int:
     import numpy as np
     from PIL import Image
 
-    from geoclip_qgis.core.random_clip import make_random_clip
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: the random CLIP fixture
+
+    from support.random_clip import make_random_clip
 
     tmp = Path(tempfile.mkdtemp(prefix="geoclip-cancel-"))
     clip = str(make_random_clip(tmp / "clip", "tiny", seed=0))
@@ -62,7 +64,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     for i in range(200):
         Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(tmp / "photos" / f"{i:03d}.jpg")
-    proc = subprocess.Popen([sys.executable, "-m", "geoclip_qgis.core.worker"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "geoclip_qgis.core.service.worker"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert json.loads(proc.stdout.readline())["type"] == "ready"

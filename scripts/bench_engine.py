@@ -50,7 +50,7 @@ def phase_bare(clip: str, photos: list, repeats: int) -> dict:
     from PIL import Image
     from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
 
-    from geoclip_qgis.core.image_encoder import quiet_transformers
+    from geoclip_qgis.core.model.image_encoder import quiet_transformers
 
     quiet_transformers()
     model = CLIPVisionModelWithProjection.from_pretrained(clip).eval()
@@ -72,7 +72,7 @@ def phase_bare(clip: str, photos: list, repeats: int) -> dict:
 
 
 def phase_ours(clip: str, photos: list, repeats: int, cache: str) -> dict:
-    from geoclip_qgis.core.engine import GeoClipEngine
+    from geoclip_qgis.core.model.engine import GeoClipEngine
 
     t0 = time.perf_counter()
     engine = GeoClipEngine(clip_path=clip, device="cpu", cache_dir=cache)
@@ -97,7 +97,7 @@ def phase_official(clip: str, photos: list) -> dict:
     import torch
     from geoclip import GeoCLIP
 
-    from geoclip_qgis.core.image_encoder import quiet_transformers
+    from geoclip_qgis.core.model.image_encoder import quiet_transformers
 
     quiet_transformers()
     model = GeoCLIP(clip_path=clip).eval()
@@ -138,7 +138,9 @@ def main() -> int:
         return 0
     import torch
 
-    from geoclip_qgis.core.random_clip import make_random_clip
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: the random CLIP fixture
+
+    from support.random_clip import make_random_clip
 
     t0 = time.perf_counter()
     make_random_clip(args.clip, "vit-l-14")

@@ -157,8 +157,8 @@ def stages(engine, kinds: Dict[str, List[str]], repeats: int) -> dict:
     """Per photo and kind: EXIF, open+decode (loader total minus EXIF), preprocess; today's vs the new loader."""
     from PIL import Image
 
-    from geoclip_qgis.core.decode import input_side, open_photo
-    from geoclip_qgis.core.exif import load_photo, read_gps_exif
+    from geoclip_qgis.core.io.decode import input_side, open_photo
+    from geoclip_qgis.core.io.photos import load_photo, read_gps_exif
 
     proc = engine.image_encoder.preprocess
     side = input_side(engine.image_encoder.processor)
@@ -196,8 +196,8 @@ def end_to_end(engine, photos: List[str], repeats: int, batch: int) -> dict:
     model, retrieval and output stage times per photo."""
     import torch
 
-    from geoclip_qgis.core.exif import load_photo
-    from geoclip_qgis.core.export import ResultWriter
+    from geoclip_qgis.core.io.photos import load_photo
+    from geoclip_qgis.core.io.results import ResultWriter
 
     enc = engine.image_encoder
     device = engine.device
@@ -255,7 +255,7 @@ def _peak_rss_mb() -> float:
 
 
 def _engine(args, exact: bool):
-    from geoclip_qgis.core.engine import GeoClipEngine
+    from geoclip_qgis.core.model.engine import GeoClipEngine
 
     return GeoClipEngine(clip_path=args.clip_path, device=args.device, cache_dir=args.cache, batch_size=args.batch,
                          exact_decode=exact)
@@ -269,7 +269,7 @@ def phase_rss(args, kinds, which: str) -> dict:
     if which == "today":
         import torch
 
-        from geoclip_qgis.core.exif import load_photo
+        from geoclip_qgis.core.io.photos import load_photo
 
         enc = engine.image_encoder
         with torch.inference_mode():
@@ -302,8 +302,9 @@ def main() -> int:
         return 0
     import torch
 
-    from geoclip_qgis.core.decode import input_side
-    from geoclip_qgis.core.random_clip import make_random_clip
+    from geoclip_qgis.core.io.decode import input_side
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: the random CLIP fixture
+    from support.random_clip import make_random_clip
 
     if args.clip_path == str(ROOT / ".cache" / "bench-clip-vit-l-14"):
         make_random_clip(args.clip_path, "vit-l-14")

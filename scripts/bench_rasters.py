@@ -30,16 +30,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geoclip_qgis.core.engine import GeoClipEngine  # noqa: E402
-from geoclip_qgis.core.features import pca_raster, similarity_raster  # noqa: E402
-from geoclip_qgis.core.field import build_field, build_pyramid, view_grid  # noqa: E402
-from geoclip_qgis.core.likelihood import (  # noqa: E402
-    LikelihoodMapper,
-    density_from_scores,
-    likelihood_map,
-    write_likelihood,
-)
-from geoclip_qgis.core.raster import Grid  # noqa: E402
+from geoclip_qgis.core.maps.encoder_rasters import pca_raster, similarity_raster  # noqa: E402
+from geoclip_qgis.core.maps.likelihood import LikelihoodMapper, density_from_scores, likelihood_map, write_likelihood  # noqa: E402
+from geoclip_qgis.core.maps.location_field import build_field, build_pyramid, view_grid  # noqa: E402
+from geoclip_qgis.core.maps.raster import Grid  # noqa: E402
+from geoclip_qgis.core.model.engine import GeoClipEngine  # noqa: E402
 
 
 def photo_like(engine, lat, lon, weight, seed=0):

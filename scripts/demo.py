@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 # The demo uses a CLIP folder or the Hugging Face cache, never a download (see the docstring).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from geoclip_qgis.core.engine import GeoClipEngine  # noqa: E402
 from geoclip_qgis.core.errors import BackboneError  # noqa: E402
-from geoclip_qgis.core.features import pca_raster, similarity_raster  # noqa: E402
-from geoclip_qgis.core.raster import Grid, render_preview  # noqa: E402
-from geoclip_qgis.core.weights import wheel_data_dir  # noqa: E402
+from geoclip_qgis.core.maps.encoder_rasters import pca_raster, similarity_raster  # noqa: E402
+from geoclip_qgis.core.maps.raster import Grid, render_preview  # noqa: E402
+from geoclip_qgis.core.model.engine import GeoClipEngine  # noqa: E402
+from geoclip_qgis.core.model.weights import wheel_data_dir  # noqa: E402
 
 
 def step(msg: str) -> float:
@@ -67,8 +67,8 @@ def main() -> int:
         print(f"- photo geolocation skipped: {exc}")
         print("  (everything above is real GeoCLIP output; photos need the CLIP ViT-L/14 backbone)")
         return 0
-    from geoclip_qgis.core.export import ResultWriter
-    from geoclip_qgis.core.likelihood import likelihood_map, query_for, write_likelihood
+    from geoclip_qgis.core.io.results import ResultWriter
+    from geoclip_qgis.core.maps.likelihood import likelihood_map, query_for, write_likelihood
 
     t = step(f"geolocating {len(samples)} sample photo(s): {', '.join(Path(s).name for s in samples)}")
     writer = ResultWriter.plan([out / "sample_predictions.gpkg", out / "sample_predictions.csv"])

@@ -15,14 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geoclip_qgis.core.engine import GeoClipEngine  # noqa: E402
 from geoclip_qgis.core.errors import GeoClipError  # noqa: E402
-from geoclip_qgis.core.evaluation import (  # noqa: E402
-    evaluate,
-    format_table,
-    ground_truth_from_exif,
-    read_ground_truth,
-)
+from geoclip_qgis.core.model.engine import GeoClipEngine  # noqa: E402
+from geoclip_qgis.core.service.evaluation import evaluate, format_table, ground_truth_from_exif, read_ground_truth  # noqa: E402
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ def main() -> int:
     )
     from qgis.PyQt.QtGui import QColor
 
-    from geoclip_qgis.layers import MAP_TIP, PREDICTION_FIELDS
+    from geoclip_qgis.layers.results import MAP_TIP, PREDICTION_FIELDS
 
     app = QgsApplication([], False)
     app.initQgis()

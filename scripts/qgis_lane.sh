@@ -191,7 +191,7 @@ PYEOF
     else
       in_root pip install -q -c "$VENV/lane-constraints.txt" -r /src/requirements-dev.txt
     fi
-    # The checkout on the engine's path (the worker is `python -m geoclip_qgis.core.worker`), as `pip install -e` would.
+    # The checkout on the engine's path (the worker is `python -m geoclip_qgis.core.service.worker`), as `pip install -e` would.
     in_root python -c 'import site; open(site.getsitepackages()[0] + "/geoclip-src.pth", "w").write("/src\n")'
     mark venv "$venv_key"
     say "venv done in $(( $(date +%s) - s )) s"

@@ -55,14 +55,14 @@ def _map_canvas_idle_after_a_test(request):
 
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
-    from geoclip_qgis.core.random_clip import make_random_clip
+    from support.random_clip import make_random_clip
 
     return str(make_random_clip(tmp_path_factory.mktemp("clip") / "tiny-clip", "tiny", seed=0))
 
 
 @pytest.fixture(scope="session")
 def weights():
-    from geoclip_qgis.core.weights import load_weights
+    from geoclip_qgis.core.model.weights import load_weights
 
     return load_weights()
 
@@ -77,14 +77,14 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_gallery(weights) -> np.ndarray:
     """The first 2,000 points of GeoCLIP's real gallery: same distribution, a fiftieth of the cost."""
-    from geoclip_qgis.core.gallery import read_coordinates_csv
+    from geoclip_qgis.core.model.gallery import read_coordinates_csv
 
     return read_coordinates_csv(weights.gallery_csv)[:2000]
 
 
 @pytest.fixture(scope="session")
 def engine(weights, tiny_clip, small_gallery, cache_dir):
-    from geoclip_qgis.core.engine import GeoClipEngine
+    from geoclip_qgis.core.model.engine import GeoClipEngine
 
     return GeoClipEngine(weights=weights, clip_path=tiny_clip, device="cpu", gallery=small_gallery,
                          cache_dir=cache_dir)

@@ -8,10 +8,10 @@ import csv
 import numpy as np
 import pyogrio
 
-from geoclip_qgis.core.cli import main
-from geoclip_qgis.core.export import DEFAULT_LAYER
-from geoclip_qgis.core.geodesy import haversine_km
-from geoclip_qgis.core.worker import Worker
+from geoclip_qgis.core.io.results import DEFAULT_LAYER
+from geoclip_qgis.core.service.cli import main
+from geoclip_qgis.core.service.worker import Worker
+from geoclip_qgis.shared.geodesy import haversine_km
 
 
 def _check_places(res, k):
@@ -64,7 +64,7 @@ EUROPE = "-10,35,30,60"
 
 
 def test_area_of_interest_renormalises_and_reports_the_outside_share(engine, tiny_clip, cache_dir, tmp_path):
-    from geoclip_qgis.core.aoi import AreaOfInterest
+    from geoclip_qgis.core.answers.aoi import AreaOfInterest
 
     free = engine.predict_text(["a harbour"], top_k=3)[0]
     engine.set_aoi(AreaOfInterest.from_bbox([-10, 35, 30, 60]))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from geoclip_qgis.core.errors import InputError
-from geoclip_qgis.core.likelihood import LikelihoodMap
-from geoclip_qgis.core.raster import Grid
+from geoclip_qgis.core.maps.likelihood import LikelihoodMap
+from geoclip_qgis.core.maps.raster import Grid
 
 shapely = pytest.importorskip("shapely")
 
-from geoclip_qgis.core.aoi import AreaOfInterest, restrict_map, restrict_probs  # noqa: E402
+from geoclip_qgis.core.answers.aoi import AreaOfInterest, restrict_map, restrict_probs  # noqa: E402
 
 SQUARE = {"type": "Polygon", "coordinates": [[[0, 40], [10, 40], [10, 50], [0, 50], [0, 40]]]}
 

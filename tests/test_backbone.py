@@ -7,7 +7,7 @@ import json
 import pytest
 
 from geoclip_qgis.core.errors import BackboneError
-from geoclip_qgis.core.image_encoder import resolve_clip_path
+from geoclip_qgis.core.model.image_encoder import resolve_clip_path
 
 
 def test_explicit_folder_is_accepted(tiny_clip):

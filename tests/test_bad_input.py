@@ -16,7 +16,7 @@ import pytest
 from conftest import make_photo
 from PIL import Image
 
-from geoclip_qgis.core.cli import main
+from geoclip_qgis.core.service.cli import main
 
 # name -> None (must be geolocated) or a regex its error must match
 CASES = {
@@ -134,7 +134,7 @@ def test_unreadable_photo_is_named(tmp_path):
     os.chmod(folder, 0o755)
     photo = make_photo(folder / "locked.jpg", seed=3)
     os.chmod(photo, 0o000)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from geoclip_qgis.core.exif import load_photo\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from geoclip_qgis.core.io.photos import load_photo\n"
             "try:\n    load_photo(sys.argv[2]); print('READ')\nexcept Exception as e:\n    print(e)")
     root = str(Path(__file__).resolve().parents[1])
     kwargs = {"preexec_fn": lambda: os.setuid(65534)} if os.geteuid() == 0 else {}

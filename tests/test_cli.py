@@ -10,7 +10,7 @@ import struct
 import pyogrio
 import rasterio
 
-from geoclip_qgis.core.cli import main
+from geoclip_qgis.core.service.cli import main
 
 
 def _args(tiny_clip, cache_dir):

@@ -1,6 +1,6 @@
 """Issue 11, class 1: a run never destroys or corrupts what the user already has.
 
-Mechanism under test (core/export.py): results go to a journal that is fsynced per query; outputs are written
+Mechanism under test (core/io/results.py): results go to a journal that is fsynced per query; outputs are written
 whole at the end (temporary name + rename; in a GeoPackage only our own layer). So a run that fails early, fails
 late, is interrupted or killed leaves every existing file as it was, and --resume is exact."""
 
@@ -22,8 +22,8 @@ import pytest
 from conftest import ROOT, make_photo
 from pyogrio import raw
 
-from geoclip_qgis.core.cli import main
-from geoclip_qgis.core.export import DEFAULT_LAYER, csv_safe, journal_path
+from geoclip_qgis.core.io.results import DEFAULT_LAYER, csv_safe, journal_path
+from geoclip_qgis.core.service.cli import main
 
 
 def _args(tiny_clip, cache_dir, gallery="fibonacci:3000"):
@@ -101,7 +101,7 @@ def test_a_user_layer_with_our_name_is_refused(tmp_path, photos, tiny_clip, cach
 
 def test_interrupt_keeps_old_outputs_and_resume_finishes(earlier, photos, tiny_clip, cache_dir, monkeypatch,
                                                          capsys):
-    from geoclip_qgis.core import engine as engine_mod
+    from geoclip_qgis.core.model import engine as engine_mod
 
     before = {p: _digest(p) for p in earlier}
     real = engine_mod.GeoClipEngine.iter_predict_images
@@ -133,7 +133,7 @@ def test_sigkill_mid_batch_keeps_every_finished_row(tmp_path, tiny_clip, cache_d
         make_photo(folder / f"p{i:02d}.jpg", seed=i)
     out = tmp_path / "k.csv"
     out.write_text("earlier results\n")
-    code = "import sys; from geoclip_qgis.core.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from geoclip_qgis.core.service.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = ["photos", str(folder), "-o", str(out), "--batch-size", "1", "--top-k", "1", *_args(tiny_clip, cache_dir)]
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], cwd=ROOT, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})

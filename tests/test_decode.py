@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from geoclip_qgis.core.decode import decode_ahead, input_side, open_photo, reduce_to
 from geoclip_qgis.core.errors import ImageError
-from geoclip_qgis.core.exif import load_photo
+from geoclip_qgis.core.io.decode import decode_ahead, input_side, open_photo, reduce_to
+from geoclip_qgis.core.io.photos import load_photo
 
 
 def _psnr(a, b) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geoclip_qgis.core.device import cuda_status, select_device
-from geoclip_qgis.core.engine import GeoClipEngine
 from geoclip_qgis.core.errors import InputError
+from geoclip_qgis.core.model.device import cuda_status, select_device
+from geoclip_qgis.core.model.engine import GeoClipEngine
 
 
 def test_no_cuda_gives_the_reason():
@@ -59,7 +59,7 @@ def test_out_of_memory_halves_the_batch_then_falls_back(weights, tiny_clip, smal
 
 def test_apple_gpu_is_chosen_by_auto_when_there_is_no_cuda(monkeypatch):
     """auto: CUDA, else MPS with the reason CUDA was not used, else the CPU; 'mps' absent is an error."""
-    from geoclip_qgis.core import device
+    from geoclip_qgis.core.model import device
 
     monkeypatch.setattr(device, "cuda_status", lambda: (False, "no CUDA device or driver found"))
     monkeypatch.setattr(device, "mps_status", lambda: (True, "Apple GPU (MPS)"))
@@ -73,7 +73,7 @@ def test_apple_gpu_is_chosen_by_auto_when_there_is_no_cuda(monkeypatch):
 
 
 def test_mps_out_of_memory_is_recognised():
-    from geoclip_qgis.core.engine import _out_of_memory
+    from geoclip_qgis.core.model.engine import _out_of_memory
 
     assert _out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
     assert not _out_of_memory(RuntimeError("shape mismatch"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from geoclip_qgis import downloader
+from geoclip_qgis.client import downloader
 
 PAYLOAD = bytes(range(256)) * 16384  # 4 MiB: several read chunks
 

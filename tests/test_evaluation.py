@@ -12,7 +12,7 @@ from conftest import make_photo
 from PIL import Image
 
 from geoclip_qgis.core.errors import InputError
-from geoclip_qgis.core.evaluation import accuracy_table, evaluate, geodesic_km, read_ground_truth
+from geoclip_qgis.core.service.evaluation import accuracy_table, evaluate, geodesic_km, read_ground_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,8 +86,8 @@ def test_places_accuracy_and_region_coverage_on_known_truth(engine, tmp_path):
     least likely cells; the first lies inside every confidence region, the second outside the 90 % one."""
     import numpy as np
 
-    from geoclip_qgis.core.likelihood import likelihood_map
-    from geoclip_qgis.core.raster import Grid
+    from geoclip_qgis.core.maps.likelihood import likelihood_map
+    from geoclip_qgis.core.maps.raster import Grid
 
     photos = [str(make_photo(tmp_path / f"c{i}.jpg", seed=600 + i)) for i in range(2)]
     res = engine.predict_images(photos, 1)

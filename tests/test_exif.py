@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from geoclip_qgis.core.errors import ImageError
-from geoclip_qgis.core.exif import gps_from_exif, load_photo
+from geoclip_qgis.core.io.photos import gps_from_exif, load_photo
 
 
 def _exif_with(orientation=None, gps=None) -> Image.Exif:

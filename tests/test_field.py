@@ -14,14 +14,14 @@ import rasterio
 import torch
 from test_rasters import photo_like_query
 
-from geoclip_qgis.core import field as field_mod
-from geoclip_qgis.core.cli import main
-from geoclip_qgis.core.engine import GeoClipEngine
 from geoclip_qgis.core.errors import BudgetError, InputError
-from geoclip_qgis.core.features import pca_raster, similarity_raster
-from geoclip_qgis.core.field import LocationField, build_field, field_dir, find_field
-from geoclip_qgis.core.likelihood import likelihood_map
-from geoclip_qgis.core.raster import Grid
+from geoclip_qgis.core.maps import location_field as field_mod
+from geoclip_qgis.core.maps.encoder_rasters import pca_raster, similarity_raster
+from geoclip_qgis.core.maps.likelihood import likelihood_map
+from geoclip_qgis.core.maps.location_field import LocationField, build_field, field_dir, find_field
+from geoclip_qgis.core.maps.raster import Grid
+from geoclip_qgis.core.model.engine import GeoClipEngine
+from geoclip_qgis.core.service.cli import main
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_cli_builds_and_uses_a_field(tmp_path, tiny_clip, capsys):
 
 
 def test_worker_builds_cancels_and_resumes(weights, tmp_path):
-    from geoclip_qgis.core.worker import Worker
+    from geoclip_qgis.core.service.worker import Worker
 
     sent = []
     opts = {"cache_dir": str(tmp_path / "cache"), "device": "cpu", "gallery": "fibonacci:100"}

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from geoclip_qgis.core.errors import InputError
-from geoclip_qgis.core.gallery import Gallery, fibonacci_grid, load_gallery, read_coordinates_csv
-from geoclip_qgis.core.location_encoder import LocationEncoder
+from geoclip_qgis.core.model.gallery import Gallery, fibonacci_grid, load_gallery, read_coordinates_csv
+from geoclip_qgis.core.model.location_encoder import LocationEncoder
 
 
 class CountingEncoder:

@@ -33,8 +33,8 @@ def delete_widgets_after_each_test():
 
 @pytest.fixture(scope="module")
 def gui_settings(tiny_clip, cache_dir):
-    from geoclip_qgis.engine_client import shutdown_shared
-    from geoclip_qgis.gui import settings
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.gui import settings_dialog as settings
 
     os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
     values = {"clip_path": tiny_clip, "gallery": "fibonacci:3000", "device": "cpu", "cache_dir": str(cache_dir),
@@ -49,8 +49,8 @@ def gui_settings(tiny_clip, cache_dir):
 
 
 def test_settings_dialog_round_trip(qgis_iface, gui_settings, tmp_path):
-    from geoclip_qgis.gui import settings
-    from geoclip_qgis.gui.settings import SettingsDialog
+    from geoclip_qgis.gui import settings_dialog as settings
+    from geoclip_qgis.gui.settings_dialog import SettingsDialog
 
     dlg = SettingsDialog(cuda_reason="CPU, because this torch build has no CUDA support")
     assert dlg.device.currentData() == "cpu" and "no CUDA" in dlg.cuda_note.text()
@@ -82,7 +82,7 @@ def test_dock_text_query_adds_layer_and_rows(qgis_iface, qgis_new_project, gui_s
     the table) and the raw top-k kept as a second, unticked layer; table and map selection in sync."""
     from qgis.core import QgsProject
 
-    from geoclip_qgis.gui.dock import STORE_MEMORY, GeolocationDock
+    from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock
 
     dock = GeolocationDock(qgis_iface)
     dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
@@ -131,7 +131,7 @@ def test_dock_text_query_adds_layer_and_rows(qgis_iface, qgis_new_project, gui_s
 
 
 def dock_roles():
-    from geoclip_qgis.gui.dock import ROLE_FEATURE, ROLE_POINT
+    from geoclip_qgis.gui.dock.dock import ROLE_FEATURE, ROLE_POINT
 
     return ROLE_POINT, ROLE_FEATURE
 
@@ -143,8 +143,8 @@ def test_dock_photos_with_a_bad_one_and_raster(qgis_iface, qgis_new_project, gui
     from osgeo import ogr
     from qgis.core import QgsRasterLayer
 
-    from geoclip_qgis.gui.dock import STORE_GPKG, GeolocationDock, results_gpkg
-    from geoclip_qgis.layers import legend_labels
+    from geoclip_qgis.gui.dock.dock import STORE_GPKG, GeolocationDock, results_gpkg
+    from geoclip_qgis.layers.results import legend_labels
 
     folder = tmp_path / "dock photos"
     for i in range(2):
@@ -199,7 +199,7 @@ def test_kept_results_never_replace_a_users_layer(qgis_iface, qgis_new_project, 
     from osgeo import ogr, osr
     from qgis.core import QgsProject
 
-    from geoclip_qgis.gui.dock import STORE_GPKG, GeolocationDock, results_gpkg
+    from geoclip_qgis.gui.dock.dock import STORE_GPKG, GeolocationDock, results_gpkg
 
     project = tmp_path / "proj" / "p.qgz"
     project.parent.mkdir()
@@ -236,7 +236,7 @@ def test_kept_results_never_replace_a_users_layer(qgis_iface, qgis_new_project, 
 
 def test_cancel_from_the_dock_keeps_rows(qgis_iface, qgis_new_project, gui_settings, tmp_path):
     """12.1/12.5: Cancel mid-run ends the job within seconds, rows done are kept, the bar shows what was done."""
-    from geoclip_qgis.gui.dock import STORE_MEMORY, GeolocationDock
+    from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock
 
     folder = tmp_path / "many"
     for i in range(16):
@@ -263,7 +263,7 @@ def test_cancel_during_the_likelihood_adds_no_raster(qgis_iface, qgis_new_projec
     """12.1: Cancel while the grid is scored: the job ends within seconds and no raster is added."""
     from qgis.core import QgsProject, QgsRasterLayer
 
-    from geoclip_qgis.gui.dock import STORE_MEMORY, GeolocationDock
+    from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock
 
     dock = GeolocationDock(qgis_iface)
     dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
@@ -290,7 +290,7 @@ def test_a_waiting_job_says_so_and_never_runs_when_cancelled(qgis_iface, gui_set
     """12.2: a job behind another says what it waits for; cancelled while waiting, it never reaches the worker."""
     from qgis.core import QgsApplication
 
-    from geoclip_qgis.gui import settings
+    from geoclip_qgis.gui import settings_dialog as settings
     from geoclip_qgis.gui.tasks import EngineTask
 
     slow = EngineTask("GeoCLIP likelihood raster", "likelihood",
@@ -322,7 +322,7 @@ def test_a_waiting_job_says_so_and_never_runs_when_cancelled(qgis_iface, gui_set
 
 def test_status_and_error_texts():
     """12.5: errors show their hint once; a crash without details does not promise them; no torch -> the manager."""
-    from geoclip_qgis.gui.dock import error_text
+    from geoclip_qgis.gui.dock.dock import error_text
 
     t = error_text({"code": "input", "message": "bad photo", "hint": "use a JPEG"})
     assert t == "bad photo\nuse a JPEG"
@@ -338,9 +338,16 @@ def test_status_and_error_texts():
 
 
 def test_result_fields_mirror_the_engine():
-    """One definition of the result tables: layers.py uses core/fields.py's lists, as core/export.py does."""
-    from geoclip_qgis.core import export
-    from geoclip_qgis.layers import LAYER_MARK, PLACE_FIELDS, PREDICTION_FIELDS, REGION_FIELDS, SUMMARY_FIELDS
+    """One definition of the result tables: layers/results.py uses shared/schema.py's lists, as core/io/results.py
+    does."""
+    from geoclip_qgis.core.io import results as export
+    from geoclip_qgis.layers.results import (
+        LAYER_MARK,
+        PLACE_FIELDS,
+        PREDICTION_FIELDS,
+        REGION_FIELDS,
+        SUMMARY_FIELDS,
+    )
 
     assert PLACE_FIELDS == export.PLACE_FIELDS and SUMMARY_FIELDS == export.SUMMARY_FIELDS
     assert REGION_FIELDS == export.REGION_FIELDS and LAYER_MARK == export.LAYER_MARK
@@ -366,7 +373,7 @@ def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
     (core.field.choose_resolution, as Processing's "auto") picks the resolution."""
     from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
 
-    from geoclip_qgis.core.field import choose_resolution
+    from geoclip_qgis.core.maps.location_field import choose_resolution
     from geoclip_qgis.gui.map_tool import PlacesLikeHereTool, raster_request
 
     canvas = qgis_iface.mapCanvas()
@@ -448,7 +455,7 @@ def test_places_like_here_extent_in_projected_crs():
 
 
 def test_manager_reports_engine_and_models(qgis_iface, gui_settings):
-    from geoclip_qgis.gui.manager import ManagerDialog, nvidia_driver
+    from geoclip_qgis.gui.manager.dialog import ManagerDialog, nvidia_driver
 
     dlg = ManagerDialog()
     wait_for(lambda: bool(dlg.info), 120)
@@ -463,8 +470,8 @@ def test_manager_reports_engine_and_models(qgis_iface, gui_settings):
 
 def test_manager_builds_the_world_field(qgis_iface, gui_settings, monkeypatch):
     """The manager reports the field missing, builds it through the worker and then reports it built."""
-    from geoclip_qgis.gui import manager
-    from geoclip_qgis.gui.manager import ManagerDialog
+    from geoclip_qgis.gui.manager.dialog import ManagerDialog
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     monkeypatch.setattr(manager, "WORLD_FIELD_RES", 10.0)  # the real 0.1° build is the benchmark's job
     dlg = ManagerDialog()
@@ -496,7 +503,7 @@ def test_every_gui_string_is_translatable():
 def test_redaction_of_windows_and_posix_homes():
     import json
 
-    from geoclip_qgis.gui.settings import redact
+    from geoclip_qgis.gui.settings_dialog import redact
 
     home = "C:\\Users\\Ann"
     text = json.dumps({"a": home + "\\AppData\\x", "b": "c:/users/ann/y", "c": "C:\\Users\\Anna\\z"})
@@ -510,7 +517,7 @@ def test_redaction_of_windows_and_posix_homes():
 def test_install_plan_per_platform(monkeypatch):
     """CUDA build where nvidia-smi shows a driver (Linux, Windows), PyPI's wheel on macOS (MPS), CPU otherwise; the
     venv is made from QGIS's own Python, found from sys.prefix when sys.executable is the QGIS binary."""
-    from geoclip_qgis.gui import manager
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     venv = Path("/tmp/venv")
     linux_gpu, linux_cpu = manager.install_steps(venv, "550.54", "linux"), manager.install_steps(venv, None, "linux")
@@ -533,7 +540,7 @@ def test_driver_probe_runs_off_the_gui_thread(qgis_iface):
     from qgis.core import QgsApplication
     from qgis.PyQt.QtCore import QThread
 
-    from geoclip_qgis.gui import manager
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     threads, answers = [], []
     original = manager.nvidia_driver
@@ -555,7 +562,7 @@ def test_driver_probe_runs_off_the_gui_thread(qgis_iface):
 
 def test_gui_import_failure_is_reported(qgis_iface, monkeypatch):
     """initGui no longer swallows a broken GUI: the message bar says so, Processing still loads."""
-    import geoclip_qgis.gui.main as gui_main
+    import geoclip_qgis.gui.toolbar as gui_main
     from geoclip_qgis.plugin import GeoClipPlugin
 
     class Bar:

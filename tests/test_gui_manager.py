@@ -38,7 +38,7 @@ def gone(pid: int) -> bool:
 
 # ---- point 4: the worker never outlives QGIS ----------------------------------------------------------------------
 def test_child_env_names_the_parent_for_the_worker_only():
-    from geoclip_qgis.engine_client import PARENT_ENV, child_env
+    from geoclip_qgis.client.engine_client import PARENT_ENV, child_env
 
     assert PARENT_ENV not in child_env({"PATH": "/bin", PARENT_ENV: "1"}), "pip never gets it (nor a stale one)"
     assert child_env({"PATH": "/bin"}, worker=True)[PARENT_ENV] == str(os.getpid())
@@ -47,7 +47,7 @@ def test_child_env_names_the_parent_for_the_worker_only():
 PARENT_SCRIPT = """
 import sys, threading, time
 sys.path.insert(0, sys.argv[1])
-from geoclip_qgis.engine_client import EngineClient
+from geoclip_qgis.client.engine_client import EngineClient
 client = EngineClient(python=sys.executable)
 client.log_to_qgis = False
 client.start()
@@ -86,7 +86,7 @@ def test_worker_exits_when_its_qgis_like_parent_is_killed(tmp_path, state):
 
 # ---- point 2 (client side): a waiting request says so and can be cancelled while it waits -------------------------
 def test_waiting_request_reports_and_never_runs_when_cancelled():
-    from geoclip_qgis.engine_client import EngineClient
+    from geoclip_qgis.client.engine_client import EngineClient
 
     client = EngineClient(python="/nonexistent/python")  # never started: a cancelled waiting job never runs
     client.lock.acquire()
@@ -111,7 +111,7 @@ def test_waiting_request_reports_and_never_runs_when_cancelled():
 
 
 def test_waiting_request_runs_once_the_lock_is_free():
-    from geoclip_qgis.engine_client import EngineClient
+    from geoclip_qgis.client.engine_client import EngineClient
 
     client = EngineClient(python=sys.executable)
     client.log_to_qgis = False
@@ -134,7 +134,7 @@ def test_waiting_request_runs_once_the_lock_is_free():
 
 # ---- point 3: unload never blocks -------------------------------------------------------------------------------
 def test_shutdown_without_waiting_returns_at_once_and_the_worker_exits():
-    from geoclip_qgis.engine_client import EngineClient
+    from geoclip_qgis.client.engine_client import EngineClient
 
     client = EngineClient(python=sys.executable)
     client.log_to_qgis = False
@@ -184,7 +184,7 @@ def test_plugin_unload_mid_job_does_not_block(monkeypatch):
     worker goes away."""
     from qgis.core import QgsApplication, QgsTask
 
-    from geoclip_qgis import engine_client
+    from geoclip_qgis.client import engine_client
     from geoclip_qgis.plugin import GeoClipPlugin
 
     monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", sys.executable)
@@ -223,7 +223,7 @@ def test_plugin_unload_mid_job_does_not_block(monkeypatch):
 
 # ---- points 15, 3: icons, menu, dialogs not leaked ----------------------------------------------------------------
 def test_distinct_icons_and_menu(monkeypatch):
-    from geoclip_qgis.gui import main as gui_main
+    from geoclip_qgis.gui import toolbar as gui_main
 
     iface = FakeIface()
     gui = gui_main.GeoClipGui(iface)
@@ -247,8 +247,9 @@ def test_distinct_icons_and_menu(monkeypatch):
 
 
 def test_dialogs_are_not_leaked(monkeypatch):
-    from geoclip_qgis.gui import main as gui_main
-    from geoclip_qgis.gui import manager, settings
+    from geoclip_qgis.gui import settings_dialog as settings
+    from geoclip_qgis.gui import toolbar as gui_main
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     monkeypatch.setattr(settings.SettingsDialog, "ask_engine", lambda self: None)
@@ -284,7 +285,7 @@ INFO = {"python": "3.11", "torch": "2.13.0", "transformers": "4.57", "executable
 
 
 def test_manager_clip_row_is_red_unless_clip_is_on_disk(monkeypatch, tmp_path):
-    from geoclip_qgis.gui import manager
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     monkeypatch.setattr(manager.ManagerDialog, "check_field", lambda self: None)
@@ -304,8 +305,9 @@ def test_manager_clip_row_is_red_unless_clip_is_on_disk(monkeypatch, tmp_path):
 
 def test_manager_rows_resolve_when_the_engine_check_fails(monkeypatch, tmp_path):
     """A broken engine Python: the check fails, and every row says so — none stays at "checking…"."""
-    from geoclip_qgis.engine_client import shutdown_shared
-    from geoclip_qgis.gui import manager, settings
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.gui import settings_dialog as settings
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     broken = tmp_path / "python"
     broken.write_text("#!/bin/sh\necho 'cannot start: broken engine' >&2\nexit 3\n")
@@ -330,8 +332,8 @@ def test_download_without_network_says_no_connection(monkeypatch, tmp_path):
     import socket
     import urllib.error
 
-    from geoclip_qgis import downloader
-    from geoclip_qgis.gui import manager
+    from geoclip_qgis.client import downloader
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     def offline(*_a, **_k):
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
@@ -347,7 +349,7 @@ def test_download_without_network_says_no_connection(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("choice", ["keep", "cancel", "stay"])
 def test_closing_the_manager_mid_download_asks(monkeypatch, tmp_path, choice):
-    from geoclip_qgis.gui import manager
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     dlg = manager.ManagerDialog()
@@ -373,7 +375,7 @@ def test_the_install_has_a_task_bar_entry_that_outlives_the_window(monkeypatch, 
     progress; cancelling, or a failed step, removes it (a proxy task left open would hold QGIS's exit)."""
     from qgis.core import QgsApplication
 
-    from geoclip_qgis.gui import manager
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     sleep = ("wait", sys.executable, ["-c", "import time; time.sleep(60)"])
@@ -405,8 +407,8 @@ def test_the_install_has_a_task_bar_entry_that_outlives_the_window(monkeypatch, 
 
 # ---- point 14: one canonical engine-options object ----------------------------------------------------------------
 def test_canonical_engine_options_match_the_workers():
-    from geoclip_qgis.core import worker
-    from geoclip_qgis.engine_client import ENGINE_DEFAULTS, canonical_engine_options
+    from geoclip_qgis.client.engine_client import ENGINE_DEFAULTS, canonical_engine_options
+    from geoclip_qgis.core.service import worker
 
     assert ENGINE_DEFAULTS == worker.ENGINE_DEFAULTS
     for opts in ({}, None, {"device": " CUDA:1 "}, {"clip_path": "~/clip/../clip", "cache_dir": "/a//b/"},
@@ -415,8 +417,8 @@ def test_canonical_engine_options_match_the_workers():
 
 
 def test_settings_device_cuda1_is_kept_and_options_are_stable():
-    from geoclip_qgis.engine_client import engine_defaults
-    from geoclip_qgis.gui import settings
+    from geoclip_qgis.client.engine_client import engine_defaults
+    from geoclip_qgis.gui import settings_dialog as settings
 
     old = settings.get("device")
     try:
@@ -434,8 +436,8 @@ def test_settings_device_cuda1_is_kept_and_options_are_stable():
 
 
 def test_changing_the_engine_python_restarts_the_worker(monkeypatch, tmp_path):
-    from geoclip_qgis import engine_client
-    from geoclip_qgis.gui import settings
+    from geoclip_qgis.client import engine_client
+    from geoclip_qgis.gui import settings_dialog as settings
 
     calls = []
     monkeypatch.setattr(engine_client, "shutdown_shared", lambda wait=True: calls.append(wait))
@@ -457,7 +459,7 @@ def test_worker_stderr_and_log_messages_go_to_the_log_panel():
 
     from qgis.core import Qgis, QgsApplication
 
-    from geoclip_qgis.engine_client import EngineClient
+    from geoclip_qgis.client.engine_client import EngineClient
 
     got = []
 
@@ -489,8 +491,9 @@ def test_worker_stderr_and_log_messages_go_to_the_log_panel():
 def test_download_clip_goes_through_the_worker_op_when_the_protocol_has_it(monkeypatch, tmp_path):
     """Issue 13 part 4 wiring: Download CLIP runs the worker's download_clip op as an EngineTask (progress and
     cancel through the protocol); its network error reads as the worker says it."""
-    from geoclip_qgis.core import protocol
-    from geoclip_qgis.gui import manager, settings
+    from geoclip_qgis.gui import settings_dialog as settings
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.shared import protocol
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     monkeypatch.setattr(manager, "worker_can_download", lambda: True)
@@ -522,8 +525,8 @@ def test_download_clip_goes_through_the_worker_op_when_the_protocol_has_it(monke
 
 
 def test_worker_can_download_needs_the_op_in_the_protocol(monkeypatch):
-    from geoclip_qgis.core import protocol
-    from geoclip_qgis.gui import manager
+    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.shared import protocol
 
     monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", sys.executable)
     monkeypatch.setattr(protocol, "OPS", tuple(op for op in protocol.OPS if op != "download_clip"))

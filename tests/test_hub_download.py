@@ -1,4 +1,4 @@
-"""CLIP downloads through huggingface_hub against a local server that behaves like the hub (core/hub_download.py).
+"""CLIP downloads through huggingface_hub against a local server that behaves like the hub (core/io/hub_download.py).
 
 The server answers `HEAD/GET /{repo}/resolve/{revision}/{file}` as huggingface.co does: small (git) files directly
 with their git blob sha1 as ETag, LFS files with a 302 to a CDN URL on another host name (`localhost` instead of
@@ -20,11 +20,11 @@ from typing import Dict
 
 import pytest
 
-from geoclip_qgis.core import hub_download
 from geoclip_qgis.core.cancel import Cancelled, cancel_scope
-from geoclip_qgis.core.hub_download import CLIP_REPO, ChecksumError, DiskSpaceError, NetworkError, download_clip
-from geoclip_qgis.core.image_encoder import check_clip_folder
-from geoclip_qgis.core.worker import Worker
+from geoclip_qgis.core.io import hub_download
+from geoclip_qgis.core.io.hub_download import CLIP_REPO, ChecksumError, DiskSpaceError, NetworkError, download_clip
+from geoclip_qgis.core.model.image_encoder import check_clip_folder
+from geoclip_qgis.core.service.worker import Worker
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LFS = ("model.safetensors",)
@@ -403,7 +403,7 @@ def test_worker_cancel_keeps_the_partial_file(hub, repo_files, tmp_path):
 
 def test_the_op_is_in_the_protocol(hub, tmp_path):
     """What QGIS sends (protocol.request, one JSON line) is what the worker runs."""
-    from geoclip_qgis.core import protocol
+    from geoclip_qgis.shared import protocol
 
     req = protocol.decode(protocol.encode(protocol.request(
         5, "download_clip", dest=str(tmp_path / "clip"), endpoint=hub.endpoint, proxy=None, revision=COMMIT)))
@@ -414,14 +414,14 @@ def test_the_op_is_in_the_protocol(hub, tmp_path):
 
 
 def test_the_worker_process_downloads_and_cancels_over_json_lines(hub, repo_files, tmp_path):
-    """The real `python -m geoclip_qgis.core.worker`: progress lines on stdout only, a cancel line keeps the
+    """The real `python -m geoclip_qgis.core.service.worker`: progress lines on stdout only, a cancel line keeps the
     partial file, the next request resumes it."""
     import os
     import queue
     import subprocess
     import sys
 
-    from geoclip_qgis.core import protocol
+    from geoclip_qgis.shared import protocol
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}  # as QGIS may start it: offline loads

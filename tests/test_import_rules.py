@@ -1,4 +1,11 @@
-"""The house rules on imports: the engine never touches qgis/PyQt; the QGIS side never touches torch."""
+"""The house rules on imports, as folder rules: two wings and a hinge.
+
+- `shared/` is the hinge: standard library only, imported by both wings, importing nothing of ours outside itself.
+- `core/` is the engine wing (torch side): never qgis/Qt, never the QGIS wing.
+- Everything else is the QGIS wing: of the engine it imports `shared/` only, and torch & co. never.
+- No arrow runs back up: client < layers < gui / processing (gui and processing never import each other); only the
+  plugin's entry (`plugin.py`, QGIS's classFactory) sees them all. No import circles anywhere.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,24 @@ import ast
 import json
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
-
-import pytest
 
 PLUGIN = Path(__file__).resolve().parents[1] / "geoclip_qgis"
 QT_OR_QGIS = ("qgis", "PyQt5", "PyQt6", "PyQt", "sip")
-# What the QGIS side may import of the engine: the standard-library-only modules.
-STDLIB_CORE = ("geoclip_qgis.core.protocol", "geoclip_qgis.core.geodesy", "geoclip_qgis.core.fields")
 HEAVY = ("torch", "transformers", "safetensors", "huggingface_hub", "rasterio", "pyogrio", "fiona", "numpy", "PIL",
          "pandas")
+# A room may import the rooms listed for it (besides itself and shared/); the top-level modules are the hinge's
+# plumbing (metadata, Qt compatibility, translation) except plugin.py, which is QGIS's entry.
+ROOMS = {
+    "shared": set(),
+    "core": {"top"},
+    "client": {"top"},
+    "layers": {"top", "client"},
+    "gui": {"top", "client", "layers"},
+    "processing": {"top", "client", "layers"},
+    "top": {"client"},
+}
 
 
 def _imports(path: Path):
@@ -30,6 +45,53 @@ def _imports(path: Path):
                 yield node.lineno, ".".join(filter(None, [node.module, alias.name])), node.level
 
 
+def _absolute(path: Path, name: str, level: int) -> str:
+    """Resolve `from ..x import y` in `path` to an absolute module name."""
+    if level == 0:
+        return name
+    package = list(path.relative_to(PLUGIN.parent).with_suffix("").parts[:-1])
+    if path.name == "__init__.py":
+        package = list(path.relative_to(PLUGIN.parent).parts[:-1])
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + ([name] if name else []))
+
+
+def _room(module_or_path) -> str:
+    if isinstance(module_or_path, Path):
+        p = module_or_path
+        parts = (p.relative_to(PLUGIN) if p.is_absolute() else p).parts
+    else:
+        parts = module_or_path.split(".")[1:]
+    if len(parts) <= 1:
+        return "top"
+    return parts[0]
+
+
+def _ours(path: Path):
+    """(line, absolute module, room) of each import of ours in `path`; a name that is a class, not a module, maps
+    to its module."""
+    for line, name, level in _imports(path):
+        module = _absolute(path, name, level)
+        if module.split(".")[0] != "geoclip_qgis" or module == "geoclip_qgis":
+            continue
+        while module.count(".") > 0 and not _module_file(module):
+            module = module.rsplit(".", 1)[0]
+        if module != "geoclip_qgis":
+            yield line, module, _room(module)
+
+
+def _module_file(module: str):
+    base = PLUGIN.parent / module.replace(".", "/")
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.exists():
+            return p
+    return None
+
+
+def _qgis_side_files():
+    return [p for p in sorted(PLUGIN.rglob("*.py")) if p.relative_to(PLUGIN).parts[0] not in ("core", "shared")]
+
+
 def test_core_never_imports_qgis_or_qt():
     bad = []
     for path in sorted((PLUGIN / "core").rglob("*.py")):
@@ -39,21 +101,25 @@ def test_core_never_imports_qgis_or_qt():
     assert not bad, "core/ must stay QGIS-free:\n" + "\n".join(bad)
 
 
-def _qgis_side_files():
-    return [p for p in sorted(PLUGIN.rglob("*.py")) if p.relative_to(PLUGIN).parts[0] != "core"]
-
-
-def _absolute(path: Path, name: str, level: int) -> str:
-    """Resolve `from ..x import y` in `path` to an absolute module name."""
-    if level == 0:
-        return name
-    package = list(path.relative_to(PLUGIN.parent).with_suffix("").parts[:-1])
-    base = package[: len(package) - (level - 1)]
-    return ".".join(base + ([name] if name else []))
+def test_shared_is_stdlib_only_and_imports_nothing_of_ours_outside_it():
+    files = sorted((PLUGIN / "shared").rglob("*.py"))
+    assert len(files) >= 5, files
+    bad = []
+    stdlib = getattr(sys, "stdlib_module_names", None)
+    for path in files:
+        for line, name, level in _imports(path):
+            module = _absolute(path, name, level)
+            top = module.split(".")[0]
+            if top == "geoclip_qgis":
+                if not (module.startswith("geoclip_qgis.shared") or module == "geoclip_qgis.__version__"):
+                    bad.append(f"{path.name}:{line} imports {module}")
+            elif top in HEAVY + QT_OR_QGIS or (stdlib is not None and top not in stdlib and top != "__future__"):
+                bad.append(f"{path.name}:{line} imports {module} (not the standard library)")
+    assert not bad, "shared/ is the hinge, standard library only:\n" + "\n".join(bad)
 
 
 def test_qgis_side_never_imports_torch_or_the_engine():
-    """Outside core/, only the stdlib-only core modules (protocol, geodesy) may be imported; torch & co. never."""
+    """Outside core/ and shared/, of the engine only shared/ may be imported; torch & co. never."""
     bad = []
     for path in _qgis_side_files():
         rel = path.relative_to(PLUGIN)
@@ -61,17 +127,72 @@ def test_qgis_side_never_imports_torch_or_the_engine():
             module = _absolute(path, name, level)
             if module.split(".")[0] in HEAVY:
                 bad.append(f"{rel}:{line} imports {module}")
-            allowed = any(module == m or module.startswith(m + ".") for m in STDLIB_CORE)
-            if module.startswith("geoclip_qgis.core") and not allowed:
-                bad.append(f"{rel}:{line} imports {module} (only {STDLIB_CORE} are allowed)")
+            if module.startswith("geoclip_qgis.core"):
+                bad.append(f"{rel}:{line} imports {module} (only geoclip_qgis.shared is the engine's hinge)")
     assert not bad, "the QGIS side talks to the engine through the worker only:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("module", STDLIB_CORE)
-def test_core_modules_shared_with_qgis_are_stdlib_only(module):
-    path = PLUGIN.parent / (module.replace(".", "/") + ".py")
-    for line, name, level in _imports(path):
-        assert level == 0 and name.split(".")[0] not in HEAVY + QT_OR_QGIS, f"{path.name}:{line} imports {name}"
+def test_no_arrow_runs_back_up():
+    """Each room imports only the rooms below it (ROOMS); plugin.py, QGIS's entry, is the one exception."""
+    bad = []
+    for path in sorted(PLUGIN.rglob("*.py")):
+        rel = path.relative_to(PLUGIN)
+        if rel.as_posix() in ("plugin.py", "__init__.py"):
+            continue
+        here = _room(rel)
+        for line, module, room in _ours(path):
+            if room not in (here, "shared") and room not in ROOMS[here]:
+                bad.append(f"{rel}:{line} ({here}) imports {module} ({room})")
+    assert not bad, "an import runs back up:\n" + "\n".join(bad)
+
+
+def test_no_import_circles():
+    """Module-level imports only (an import inside a function runs late and cannot deadlock the start-up)."""
+    graph = defaultdict(set)
+    for path in sorted(PLUGIN.rglob("*.py")):
+        me = ".".join(path.relative_to(PLUGIN.parent).with_suffix("").parts)
+        if path.name == "__init__.py":
+            me = me[: -len(".__init__")]
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for _line, module, _r in _ours_node(path, node):
+                    if module != me:
+                        graph[me].add(module)
+    cycles = []
+    state = {}
+
+    def visit(n, stack):
+        state[n] = 1
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                cycles.append(" -> ".join(stack[stack.index(m):] + [m]) if m in stack else f"{n} -> {m}")
+            elif m not in state:
+                visit(m, stack + [m])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    # a package's __init__ importing its own submodule is not a circle we care about
+    cycles = [c for c in cycles if c.count("->") > 1 or not any(x.endswith("__init__") for x in c.split(" -> "))]
+    assert not cycles, "import circles:\n" + "\n".join(cycles)
+
+
+def _ours_node(path: Path, node):
+    names = []
+    if isinstance(node, ast.Import):
+        names = [(node.lineno, a.name, 0) for a in node.names]
+    else:
+        names = [(node.lineno, ".".join(filter(None, [node.module, a.name])), node.level) for a in node.names]
+    for line, name, level in names:
+        module = _absolute(path, name, level)
+        if module.split(".")[0] != "geoclip_qgis" or module == "geoclip_qgis":
+            continue
+        while module.count(".") > 0 and not _module_file(module):
+            module = module.rsplit(".", 1)[0]
+        if module != "geoclip_qgis":
+            yield line, module, _room(module)
 
 
 def test_importing_the_engine_package_is_light():
@@ -116,7 +237,7 @@ for m in MODS:
     real_import_module(m)
 builtins.__import__, importlib.import_module = real_import, real_import_module
 new = sorted(m for m in set(sys.modules) - before
-             if m.split(".")[0] in HEAVY or m.startswith("geoclip_qgis.core.engine"))
+             if m.split(".")[0] in HEAVY or m.startswith("geoclip_qgis.core.model.engine"))
 print(json.dumps({"count": len(MODS), "imports": seen, "loaded": new}))
 """
 

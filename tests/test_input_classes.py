@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geoclip_qgis.core.cli import main
 from geoclip_qgis.core.errors import GeoClipError, InputError
-from geoclip_qgis.core.raster import Grid, budget_bytes
+from geoclip_qgis.core.maps.raster import Grid, budget_bytes
+from geoclip_qgis.core.service.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def worker_answer(op: str, params: dict) -> dict:
     """The last message the worker sends for one request: its result or its error."""
-    from geoclip_qgis.core.worker import Worker
+    from geoclip_qgis.core.service.worker import Worker
 
     sent: list = []
     Worker(sent.append).handle({"id": 1, "op": op, "params": params})
@@ -164,8 +164,9 @@ def test_bad_budget_variable_falls_back_to_the_default_api(value, monkeypatch, c
 
 def test_bad_budget_variable_cli_runs_with_a_warning(tmp_path):
     env = {**os.environ, "GEOCLIP_MEMORY_BUDGET_MB": "abc", "GEOCLIP_OUTPUT_BUDGET_MB": "lots"}
-    proc = subprocess.run([sys.executable, "-m", "geoclip_qgis.core.cli", "similar", "--lat", "45", "--lon", "10",
-                           "--extent", "0,40,20,50", "--resolution", "1", "--cache-dir", str(tmp_path / "c"),
+    proc = subprocess.run([sys.executable, "-m", "geoclip_qgis.core.service.cli", "similar", "--lat", "45",
+                           "--lon", "10", "--extent", "0,40,20,50", "--resolution", "1",
+                           "--cache-dir", str(tmp_path / "c"),
                            "-o", str(tmp_path / "s.tif")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -257,7 +258,7 @@ def _check_gps(name: str, gps, problem) -> None:
 
 @pytest.mark.parametrize("name", list(GPS_CASES))
 def test_exif_gps_api(name, gps_photos):
-    from geoclip_qgis.core.exif import load_photo, read_gps
+    from geoclip_qgis.core.io.photos import load_photo, read_gps
 
     photo = load_photo(gps_photos / f"{name}.jpg")
     _check_gps(name, photo.gps, photo.gps_problem)
@@ -282,7 +283,7 @@ def test_exif_gps_cli(gps_photos, tiny_clip, tmp_path):
 
 
 def test_exif_gps_worker(gps_photos, tiny_clip, tmp_path):
-    from geoclip_qgis.core.worker import Worker
+    from geoclip_qgis.core.service.worker import Worker
 
     sent: list = []
     paths = sorted(str(p) for p in gps_photos.iterdir())
@@ -374,7 +375,7 @@ CLIP_BREAKERS = _clip_breakers()
 @pytest.mark.parametrize("name", list(CLIP_BREAKERS))
 def test_broken_clip_folders_are_refused_api(name, tiny_clip, tmp_path):
     from geoclip_qgis.core.errors import BackboneError
-    from geoclip_qgis.core.image_encoder import resolve_clip_path
+    from geoclip_qgis.core.model.image_encoder import resolve_clip_path
 
     folder = _clip_copy(tiny_clip, tmp_path)
     resolve_clip_path(folder)  # the copy itself is fine
@@ -403,7 +404,7 @@ def test_broken_clip_folders_are_refused_cli_and_worker(name, tiny_clip, tmp_pat
 def _wheel_copy(tmp_path: Path) -> Path:
     import shutil
 
-    from geoclip_qgis.core.weights import wheel_data_dir
+    from geoclip_qgis.core.model.weights import wheel_data_dir
 
     dst = tmp_path / "w"
     shutil.copytree(wheel_data_dir() / "weights", dst / "weights")
@@ -450,7 +451,7 @@ WEIGHT_BREAKERS = {
 @pytest.mark.parametrize("name", list(WEIGHT_BREAKERS))
 def test_broken_weights_are_refused_api(name, tmp_path):
     from geoclip_qgis.core.errors import WeightsError
-    from geoclip_qgis.core.weights import load_weights
+    from geoclip_qgis.core.model.weights import load_weights
 
     folder = _wheel_copy(tmp_path)
     breaker, culprit, message = WEIGHT_BREAKERS[name]
@@ -477,7 +478,7 @@ def test_release_config_with_bad_sigma_is_refused(tmp_path):
     import json
 
     from geoclip_qgis.core.errors import WeightsError
-    from geoclip_qgis.core.weights import load_weights
+    from geoclip_qgis.core.model.weights import load_weights
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "geoclip-geolocation", "format_version": 1,
                                                       "sigma": ["abc", 16, 256], "gallery_file": "g.csv"}))
@@ -493,7 +494,7 @@ def test_release_config_with_bad_sigma_is_refused(tmp_path):
 def test_long_text_is_refused_from_its_length(text, message, tiny_clip, tmp_path, capsys):
     import time
 
-    from geoclip_qgis.core.image_encoder import check_text_query
+    from geoclip_qgis.core.model.image_encoder import check_text_query
 
     t = time.perf_counter()
     if "characters" in message:
@@ -542,7 +543,7 @@ def small_budget(monkeypatch):
 
 @pytest.mark.parametrize("name", list(GALLERY_BREAKERS))
 def test_bad_gallery_csv_api(name, tmp_path, small_budget):
-    from geoclip_qgis.core.gallery import load_gallery
+    from geoclip_qgis.core.model.gallery import load_gallery
 
     path = tmp_path / "gallery.csv"
     breaker, message = GALLERY_BREAKERS[name]
@@ -581,7 +582,7 @@ def special_photos(tmp_path) -> dict:
 
 
 def test_special_files_as_photos_api(special_photos, engine):
-    from geoclip_qgis.core.exif import list_photos
+    from geoclip_qgis.core.io.photos import list_photos
 
     folder = special_photos["folder"]
     listed = [Path(p).name for p in list_photos(folder)]
@@ -607,7 +608,7 @@ def test_special_files_as_photos_cli(special_photos, tiny_clip, tmp_path, capsys
 
 
 def test_special_files_as_photos_worker(special_photos, tiny_clip, tmp_path):
-    from geoclip_qgis.core.worker import Worker
+    from geoclip_qgis.core.service.worker import Worker
 
     folder = special_photos["folder"]
     names = ["good.jpg", "pipe.jpg", "folder.jpg", "device.jpg", "dangling.jpg"]
@@ -625,7 +626,7 @@ def test_special_files_as_photos_worker(special_photos, tiny_clip, tmp_path):
 def test_recursive_listing_follows_links_once_and_says_what_it_skipped(tmp_path, caplog):
     from conftest import make_photo
 
-    from geoclip_qgis.core.exif import list_photos
+    from geoclip_qgis.core.io.photos import list_photos
 
     root = tmp_path / "trip"
     make_photo(root / "a" / "1.jpg")
@@ -662,7 +663,7 @@ def test_huge_fibonacci_gallery_is_refused_before_allocating(spec, tiny_clip, tm
     import time
 
     from geoclip_qgis.core.errors import BudgetError
-    from geoclip_qgis.core.gallery import load_gallery
+    from geoclip_qgis.core.model.gallery import load_gallery
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
@@ -679,15 +680,15 @@ def test_huge_fibonacci_gallery_is_refused_before_allocating(spec, tiny_clip, tm
 
 @pytest.mark.parametrize("spec", ["fibonacci:abc", "fibonacci:-3", "fibonacci:0", "fibonacci:1e9", "fibonaccix"])
 def test_bad_fibonacci_specs(spec):
-    from geoclip_qgis.core.gallery import load_gallery
+    from geoclip_qgis.core.model.gallery import load_gallery
 
     with pytest.raises(GeoClipError):
         load_gallery(spec)
 
 
 def test_cache_path_that_is_a_file_keeps_the_gallery_in_memory(weights, tmp_path, caplog):
-    from geoclip_qgis.core.gallery import Gallery, fibonacci_grid
-    from geoclip_qgis.core.location_encoder import LocationEncoder
+    from geoclip_qgis.core.model.gallery import Gallery, fibonacci_grid
+    from geoclip_qgis.core.model.location_encoder import LocationEncoder
 
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the cache folder should be")
@@ -705,7 +706,7 @@ _FULL_DISK = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # every write past 200 kB fails: a full disk
-from geoclip_qgis.core.cli import main
+from geoclip_qgis.core.service.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -718,7 +719,7 @@ def test_full_cache_disk_cli(tiny_clip, tmp_path):
                            "--device", "cpu", "--gallery", "fibonacci:500", "--top-k", "2", "--cache-dir", str(cache),
                            "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "stay in memory" in proc.stderr and "geoclip_qgis/core/gallery.py" not in proc.stderr
+    assert "stay in memory" in proc.stderr and "geoclip_qgis/core/model/gallery.py" not in proc.stderr
     assert out.is_file() and list(cache.glob("gallery-*")) == [], "no stray temporary file"
 
 
@@ -727,9 +728,9 @@ import os, sys
 os.setgid(65534); os.setuid(65534)
 sys.path.insert(0, sys.argv[1])
 import logging; logging.basicConfig()
-from geoclip_qgis.core.gallery import Gallery, fibonacci_grid
-from geoclip_qgis.core.location_encoder import LocationEncoder
-from geoclip_qgis.core.weights import load_weights
+from geoclip_qgis.core.model.gallery import Gallery, fibonacci_grid
+from geoclip_qgis.core.model.location_encoder import LocationEncoder
+from geoclip_qgis.core.model.weights import load_weights
 w = load_weights(verify=False)
 g = Gallery(fibonacci_grid(200)).attach(LocationEncoder.from_state(w.location), w.digest, sys.argv[2])
 print("cache_file", g.cache_file, tuple(g.embeddings.shape))
@@ -766,7 +767,7 @@ def test_read_only_cache_folder_keeps_the_gallery_in_memory(tmp_path):
     ([], "no points"),
 ])
 def test_check_coordinates_names_what_was_given(value, message):
-    from geoclip_qgis.core.gallery import check_coordinates
+    from geoclip_qgis.core.model.gallery import check_coordinates
 
     with pytest.raises(InputError, match=message) as info:
         check_coordinates(value, "points")
@@ -774,7 +775,7 @@ def test_check_coordinates_names_what_was_given(value, message):
 
 
 def test_check_coordinates_edges_and_files(tmp_path):
-    from geoclip_qgis.core.gallery import check_coordinates, read_coordinates_csv
+    from geoclip_qgis.core.model.gallery import check_coordinates, read_coordinates_csv
 
     ok = check_coordinates([[90, 180], [-90, -180]], "points")
     assert ok.dtype == np.float32 and ok.shape == (2, 2)
@@ -814,7 +815,7 @@ def test_points_to_encode_are_budgeted_api_worker(engine, tmp_path, small_budget
 
 def test_clip_path_that_is_a_file(tmp_path):
     from geoclip_qgis.core.errors import BackboneError
-    from geoclip_qgis.core.image_encoder import resolve_clip_path
+    from geoclip_qgis.core.model.image_encoder import resolve_clip_path
 
     (tmp_path / "clip").write_text("not a folder")
     with pytest.raises(BackboneError, match="CLIP path is not a folder"):
@@ -839,8 +840,8 @@ def nan_clip(tiny_clip, tmp_path) -> Path:
 def test_nan_clip_weights_are_refused_at_first_use(nan_clip, tmp_path, capsys, small_gallery, weights):
     from conftest import make_photo
 
-    from geoclip_qgis.core.engine import GeoClipEngine
     from geoclip_qgis.core.errors import BackboneError
+    from geoclip_qgis.core.model.engine import GeoClipEngine
 
     photo = make_photo(tmp_path / "p.jpg")
     eng = GeoClipEngine(weights=weights, clip_path=str(nan_clip), device="cpu", gallery=small_gallery,
@@ -862,7 +863,7 @@ def test_damaged_exif_costs_the_gps_not_the_photo(tmp_path):
 
     from PIL import Image
 
-    from geoclip_qgis.core.exif import load_photo
+    from geoclip_qgis.core.io.photos import load_photo
 
     tiff = b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x8825, 4, 1, 99999) + struct.pack("<I", 0)
     path = tmp_path / "bad_exif.jpg"

@@ -15,13 +15,13 @@ import pytest
 import rasterio
 import torch
 
-from geoclip_qgis.core.cli import main
-from geoclip_qgis.core.engine import GeoClipEngine
-from geoclip_qgis.core.field import CorruptField, LocationField, build_field, field_dir, find_field
-from geoclip_qgis.core.gallery import HEADER_BYTES, Gallery, fibonacci_grid
-from geoclip_qgis.core.likelihood import likelihood_map
-from geoclip_qgis.core.location_encoder import LocationEncoder
-from geoclip_qgis.core.raster import Grid
+from geoclip_qgis.core.maps.likelihood import likelihood_map
+from geoclip_qgis.core.maps.location_field import CorruptField, LocationField, build_field, field_dir, find_field
+from geoclip_qgis.core.maps.raster import Grid
+from geoclip_qgis.core.model.engine import GeoClipEngine
+from geoclip_qgis.core.model.gallery import HEADER_BYTES, Gallery, fibonacci_grid
+from geoclip_qgis.core.model.location_encoder import LocationEncoder
+from geoclip_qgis.core.service.cli import main
 
 DAMAGES = ["row", "random", "truncate"]
 
@@ -111,7 +111,7 @@ def test_damaged_gallery_cache_cli(how, tiny_clip, tmp_path, caplog):
 
 
 def _worker_rows(op: str, params: dict) -> list:
-    from geoclip_qgis.core.worker import Worker
+    from geoclip_qgis.core.service.worker import Worker
 
     sent: list = []
     Worker(sent.append).handle({"id": 1, "op": op, "params": params})

@@ -17,7 +17,7 @@ def _points(n: int = 1200) -> np.ndarray:
 def test_matches_official_location_encoder(weights):
     from geoclip import LocationEncoder as Official
 
-    from geoclip_qgis.core.location_encoder import LocationEncoder
+    from geoclip_qgis.core.model.location_encoder import LocationEncoder
 
     ours = LocationEncoder.from_state(weights.location)
     official = Official().eval()
@@ -29,7 +29,7 @@ def test_matches_official_location_encoder(weights):
 
 
 def test_batched_encode_equals_single_pass(weights):
-    from geoclip_qgis.core.location_encoder import LocationEncoder
+    from geoclip_qgis.core.model.location_encoder import LocationEncoder
 
     enc = LocationEncoder.from_state(weights.location)
     pts = _points(300)
@@ -43,7 +43,7 @@ def test_batched_encode_equals_single_pass(weights):
 
 def test_equal_earth_known_values():
     """Equator/Greenwich maps to the origin; the projection is odd in lat and lon and bounded."""
-    from geoclip_qgis.core.location_encoder import equal_earth
+    from geoclip_qgis.core.model.location_encoder import equal_earth
 
     xy = equal_earth(torch.tensor([[0.0, 0.0], [30.0, 60.0], [-30.0, -60.0], [90.0, 180.0]]))
     assert torch.allclose(xy[0], torch.zeros(2))
@@ -55,7 +55,7 @@ def test_lattice_encoding_is_within_the_score_bound_of_the_encoder(weights):
     """Lattice maps run each capsule on nodes spaced by its frequency and interpolate: the sigma = 256 capsule stays
     dense at 0.005°, and similarities stay within 5e-4 of the dense encoder's (0.02 nats at GeoCLIP's logit scale,
     the bound for stored fields). A lattice across the antimeridian is encoded cell by cell, exactly."""
-    from geoclip_qgis.core.location_encoder import LocationEncoder
+    from geoclip_qgis.core.model.location_encoder import LocationEncoder
 
     enc = LocationEncoder.from_state(weights.location)
     scale = float(np.exp(weights.logit_scale)) if hasattr(weights, "logit_scale") else 39.69

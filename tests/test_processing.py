@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("qgis_processing")
 def provider(qgis_processing, cache_dir, tiny_clip):
     from qgis.core import QgsApplication
 
-    from geoclip_qgis.engine_client import shutdown_shared
+    from geoclip_qgis.client.engine_client import shutdown_shared
     from geoclip_qgis.processing.provider import GeoClipProvider
 
     os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
@@ -171,7 +171,7 @@ class KillAfterFirstRow:
         class Feedback(QgsProcessingFeedback):
             def setProgressText(self, text):  # called with each finished photo's path
                 super().setProgressText(text)
-                from geoclip_qgis.engine_client import shared_client
+                from geoclip_qgis.client.engine_client import shared_client
 
                 if text.endswith(".jpg") and not getattr(self, "killed", False):
                     self.killed = True
@@ -190,7 +190,7 @@ def _many_photos(folder: Path, n: int) -> Path:
 def test_worker_killed_mid_job_keeps_rows_and_recovers(provider, tiny_clip, tmp_path):
     from qgis.core import QgsVectorLayer
 
-    from geoclip_qgis.engine_client import shared_client
+    from geoclip_qgis.client.engine_client import shared_client
 
     folder = _many_photos(tmp_path / "many", 12)
     killer = KillAfterFirstRow()
@@ -236,12 +236,12 @@ def test_resume_skips_photos_already_done(provider, tiny_clip, tmp_path):
 
 
 def test_engine_not_installed_is_explained(provider, tmp_path, monkeypatch):
-    from geoclip_qgis.engine_client import EngineClient, EngineNotInstalled, engine_python
+    from geoclip_qgis.client.engine_client import EngineClient, EngineNotInstalled, engine_python
 
-    monkeypatch.setattr("geoclip_qgis.engine_client.setting", lambda key, default=None: default)
+    monkeypatch.setattr("geoclip_qgis.client.engine_client.setting", lambda key, default=None: default)
     monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", str(tmp_path / "nope" / "python"))
-    monkeypatch.setattr("geoclip_qgis.engine_client.PLUGIN_DIR", tmp_path / "plugin")
-    monkeypatch.setattr("geoclip_qgis.engine_client.managed_env_dir", lambda: tmp_path / "managed")
+    monkeypatch.setattr("geoclip_qgis.client.engine_client.PLUGIN_DIR", tmp_path / "plugin")
+    monkeypatch.setattr("geoclip_qgis.client.engine_client.managed_env_dir", lambda: tmp_path / "managed")
     with pytest.raises(EngineNotInstalled, match="not installed"):
         engine_python()
     with pytest.raises(EngineNotInstalled):
@@ -266,7 +266,7 @@ sys.stdin.readline()
 def test_worker_env_and_undecodable_output(tmp_path, monkeypatch):
     """QGIS's PYTHONHOME/PYTHONPATH do not reach the worker (a PYTHONHOME that would break it is set here), it runs in
     UTF-8 mode, and bytes that are not UTF-8 on its stdout and stderr neither kill a reader nor block the worker."""
-    from geoclip_qgis.engine_client import PLUGIN_DIR, EngineClient
+    from geoclip_qgis.client.engine_client import PLUGIN_DIR, EngineClient
 
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE_WORKER, encoding="utf-8")
@@ -294,7 +294,7 @@ def test_map_tip_photo_links_match_qurl(qgis_new_project):
     from qgis.core import QgsExpression, QgsExpressionContext, QgsExpressionContextScope, QgsFeature
     from qgis.PyQt.QtCore import QUrl
 
-    from geoclip_qgis.layers import PHOTO_URL, prediction_fields
+    from geoclip_qgis.layers.results import PHOTO_URL, prediction_fields
 
     cases = [("/home/ann/a b.jpg", "", "/home/ann/a b.jpg"), ("C:\\Photos\\a.jpg", "", "C:/Photos/a.jpg"),
              ("\\\\server\\share\\a.jpg", "", "//server/share/a.jpg"), ("sub/a.jpg", "/proj", "/proj/sub/a.jpg"),
@@ -449,7 +449,7 @@ def test_processing_sends_the_canonical_engine_options(provider, tiny_clip):
     """Processing's engine options are engine_client.engine_defaults (the dock's), with the run's overrides."""
     from qgis.core import QgsProcessingContext
 
-    from geoclip_qgis.engine_client import canonical_engine_options, engine_defaults
+    from geoclip_qgis.client.engine_client import canonical_engine_options, engine_defaults
     from geoclip_qgis.processing.geolocate_text import GeolocateText
 
     alg = GeolocateText()
@@ -469,7 +469,7 @@ def test_a_queued_run_says_what_it_waits_for_and_can_be_cancelled(provider):
 
     from qgis.core import QgsProcessingFeedback
 
-    from geoclip_qgis.engine_client import shared_client
+    from geoclip_qgis.client.engine_client import shared_client
     from geoclip_qgis.processing.geolocate_text import GeolocateText
 
     class Log(QgsProcessingFeedback):

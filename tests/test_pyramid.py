@@ -14,9 +14,9 @@ from test_field import CountingEncoder
 from test_rasters import photo_like_query
 
 from geoclip_qgis.core import cancel
-from geoclip_qgis.core import field as field_mod
-from geoclip_qgis.core.engine import GeoClipEngine
-from geoclip_qgis.core.field import (
+from geoclip_qgis.core.maps import location_field as field_mod
+from geoclip_qgis.core.maps.likelihood import likelihood_map
+from geoclip_qgis.core.maps.location_field import (
     LocationField,
     build_field,
     build_pyramid,
@@ -26,8 +26,8 @@ from geoclip_qgis.core.field import (
     find_field,
     view_grid,
 )
-from geoclip_qgis.core.likelihood import likelihood_map
-from geoclip_qgis.core.raster import Grid
+from geoclip_qgis.core.maps.raster import Grid
+from geoclip_qgis.core.model.engine import GeoClipEngine
 
 WORLD10 = Grid.over(None, 10.0)  # 36 x 18
 
@@ -162,7 +162,7 @@ def test_view_grid_reads_the_engines_fields(private_engine):
 def test_views_partly_inside_fields_encode_only_the_rest(private_engine, tmp_path):
     """A view reaching past regional fields reads what they hold and encodes the other cells; across the
     antimeridian too. The map equals the encoder's."""
-    from geoclip_qgis.core.features import similarity_raster
+    from geoclip_qgis.core.maps.encoder_rasters import similarity_raster
 
     eng = private_engine
     grid = Grid.over((175, -5, -175, 5), 1.0)  # 10 x 10, across the antimeridian

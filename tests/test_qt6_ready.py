@@ -267,8 +267,8 @@ def test_qgis_enums_are_scoped_and_exist():
 
 
 def test_qgis_field_types_without_qvariant():
-    """layers.py names QMetaType types; on QGIS 3.22 QgsField still gets the QVariant.Type with the same number."""
-    from geoclip_qgis.layers import failed_fields, prediction_fields
+    """layers/results.py names QMetaType types; on QGIS 3.22 QgsField gets the QVariant.Type with the same number."""
+    from geoclip_qgis.layers.results import failed_fields, prediction_fields
 
     kinds = {f.name(): int(f.type()) for f in prediction_fields()}
     assert (kinds["photo"], kinds["rank"], kinds["probability"]) == (10, 2, 6)  # QString, Int, Double

@@ -10,15 +10,15 @@ import rasterio
 import torch
 
 from geoclip_qgis.core.errors import BudgetError, InputError
-from geoclip_qgis.core.features import feature_raster, pca_raster, similarity_raster
-from geoclip_qgis.core.likelihood import (
+from geoclip_qgis.core.maps.encoder_rasters import feature_raster, pca_raster, similarity_raster
+from geoclip_qgis.core.maps.likelihood import (
     LikelihoodMapper,
     density_from_scores,
     fused_query,
     likelihood_map,
     write_likelihood,
 )
-from geoclip_qgis.core.raster import EARTH_RADIUS_KM, Grid, check_budget, render_preview
+from geoclip_qgis.core.maps.raster import EARTH_RADIUS_KM, Grid, check_budget, render_preview
 
 
 def photo_like_query(engine, lat, lon, seed=0, weight=0.55):

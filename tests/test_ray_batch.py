@@ -15,9 +15,9 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'geoclip-qgis[ray]'); not installed")
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ray[data]')")
 
-from geoclip_qgis.core import cli  # noqa: E402
-from geoclip_qgis.core.export import journal_path  # noqa: E402
-from geoclip_qgis.core.ray_batch import Predictor, read_table, run_batch  # noqa: E402
+from geoclip_qgis.core.io.results import journal_path  # noqa: E402
+from geoclip_qgis.core.service import cli  # noqa: E402
+from geoclip_qgis.core.service.ray_batch import Predictor, read_table, run_batch  # noqa: E402
 
 
 class CrashOnce(Predictor):
@@ -88,7 +88,7 @@ def _same(a: list, b: list, columns: list) -> None:
 
 
 def test_ray_batch_matches_the_cli(cluster, setup, tmp_path):
-    from geoclip_qgis.core.ray_batch import TABLES
+    from geoclip_qgis.core.service.ray_batch import TABLES
 
     out = tmp_path / "dataset"
     rc = cli.main(["photos", *setup["photos"], "--ray=local", "-o", str(out), *setup["opts"]])

@@ -8,12 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from geoclip_qgis.core.errors import InputError
-from geoclip_qgis.core.geodesy import EARTH_RADIUS_KM as R
-from geoclip_qgis.core.likelihood import LikelihoodMap
-from geoclip_qgis.core.places import unit_vectors
-from geoclip_qgis.core.raster import Grid
-from geoclip_qgis.core.regions import (
+from geoclip_qgis.core.answers.places import unit_vectors
+from geoclip_qgis.core.answers.regions import (
     confidence_regions,
     format_area,
     hdr_level_at,
@@ -21,6 +17,10 @@ from geoclip_qgis.core.regions import (
     region_features,
     summary,
 )
+from geoclip_qgis.core.errors import InputError
+from geoclip_qgis.core.maps.likelihood import LikelihoodMap
+from geoclip_qgis.core.maps.raster import Grid
+from geoclip_qgis.shared.geodesy import EARTH_RADIUS_KM as R
 
 pytest.importorskip("scipy")
 KAPPA = 300.0

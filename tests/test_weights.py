@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from geoclip_qgis.core.errors import WeightsError
-from geoclip_qgis.core.weights import KNOWN_SHA256, load_weights, sha256_file, wheel_data_dir
+from geoclip_qgis.core.model.weights import KNOWN_SHA256, load_weights, sha256_file, wheel_data_dir
 
 
 def _copy_wheel(tmp_path: Path) -> Path:

@@ -1,6 +1,6 @@
 """The GeoCLIP engine: torch, transformers, numpy, rasterio, Pillow; never qgis or PyQt.
 
-Nothing heavy is imported here, so `python -m geoclip_qgis.core.worker` and the CLI start fast and the
+Nothing heavy is imported here, so `python -m geoclip_qgis.core.service.worker` and the CLI start fast and the
 QGIS side can import `geoclip_qgis` without pulling torch in.
 """
 

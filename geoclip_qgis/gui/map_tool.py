@@ -26,9 +26,9 @@ from qgis.gui import QgsMapToolEmitPoint
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QProgressBar, QPushButton
 
-from ..layers import style_similarity
-from . import settings
-from .settings import tr
+from ..layers.results import style_similarity
+from . import settings_dialog as settings
+from .settings_dialog import tr
 from .tasks import EngineTask
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -98,8 +98,8 @@ def _crosses_antimeridian(lons: List[float], densify: int) -> bool:
 def raster_request(extent, crs: Optional[QgsCoordinateReferenceSystem] = None,
                    view_px: Tuple[int, int] = (1800, 900)) -> dict:
     """The visible extent (see visible_extent_4326) and the view's size in pixels: the engine picks the resolution
-    by its one rule (core/field.py `choose_resolution`: ~3 screen pixels a cell, the finest built field covering
-    the view, the encoder only where none does), the same rule as Processing's "auto"."""
+    by its one rule (core/maps/location_field.py `choose_resolution`: ~3 screen pixels a cell, the finest built
+    field covering the view, the encoder only where none does), the same rule as Processing's "auto"."""
     ext = visible_extent_4326(extent, crs or WGS84)
     return {"extent": [round(v, 6) for v in ext], "resolution": "auto",
             "view_px": [max(1, int(view_px[0])), max(1, int(view_px[1]))]}

@@ -12,7 +12,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QImageReader, QPixmap
 from qgis.PyQt.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from .settings import tr
+from .settings_dialog import tr
 
 
 def resolve(path: str) -> str:

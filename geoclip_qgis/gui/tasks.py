@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from ..engine_client import OP_WORDS, EngineError, shared_client, waiting_text
+from ..client.engine_client import OP_WORDS, EngineError, shared_client, waiting_text
 
 _gate = threading.Lock()  # one GUI job at a time, acquired with a timeout so that a waiting job can be cancelled
 _running: Dict[str, str] = {}  # the description of the job that holds the gate

@@ -30,7 +30,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
+from ..client.engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]  # sent values; index 0 means "the plugin's device setting" (auto unless set)

@@ -21,8 +21,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..core.protocol import IMAGE_SUFFIXES
-from ..layers import (
+from ..layers.results import (
     failed_feature,
     failed_fields,
     iter_paths_from_layer,
@@ -35,24 +34,14 @@ from ..layers import (
     summary_feature,
     summary_fields,
 )
+from ..shared import photo_list
 from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
 
 
 def list_folder(folder: str, recursive: bool) -> List[str]:
-    root = Path(folder)
-    pattern = "**/*" if recursive else "*"
-    return sorted(str(p) for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def unique(paths: List[str]) -> List[str]:
-    seen, out = set(), []
-    for p in paths:
-        key = os.path.realpath(p)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
+    """The one listing rule (shared/photo_list.py), as the CLI and the dock read a folder."""
+    return photo_list.list_photos(folder, recursive)
 
 
 class GeolocatePhotos(GeoClipAlgorithm):
@@ -108,7 +97,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
             if not field:
                 raise QgsProcessingException(tr("Choose the field that holds the photo paths"))
             paths += list(iter_paths_from_layer(source, field))
-        paths = unique(paths)
+        paths = photo_list.unique(paths)
         previous = self.parameterAsSource(parameters, "RESUME_FROM", context)
         if previous is not None and paths:
             home = context.project().homePath() if context.project() else ""

@@ -13,7 +13,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..layers import prediction_features, prediction_fields, style_likelihood, style_predictions
+from ..layers.results import prediction_features, prediction_fields, style_likelihood, style_predictions
 from .base import GeoClipAlgorithm, tr, tr_noop
 from .geolocate_photos import AnswerSinks, add_answer_sinks
 from .postprocess import StyleOnLoad

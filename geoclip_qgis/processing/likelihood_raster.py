@@ -22,7 +22,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..layers import region_fields, style_likelihood, style_regions
+from ..layers.results import region_fields, style_likelihood, style_regions
 from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
 

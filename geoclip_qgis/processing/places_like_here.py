@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..layers import style_similarity
+from ..layers.results import style_similarity
 from .base import GeoClipAlgorithm, tr, tr_noop
 from .postprocess import StyleOnLoad
 

@@ -1,0 +1,1 @@
+"""QGIS's side of the engine without widgets: the worker client, one settings store, logging."""

@@ -1,0 +1,399 @@
+"""QGIS's side of the engine worker: start it, send requests, stream progress and rows back, restart on crash.
+
+Only the standard library and core.protocol are used here, so QGIS never loads torch. A request blocks the calling
+thread (a QgsTask or a Processing algorithm's thread, never the GUI thread), polling `is_cancelled` so a cancel
+reaches the worker within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Deque, Dict, List, Optional
+
+from ..shared import protocol
+
+# One definition each, shared with the worker (every request carries all the engine options, so the dock, the
+# map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
+from ..shared.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
+SETTINGS_PREFIX = "geoclip"
+LOG_TAG = "GeoCLIP"  # the Log Messages panel's tab
+# What a waiting request is told it waits for (op -> words); other ops are named as they are.
+OP_WORDS = {"build_field": "the field build", "geolocate_images": "the photo geolocation",
+            "geolocate_text": "the text query", "likelihood": "the likelihood map", "similar": "'places like here'",
+            "features": "the feature raster", "info": "the engine check", "field_status": "the field check",
+            "download_clip": "the CLIP download", "encode_locations": "the location encoding"}
+
+
+def waiting_text(what: str) -> str:
+    """What a request queued behind another says (the dock's status, Processing's log): one wording for both."""
+    return f"Waiting for {what} to finish…"
+
+
+class EngineError(Exception):
+    """The worker refused a request (bad input, missing model); `info` holds code, message, path, hint."""
+
+    def __init__(self, info: Dict[str, Any]):
+        self.info = info
+        self.code = info.get("code", "error")
+        super().__init__(info.get("message") or "engine error")
+
+
+class WorkerCrashed(EngineError):
+    """The worker process died; the next request starts a new one."""
+
+
+class EngineNotInstalled(EngineError):
+    pass
+
+
+def setting(key: str, default: Any = None) -> Any:
+    """A plugin setting from QgsSettings when QGIS is there, else the default."""
+    try:
+        from qgis.core import QgsSettings
+    except ImportError:
+        return default
+    return QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", default)
+
+
+def data_dir() -> Path:
+    """The plugin's own data (engine venv, models, cache): in the QGIS settings folder, so upgrades keep it."""
+    try:
+        from qgis.core import QgsApplication
+
+        base = Path(QgsApplication.qgisSettingsDirPath())
+    except ImportError:
+        base = Path.home() / ".local" / "share" / "geoclip_qgis"
+    return base / "geoclip"
+
+
+def managed_env_dir() -> Path:
+    """Where the GUI's installer puts the engine's venv."""
+    return data_dir() / "engine-venv"
+
+
+def default_cache_dir() -> Path:
+    """$GEOCLIP_QGIS_CACHE; else the OS's cache folder (platformdirs: ~/.cache, %LOCALAPPDATA%, ~/Library/Caches)
+    when QGIS's Python has platformdirs; else, and for users who already have one, the cache in the settings folder."""
+    if os.environ.get("GEOCLIP_QGIS_CACHE"):
+        return Path(os.environ["GEOCLIP_QGIS_CACHE"])
+    legacy = data_dir() / "cache"
+    try:
+        import platformdirs
+    except ImportError:
+        return legacy
+    return legacy if legacy.is_dir() else Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
+
+
+def engine_defaults(**overrides: Any) -> Dict[str, Any]:
+    """THE engine options: the plugin settings (engine Python aside) in canonical form, with `overrides` (a
+    Processing run's parameters) on top where they are not empty. The dock, the map tool, the manager and
+    Processing all send this, so they share one loaded engine (the worker keys it on these options) and one
+    gallery cache; a `cuda:1` setting stays `cuda:1`."""
+    opts: Dict[str, Any] = {key: str(setting(key, "") or "") for key in ("clip_path", "weights", "cache_dir",
+                                                                          "device", "gallery")}
+    opts["cache_dir"] = opts["cache_dir"] or str(default_cache_dir())
+    opts.update({k: v for k, v in overrides.items() if v not in (None, "")})
+    return canonical_engine_options(opts)
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Dict[str, str]:
+    """The environment for the engine's Python (the worker, pip): QGIS's PYTHONHOME/PYTHONPATH point at QGIS's own
+    Python (OSGeo4W, QGIS.app) and would break another one, so they are dropped; the plugin's parent folder is the
+    path, so `python -m geoclip_qgis.core.service.worker` imports this copy. UTF-8 mode makes paths and messages
+    cross the pipes the same way on Windows as elsewhere. For the worker (`worker=True`) it also names this process in
+    $GEOCLIP_PARENT_PID: the worker exits when QGIS is gone, even when QGIS was killed."""
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if k.upper() not in ("PYTHONHOME", "PYTHONPATH", PARENT_ENV)}
+    env.update(PYTHONPATH=str(PLUGIN_DIR.parent), PYTHONUTF8="1", PYTHONIOENCODING="utf-8")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if worker:
+        env[PARENT_ENV] = str(os.getpid())
+    return env
+
+
+def log_message(text: str, level: str = "info") -> None:
+    """One line to QGIS's Log Messages panel, GeoCLIP tab (QgsMessageLog is thread-safe: the reader threads call
+    it); outside QGIS (the CLI, tests without QGIS) nothing happens."""
+    try:
+        from qgis.core import Qgis, QgsMessageLog
+    except ImportError:
+        return
+    levels = {"warning": Qgis.MessageLevel.Warning, "critical": Qgis.MessageLevel.Critical,
+              "error": Qgis.MessageLevel.Critical}
+    QgsMessageLog.logMessage(text, LOG_TAG, levels.get(level, Qgis.MessageLevel.Info), False)
+
+
+def stderr_level(line: str) -> str:
+    """The Log Messages level of one worker stderr line: tracebacks and errors critical, warnings warning."""
+    low = line.lower()
+    if "traceback" in low or "error" in low or "exception" in low:
+        return "critical"
+    return "warning" if "warn" in low else "info"
+
+
+def engine_python() -> str:
+    """The engine's Python: setting, then $GEOCLIP_ENGINE_PYTHON, then a checkout's .venv, then the managed venv."""
+    candidates = [setting("engine_python", ""), os.environ.get(ENGINE_PYTHON_ENV, ""),
+                  str(venv_python(PLUGIN_DIR.parent / ".venv")), str(venv_python(managed_env_dir()))]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return str(c)
+    raise EngineNotInstalled({
+        "code": "not_installed",
+        "message": "the GeoCLIP engine (a Python with torch) is not installed",
+        "hint": "open GeoCLIP > Engine and models and click 'Install engine', or set the engine Python in settings",
+    })
+
+
+class EngineClient:
+    """One long-lived worker process; requests are served one at a time, in order."""
+
+    def __init__(self, python: Optional[str] = None, startup_timeout: float = 120.0):
+        self.python = python
+        self.startup_timeout = startup_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self.messages: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
+        self.stderr_tail: Deque[str] = collections.deque(maxlen=60)
+        self.ids = itertools.count(1)
+        self.lock = threading.Lock()  # one request at a time
+        self.ready: Dict[str, Any] = {}
+        self.restarts = 0
+        self.running_op: Optional[str] = None  # the op of the request holding the lock (what others wait for)
+        self.running_id: Optional[int] = None
+        self.log_to_qgis = True  # worker stderr lines and log messages go to the Log Messages panel
+        self.stopping = False  # shutdown() was asked: the worker's end is not a crash
+
+    # ---- process life -----------------------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        self.stopping = False
+        python = self.python or engine_python()
+        self.messages = queue.Queue()
+        self.stderr_tail.clear()
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        self.proc = subprocess.Popen(
+            [python, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=child_env(worker=True), text=True, encoding="utf-8", errors="replace",
+            bufsize=1,
+            creationflags=flags,
+        )
+        threading.Thread(target=self._read_stdout, args=(self.proc, self.messages), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True).start()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            msg = self._next(deadline)
+            if msg is not None and msg.get("type") == "ready":
+                self.ready = msg
+                return
+
+    def _read_stdout(self, proc: subprocess.Popen, messages: queue.Queue) -> None:
+        """Undecodable bytes arrive as U+FFFD (errors="replace"), so no line can end this thread early; the end of
+        stream is always reported, to this process's queue (a restarted worker has its own)."""
+        try:
+            for line in proc.stdout:
+                try:
+                    msg = protocol.decode(line)
+                except ValueError:
+                    self.stderr_tail.append(f"(unframed stdout) {line.rstrip()}")
+                    continue
+                if msg.get("type") == "log":  # the worker's warnings: to the log, never to a request
+                    text = str(msg.get("message", ""))
+                    self.stderr_tail.append(f"({msg.get('level', 'info')}) {text}")
+                    if self.log_to_qgis:
+                        log_message(text, str(msg.get("level", "info")))
+                    continue
+                messages.put(msg)
+        except (OSError, ValueError):  # our end of the pipe was closed (_release)
+            pass
+        finally:
+            messages.put(None)  # end of stream: the process is gone
+
+    def _read_stderr(self, proc: subprocess.Popen) -> None:
+        """Drained to the end whatever it holds: a full stderr pipe would block the worker (Windows' is small)."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in proc.stderr:
+                line = line.rstrip()
+                self.stderr_tail.append(line)
+                if self.log_to_qgis and line:
+                    log_message(f"worker: {line}", stderr_level(line))
+
+    def _next(self, deadline: Optional[float]) -> Optional[Dict[str, Any]]:
+        while True:
+            try:
+                msg = self.messages.get(timeout=0.1)
+            except queue.Empty:
+                if not self.alive:
+                    self._crashed()
+                if deadline is not None and time.monotonic() > deadline:
+                    self.kill()
+                    raise WorkerCrashed({"code": "timeout", "message": "the engine worker did not answer in time",
+                                         "hint": "see the log for details"}) from None
+                return None
+            if msg is None:
+                self._crashed()
+            return msg
+
+    def _release(self) -> None:
+        """Close our ends of the pipes (the reader threads end with them) and forget the process."""
+        if self.proc is not None:
+            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
+        self.proc = None
+
+    def _crashed(self) -> None:
+        code = self.proc.poll() if self.proc else None
+        tail = "\n".join(list(self.stderr_tail)[-15:])
+        self._release()
+        if self.stopping:
+            raise WorkerCrashed({"code": "stopped", "message": "the GeoCLIP engine was stopped (plugin unloaded or "
+                                                               "engine changed)", "hint": ""})
+        self.restarts += 1
+        if self.log_to_qgis:
+            log_message(f"the engine worker stopped (exit code {code}); last lines:\n{tail}", "critical")
+        raise WorkerCrashed({"code": "crashed", "message": f"the GeoCLIP engine stopped (exit code {code})",
+                             "hint": "it restarts on the next request" + (
+                                 "; its last messages:\n" + tail if tail else
+                                 "; it left no message (see View › Panels › Log Messages, GeoCLIP tab)")})
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def shutdown(self, wait: bool = True, timeout: float = 5.0) -> None:
+        """Stop the worker: cancel the running request, ask it to shut down and close its stdin (it exits on EOF
+        too). `wait=False` (plugin unload, QGIS quitting, the GUI thread) returns at once: a daemon thread waits
+        for the exit and kills the worker after `timeout`; were QGIS gone first, the worker still exits by itself
+        (stdin EOF, parent gone)."""
+        proc = self.proc
+        self.stopping = True
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if self.running_id is not None:
+                    proc.stdin.write(protocol.encode({"op": "cancel", "target": self.running_id}))
+                proc.stdin.write(protocol.encode({"op": "shutdown"}))
+                proc.stdin.flush()
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                proc.stdin.close()
+
+            def reap() -> None:
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(OSError):
+                        proc.kill()
+                    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                        proc.wait(timeout=10)
+
+            if wait:
+                reap()
+            else:
+                threading.Thread(target=reap, name="geoclip-worker-reaper", daemon=True).start()
+        if wait or proc is None or proc.poll() is not None:
+            self._release()
+        else:  # the reader threads end when the worker does; only forget the process here
+            self.proc = None
+
+    # ---- requests ---------------------------------------------------------------------------------------------
+    def _send(self, message: Dict[str, Any]) -> None:
+        try:
+            self.proc.stdin.write(protocol.encode(message))
+            self.proc.stdin.flush()
+        except (OSError, AttributeError):
+            self._crashed()
+
+    def call(self, op: str, params: Optional[Dict[str, Any]] = None, *,
+             on_progress: Optional[Callable[[int, int, str], None]] = None,
+             on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
+             is_cancelled: Optional[Callable[[], bool]] = None, timeout: Optional[float] = None,
+             on_waiting: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+        """Run one request to completion; rows arrive through `on_row` as the worker finishes them.
+
+        Requests run one at a time. While another holds the worker, `on_waiting("Waiting for the field build to
+        finish")` is called (once, and again if the request it waits for changes), and `is_cancelled` is polled:
+        a request cancelled while it waits returns {"cancelled": True, "started": False} without ever reaching
+        the worker."""
+        waited_for: Optional[str] = None
+        while not self.lock.acquire(timeout=0.1):
+            if is_cancelled is not None and is_cancelled():
+                return {"cancelled": True, "started": False}
+            running = self.running_op
+            if on_waiting is not None and running and running != waited_for:
+                waited_for = running
+                on_waiting(waiting_text(OP_WORDS.get(running, running)))
+        try:
+            if is_cancelled is not None and is_cancelled():
+                return {"cancelled": True, "started": False}
+            self.running_op = op
+            if not self.alive:
+                self.start()
+            rid = next(self.ids)
+            self.running_id = rid
+            self._send(protocol.request(rid, op, **(params or {})))
+            deadline = None if timeout is None else time.monotonic() + timeout
+            cancel_sent = False
+            while True:
+                if is_cancelled is not None and not cancel_sent and is_cancelled():
+                    self._send({"op": "cancel", "target": rid})
+                    cancel_sent = True
+                msg = self._next(deadline)
+                if msg is None or msg.get("id") != rid:
+                    continue
+                kind = msg.get("type")
+                if kind == "progress" and on_progress:
+                    on_progress(int(msg.get("done", 0)), int(msg.get("total", 0)), str(msg.get("message", "")))
+                elif kind == "row" and on_row:
+                    on_row(msg["data"])
+                elif kind == "result":
+                    return msg["data"]
+                elif kind == "error":
+                    raise EngineError(msg["error"])
+        finally:
+            self.running_op = self.running_id = None
+            self.lock.release()
+
+    def diagnostics(self) -> List[str]:
+        return list(self.stderr_tail)
+
+
+_shared: Optional[EngineClient] = None
+_shared_lock = threading.Lock()
+
+
+def shared_client() -> EngineClient:
+    """The session's one worker (the model stays loaded between algorithm runs)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = EngineClient()
+        return _shared
+
+
+def shutdown_shared(wait: bool = True) -> None:
+    """Stop the session's worker; the next request starts a new one (after a change of engine Python). On the GUI
+    thread pass wait=False: it returns at once and the worker is reaped in the background."""
+    global _shared
+    with _shared_lock:
+        client, _shared = _shared, None
+    if client is not None:
+        client.shutdown(wait=wait)

@@ -1,0 +1,1 @@
+"""Answers from scores: distinct places, their names, confidence regions, areas of interest."""

@@ -1,0 +1,1 @@
+"""Maps: the raster grid, location fields and their pyramid, likelihood, encoder rasters."""

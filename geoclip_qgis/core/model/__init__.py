@@ -1,0 +1,1 @@
+"""The models: engine, CLIP towers, location encoder, weights, gallery, device and precision."""

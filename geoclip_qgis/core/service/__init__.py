@@ -1,0 +1,1 @@
+"""The front doors of the engine: the worker, the CLI, the Ray batch, evaluation."""

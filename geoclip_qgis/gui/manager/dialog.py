@@ -1,0 +1,695 @@
+"""Engine and model manager: what is installed, one-click engine install, CLIP download or import, the world
+location field (one-time encoding that makes 0.1° world rasters take seconds), diagnostics."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+from qgis.core import Qgis, QgsApplication, QgsProxyProgressTask, QgsTask
+from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QApplication,
+    QDialog,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from ...client import downloader
+from ...client.engine_client import (
+    EngineError,
+    child_env,
+    data_dir,
+    engine_python,
+    managed_env_dir,
+    shared_client,
+    shutdown_shared,
+    venv_python,
+)
+from ...shared import protocol
+from .. import settings_dialog as settings
+from ..settings_dialog import redact, tr
+
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "resources" / "engine-requirements.txt"
+WORLD_FIELD_RES = 0.1  # the lattice the dock's "auto" likelihood resolution and the 10 s goal refer to
+CLIP_HUB_ID = "openai/clip-vit-large-patch14"
+NO_CONNECTION = "no connection to the model host"
+TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
+
+
+def nvidia_driver() -> Optional[str]:
+    """The NVIDIA driver version when nvidia-smi works, else None. It can take seconds (the driver wakes up), so it
+    runs in DriverProbe, never on the GUI thread; on Windows it opens no console window."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                             text=True, errors="replace", timeout=10,
+                             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+class DriverProbe(QgsTask):
+    """nvidia_driver() on a QGIS worker thread; `found` carries the answer (a version or None) to the main thread."""
+
+    found = pyqtSignal(object)
+
+    def __init__(self):
+        super().__init__(tr("GeoCLIP: looking for an NVIDIA driver"), QgsTask.Flag.CanCancel)
+        self.driver: Optional[str] = None
+
+    def run(self) -> bool:
+        self.driver = nvidia_driver()
+        return True
+
+    def finished(self, ok: bool) -> None:  # main thread
+        self.found.emit(self.driver)
+
+
+def _python_candidates() -> Iterator[Path]:
+    """Where QGIS's own Python is. sys.executable is QGIS itself inside QGIS (qgis-bin.exe on Windows, the QGIS
+    binary in QGIS.app on macOS) and the interpreter only elsewhere (qgis_process, Linux builds, a venv)."""
+    if Path(sys.executable).name.lower().startswith("python"):
+        yield Path(sys.executable)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    prefixes = dict.fromkeys(filter(None, (sys.exec_prefix, sys.prefix, getattr(sys, "base_exec_prefix", ""),
+                                           getattr(sys, "base_prefix", ""))))
+    for prefix in map(Path, prefixes):
+        if sys.platform == "win32":  # OSGeo4W and the standalone installer: <root>/apps/Python3xx/python.exe
+            yield prefix / "python.exe"
+        else:  # QGIS.app: Contents/Frameworks/Python.framework/Versions/3.x/bin or Contents/MacOS/bin; Linux: /usr
+            yield from (prefix / "bin" / version, prefix / "bin" / "python3")
+    if sys.platform != "win32":  # never a Windows PATH python: the Store's python.exe stub opens the Store
+        found = shutil.which(version) or shutil.which("python3")
+        if found:
+            yield Path(found)
+
+
+def base_python() -> str:
+    """The Python to create the engine's venv from: QGIS's own, found from sys.prefix/sys.exec_prefix."""
+    for candidate in _python_candidates():
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise FileNotFoundError(f"no Python found to create the engine environment (looked in {sys.prefix})")
+
+
+def torch_requirement() -> str:
+    """The torch line of the engine requirements: one definition of the versions the engine supports."""
+    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
+        spec = line.split("#")[0].strip()
+        if spec.split(";")[0].strip().startswith("torch") and spec[len("torch"):][:1] in ("", "=", "<", ">", "~", "!"):
+            return spec
+    return "torch"
+
+
+def torch_build(system: str, driver: Optional[str]) -> Tuple[str, Optional[str]]:
+    """(label, pip index URL or None for PyPI) for the torch build that suits this machine. macOS: PyPI's wheel,
+    which has the Apple GPU (MPS) backend; Linux and Windows: the CUDA build when nvidia-smi shows a driver, else
+    the CPU build (Linux's PyPI wheel would pull CUDA libraries no one uses)."""
+    if system == "darwin":
+        return tr("Apple GPU (MPS) / CPU"), None
+    if driver:
+        return "CUDA", TORCH_INDEX["cuda"]
+    return "CPU", TORCH_INDEX["cpu"]
+
+
+def install_steps(venv: Path, driver: Optional[str], system: str = sys.platform) -> List[Tuple[str, str, List[str]]]:
+    """(title, program, arguments) for each step of the engine install, run in order by QProcess."""
+    py = str(venv_python(venv))
+    label, index = torch_build(system, driver)
+    return [
+        (tr("Creating the environment"), base_python(), ["-m", "venv", str(venv)]),
+        (tr("Updating pip"), py, ["-m", "pip", "install", "-U", "pip"]),
+        (tr("Installing PyTorch ({})").format(label), py,
+         ["-m", "pip", "install", torch_requirement()] + (["--index-url", index] if index else [])),
+        (tr("Installing transformers, rasterio and the rest"), py,
+         ["-m", "pip", "install", "-r", str(REQUIREMENTS)]),
+        (tr("Installing the GeoCLIP weights package"), py, ["-m", "pip", "install", "--no-deps", "geoclip==1.3.0"]),
+    ]
+
+
+def download_error_text(exc: BaseException) -> str:
+    """What the user reads when a download fails: a missing network is "no connection to the model host (…)",
+    never a raw urlopen error; disk, checksum and HTTP errors say what they are."""
+    import socket
+    import urllib.error
+
+    if isinstance(exc, urllib.error.HTTPError):
+        return tr("the model host answered HTTP {} ({})").format(exc.code, exc.reason)
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError)) or \
+            isinstance(reason, (socket.gaierror, OSError)):
+        why = reason if reason is not None else exc
+        return tr("no connection to the model host ({}): check the network or proxy, or use a CLIP folder you "
+                  "already have").format(getattr(why, "strerror", None) or why)
+    return str(exc)
+
+
+class DownloadTask(QgsTask):
+    progressed = pyqtSignal(int, int, str)
+
+    def __init__(self, folder: Path):
+        super().__init__(tr("GeoCLIP: downloading CLIP ViT-L/14"), QgsTask.Flag.CanCancel)
+        self.folder = folder
+        self.error: Optional[str] = None
+
+    def run(self) -> bool:
+        try:
+            downloader.download_all(downloader.clip_url(), downloader.CLIP_FILES, self.folder,
+                                    lambda d, t, n: (self.setProgress(100.0 * d / max(t, 1)),
+                                                     self.progressed.emit(d, t, n)), self.isCanceled)
+            return True
+        except Exception as exc:  # network, disk, checksum: all shown to the user
+            self.error = download_error_text(exc)
+            return False
+
+
+def worker_can_download() -> bool:
+    """The worker's download_clip op is in the protocol (both its ops list and its schema) and an engine is
+    installed to run it."""
+    if "download_clip" not in protocol.OPS or "download_clip" not in protocol.SCHEMA:
+        return False
+    try:
+        engine_python()
+    except EngineError:
+        return False
+    return True
+
+
+def qgis_proxy() -> Optional[str]:
+    """QGIS's HTTP proxy (Settings › Options › Network) as a URL, or None."""
+    from qgis.core import QgsSettings
+
+    s = QgsSettings()
+    enabled = str(s.value("proxy/proxyEnabled", "false")).lower() in ("true", "1")
+    host, port = s.value("proxy/proxyHost", ""), s.value("proxy/proxyPort", "")
+    if not enabled or not host:
+        return None
+    return f"http://{host}:{port}" if port else f"http://{host}"
+
+
+def clip_on_disk(entry: dict) -> bool:
+    """The engine resolves a missing CLIP to the hub id (it would download on first use): that is not "ready"."""
+    path = str(entry.get("path") or "")
+    return bool(entry.get("ok")) and path != CLIP_HUB_ID and os.path.isdir(path)
+
+
+class ManagerDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(tr("GeoCLIP engine and models"))
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # not leaked: each opening is a new dialog
+        self.resize(760, 560)
+        self.closing = False  # set once the dialog is shut down: late task signals are ignored
+        self.proc: Optional[QProcess] = None
+        self.install_task: Optional[QgsProxyProgressTask] = None  # the install's task-bar entry
+        self.steps: List[Tuple[str, str, List[str]]] = []
+        self.task = None
+        self.info: dict = {}
+        self.driver: Optional[str] = None
+        self.driver_known = False  # set by DriverProbe, started below
+        self.install_waiting = False
+        v = QVBoxLayout(self)
+        grid = QGridLayout()
+        self.labels = {}
+        for r, (key, title) in enumerate((("engine", tr("Engine (Python + PyTorch)")), ("device", tr("Device")),
+                                           ("clip", tr("CLIP ViT-L/14 backbone")), ("weights", tr("GeoCLIP weights")),
+                                           ("field", tr("World location field (0.1°)")))):
+            grid.addWidget(QLabel(f"<b>{title}</b>"), r, 0)
+            self.labels[key] = QLabel(tr("checking…"))
+            self.labels[key].setWordWrap(True)
+            grid.addWidget(self.labels[key], r, 1)
+        grid.setColumnStretch(1, 1)
+        v.addLayout(grid)
+        buttons = QHBoxLayout()
+        self.install = QPushButton(tr("Install engine"))
+        self.download = QPushButton(tr("Download CLIP (1.7 GB)"))
+        self.import_folder = QPushButton(tr("Use a CLIP folder I have…"))
+        self.build_field = QPushButton(tr("Build world field"))
+        self.build_field.setToolTip(tr("Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, about 15 min "
+                                       "on a CPU, resumable); then 0.1° world likelihood and similarity rasters take "
+                                       "seconds."))
+        self.refresh_button = QPushButton(tr("Check again"))
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setEnabled(False)
+        self.copy = QPushButton(tr("Copy diagnostics"))
+        for b in (self.install, self.download, self.import_folder, self.build_field):
+            buttons.addWidget(b)
+        v.addLayout(buttons)
+        actions = QHBoxLayout()  # a second row: what the dialog does, apart from what it installs
+        actions.addStretch(1)
+        for b in (self.refresh_button, self.cancel_button, self.copy):
+            actions.addWidget(b)
+        v.addLayout(actions)
+        self.progress = QProgressBar()
+        v.addWidget(self.progress)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        v.addWidget(self.log, 1)
+        self.install.clicked.connect(self.start_install)
+        self.download.clicked.connect(self.start_download)
+        self.import_folder.clicked.connect(self.pick_clip_folder)
+        self.build_field.clicked.connect(self.start_field_build)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.copy.clicked.connect(self.copy_diagnostics)
+        self.probe: Optional[DriverProbe] = DriverProbe()
+        self.probe.found.connect(self.driver_found)
+        QgsApplication.taskManager().addTask(self.probe)
+        self.refresh()
+
+    def driver_found(self, driver: Optional[str]) -> None:
+        if self.closing:
+            return
+        self.driver, self.driver_known, self.probe = driver, True, None
+        if self.install_waiting:
+            self.install_waiting = False
+            self.start_install()
+
+    # ---- status -----------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        try:
+            py = engine_python()
+        except EngineError as exc:
+            self.labels["engine"].setText(f"<span style='color:#b00'>{exc}</span><br>{exc.info.get('hint', '')}")
+            for key in ("device", "clip", "weights", "field"):
+                self.labels[key].setText(tr("needs the engine"))
+            return
+        self.labels["engine"].setText(redact(py) + tr(" — starting…"))
+        from ..tasks import EngineTask
+
+        opts = settings.engine_options()
+        self.task = EngineTask(tr("GeoCLIP: checking the engine"), "info",
+                               {"check_models": True, "clip_path": opts["clip_path"], "weights": opts["weights"],
+                                "device": opts["device"]})
+        self.task.done.connect(self.show_info)
+        self.task.failed.connect(self.info_failed)
+        QgsApplication.taskManager().addTask(self.task)
+
+    def info_failed(self, error: dict) -> None:
+        """The engine check failed: every row says so (none stays at "checking…")."""
+        if self.closing:
+            return
+        self.task = None
+        bad = "<span style='color:#b00'>✘</span> "
+        hint = error.get("hint") or ""
+        self.labels["engine"].setText(bad + redact(str(error.get("message") or tr("the engine did not answer")))
+                                      + (f"<br>{redact(hint)}" if hint and len(hint) < 300 else ""))
+        for key in ("device", "clip", "weights", "field"):
+            self.labels[key].setText(tr("unknown: the engine check failed (see above; Check again)"))
+
+    def show_info(self, info: dict) -> None:
+        if self.closing:
+            return
+        self.info = info
+        self.task = None
+        ok, bad = "<span style='color:#080'>✔</span> ", "<span style='color:#b00'>✘</span> "
+        self.labels["engine"].setText(ok + redact(f"Python {info['python']}, torch {info['torch']}, transformers "
+                                                  f"{info['transformers']} ({info['executable']})"))
+        dev = info["device"]
+        self.labels["device"].setText(ok + f"{dev['device']}" + ("" if info["cuda_usable"] else f" — {info['cuda']}"))
+        clip = info.get("clip", {})
+        if clip_on_disk(clip):
+            self.labels["clip"].setText(ok + redact(clip.get("path", "")))
+        elif clip.get("ok"):  # the engine would fetch it from the hub on first use: not on this disk
+            self.labels["clip"].setText(bad + tr("not on this computer (no CLIP folder set, none in the Hugging Face "
+                                                 "cache). Fix: Download CLIP, or Use a CLIP folder I have…"))
+        else:
+            self.labels["clip"].setText(bad + redact(clip.get("message", "")) + "<br>" +
+                                        tr("Fix: Download CLIP, or Use a CLIP folder I have…"))
+        weights = info.get("weights", {})
+        self.labels["weights"].setText((ok + redact(weights.get("path", ""))) if weights.get("ok")
+                                       else bad + redact(weights.get("message", "")))
+        if info.get("weights", {}).get("ok"):
+            self.check_field()
+        else:
+            self.labels["field"].setText(tr("needs the GeoCLIP weights"))
+
+    # ---- world location field -----------------------------------------------------------------------------------
+    def check_field(self) -> None:
+        from ..tasks import EngineTask
+
+        self.task = EngineTask(tr("GeoCLIP: checking the world field"), "field_status",
+                               {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
+        self.task.done.connect(self.show_field)
+        self.task.failed.connect(self.field_check_failed)
+        QgsApplication.taskManager().addTask(self.task)
+
+    def field_check_failed(self, error: dict) -> None:
+        if self.closing:
+            return
+        self.task = None
+        self.labels["field"].setText(f"<span style='color:#b00'>✘</span> {redact(str(error.get('message')))}")
+
+    def show_field(self, status: dict) -> None:
+        if self.closing:
+            return
+        self.task = None
+        size = status.get("bytes", 0) / 1e9
+        if status.get("complete"):
+            self.labels["field"].setText(tr("<span style='color:#080'>✔</span> built ({:.1f} GB, {}): 0.1° world "
+                                            "rasters are read from it").format(size, redact(status.get("path", ""))))
+            self.build_field.setEnabled(False)
+            return
+        done, rows = status.get("rows_done", 0), max(status.get("rows", 1), 1)
+        text = tr("not built: 0.1° world maps are computed cell by cell (minutes on a CPU). Building it once "
+                  "takes {:.1f} GB of disk.").format(size)
+        if done:
+            text = tr("partly built ({:.0%}): Build resumes where it stopped.").format(done / rows)
+        if status.get("problem"):
+            text = tr("damaged ({}); Build repairs it.").format(status["problem"])
+        self.labels["field"].setText(text)
+        self.build_field.setEnabled(True)
+
+    def start_field_build(self) -> None:
+        from ..tasks import EngineTask
+
+        task = EngineTask(tr("GeoCLIP: building the world location field"), "build_field",
+                          {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
+        self.append(tr("Encoding the world at 0.1° (resumable: Cancel keeps the rows done)."))
+        self._start_engine_task(task, self.field_built, self.field_failed)
+
+    def _start_engine_task(self, task, on_done, on_failed) -> None:
+        """One long worker job in the dialog (field build, download): its progress in the bar, its end to the slots."""
+        self.progress.setRange(0, 100)
+        task.progressChanged.connect(self.field_progress)
+        task.progressText.connect(self.field_progress_text)
+        task.done.connect(on_done)
+        task.failed.connect(on_failed)
+        self.task = task
+        self._busy(True)
+        QgsApplication.taskManager().addTask(task)
+
+    def field_progress(self, percent: float) -> None:
+        if not self.closing:
+            self.progress.setValue(int(percent))
+
+    def field_progress_text(self, message: str) -> None:
+        if not self.closing:
+            self.progress.setFormat(f"{message}: %p%")
+
+    def field_failed(self, error: dict) -> None:
+        if self.closing:
+            return
+        self.append(tr("Field build stopped: {}").format(error.get("message", "")))
+        self._busy(False)
+        self.check_field()
+
+    def field_built(self, result: dict) -> None:
+        if self.closing:
+            return
+        self._busy(False)
+        self.append(tr("Field build paused; click Build world field to resume.") if result.get("cancelled")
+                    else tr("World location field built."))
+        self.check_field()
+
+    # ---- install ----------------------------------------------------------------------------------------------
+    def start_install(self) -> None:
+        if not self.driver_known:  # the probe is still running: the install starts when it answers
+            self.install_waiting = True
+            self._busy(True)
+            self.append(tr("Looking for an NVIDIA driver…"))
+            return
+        venv = managed_env_dir()
+        try:
+            self.steps = install_steps(venv, self.driver)
+        except FileNotFoundError as exc:
+            self.append(str(exc))
+            self._busy(False)
+            return
+        label, _ = torch_build(sys.platform, self.driver)
+        found = tr("NVIDIA driver {}").format(self.driver) if self.driver else tr("no NVIDIA driver")
+        self.append(tr("Installing the engine into {} ({}; PyTorch build: {}).").format(redact(str(venv)), found,
+                                                                                         label))
+        self.progress.setRange(0, len(self.steps))
+        self.progress.setValue(0)
+        self._busy(True)
+        self._install_entry()
+        self.next_step()
+
+    def _install_entry(self) -> None:
+        """The install's entry in QGIS's task bar: a proxy task (pip runs in a QProcess, not a QgsTask), so "Keep it
+        running" leaves a visible, cancellable (QGIS >= 3.26) job when the window is closed."""
+        self._end_install_entry(False)
+        try:
+            task = QgsProxyProgressTask(tr("GeoCLIP: installing the engine"), True)
+        except TypeError:  # QGIS < 3.26: no cancel from the task bar (the manager's Cancel stays)
+            task = QgsProxyProgressTask(tr("GeoCLIP: installing the engine"))
+        if hasattr(task, "canceled"):
+            task.canceled.connect(self.cancel)
+        self.install_task = task
+        QgsApplication.taskManager().addTask(task)
+
+    def _end_install_entry(self, ok: bool) -> None:
+        """Finalize the proxy task once (its thread waits for this; QGIS would wait for it on exit)."""
+        task, self.install_task = self.install_task, None
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # the C++ task is already gone
+                task.finalize(ok)
+
+    def next_step(self) -> None:
+        if not self.steps:
+            self._end_install_entry(True)
+            self.append(tr("Engine installed."))
+            settings.put("engine_python", str(venv_python(managed_env_dir())))
+            self._busy(False)
+            shutdown_shared(wait=False)  # the next request starts the new engine's worker
+            self.refresh()
+            return
+        title, program, args = self.steps.pop(0)
+        self.append(f"== {title}\n$ {redact(program)} {' '.join(args)}")
+        self.proc = QProcess(self)
+        self.proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        env = QProcessEnvironment()
+        for key, value in child_env().items():
+            if key != "PYTHONPATH":  # pip needs no plugin on its path
+                env.insert(key, value)
+        self.proc.setProcessEnvironment(env)
+        self.proc.readyReadStandardOutput.connect(
+            lambda: self.append(bytes(self.proc.readAllStandardOutput()).decode(errors="replace").rstrip()))
+        self.proc.finished.connect(self.step_finished)
+        self.proc.start(program, args)
+
+    def step_finished(self, code: int, status) -> None:
+        if self.closing:
+            return
+        self.progress.setValue(self.progress.value() + 1)
+        if self.install_task is not None:
+            with contextlib.suppress(RuntimeError):
+                self.install_task.setProxyProgress(100.0 * self.progress.value() / max(1, self.progress.maximum()))
+        if code != 0 or status != QProcess.ExitStatus.NormalExit:
+            self._end_install_entry(False)
+            self.append(tr("Step failed (exit code {}). See the log above; nothing else was changed.").format(code))
+            self.steps = []
+            self._busy(False)
+            return
+        self.next_step()
+
+    # ---- models -----------------------------------------------------------------------------------------------
+    def models_dir(self) -> Path:
+        return data_dir() / "models" / "clip-vit-large-patch14"
+
+    def start_download(self) -> None:
+        """Through the worker's download_clip op (huggingface_hub layout in the HF cache, progress and cancel over
+        the protocol, "no connection to the model host" when offline) when the protocol has it and the engine is
+        installed; else the plugin's standard-library downloader into the plugin's models folder."""
+        if worker_can_download():
+            self.start_worker_download()
+            return
+        folder = self.models_dir()
+        self.append(tr("Downloading {} into {} (resumes if interrupted).").format(
+            downloader.CLIP_REPO, redact(str(folder))))
+        task = DownloadTask(folder)
+        task.progressed.connect(self.download_progress)
+        task.taskCompleted.connect(self.download_done)
+        task.taskTerminated.connect(self.download_stopped)
+        self.task = task
+        self._busy(True)
+        QgsApplication.taskManager().addTask(task)
+
+    def start_worker_download(self) -> None:
+        from ..tasks import EngineTask
+
+        self.append(tr("Downloading {} into the Hugging Face cache (resumes if interrupted; Cancel keeps the "
+                       "part done).").format(CLIP_HUB_ID))
+        params = {"dest": None}
+        proxy = qgis_proxy()
+        if proxy:
+            params["proxy"] = proxy
+        task = EngineTask(tr("GeoCLIP: downloading CLIP ViT-L/14"), "download_clip", params)
+        self._start_engine_task(task, self.worker_download_done, self.worker_download_failed)
+
+    def worker_download_done(self, result: dict) -> None:
+        if result.get("cancelled"):
+            self.worker_download_failed({"message": tr("cancelled; the part done is kept and resumes next time")})
+            return
+        if result.get("path"):
+            settings.put("clip_path", str(result["path"]))  # holds even when the dialog was closed meanwhile
+        if self.closing:
+            return
+        self.append(tr("CLIP downloaded and checked ({:,.0f} MiB).").format(result.get("bytes", 0) / 2**20))
+        self.task = None
+        self._busy(False)
+        self.refresh()
+
+    def worker_download_failed(self, error: dict) -> None:
+        if self.closing:
+            return
+        message = str(error.get("message") or tr("cancelled"))
+        hint = str(error.get("hint") or "")
+        self.append(tr("Download stopped: {}").format(message) + (f"\n{hint}" if hint and hint not in message else ""))
+        self.labels["clip"].setText("<span style='color:#b00'>✘</span> " + redact(message))
+        self.task = None
+        self._busy(False)
+
+    def download_progress(self, done: int, total: int, name: str) -> None:
+        if self.closing:
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * done / max(total, 1)))
+        self.progress.setFormat(f"{name}: {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB")
+
+    def download_stopped(self) -> None:
+        if self.closing:
+            return
+        error = getattr(self.task, "error", None)
+        self.append(tr("Download stopped: {}").format(error or tr("cancelled")))
+        self.labels["clip"].setText("<span style='color:#b00'>✘</span> " + redact(error or tr("download cancelled")))
+        self.task = None
+        self._busy(False)
+
+    def download_done(self) -> None:
+        folder = self.models_dir()
+        settings.put("clip_path", str(folder))  # the setting holds even when the dialog was closed meanwhile
+        if self.closing:
+            return
+        self.append(tr("CLIP downloaded and checked."))
+        self.task = None
+        self._busy(False)
+        self.refresh()
+
+    def pick_clip_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, tr("Folder holding openai/clip-vit-large-patch14"))
+        if folder:
+            settings.put("clip_path", folder)
+            self.append(tr("Using CLIP from {}; checking it…").format(redact(folder)))
+            self.refresh()  # the worker rebuilds its engine itself for the new CLIP folder
+
+    # ---- closing ----------------------------------------------------------------------------------------------
+    def running_job(self) -> Optional[str]:
+        """What the dialog runs that outlives a click: the install, a CLIP download, a field build (None: nothing;
+        the engine and field checks are cancelled silently)."""
+        if self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning or self.install_waiting:
+            return tr("The engine install")
+        if isinstance(self.task, DownloadTask) or getattr(self.task, "op", "") == "download_clip":
+            return tr("The CLIP download")
+        if self.task is not None and getattr(self.task, "op", "") == "build_field":
+            return tr("The world field build")
+        return None
+
+    def ask_on_close(self, job: str) -> str:
+        """'cancel', 'keep' (close the window, the job goes on; reopening shows it) or 'stay'."""
+        box = QMessageBox(QMessageBox.Icon.Question, tr("GeoCLIP engine and models"),
+                          tr("{} is still running.").format(job), QMessageBox.StandardButton.NoButton, self)
+        cancel = box.addButton(tr("Cancel it"), QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton(tr("Keep it running"), QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(tr("Don't close"), QMessageBox.ButtonRole.RejectRole)
+        box.setInformativeText(tr("Keep it running: it goes on in the background (QGIS's task bar shows it; "
+                                  "Engine and models… shows this window again)."))
+        box.exec()
+        clicked = box.clickedButton()
+        return "cancel" if clicked is cancel else "keep" if clicked is keep else "stay"
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        job = None if self.closing else self.running_job()
+        if job is not None:
+            choice = self.ask_on_close(job)
+            if choice == "stay":
+                event.ignore()
+                return
+            if choice == "keep":  # hidden, not deleted: the job and its log live on, the menu shows them again
+                event.ignore()
+                self.hide()
+                return
+        self.shutdown()
+        super().closeEvent(event)
+
+    def reject(self) -> None:  # Esc goes through closeEvent's question too
+        if self.closing:  # QDialog.closeEvent calls reject(): hide, and let the close go on
+            super().reject()
+        else:
+            self.close()
+
+    def shutdown(self) -> None:
+        """Cancel what runs and ignore every later signal of it (slots never touch a deleted dialog)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.install_waiting = False
+        if self.proc is not None:
+            with contextlib.suppress(RuntimeError, TypeError):
+                self.proc.finished.disconnect()
+                self.proc.readyReadStandardOutput.disconnect()
+            if self.proc.state() != QProcess.ProcessState.NotRunning:
+                self.steps = []
+                self.proc.kill()
+        self._end_install_entry(False)
+        for task in (self.task, self.probe):
+            if task is not None:
+                with contextlib.suppress(RuntimeError):  # the C++ task may already be gone
+                    task.cancel()
+        self.task = self.probe = None
+
+    # ---- misc -------------------------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        self.install_waiting = False
+        if self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning:
+            self.steps = []
+            self.proc.kill()
+            self.append(tr("Install cancelled."))
+        self._end_install_entry(False)
+        if self.task is not None:
+            self.task.cancel()
+        self._busy(False)
+
+    def _busy(self, busy: bool) -> None:
+        for b in (self.install, self.download, self.import_folder, self.build_field, self.refresh_button):
+            b.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+
+    def append(self, text: str) -> None:
+        if text:
+            self.log.appendPlainText(redact(text))
+
+    def diagnostics(self) -> str:
+        from ... import __name__ as plugin_name
+
+        report = {
+            "plugin": plugin_name, "qgis": Qgis.QGIS_VERSION, "qgis_python": sys.version.split()[0],
+            "platform": platform.platform(), "settings": {k: settings.get(k) for k in settings.DEFAULTS},
+            "engine": self.info or None, "nvidia_driver": self.driver if self.driver_known else "(still looking)",
+            "worker_log": shared_client().diagnostics()[-30:],
+        }
+        return redact(json.dumps(report, indent=1, default=str))
+
+    def copy_diagnostics(self) -> None:
+        QApplication.clipboard().setText(self.diagnostics())
+        self.append(tr("Diagnostics copied to the clipboard (home folder shown as ~)."))

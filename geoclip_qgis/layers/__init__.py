@@ -1,0 +1,1 @@
+"""Results to QGIS layers and styles; the one GeoPackage policy."""

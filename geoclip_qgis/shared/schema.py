@@ -1,0 +1,44 @@
+"""The result tables, one definition each: (name, type) in column order. Standard library only (no imports at all),
+because both the engine (core/io/results.py, the Ray batch) and the QGIS side (layers/results.py) build their
+tables from it."""
+
+LAYER_MARK = "GEOCLIP_QGIS"  # GeoPackage layer metadata key: a layer carrying it is ours to replace, no other
+
+# The raw top-k gallery points, one row per rank and query.
+PREDICTION_FIELDS = [
+    ("source", "str"),
+    ("kind", "str"),
+    ("rank", "int"),
+    ("probability", "float"),
+    ("lat", "float"),
+    ("lon", "float"),
+    ("gallery_index", "int"),
+    ("exif_lat", "float"),
+    ("exif_lon", "float"),
+    ("error_km", "float"),
+    ("country", "str"),
+    ("region", "str"),
+    ("place", "str"),
+    ("place_km", "float"),
+]
+# Distinct places (core/answers/places.py): one row per place and query, ranked by summed probability.
+PLACE_FIELDS = [
+    ("source", "str"), ("kind", "str"), ("rank", "int"), ("probability", "float"), ("lat", "float"),
+    ("lon", "float"), ("n_points", "int"), ("spread_km", "float"), ("best_lat", "float"), ("best_lon", "float"),
+    ("country", "str"), ("region", "str"), ("place", "str"), ("place_km", "float"), ("label", "str"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"),
+]
+# One row per photo or text: the layer an analyst sorts and filters (failed photos included, with the reason).
+SUMMARY_FIELDS = [
+    ("source", "str"), ("kind", "str"), ("status", "str"), ("label", "str"), ("probability", "float"),
+    ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
+    ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
+    ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("exif_problem", "str"), ("message", "str"),
+]
+# Confidence regions (core/answers/regions.py): one multipolygon per level and input.
+REGION_FIELDS = [
+    ("source", "str"), ("level", "float"), ("area_km2", "float"), ("parts", "int"), ("mass", "float"),
+    ("summary", "str"),
+]
+TABLES = {"ranks": PREDICTION_FIELDS, "places": PLACE_FIELDS, "summary": SUMMARY_FIELDS}
+FAILURE_FIELDS = [("source", "str"), ("code", "str"), ("message", "str")]

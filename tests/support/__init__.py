@@ -1,0 +1,1 @@
+"""Test fixtures that never ship in the plugin zip."""
