@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional
 
-from ..shared import protocol
+from ..shared import defaults, protocol
 
 # One definition each, shared with the worker (every request carries all the engine options, so the dock, the
 # map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
@@ -84,16 +84,8 @@ def managed_env_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    """$GEOCLIP_QGIS_CACHE; else the OS's cache folder (platformdirs: ~/.cache, %LOCALAPPDATA%, ~/Library/Caches)
-    when QGIS's Python has platformdirs; else, and for users who already have one, the cache in the settings folder."""
-    if os.environ.get("GEOCLIP_QGIS_CACHE"):
-        return Path(os.environ["GEOCLIP_QGIS_CACHE"])
-    legacy = data_dir() / "cache"
-    try:
-        import platformdirs
-    except ImportError:
-        return legacy
-    return legacy if legacy.is_dir() else Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
+    """The one cache-folder rule (shared/defaults.py), the same folder the CLI and the worker use."""
+    return defaults.default_cache_dir()
 
 
 def engine_defaults(**overrides: Any) -> Dict[str, Any]:

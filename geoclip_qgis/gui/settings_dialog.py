@@ -24,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ..client.engine_client import SETTINGS_PREFIX, default_cache_dir, engine_defaults
 from ..i18n import tr, tr_noop  # noqa: F401 - re-exported for the gui modules
+from ..shared import defaults
 
 DEFAULTS: Dict[str, Any] = {
     "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
@@ -62,11 +63,8 @@ def engine_options(**overrides: Any) -> Dict[str, Any]:
 def device_choices() -> list:
     """(value, label) for a device combo: auto, CPU, CUDA 0 and 1, plus the saved setting when it is another
     (cuda:3): a `cuda:1` setting shows as CUDA device 1, never as Automatic."""
-    choices = [("auto", tr("Automatic (CUDA, else Apple GPU, when usable)")), ("cpu", tr("CPU")),
-               ("cuda:0", tr("CUDA device 0")), ("cuda:1", tr("CUDA device 1")), ("mps", tr("Apple GPU (MPS)"))]
-    current = engine_defaults()["device"]
-    if current == "cuda":
-        current = "cuda:0"
+    choices = [(value, tr(label)) for value, label in defaults.DEVICES]  # the one list (shared/defaults.py)
+    current = defaults.canonical_device(engine_defaults()["device"])
     if current not in [value for value, _ in choices]:
         choices.append((current, current))
     return choices
@@ -74,8 +72,7 @@ def device_choices() -> list:
 
 def current_device() -> str:
     """The device setting in the form device_choices() uses ("cuda" is CUDA device 0)."""
-    device = engine_defaults()["device"]
-    return "cuda:0" if device == "cuda" else device
+    return defaults.canonical_device(engine_defaults()["device"])
 
 
 _NAME_ENDS = r"""(?=$|[\\/"'\s:;,)\]}])"""  # /home/ann is redacted in /home/ann/x, not in /home/anna

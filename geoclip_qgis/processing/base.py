@@ -32,10 +32,11 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..client.engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
+from ..shared import defaults, geopackage
 
-DEVICES = ["auto", "cpu", "cuda", "mps"]  # sent values; index 0 means "the plugin's device setting" (auto unless set)
-DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), tr_noop("CPU"), tr_noop("CUDA"),
-                 tr_noop("Apple GPU (MPS)")]
+# The one device list (shared/defaults.py), after "the plugin's setting" (index 0, sends nothing).
+DEVICES = ["", *(v for v, _ in defaults.DEVICES)]
+DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), *(label for _, label in defaults.DEVICES)]
 # Our layer in a GeoPackage that already exists (issue 11): the other layers of the file are kept.
 GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_places",
                "SUMMARY": "geoclip_predictions_summary", "FAILED": "geoclip_failed", "REGIONS": "geoclip_regions"}
@@ -44,6 +45,22 @@ GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_p
 def gpkg_layer_uri(path: str, layer: str) -> str:
     """A Processing destination that adds or replaces one layer in a GeoPackage and keeps every other layer."""
     return "ogr:dbname='{}' table=\"{}\" (geom)".format(path.replace("'", "''"), layer.replace('"', '""'))
+
+
+def gpkg_target(dest: Optional[str]):
+    """(GeoPackage path, layer) of a sink's destination id (`x.gpkg|layername=L` or an `ogr:` URI), else None."""
+    import re
+
+    if not dest:
+        return None
+    m = re.match(r"""^ogr:dbname='(.*)' table="(.*)" \(geom\)$""", dest)
+    if m:
+        return m.group(1).replace("''", "'"), m.group(2).replace('""', '"')
+    path, _, rest = dest.partition("|")
+    m = re.search(r"layername=([^|]+)", rest)
+    if path.lower().endswith(".gpkg") and m:
+        return path, m.group(1)
+    return None
 
 
 def _destination_text(value: Any) -> Optional[str]:
@@ -177,7 +194,12 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         text = _destination_text(value)
         if not text or not text.lower().endswith(".gpkg") or not os.path.isfile(text):
             return parameters
-        uri = gpkg_layer_uri(text, GPKG_LAYERS.get(name, "geoclip_" + name.lower()))
+        layer = GPKG_LAYERS.get(name, "geoclip_" + name.lower())
+        problems = geopackage.refusals(text, [layer])  # the one GeoPackage policy: never the user's layer
+        if problems:
+            raise QgsProcessingException(tr("{}: {}. Choose another file.").format(Path(text).name,
+                                                                                   "; ".join(problems)))
+        uri = gpkg_layer_uri(text, layer)
         if isinstance(value, QgsProcessingOutputLayerDefinition):
             new = QgsProcessingOutputLayerDefinition(value)
             new.sink = QgsProperty.fromValue(uri)
@@ -187,7 +209,26 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
 
     def sink(self, parameters, name: str, context, fields, wkb, crs):
         """parameterAsSink through safe_destination: (sink or None, destination id)."""
-        return self.parameterAsSink(self.safe_destination(parameters, name), name, context, fields, wkb, crs)
+        sink, dest = self.parameterAsSink(self.safe_destination(parameters, name), name, context, fields, wkb, crs)
+        target = gpkg_target(dest)
+        if sink is not None and target:
+            self.__dict__.setdefault("_sinks_to_mark", []).append((sink, target))
+        return sink, dest
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802
+        """Close our GeoPackage sinks and mark their layers as ours (shared/geopackage.py), so the CLI, the dock and
+        a later run recognise them; a sink still open would hold the write."""
+        from qgis.PyQt import sip
+
+        for sink, (path, layer) in self.__dict__.pop("_sinks_to_mark", []):
+            try:
+                if not sip.isdeleted(sink):
+                    sink.flushBuffer()
+                    sip.delete(sink)
+                geopackage.mark(path, layer)
+            except Exception as exc:  # the layer stays usable; only a later overwrite would be refused
+                feedback.reportError(tr("Could not mark {} as a GeoCLIP layer: {}").format(layer, exc))
+        return {}
 
     def extent_wsen(self, parameters, context) -> Optional[list]:
         """The extent in EPSG:4326 as W, S, E, N, or None for the world."""

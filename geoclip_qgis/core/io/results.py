@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from ...shared import geopackage
 from ...shared.geodesy import haversine_km
 from ...shared.schema import (  # noqa: F401 - the result tables, re-exported for the engine's callers
     FAILURE_FIELDS,
@@ -176,20 +177,10 @@ def journal_path(first_output: Path) -> Path:
 
 def _check_our_layer(out: Output) -> None:
     """A GeoPackage layer of our name that we did not write is the user's: refuse, never replace it."""
-    import pyogrio
-
-    try:
-        names = [str(n) for n in pyogrio.list_layers(out.path)[:, 0]]
-    except Exception as exc:
-        raise InputError(f"cannot open the GeoPackage ({exc})", str(out.path),
-                         "check it is a valid GeoPackage, or choose another output file") from exc
-    for layer in out.layers().values():
-        if layer not in names:
-            continue
-        meta = pyogrio.read_info(out.path, layer=layer).get("layer_metadata") or {}
-        if LAYER_MARK not in meta:
-            raise InputError(f"the GeoPackage already has a layer {layer!r} that GeoCLIP did not write",
-                             str(out.path), "choose another layer name with --layer, or another file")
+    problems = geopackage.refusals(str(out.path), out.layers().values())
+    if problems:
+        raise InputError("; ".join(problems), str(out.path),
+                         "choose another layer name with --layer, or another file")
 
 
 # ---- writing whole outputs ---------------------------------------------------------------------------------------

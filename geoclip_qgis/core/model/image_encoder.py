@@ -14,10 +14,11 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
+from ...shared import defaults
 from ..errors import BackboneError, InputError
 from ..io.files import open_regular, regular_file
 
-CLIP_HUB_ID = "openai/clip-vit-large-patch14"
+CLIP_HUB_ID = defaults.CLIP_REPO  # one definition: shared/defaults.py
 CLIP_ENV = "GEOCLIP_CLIP_PATH"
 PROJECTION_DIM = 768
 MAX_TEXT_TOKENS = 77

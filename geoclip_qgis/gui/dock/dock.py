@@ -51,7 +51,6 @@ from qgis.PyQt.QtWidgets import (
 
 from ...client.engine_client import shared_client
 from ...layers.results import (
-    LAYER_MARK,
     place_features,
     place_fields,
     place_label,
@@ -65,7 +64,7 @@ from ...layers.results import (
     summary_feature,
     summary_fields,
 )
-from ...shared import photo_list
+from ...shared import defaults, geopackage, photo_list
 from ...shared.geodesy import haversine_km
 from ...shared.photo_list import IMAGE_SUFFIXES
 from .. import settings_dialog as settings
@@ -277,9 +276,9 @@ class GeolocationDock(QgsDockWidget):
         opts.addWidget(self.top_k)
         opts.addWidget(QLabel(tr("Device")))
         self.device = QComboBox()
-        for value, label in (("auto", tr("Auto")), ("cpu", tr("CPU")), ("cuda:0", tr("CUDA"))):
+        for value, label in settings.device_choices():  # the one device list, as Settings and Processing
             self.device.addItem(label, value)
-        current = str(settings.get("device") or "auto")
+        current = defaults.canonical_device(str(settings.get("device") or "auto"))
         if self.device.findData(current) < 0:
             self.device.addItem(current.upper(), current)
         self.device.setCurrentIndex(max(0, self.device.findData(current)))
@@ -656,12 +655,7 @@ class GeolocationDock(QgsDockWidget):
             if res[0] != QgsVectorFileWriter.WriterError.NoError:
                 raise OSError(res[1] or "GeoPackage write failed")
             existing.add(name)
-            ds = ogr.Open(path, 1)
-            if ds is not None:
-                lyr = ds.GetLayerByName(name)
-                if lyr is not None:
-                    lyr.SetMetadataItem(LAYER_MARK, "1")
-                ds = None
+            geopackage.mark(path, name)  # the one GeoPackage policy (shared/geopackage.py)
             kept = QgsVectorLayer(f"{path}|layername={name}", layer.name(), "ogr")
             if not kept.isValid():
                 raise OSError(tr("cannot read back {}").format(name))

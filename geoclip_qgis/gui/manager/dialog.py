@@ -40,13 +40,13 @@ from ...client.engine_client import (
     shutdown_shared,
     venv_python,
 )
-from ...shared import protocol
+from ...shared import defaults, protocol
 from .. import settings_dialog as settings
 from ..settings_dialog import redact, tr
 
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "resources" / "engine-requirements.txt"
 WORLD_FIELD_RES = 0.1  # the lattice the dock's "auto" likelihood resolution and the 10 s goal refer to
-CLIP_HUB_ID = "openai/clip-vit-large-patch14"
+CLIP_HUB_ID = defaults.CLIP_REPO  # one definition: shared/defaults.py
 NO_CONNECTION = "no connection to the model host"
 TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
 
