@@ -18,6 +18,7 @@ GeoJSON keep the raw values.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -39,13 +40,14 @@ from ...shared.schema import (  # noqa: F401 - the result tables, re-exported fo
     TABLES,
 )
 from ..errors import InputError
-from .files import check_output, same_file_key
+from .files import atomic_output, commit_file, crash_point, same_file_key, temp_sibling
+from .plan import IOPlan
 
 log = logging.getLogger("geoclip_qgis")
 
 FORMATS = {".csv": "CSV", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 DEFAULT_LAYER = "geoclip_predictions"
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: the header lists outputs in canonical order; version 1 journals are still read
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -133,36 +135,54 @@ class Output:
 
 
 def plan_outputs(paths: Sequence[os.PathLike | str], layer: Optional[str] = None,
-                 table: str = "ranks") -> List[Output]:
-    """Check every output before the run (format known, folder writable, not a folder); the same file named twice
-    is written once. Nothing is created or changed here."""
+                 table: str = "ranks", plan: Optional[IOPlan] = None, failed: bool = True) -> List[Output]:
+    """Declare a run's result outputs (and the failed-photos list and journal beside them) in the run's I/O plan,
+    and check the plan unless the caller still has outputs to add (`plan` given). The same file named twice is
+    written once. Nothing is created or changed here."""
+    if table not in TABLES:
+        raise InputError(f"unknown table {table!r}", hint=f"use one of {', '.join(TABLES)}")
     outs: List[Output] = []
     seen: Set[str] = set()
+    own = plan is None
+    plan = plan if plan is not None else IOPlan()
     for raw in paths:
         p = Path(raw).expanduser()
         driver = FORMATS.get(p.suffix.lower())
         if driver is None:
             raise InputError(f"unknown output format {p.suffix or '(no suffix)'!r}", str(p),
                              "use .csv, .geojson or .gpkg")
-        check_output(p)
-        if table not in TABLES:
-            raise InputError(f"unknown table {table!r}", hint=f"use one of {', '.join(TABLES)}")
         out = Output(p, driver, (layer or DEFAULT_LAYER) if driver == "GPKG" else None, table)
         if out.key in seen:
             log.warning("%s: named twice, written once", p)
             continue
         seen.add(out.key)
         outs.append(out)
-    if outs:
-        failed = failed_path(outs[0].path)
-        if same_file_key(failed) in seen:
-            raise InputError("an output has the name of the failed-photos list", str(failed),
-                             "choose another output name")
-        check_output(failed, "failed-photos list")
-    for out in outs:
-        if out.driver == "GPKG" and out.path.is_file():
-            _check_our_layer(out)
+        plan.write(p, "output", "table", list(out.layers().values()) if driver == "GPKG" else ())
+    if outs and failed:
+        first = canonical_first(outs)
+        plan.write(failed_path(first.path), "failed-photos list", "failed")
+        jpath = journal_path(first.path)
+        plan.write(jpath, "run journal", "journal")
+        plan.trust(_journal_outputs(jpath))
+    if own:
+        plan.check()
     return outs
+
+
+def canonical_first(outs: Sequence[Output]) -> Output:
+    """The output the journal and the failed list sit beside: the first in a canonical order, so the order of
+    `-o` options never changes where a run's record is (a resume with the two `-o` swapped finds it)."""
+    return min(outs, key=lambda o: o.key)
+
+
+def _journal_outputs(jpath: Path) -> List[str]:
+    """The outputs an existing journal of ours says it wrote (they are ours to replace)."""
+    try:
+        with open(jpath, "rb") as fh:
+            head = json.loads(fh.readline(1 << 20).decode("utf-8"))
+        return [str(p) for p in head.get("outputs", [])] if isinstance(head, dict) and "journal" in head else []
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return []
 
 
 def failed_path(out: os.PathLike | str) -> Path:
@@ -175,43 +195,20 @@ def journal_path(first_output: Path) -> Path:
     return first_output.with_name(f".{first_output.name}.geoclip-run.jsonl")
 
 
-def _check_our_layer(out: Output) -> None:
-    """A GeoPackage layer of our name that we did not write is the user's: refuse, never replace it."""
-    problems = geopackage.refusals(str(out.path), out.layers().values())
-    if problems:
-        raise InputError("; ".join(problems), str(out.path),
-                         "choose another layer name with --layer, or another file")
-
-
 # ---- writing whole outputs ---------------------------------------------------------------------------------------
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    try:
-        os.replace(tmp, final)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot replace the output ({exc.strerror or exc})", str(final),
-                         "close it in any program that has it open, then run again with --resume") from exc
-
-
 def _write_csv(path: Path, fields, rows: Iterable[dict]) -> None:
+    """Whole, through the one atomic writer. File names that are not UTF-8 (surrogate-escaped by Python on POSIX)
+    are written back as the bytes they were, so the name in the table opens the same file."""
     names = [n for n, _ in fields]
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=names, extrasaction="ignore")
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: ("" if r.get(k) is None else csv_safe(r.get(k))) for k in names})
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace(tmp, path)
+    with atomic_output(path, "csv") as tmp, open(tmp, "w", newline="", encoding="utf-8",
+                                                 errors="surrogateescape") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        for i, r in enumerate(rows):
+            writer.writerow({k: ("" if r.get(k) is None else csv_safe(r.get(k))) for k in names})
+            if i == 0:
+                fh.flush()
+                crash_point("csv", "mid-write")
 
 
 def _point_wkb(lon: Optional[float], lat: Optional[float]) -> Optional[bytes]:
@@ -240,9 +237,13 @@ def write_regions(path: os.PathLike | str, features: List[dict], layer: str = "g
     for results) or GeoJSON (written whole, then renamed)."""
     import shapely.geometry
 
-    out = plan_outputs([path], layer)[0]
-    if out.driver == "CSV":
+    p = Path(path).expanduser()
+    if FORMATS.get(p.suffix.lower()) not in ("GPKG", "GeoJSON"):
         raise InputError("confidence regions are polygons", str(path), "write them to .gpkg or .geojson")
+    plan = IOPlan("api")  # the caller's plan checked it against the run's inputs; this guards direct API calls
+    plan.write(p, "regions output", "regions", (layer,))
+    plan.check()
+    out = Output(p, FORMATS[p.suffix.lower()], layer if p.suffix.lower() == ".gpkg" else None, "regions")
     rows = [dict(f["properties"]) for f in features]
     geoms = [shapely.geometry.shape(f["geometry"]).wkb for f in features]
     _write_vector(out, REGION_FIELDS, rows, {}, layer, geoms, "MultiPolygon")
@@ -251,8 +252,10 @@ def write_regions(path: os.PathLike | str, features: List[dict], layer: str = "g
 
 def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str], layer: Optional[str],
                   wkb: Optional[List[bytes]] = None, geometry_type: str = "Point") -> None:
-    """GeoJSON: a new file renamed over the old. GeoPackage: a new file renamed into place when there is none,
-    else our layer replaced inside it (GDAL's GPKG driver leaves every other layer as it is)."""
+    """GeoJSON, or a GeoPackage that does not exist yet: a new file through the one atomic writer. An existing
+    GeoPackage: the new layer is written beside ours under a staged name, then swapped in by one SQLite
+    transaction (shared/geopackage.replace_layer); the user's other layers are never touched, and a kill at any
+    moment leaves our old layer or the new one."""
     import numpy as np
     from pyogrio import raw
 
@@ -260,19 +263,46 @@ def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str
         wkb = [_point_wkb(r.get("lon"), r.get("lat")) for r in rows]
     geometry = np.array(wkb, dtype=object)
     kwargs = dict(fields=[n for n, _ in fields], geometry_type=geometry_type, crs="EPSG:4326", driver=out.driver)
+    name = layer or f"geoclip_{_table_of(fields)}"
+    hint = "check the disk has space and the file is not locked, then run again with --resume"
     if out.driver == "GPKG":
-        kwargs.update(layer=layer, layer_metadata={LAYER_MARK: "1", **metadata})
-    in_place = out.driver == "GPKG" and out.path.is_file()
-    target = out.path if in_place else _tmp_name(out.path)
+        kwargs.update(layer_metadata={LAYER_MARK: "1", **metadata})
+    if out.driver == "GPKG" and out.path.is_file():
+        staged = f"{name}__geoclip_new_{os.getpid()}"
+        crash_point("gpkg-layer", "start")
+        try:
+            raw.write(str(out.path), geometry, _columns(fields, rows), layer=staged,
+                      layer_options={"SPATIAL_INDEX": "NO"}, **kwargs)
+            crash_point("gpkg-layer", "staged")
+            geopackage.replace_layer(str(out.path), staged, name,
+                                     on_step=lambda s: crash_point("gpkg-layer", s))
+            crash_point("gpkg-layer", "committed")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                if staged in geopackage.layer_names(str(out.path)):
+                    geopackage.drop_layer(str(out.path), staged)
+            if isinstance(exc, (geopackage.NotAGeoPackage, Exception)) and not isinstance(exc, InputError):
+                raise InputError(f"cannot write the results ({exc})", str(out.path), hint) from exc
+            raise
+        return
     try:
-        raw.write(str(target), geometry, _columns(fields, rows), **kwargs)
+        with atomic_output(out.path, "gpkg-new" if out.driver == "GPKG" else "geojson") as tmp:
+            raw.write(str(tmp), geometry, _columns(fields, rows), layer=name, **kwargs)
+    except InputError:
+        raise
     except Exception as exc:
-        if not in_place:
-            target.unlink(missing_ok=True)
-        raise InputError(f"cannot write the results ({exc})", str(out.path),
-                         "check the disk has space and the file is not locked, then run again with --resume") from exc
-    if not in_place:
-        _replace(target, out.path)
+        raise InputError(f"cannot write the results ({exc})", str(out.path), hint) from exc
+
+
+def _table_of(fields) -> str:
+    for table, f in TABLES.items():
+        if f is fields or list(f) == list(fields):
+            return {"ranks": "predictions", "places": "predictions_places", "summary": "predictions_summary"}[table]
+    if list(fields) == list(FAILURE_FIELDS):
+        return "failed"
+    if list(fields) == list(REGION_FIELDS):
+        return "regions"
+    return "results"
 
 
 def write_output(out: Output, fields, rows: List[dict], metadata: Optional[Dict[str, str]] = None,
@@ -352,13 +382,19 @@ def has_results(out: Output) -> bool:
 
 # ---- the run -----------------------------------------------------------------------------------------------------
 class ResultWriter:
-    """The outputs of one CLI run: `open` (after the models are loaded), `add` per query, `finish` at the end."""
+    """The outputs of one CLI run: `open` (after the models are loaded), `add` per query, `finish` at the end.
+
+    The journal is the run's manifest: its header holds the options that make rows comparable, the outputs in
+    canonical order, and every finished row follows. `--resume` rebuilds every output from it, refuses other
+    options with the reason, retries the inputs that failed (a photo unreadable then may be readable now), and
+    reads a foreign or damaged line as an error naming the line."""
 
     def __init__(self, outputs: List[Output], resume: bool = False):
         self.outputs = outputs
         self.resume = resume
-        self.failed = failed_path(outputs[0].path) if outputs else None
-        self.journal = journal_path(outputs[0].path) if outputs else None
+        first = canonical_first(outputs) if outputs else None
+        self.failed = failed_path(first.path) if first else None
+        self.journal = journal_path(first.path) if first else None
         self.rows: List[dict] = []
         self.places: List[dict] = []
         self.summary: List[dict] = []
@@ -369,13 +405,13 @@ class ResultWriter:
 
     @classmethod
     def plan(cls, paths: Sequence[os.PathLike | str], resume: bool = False, layer: Optional[str] = None,
-             table: str = "ranks"):
-        return cls(plan_outputs(paths, layer, table), resume)
+             table: str = "ranks", plan: Optional[IOPlan] = None):
+        return cls(plan_outputs(paths, layer, table, plan), resume)
 
     # -- resume state (read only) --
     def load_previous(self, fingerprint: Dict[str, object]) -> Set[str]:
         """With --resume: what earlier runs finished, from the journal or else the outputs. Reads only; refuses a
-        journal written with other options."""
+        journal written with other options. Failed inputs are not 'done': they are tried again."""
         self.fingerprint = dict(fingerprint)
         if not self.resume or not self.outputs:
             return set()
@@ -388,70 +424,127 @@ class ResultWriter:
                 raise InputError(f"cannot resume: the earlier run used other options ({said})", str(self.journal),
                                  "run with the same options, or without --resume to start over")
             for entry in entries:
-                (self.rows if entry["t"] == "rows" else self.failures).extend(entry["rows"])
-                self.places.extend(entry.get("places", []))
-                self.summary.extend(entry.get("summary", []))
+                self._absorb(entry)
         else:
             self._seed_from_outputs()
         self.done = {source_key(r["source"], r.get("kind", "image")) for r in self.rows}
-        self.done |= {source_key(r["source"]) for r in self.failures}
         return self.done
 
+    def _absorb(self, entry: dict) -> None:
+        """Add one journal entry; a new answer for an input replaces its earlier failure (a retried photo)."""
+        keys = {source_key(r["source"], r.get("kind", "image")) for r in entry.get("summary", []) + entry["rows"]}
+        if keys:
+            self.failures = [r for r in self.failures if source_key(r["source"]) not in keys]
+            self.summary = [r for r in self.summary if source_key(r["source"], r.get("kind", "image")) not in keys]
+        (self.rows if entry["t"] == "rows" else self.failures).extend(entry["rows"])
+        self.places.extend(entry.get("places", []))
+        self.summary.extend(entry.get("summary", []))
+
     def _read_journal(self) -> Tuple[Optional[dict], List[dict]]:
-        if self.journal is None or not self.journal.is_file():
+        path = self._existing_journal()
+        if path is None:
             return None, []
         from .files import open_regular
 
-        with open_regular(self.journal, "run journal") as fh:
+        with open_regular(path, "run journal") as fh:
             data = fh.read()
         lines = data.split(b"\n")
         if lines and lines[-1]:
-            log.warning("%s: the last entry was cut off by an interrupted run; it is dropped", self.journal)
+            log.warning("%s: the last entry was cut off by an interrupted run; it is dropped", path)
         entries = []
-        for line in lines[:-1]:
+        hint = "delete it and run without --resume"
+        for n, line in enumerate(lines[:-1], start=1):
             try:
-                entries.append(json.loads(line.decode("utf-8")))
+                entry = json.loads(line.decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
-                raise InputError("the run journal is damaged", str(self.journal),
-                                 "delete it and run without --resume") from None
-        if not entries or entries[0].get("journal") != JOURNAL_VERSION:
-            raise InputError("not a GeoCLIP run journal", str(self.journal), "delete it and run without --resume")
+                raise InputError(f"the run journal is damaged at line {n}", str(path), hint) from None
+            if n == 1:
+                if not isinstance(entry, dict) or entry.get("journal") not in (1, JOURNAL_VERSION):
+                    raise InputError("not a GeoCLIP run journal (line 1 is not its header)", str(path), hint)
+            elif not (isinstance(entry, dict) and entry.get("t") in ("rows", "failed")
+                      and isinstance(entry.get("rows"), list) and all(isinstance(r, dict) for r in entry["rows"])
+                      and all(isinstance(r, dict) and "source" in r for r in entry["rows"] + entry.get("summary", []))
+                      and isinstance(entry.get("places", []), list) and isinstance(entry.get("summary", []), list)):
+                raise InputError(f"the run journal has a line that is not ours at line {n}", str(path), hint)
+            entries.append(entry)
+        if not entries:
+            raise InputError("not a GeoCLIP run journal (it is empty)", str(path), hint)
+        if path != self.journal:
+            log.warning("%s: read the journal of an earlier version's run", path)
         return entries[0], entries[1:]
 
+    def _existing_journal(self) -> Optional[Path]:
+        """This run's journal; else one an earlier version left beside another of the outputs."""
+        if self.journal is not None and self.journal.is_file():
+            return self.journal
+        for out in self.outputs:
+            old = journal_path(out.path)
+            if old.is_file():
+                return old
+        return None
+
     def _seed_from_outputs(self) -> None:
-        existing = [o for o in self.outputs if has_results(o)]
-        if existing:
-            first = min(existing, key=lambda o: ["CSV", "GPKG", "GeoJSON"].index(o.driver))
-            self.rows = read_csv_rows(first.path, PREDICTION_FIELDS) if first.driver == "CSV" else \
-                read_vector_rows(first, PREDICTION_FIELDS)
-            ranks = {r["rank"] for r in self.rows if r.get("rank")}
-            want = self.fingerprint.get("top_k")
-            if ranks and want is not None and max(ranks) != want:
-                raise InputError(f"cannot resume: the earlier results have top-k {max(ranks)}, this run {want}",
-                                 str(first.path), f"run with --top-k {max(ranks)}, or without --resume")
-            log.warning("%s: no run journal, so the earlier run's gallery and weights cannot be checked; "
-                        "resuming on the assumption that they were the same", first.path)
+        """No journal (deleted, or outputs made by hand): read back every table the outputs need, or refuse when
+        an earlier table cannot be rebuilt (a CSV of the ranks holds no places and no summary)."""
+        have: Dict[str, Tuple[Output, Optional[str]]] = {}
+        for o in sorted((o for o in self.outputs if has_results(o)),
+                        key=lambda o: ["GPKG", "CSV", "GeoJSON"].index(o.driver)):
+            if o.driver == "GPKG":
+                for table, layer in o.layers().items():
+                    if _has_layer(o, layer):
+                        have.setdefault(table, (o, layer))
+            else:
+                have.setdefault(o.table, (o, None))
+        if not have:
+            return
+        need = set()
+        for o in self.outputs:
+            need |= set(TABLES) if o.driver == "GPKG" else {o.table}
+        missing = sorted(need - set(have))
+        if missing:
+            raise InputError(f"cannot resume: the run journal is gone and the outputs hold no {' or '.join(missing)} "
+                             "table of the earlier run, so it cannot be rebuilt", str(self.outputs[0].path),
+                             "run without --resume to start over")
+        tables = {}
+        for table, (o, layer) in have.items():
+            fields = TABLES[table]
+            tables[table] = read_csv_rows(o.path, fields) if o.driver == "CSV" else \
+                read_vector_rows(Output(o.path, o.driver, layer or o.layer, table), fields)
+        self.rows = tables.get("ranks", [])
+        self.places = tables.get("places", [])
+        self.summary = tables.get("summary", [])
+        ranks = {r["rank"] for r in self.rows if r.get("rank")}
+        want = self.fingerprint.get("top_k")
+        if ranks and want is not None and max(ranks) != want:
+            raise InputError(f"cannot resume: the earlier results have top-k {max(ranks)}, this run {want}",
+                             str(self.outputs[0].path), f"run with --top-k {max(ranks)}, or without --resume")
+        log.warning("%s: no run journal, so the earlier run's gallery and weights cannot be checked; "
+                    "resuming on the assumption that they were the same", self.outputs[0].path)
         if self.failed is not None and self.failed.is_file():
             self.failures = read_csv_rows(self.failed, FAILURE_FIELDS)
+        failed = {source_key(r["source"]) for r in self.failures}
+        self.summary = [r for r in self.summary if source_key(r["source"], r.get("kind", "image")) not in failed]
 
     # -- writing --
     def open(self) -> None:
         """Start (or continue) the journal: the first write of the run, made once the models are loaded."""
         if self.journal is None:
             return
-        tmp = self.journal.with_name(self.journal.name + ".new")
-        with open(tmp, "wb") as fh:
-            header = {"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint,
-                      "outputs": [str(o.path) for o in self.outputs]}
-            fh.write(json.dumps(header).encode() + b"\n")
-            if self.rows or self.places or self.summary:
-                entry = {"t": "rows", "rows": self.rows, "places": self.places, "summary": self.summary}
-                fh.write(json.dumps(entry).encode() + b"\n")
-            if self.failures:
-                fh.write(json.dumps({"t": "failed", "rows": self.failures}).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.journal)
+        tmp = temp_sibling(self.journal)
+        try:
+            with open(tmp, "wb") as fh:
+                header = {"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint,
+                          "outputs": sorted(str(o.path.resolve()) for o in self.outputs)}
+                fh.write(json.dumps(header).encode() + b"\n")
+                if self.rows or self.places or self.summary:
+                    entry = {"t": "rows", "rows": self.rows, "places": self.places, "summary": self.summary}
+                    fh.write(json.dumps(entry).encode() + b"\n")
+                if self.failures:
+                    fh.write(json.dumps({"t": "failed", "rows": self.failures}).encode() + b"\n")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        commit_file(tmp, self.journal, "journal")
         self._fh = open(self.journal, "ab")  # noqa: SIM115 - lives with the run
 
     def _append(self, entry: dict) -> None:
@@ -468,17 +561,15 @@ class ResultWriter:
     def add(self, result) -> List[dict]:
         """Record one finished query durably; returns its rows."""
         summary = [summary_row(result)]
-        self.summary.extend(summary)
         if result.ok:
             rows, places = prediction_rows(result), place_rows(result)
-            self.rows.extend(rows)
-            self.places.extend(places)
-            self._append({"t": "rows", "rows": rows, "places": places, "summary": summary})
-            return rows
-        row = failure_row(result)
-        self.failures.append(row)
-        self._append({"t": "failed", "rows": [row], "summary": summary})
-        return []
+            entry = {"t": "rows", "rows": rows, "places": places, "summary": summary}
+        else:
+            rows = []
+            entry = {"t": "failed", "rows": [failure_row(result)], "summary": summary}
+        self._absorb(entry)
+        self._append(entry)
+        return rows
 
     def close(self) -> None:
         if self._fh is not None:
@@ -498,3 +589,7 @@ class ResultWriter:
                 write_output(out, TABLES[out.table], tables[out.table], meta)
         if self.failed is not None and (self.failures or self.failed.exists()):
             write_output(Output(self.failed, "CSV"), FAILURE_FIELDS, self.failures)
+
+
+def _has_layer(out: Output, layer: str) -> bool:
+    return layer in geopackage.layer_names(str(out.path))

@@ -249,19 +249,14 @@ class Worker:
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from ..answers.regions import DEFAULT_LEVELS, confidence_regions, region_features
-        from ..io.files import check_output
-        from ..io.results import plan_outputs, write_regions
+        from ..io.results import write_regions
         from ..maps.likelihood import field_plan, likelihood_map, query_for, write_likelihood
         from ..maps.raster import render_preview
         from ..model.gallery import check_top_k
 
         engine = self.engine(params.get("engine"))
         top_k = params.get("top_k", 5)
-        check_output(params["out"], "output GeoTIFF")
-        if params.get("preview"):
-            check_output(params["preview"], "preview")
-        if params.get("regions_out"):
-            plan_outputs([params["regions_out"]])
+        self.io_plan(params, photos=params.get("photos") or ())
         grid = self._grid(engine, params, "auto")
         field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
         check_top_k(top_k, len(engine.gallery()))
@@ -291,6 +286,29 @@ class Worker:
                             for r in regions], "regions_path": params.get("regions_out")}
 
     @staticmethod
+    def io_plan(params: Dict[str, Any], photos=()) -> None:
+        """The request's I/O plan (core/io/plan.py), as the CLI's: every file it reads and writes, checked against
+        each other before any work (a GeoTIFF named as the user's GeoPackage, a preview over a photo)."""
+        from ..io.plan import IOPlan
+
+        plan = IOPlan("worker")
+        plan.read_many(photos, "photo")
+        if isinstance(params.get("aoi"), str):
+            plan.read_if_file(params["aoi"], "area of interest")
+        eng = params.get("engine") or {}
+        plan.read_if_exists(eng.get("weights") or None, "weights folder")
+        plan.read_if_exists(eng.get("clip_path") or None, "CLIP folder")
+        gallery = eng.get("gallery")
+        if gallery and gallery != "default" and not str(gallery).startswith("fibonacci:"):
+            plan.read(gallery, "gallery")
+        plan.write(params["out"], "output GeoTIFF", "raster")
+        if params.get("preview"):
+            plan.write(params["preview"], "preview", "preview")
+        if params.get("regions_out"):
+            plan.write(params["regions_out"], "regions output", "regions", ("geoclip_regions",))
+        plan.check()
+
+    @staticmethod
     def _grid(engine, params: Dict[str, Any], default):
         """The request's extent and resolution as a Grid. 'auto' sizes the raster to the view (`view_px`, else a
         nominal screen): about one cell per 3 pixels, read from the finest built field that covers the view,
@@ -306,10 +324,9 @@ class Worker:
         return Grid.over(extent, float(res))
 
     def op_features(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from ..io.files import check_output
         from ..maps.encoder_rasters import feature_raster, pca_raster
 
-        check_output(params["out"], "output GeoTIFF")
+        self.io_plan(params)
         engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 1.0)
         report = self._progress(rid, "rasterising location features")
@@ -319,10 +336,9 @@ class Worker:
                               normalise=bool(params.get("normalise")), cog=bool(params.get("cog")), progress=report)
 
     def op_similar(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from ..io.files import check_output
         from ..maps.encoder_rasters import similarity_raster
 
-        check_output(params["out"], "output GeoTIFF")
+        self.io_plan(params)
         engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 0.5)
         return similarity_raster(engine, float(params["lat"]), float(params["lon"]), grid, params["out"],
