@@ -22,7 +22,8 @@ import pytest
 from conftest import ROOT, make_photo
 from pyogrio import raw
 
-from geoclip_qgis.core.io.results import DEFAULT_LAYER, PREDICTION_FIELDS, csv_safe, journal_path
+from geoclip_qgis.core.io.journal import journal_path
+from geoclip_qgis.core.io.results import DEFAULT_LAYER, PREDICTION_FIELDS, csv_safe
 from geoclip_qgis.core.service.cli import main
 
 

@@ -178,8 +178,8 @@ class IOPlan:
     def _format_problems(self, out: PlannedOutput) -> List[Tuple[str, str, str]]:
         allowed = SUFFIXES[out.kind]
         if allowed is not None and out.path.suffix.lower() not in allowed:
-            return [(f"the {out.what} cannot be {out.path.suffix or 'a file without a suffix'}", str(out.path),
-                     FIX[out.kind])]
+            suffix = out.path.suffix or "a file without a suffix"
+            return [(f"unknown output format: the {out.what} cannot be {suffix}", str(out.path), FIX[out.kind])]
         if out.kind == "folder":
             if out.path.exists() and not out.path.is_dir():
                 return [(f"the {out.what} exists and is not a folder", str(out.path), "give a folder name")]

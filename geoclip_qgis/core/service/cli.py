@@ -77,7 +77,8 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     and only then record results (journal, flushed per query) and write the outputs whole at the end."""
     from tqdm import tqdm
 
-    from ..io.results import ResultWriter, source_key
+    from ..io.journal import ResultWriter
+    from ..io.results import source_key
 
     plan = input_plan(args, photos=inputs if kind == "image" else ())
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,

@@ -254,9 +254,9 @@ class Worker:
         from ..maps.raster import render_preview
         from ..model.gallery import check_top_k
 
+        self.io_plan(params, photos=params.get("photos") or ())  # before any model loads
         engine = self.engine(params.get("engine"))
         top_k = params.get("top_k", 5)
-        self.io_plan(params, photos=params.get("photos") or ())
         grid = self._grid(engine, params, "auto")
         field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
         check_top_k(top_k, len(engine.gallery()))
