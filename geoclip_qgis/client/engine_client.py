@@ -126,13 +126,14 @@ def log_message(text: str, level: str = "info") -> None:
         from qgis.core import Qgis, QgsMessageLog
     except ImportError:
         return
-    levels = {"warning": Qgis.MessageLevel.Warning, "critical": Qgis.MessageLevel.Critical,
-              "error": Qgis.MessageLevel.Critical}
+    levels = {"debug": Qgis.MessageLevel.Info, "info": Qgis.MessageLevel.Info, "warning": Qgis.MessageLevel.Warning,
+              "critical": Qgis.MessageLevel.Critical, "error": Qgis.MessageLevel.Critical}
     QgsMessageLog.logMessage(text, LOG_TAG, levels.get(level, Qgis.MessageLevel.Info), False)
 
 
 def stderr_level(line: str) -> str:
-    """The Log Messages level of one worker stderr line: tracebacks and errors critical, warnings warning."""
+    """The level of a raw stderr line, which carries only what is not the engine's own logging (that arrives as
+    protocol `log` messages with their level): C libraries' output, and a crash's traceback (critical)."""
     low = line.lower()
     if "traceback" in low or "error" in low or "exception" in low:
         return "critical"

@@ -259,5 +259,14 @@ def result(rid: int, data: Dict[str, Any]) -> Dict[str, Any]:
     return {"id": rid, "type": "result", "data": data}
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def log(level: str, message: str) -> Dict[str, Any]:
+    """A message for the user's log (QGIS: the Log Messages panel, GeoCLIP tab, at this level), never for a
+    request; the worker sends every engine log record this way, so the client never guesses a level."""
+    return {"type": "log", "level": level if level in LOG_LEVELS else "info", "message": message}
+
+
 def error(rid: Any, code: str, message: str, path: Any = None, hint: Any = None) -> Dict[str, Any]:
     return {"id": rid, "type": "error", "error": {"code": code, "message": message, "path": path, "hint": hint}}

@@ -403,6 +403,32 @@ def _parent_alive(pid: int) -> bool:
     return True
 
 
+class ProtocolLogHandler(logging.Handler):
+    """Every log record of the engine (and Python's warnings, captured) as a protocol `log` message with its level:
+    the client maps the level onto QgsMessageLog's, instead of guessing it from words in stderr. Repeats of one
+    message are sent once (a warning raised per batch would flood the panel)."""
+
+    LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error",
+              logging.CRITICAL: "critical"}
+
+    def __init__(self, send: Callable[[Dict[str, Any]], None]):
+        super().__init__(level=logging.INFO)
+        self._send = send
+        self._seen: set = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.name == "py.warnings":  # "file:line: Category: text\n  source" -> the text alone
+                text = text.strip().splitlines()[0].split(": ", 2)[-1]
+            if text in self._seen:
+                return
+            self._seen.add(text)
+            self._send(protocol.log(self.LEVELS.get(record.levelno, "info"), text))
+        except Exception:  # logging must never break a job
+            self.handleError(record)
+
+
 def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SECONDS) -> int:
     """Read requests on a thread (so cancel arrives mid-job), run them one at a time on this one.
 
@@ -421,6 +447,8 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
                 pass
 
     worker = Worker(send)
+    handler = ProtocolLogHandler(send)
+    logging.getLogger().addHandler(handler)  # the engine's log records reach QGIS with their levels
     jobs: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
     stopping = threading.Event()
 
@@ -509,7 +537,11 @@ def main() -> int:
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # anything else written to stdout, from Python or C, lands on stderr
     sys.stdout = sys.stderr
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="geoclip-worker %(levelname)s: %(message)s")
+    # Log records travel as protocol `log` messages (ProtocolLogHandler, added by serve); stderr keeps only what
+    # is not ours to format (C libraries, a crash's traceback).
+    logging.getLogger().setLevel(logging.WARNING)  # other libraries: their warnings and errors only
+    logging.getLogger("geoclip_qgis").setLevel(logging.INFO)
+    logging.captureWarnings(True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parent = os.environ.get(PARENT_ENV, "")
     parent_pid = int(parent) if parent.isdigit() else (os.getppid() if os.name == "posix" else None)
