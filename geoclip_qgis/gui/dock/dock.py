@@ -50,6 +50,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...client.engine_client import shared_client
+from ...layers.aoi import NoPolygon, aoi_geojson
 from ...layers.results import (
     place_features,
     place_fields,
@@ -392,16 +393,15 @@ class GeolocationDock(QgsDockWidget):
             canvas = self.iface.mapCanvas()
             return visible_extent_4326(canvas.extent(), canvas.mapSettings().destinationCrs())
         if mode == "layer":
-            import json
-
             layer = self.iface.activeLayer()
             polygon = QgsWkbTypes.GeometryType.PolygonGeometry
             if not isinstance(layer, QgsVectorLayer) or layer.geometryType() != polygon:
                 raise ValueError(tr("Select a polygon layer in the Layers panel for the area of interest."))
             feats = list(layer.getSelectedFeatures()) or list(layer.getFeatures())
-            geom = QgsGeometry.unaryUnion([f.geometry() for f in feats if f.hasGeometry()])
-            geom.transform(QgsCoordinateTransform(layer.crs(), WGS84, QgsProject.instance()))
-            return json.loads(geom.asJson(6))
+            try:  # the one conversion (layers/aoi.py), as Processing's
+                return aoi_geojson(feats, layer.crs(), QgsProject.instance().transformContext())
+            except NoPolygon:
+                raise ValueError(tr("The selected layer has no polygon for the area of interest.")) from None
         return None
 
     def run(self) -> None:
