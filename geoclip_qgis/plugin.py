@@ -8,9 +8,8 @@ import traceback
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import QCoreApplication
 
+from .client.log import LOG_TAG
 from .i18n import install_translator, tr
-
-LOG_TAG = "GeoCLIP"
 
 
 class GeoClipPlugin:

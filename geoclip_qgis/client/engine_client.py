@@ -24,11 +24,12 @@ from ..shared import defaults, protocol
 # One definition each, shared with the worker (every request carries all the engine options, so the dock, the
 # map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
 from ..shared.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
+from . import settings
+from .log import LOG_TAG, log_message, stderr_level  # noqa: F401 - re-exported
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
-SETTINGS_PREFIX = "geoclip"
-LOG_TAG = "GeoCLIP"  # the Log Messages panel's tab
+SETTINGS_PREFIX = settings.PREFIX
 # What a waiting request is told it waits for (op -> words); other ops are named as they are.
 OP_WORDS = {"build_field": "the field build", "geolocate_images": "the photo geolocation",
             "geolocate_text": "the text query", "likelihood": "the likelihood map", "similar": "'places like here'",
@@ -59,12 +60,8 @@ class EngineNotInstalled(EngineError):
 
 
 def setting(key: str, default: Any = None) -> Any:
-    """A plugin setting from QgsSettings when QGIS is there, else the default."""
-    try:
-        from qgis.core import QgsSettings
-    except ImportError:
-        return default
-    return QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", default)
+    """A plugin setting: the one store (client/settings.py)."""
+    return settings.get(key, default)
 
 
 def data_dir() -> Path:
@@ -117,27 +114,6 @@ def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Di
     if worker:
         env[PARENT_ENV] = str(os.getpid())
     return env
-
-
-def log_message(text: str, level: str = "info") -> None:
-    """One line to QGIS's Log Messages panel, GeoCLIP tab (QgsMessageLog is thread-safe: the reader threads call
-    it); outside QGIS (the CLI, tests without QGIS) nothing happens."""
-    try:
-        from qgis.core import Qgis, QgsMessageLog
-    except ImportError:
-        return
-    levels = {"debug": Qgis.MessageLevel.Info, "info": Qgis.MessageLevel.Info, "warning": Qgis.MessageLevel.Warning,
-              "critical": Qgis.MessageLevel.Critical, "error": Qgis.MessageLevel.Critical}
-    QgsMessageLog.logMessage(text, LOG_TAG, levels.get(level, Qgis.MessageLevel.Info), False)
-
-
-def stderr_level(line: str) -> str:
-    """The level of a raw stderr line, which carries only what is not the engine's own logging (that arrives as
-    protocol `log` messages with their level): C libraries' output, and a crash's traceback (critical)."""
-    low = line.lower()
-    if "traceback" in low or "error" in low or "exception" in low:
-        return "critical"
-    return "warning" if "warn" in low else "info"
 
 
 def engine_python() -> str:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from qgis.core import QgsApplication, QgsSettings
+from qgis.core import QgsApplication
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -22,28 +22,13 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..client.engine_client import SETTINGS_PREFIX, default_cache_dir, engine_defaults
+from ..client import settings as store
+from ..client.engine_client import default_cache_dir, engine_defaults
 from ..i18n import tr, tr_noop  # noqa: F401 - re-exported for the gui modules
 from ..shared import defaults
 
-DEFAULTS: Dict[str, Any] = {
-    "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
-    "top_k": 5,
-}
-
-
-def get(key: str) -> Any:
-    value = QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", DEFAULTS.get(key))
-    if isinstance(DEFAULTS.get(key), int):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return DEFAULTS[key]
-    return value if value is not None else DEFAULTS.get(key)
-
-
-def put(key: str, value: Any) -> None:
-    QgsSettings().setValue(f"{SETTINGS_PREFIX}/{key}", value)
+# The one settings store (client/settings.py), re-exported for the gui modules.
+DEFAULTS, get, put = store.DEFAULTS, store.get, store.put
 
 
 def raster_output(stem: str) -> str:
