@@ -113,6 +113,7 @@ def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Di
     env.setdefault("PYTHONUNBUFFERED", "1")
     if worker:
         env[PARENT_ENV] = str(os.getpid())
+        env[protocol.HEARTBEAT_ENV] = str(protocol.HEARTBEAT_SECONDS)  # liveness: see EngineClient.call
     return env
 
 
@@ -147,6 +148,10 @@ class EngineClient:
         self.running_id: Optional[int] = None
         self.log_to_qgis = True  # worker stderr lines and log messages go to the Log Messages panel
         self.stopping = False  # shutdown() was asked: the worker's end is not a crash
+        self.lines_sent = 0  # lines written to this worker (a heartbeat's `lines` is compared with it)
+        # A worker that promised heartbeats and sends nothing at all for this long is wedged: it is stopped and the
+        # request fails (the next one starts a new worker). Generous: a heartbeat needs only the GIL for a moment.
+        self.silence_limit = 120.0
 
     # ---- process life -----------------------------------------------------------------------------------------
     @property
@@ -158,6 +163,7 @@ class EngineClient:
         python = self.python or engine_python()
         self.messages = queue.Queue()
         self.stderr_tail.clear()
+        self.lines_sent = 0
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.proc = subprocess.Popen(
             [python, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -284,12 +290,15 @@ class EngineClient:
             self.proc = None
 
     # ---- requests ---------------------------------------------------------------------------------------------
-    def _send(self, message: Dict[str, Any]) -> None:
+    def _send(self, message: Dict[str, Any], line: Optional[str] = None) -> int:
+        """Write one message; returns its line number on this worker (what heartbeats count)."""
         try:
-            self.proc.stdin.write(protocol.encode(message))
+            self.proc.stdin.write(line or protocol.encode(message))
             self.proc.stdin.flush()
         except (OSError, AttributeError):
             self._crashed()
+        self.lines_sent += 1
+        return self.lines_sent
 
     def call(self, op: str, params: Optional[Dict[str, Any]] = None, *,
              on_progress: Optional[Callable[[int, int, str], None]] = None,
@@ -317,16 +326,29 @@ class EngineClient:
             if not self.alive:
                 self.start()
             rid = next(self.ids)
+            line = request_line(rid, op, params)  # too long for the worker: refused here, before anything is sent
             self.running_id = rid
-            self._send(protocol.request(rid, op, **(params or {})))
+            my_line = self._send({}, line)
             deadline = None if timeout is None else time.monotonic() + timeout
+            heard = time.monotonic()
             cancel_sent = False
             while True:
                 if is_cancelled is not None and not cancel_sent and is_cancelled():
                     self._send({"op": "cancel", "target": rid})
                     cancel_sent = True
                 msg = self._next(deadline)
-                if msg is None or msg.get("id") != rid:
+                if msg is None:
+                    if self.ready.get("heartbeat") and time.monotonic() - heard > self.silence_limit:
+                        self.kill()
+                        raise WorkerCrashed({"code": "timeout", "message": f"the engine worker sent nothing for "
+                                             f"{self.silence_limit:.0f} s, not even its heartbeat; it was stopped",
+                                             "hint": "it restarts on the next request; see the log for details"})
+                    continue
+                heard = time.monotonic()
+                lost = lost_reply(msg, rid, my_line)
+                if lost is not None:
+                    raise EngineError(lost)
+                if msg.get("id") != rid:
                     continue
                 kind = msg.get("type")
                 if kind == "progress" and on_progress:
@@ -343,6 +365,37 @@ class EngineClient:
 
     def diagnostics(self) -> List[str]:
         return list(self.stderr_tail)
+
+
+def request_line(rid: int, op: str, params: Optional[Dict[str, Any]]) -> str:
+    """The request as one protocol line, or an EngineError when it is longer than the worker reads
+    (protocol.MAX_LINE_BYTES), naming the parameter that makes it so and what to do: refused before sending."""
+    line = protocol.encode(protocol.request(rid, op, **(params or {})))
+    size = len(line.encode("utf-8"))
+    if size <= protocol.MAX_LINE_BYTES:
+        return line
+    sizes = {k: len(protocol.encode({k: v})) for k, v in (params or {}).items()}
+    big = max(sizes, key=sizes.get) if sizes else "params"
+    hints = {"aoi": "simplify the area of interest, or save it to a file and give the file's path",
+             "paths": "send the photos in several smaller runs", "queries": "send fewer queries at once",
+             "points": f"send at most {protocol.MAX_ENCODE_POINTS:,} points at once"}
+    raise EngineError({"code": "too_large", "path": big,
+                       "message": f"the request is {size:,} bytes, over the engine's {protocol.MAX_LINE_BYTES:,}-byte "
+                                  f"limit; '{big}' alone is {sizes.get(big, size):,} bytes",
+                       "hint": hints.get(big, "send less at once")})
+
+
+def lost_reply(msg: Dict[str, Any], rid: int, my_line: int) -> Optional[Dict[str, Any]]:
+    """The error for request `rid` (sent as line `my_line`) that `msg` reveals, or None. Two messages do: an error
+    with a null id (the worker could not read the id of a line: with one request outstanding, it is ours), and a
+    heartbeat that has read our line but holds no such id, while no reply came (the request was lost)."""
+    kind = msg.get("type")
+    if kind == "error" and msg.get("id") is None:
+        return dict(msg.get("error") or {}, code=(msg.get("error") or {}).get("code") or "protocol")
+    if kind == "heartbeat" and int(msg.get("lines") or 0) >= my_line and rid not in (msg.get("active") or []):
+        return {"code": "lost", "message": "the engine worker read this request but holds no job for it and sent no "
+                "reply", "hint": "run it again; if it happens again, see the log (GeoCLIP tab)"}
+    return None
 
 
 _shared: Optional[EngineClient] = None

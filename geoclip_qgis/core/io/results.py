@@ -41,6 +41,7 @@ from ...shared.schema import (  # noqa: F401 - the result tables, re-exported fo
 )
 from ..errors import InputError
 from .files import atomic_output, crash_point, same_file_key
+from .names import from_text, to_text
 from .plan import IOPlan
 
 log = logging.getLogger("geoclip_qgis")
@@ -167,7 +168,7 @@ def _columns(fields, rows: List[dict]):
         elif kind == "int":
             data.append(np.array([-1 if v is None else int(v) for v in values], dtype=np.int64))
         else:
-            data.append(np.array(["" if v is None else str(v) for v in values], dtype=object))
+            data.append(np.array(["" if v is None else to_text(str(v)) for v in values], dtype=object))
     return data
 
 
@@ -275,8 +276,8 @@ def read_csv_rows(path: Path, fields) -> List[dict]:
     """Rows of one of our CSVs; a last line torn by a crash (no newline, wrong field count) is dropped."""
     from .files import open_regular
 
-    with open_regular(path, "results CSV", binary=False) as fh:
-        text = fh.read()
+    with open_regular(path, "results CSV") as fh:
+        text = fh.read().decode("utf-8", "surrogateescape")  # names that are not UTF-8: core/io/names.py
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith(("\n", "\r")):
         log.warning("%s: the last line was cut off by an interrupted run; it is dropped", path)
@@ -309,7 +310,8 @@ def read_vector_rows(out: Output, fields) -> List[dict]:
     if cols["source"] is None:
         raise InputError("the earlier results have no 'source' column", str(out.path), "run without --resume")
     n = len(cols["source"])
-    return [_typed(fields, {k: (None if c is None else c[i]) for k, c in cols.items()}) for i in range(n)]
+    return [_typed(fields, {k: (None if c is None else from_text(c[i]) if isinstance(c[i], str) else c[i])
+                            for k, c in cols.items()}) for i in range(n)]
 
 
 def has_results(out: Output) -> bool:

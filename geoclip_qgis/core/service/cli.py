@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from typing import List, Optional
 
 from ..errors import GeoClipError, InputError
 from ..io.results import DEFAULT_LAYER
+from .cli_args import refuse_repeats, strip_seen
 
 
 def positive_int(text: str) -> int:
@@ -216,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(t)
     t.set_defaults(func=cmd_text)
     lk = sub.add_parser("likelihood", help="likelihood raster (probability per km²) for photos or a text")
-    lk.add_argument("--photos", nargs="*", default=[], help="one photo, or several of one place (fused)")
+    lk.add_argument("--photos", nargs="*", action="extend", default=[],
+                    help="one photo, or several of one place (fused once each; repeatable)")
     lk.add_argument("--text", help="a text description instead of photos")
     lk.add_argument("--method", default="auto", choices=["auto", "field", "dense", "coarse-to-fine"],
                     help="auto: a built location field when one covers the extent, else dense or coarse-to-fine")
@@ -244,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--weights", default=None)
     fd.add_argument("--cache-dir", default=None)
     fd.set_defaults(func=cmd_field, clip_path=None, gallery="default", batch_size=8)
-    return ap
+    return refuse_repeats(ap)  # a single-valued option given twice is refused, never 'last one wins'
 
 
 def _raster_args(p: argparse.ArgumentParser) -> None:
@@ -389,8 +392,11 @@ def _glue_extent(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(_glue_extent(list(sys.argv[1:] if argv is None else argv)))
+    args = strip_seen(build_parser().parse_args(_glue_extent(list(sys.argv[1:] if argv is None else argv))))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    with contextlib.suppress(AttributeError, ValueError):  # a name that is not UTF-8 prints as its bytes, as ls does
+        sys.stdout.reconfigure(errors="surrogateescape")
+        sys.stderr.reconfigure(errors="backslashreplace")  # Python's own default for stderr, whatever wraps it
     try:
         return args.func(args)
     except GeoClipError as exc:
