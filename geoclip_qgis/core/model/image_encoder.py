@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import BackboneError, InputError
 from ..io.files import open_regular, regular_file
+from .precision import convert_mlp, convert_tower
 
 CLIP_HUB_ID = "openai/clip-vit-large-patch14"
 CLIP_ENV = "GEOCLIP_CLIP_PATH"
@@ -198,14 +199,18 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _load(cls, path: str, device: torch.device, fp16: bool):
-    kwargs = {"dtype": torch.float16} if fp16 else {}
+def _load(cls, path: str, device: torch.device, fp16: bool, precision: str = "fp32"):
+    """A CLIP tower on `device`: fp16 (CUDA), bf16 weights loaded as such (half the memory of fp32), int8 Linear
+    layers quantised after an fp32 load (core/model/precision.py), else fp32."""
+    dtype = torch.float16 if fp16 else torch.bfloat16 if precision == "bf16" else None
+    kwargs = {"dtype": dtype} if dtype is not None else {}
     quiet_transformers()
     try:
         model = cls.from_pretrained(path, local_files_only=path != CLIP_HUB_ID, **kwargs)
     except Exception as exc:
         raise BackboneError(f"cannot load CLIP ({type(exc).__name__}: {exc})", path, _HOWTO) from exc
-    return model.to(device).eval().requires_grad_(False)
+    model = model.to(device).eval().requires_grad_(False)
+    return convert_tower(model, precision) if precision == "int8" else model
 
 
 def _mlp(state: dict) -> nn.Sequential:
@@ -248,7 +253,8 @@ def check_text_query(q: object) -> str:
 class ImageEncoder(nn.Module):
     """CLIP vision tower + GeoCLIP MLP; `preprocess` uses the folder's own CLIP image processor."""
 
-    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False):
+    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False,
+                 precision: str = "fp32"):
         super().__init__()
         from transformers import CLIPVisionModelWithProjection
 
@@ -257,9 +263,9 @@ class ImageEncoder(nn.Module):
         except ImportError:  # transformers 4.x
             from transformers import CLIPImageProcessor as Processor
         self.clip_path = clip_path
-        self.vision = _load(CLIPVisionModelWithProjection, clip_path, device, fp16)
+        self.vision = _load(CLIPVisionModelWithProjection, clip_path, device, fp16, precision)
         self.processor = Processor.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
-        self.mlp = _mlp(mlp_state).to(device)
+        self.mlp = convert_mlp(_mlp(mlp_state), precision).to(device)
         self.device = device
 
     def preprocess(self, images: Sequence) -> torch.Tensor:
@@ -275,17 +281,18 @@ class ImageEncoder(nn.Module):
 class TextEncoder(nn.Module):
     """CLIP text tower + the same GeoCLIP MLP: text lands where GeoCLIP's image features do."""
 
-    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False):
+    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False,
+                 precision: str = "fp32"):
         super().__init__()
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
         self.clip_path = clip_path
-        self.text = _load(CLIPTextModelWithProjection, clip_path, device, fp16)
+        self.text = _load(CLIPTextModelWithProjection, clip_path, device, fp16, precision)
         try:
             self.tokenizer = CLIPTokenizer.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
         except Exception as exc:
             raise BackboneError(f"cannot load the CLIP tokenizer ({exc})", clip_path, _HOWTO) from exc
-        self.mlp = _mlp(mlp_state).to(device)
+        self.mlp = convert_mlp(_mlp(mlp_state), precision).to(device)
         self.device = device
 
     def tokenize(self, queries: Sequence[str]) -> dict:
