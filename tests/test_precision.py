@@ -29,7 +29,9 @@ def _auto_not_pinned(monkeypatch):
     (AMX, "bf16", "AMX"), (ZEN4, "bf16", "AVX512-BF16"), (AVX2, "fp32", "no native bf16"), (OLD, "fp32", "no native"),
 ])
 def test_auto_reads_the_cpus_capabilities(monkeypatch, caps, want, why):
+    """Were bf16's gate to hold, auto would pick it exactly where the CPU runs it natively."""
     monkeypatch.setattr(P, "cpu_capabilities", lambda: dict(caps))
+    monkeypatch.setitem(P.GATE_HELD, "bf16", True)
     chosen = select_precision("auto", CPU)
     assert chosen.precision == want and why in chosen.reason
     assert select_precision(None, CPU).precision == want
@@ -47,6 +49,15 @@ def test_auto_never_picks_a_precision_whose_gate_failed(monkeypatch):
     chosen = select_precision("auto", CPU, caps=AMX)
     assert chosen.precision == "fp32" and "failed its fidelity gate" in chosen.reason
     assert not P.GATE_HELD["int8"] and select_precision("auto", CPU, caps=AVX2).precision == "fp32"
+
+
+def test_measured_gates_leave_auto_at_fp32_on_cpus(monkeypatch):
+    """As measured (docs/benchmarks.md): bf16 misses the top-place bound, int8 all three; auto stays fp32 even on
+    an AMX CPU and says why, and either still runs when asked."""
+    monkeypatch.setattr(P, "cpu_capabilities", lambda: dict(AMX))
+    chosen = select_precision("auto", CPU)
+    assert chosen.precision == "fp32" and "AMX" in chosen.reason and "failed its fidelity gate" in chosen.reason
+    assert select_precision("bf16", CPU).reason == "bf16: this CPU has AMX"
 
 
 def test_named_precisions_and_refusals(monkeypatch):
@@ -116,17 +127,18 @@ def test_location_encoder_schemes_against_the_nat_bound(weights):
 
 
 def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path, photos):
-    """The engine in bf16 (towers and MLP; the location encoder stays fp32) against fp32 with the tiny random CLIP
-    and the real MLP: embeddings within the gate's cosine, and the gallery cache shared with fp32 (same bytes, same
-    key). The ranking part of the tower gate is measured on the full-size ViT-L/14 by scripts/bench_precision.py:
-    a 32-wide random CLIP ranks the gallery by near-ties, so its top-5 flips at any rounding and says nothing."""
+    """The engine in bf16 (towers under autocast; the MLP and the location encoder stay fp32) against fp32 with the
+    tiny random CLIP and the real MLP: embeddings within the gate's cosine, and the gallery cache shared with fp32
+    (same bytes, same key). The ranking part of the tower gate is measured on the full-size ViT-L/14 by
+    scripts/bench_precision.py: a 32-wide random CLIP ranks the gallery by near-ties, so its top-5 flips at any
+    rounding and says nothing."""
     from geoclip_qgis.core.model.engine import GeoClipEngine
 
     kw = dict(weights=weights, clip_path=tiny_clip, device="cpu", gallery=small_gallery, cache_dir=tmp_path)
     e32, e16 = GeoClipEngine(precision="fp32", **kw), GeoClipEngine(precision="bf16", **kw)
     assert e32.location_digest == e16.location_digest == weights.digest  # bf16 keeps the location encoder fp32
     assert e16.info()["precision"]["precision"] == "bf16"
-    assert e16.text_encoder.text.dtype == torch.bfloat16 and e32.text_encoder.text.dtype == torch.float32
+    assert e16.text_encoder.precision == "bf16" and e16.text_encoder.text.dtype == torch.float32  # autocast
     texts = ["snowy alpine village", "harbour with red roofs", "desert market", "rice terraces in the rain"]
     imgs32, imgs16 = e32.embed_images(photos[:4]), e16.embed_images(photos[:4])
     txt32, txt16 = e32.embed_text(texts), e16.embed_text(texts)

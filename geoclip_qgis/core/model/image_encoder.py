@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import BackboneError, InputError
 from ..io.files import open_regular, regular_file
-from .precision import convert_mlp, convert_tower
+from .precision import convert_mlp, convert_tower, tower_context
 
 CLIP_HUB_ID = "openai/clip-vit-large-patch14"
 CLIP_ENV = "GEOCLIP_CLIP_PATH"
@@ -200,10 +200,9 @@ def quiet_transformers() -> None:
 
 
 def _load(cls, path: str, device: torch.device, fp16: bool, precision: str = "fp32"):
-    """A CLIP tower on `device`: fp16 (CUDA), bf16 weights loaded as such (half the memory of fp32), int8 Linear
-    layers quantised after an fp32 load (core/model/precision.py), else fp32."""
-    dtype = torch.float16 if fp16 else torch.bfloat16 if precision == "bf16" else None
-    kwargs = {"dtype": dtype} if dtype is not None else {}
+    """A CLIP tower on `device`: fp16 (CUDA), int8 Linear layers quantised after an fp32 load, else fp32 weights
+    (bf16 runs them under autocast: core/model/precision.py says why not bf16 weights)."""
+    kwargs = {"dtype": torch.float16} if fp16 else {}
     quiet_transformers()
     try:
         model = cls.from_pretrained(path, local_files_only=path != CLIP_HUB_ID, **kwargs)
@@ -267,6 +266,7 @@ class ImageEncoder(nn.Module):
         self.processor = Processor.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
         self.mlp = convert_mlp(_mlp(mlp_state), precision).to(device)
         self.device = device
+        self.precision = precision
 
     def preprocess(self, images: Sequence) -> torch.Tensor:
         return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
@@ -274,7 +274,8 @@ class ImageEncoder(nn.Module):
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         dtype = next(self.vision.parameters()).dtype
-        feats = _features(self.vision(pixel_values=pixel_values.to(self.device, dtype)), self.clip_path)
+        with tower_context(self.precision, self.device):
+            feats = _features(self.vision(pixel_values=pixel_values.to(self.device, dtype)), self.clip_path)
         return self.mlp(feats.float())
 
 
@@ -294,6 +295,7 @@ class TextEncoder(nn.Module):
             raise BackboneError(f"cannot load the CLIP tokenizer ({exc})", clip_path, _HOWTO) from exc
         self.mlp = convert_mlp(_mlp(mlp_state), precision).to(device)
         self.device = device
+        self.precision = precision
 
     def tokenize(self, queries: Sequence[str]) -> dict:
         texts: List[str] = []
@@ -311,4 +313,6 @@ class TextEncoder(nn.Module):
     @torch.inference_mode()
     def forward(self, queries: Sequence[str]) -> torch.Tensor:
         tokens = {k: v.to(self.device) for k, v in self.tokenize(queries).items()}
-        return self.mlp(_features(self.text(**tokens), self.clip_path).float())
+        with tower_context(self.precision, self.device):
+            feats = _features(self.text(**tokens), self.clip_path)
+        return self.mlp(feats.float())
