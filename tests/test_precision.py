@@ -170,3 +170,25 @@ def test_caches_are_keyed_by_the_location_scheme(weights, small_gallery, tmp_pat
     assert e16.location_encoder.capsules[0].hidden[2].weight.dtype == torch.bfloat16
     assert e32.gallery().cache_file != e16.gallery().cache_file
     assert not torch.equal(e32.gallery().embeddings, e16.gallery().embeddings)
+
+
+def test_one_option_from_the_cli_to_the_worker_and_ray():
+    """--precision on every engine-building command, in the options Ray actors receive, and one canonical engine
+    option in the protocol (an unknown value is refused there, before any engine is built)."""
+    from geoclip_qgis.core.service.cli import _engine_options, build_parser
+    from geoclip_qgis.shared import protocol
+
+    for argv in (["photos", "x.jpg"], ["text", "a harbour"], ["similar", "--lat", "1", "--lon", "2", "-o", "o.tif"],
+                 ["field"]):
+        args = build_parser().parse_args(argv + ["--precision", "bf16"])
+        assert args.precision == "bf16"
+    opts = _engine_options(build_parser().parse_args(["photos", "x.jpg", "--precision", "int8"]))
+    assert opts["precision"] == "int8"  # what run_batch hands to each Ray actor's GeoClipEngine
+    assert build_parser().parse_args(["photos", "x.jpg"]).precision == "auto"
+    assert protocol.canonical_engine_options({})["precision"] == "auto"
+    assert protocol.canonical_engine_options({"precision": " BF16 "})["precision"] == "bf16"
+    assert protocol.validate("geolocate_text", {"queries": ["a"], "engine": {"precision": "bf16"}})
+    with pytest.raises(protocol.SchemaError):
+        protocol.validate("geolocate_text", {"queries": ["a"], "engine": {"precision": "fp8"}})
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["photos", "x.jpg", "--precision", "fp8"])
