@@ -91,7 +91,7 @@ def engine_defaults(**overrides: Any) -> Dict[str, Any]:
     Processing all send this, so they share one loaded engine (the worker keys it on these options) and one
     gallery cache; a `cuda:1` setting stays `cuda:1`."""
     opts: Dict[str, Any] = {key: str(setting(key, "") or "") for key in ("clip_path", "weights", "cache_dir",
-                                                                          "device", "gallery")}
+                                                                          "device", "precision", "gallery")}
     opts["cache_dir"] = opts["cache_dir"] or str(default_cache_dir())
     opts.update({k: v for k, v in overrides.items() if v not in (None, "")})
     return canonical_engine_options(opts)

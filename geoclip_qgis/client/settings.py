@@ -8,8 +8,8 @@ from typing import Any, Dict
 
 PREFIX = "geoclip"
 DEFAULTS: Dict[str, Any] = {
-    "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
-    "top_k": 5,
+    "engine_python": "", "device": "auto", "precision": "auto", "clip_path": "", "weights": "", "gallery": "default",
+    "cache_dir": "", "top_k": 5,
 }
 
 

@@ -1,4 +1,5 @@
-"""Plugin settings (QgsSettings under geoclip/): engine Python, device, model folders, gallery, cache folder."""
+"""Plugin settings (QgsSettings under geoclip/): engine Python, device, precision, model folders, gallery, cache
+folder."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ..client import settings as store
 from ..client.engine_client import default_cache_dir, engine_defaults
 from ..i18n import tr, tr_noop  # noqa: F401 - re-exported for the gui modules
 from ..shared import defaults
+from ..shared.defaults import PRECISIONS
 
 # The one settings store (client/settings.py), re-exported for the gui modules.
 DEFAULTS, get, put = store.DEFAULTS, store.get, store.put
@@ -98,6 +100,14 @@ class SettingsDialog(QDialog):
         if cuda_reason is None:
             self.ask_engine()
         form.addRow("", self.cuda_note)
+        self.precision = QComboBox()
+        for value, label in PRECISIONS:
+            self.precision.addItem(tr(label), value)
+        self.precision.setCurrentIndex(max(0, self.precision.findData(engine_defaults()["precision"])))
+        form.addRow(tr("Precision"), self.precision)
+        self.precision_note = QLabel("")  # the engine's answer: what auto picks here, and why
+        self.precision_note.setWordWrap(True)
+        form.addRow("", self.precision_note)
         self.clip = self._folder(get("clip_path"), tr("CLIP ViT-L/14 folder"))
         form.addRow(tr("CLIP folder"), self.clip)
         self.weights = self._folder(get("weights"), tr("GeoCLIP weights folder (empty: the geoclip package's)"))
@@ -143,6 +153,8 @@ class SettingsDialog(QDialog):
         self.cuda_note.setText(info["error"] if "error" in info else
                                tr("CUDA is usable: {}").format(info["cuda"]) if info.get("cuda_usable")
                                else tr("CUDA is not usable: {}").format(info.get("cuda", "")))
+        if isinstance(info.get("precision"), dict):
+            self.precision_note.setText(tr("Automatic precision here: {}").format(info["precision"].get("reason", "")))
 
     def shutdown(self) -> None:
         """Closing (or unloading the plugin) drops the CUDA check: its answer never reaches a deleted label."""
@@ -165,6 +177,7 @@ class SettingsDialog(QDialog):
         python_changed = (self.python.filePath() or "") != (get("engine_python") or "")
         put("engine_python", self.python.filePath())
         put("device", self.device.currentData())
+        put("precision", self.precision.currentData())
         put("clip_path", self.clip.filePath())
         put("weights", self.weights.filePath())
         put("gallery", self.gallery.text().strip() or "default")

@@ -73,3 +73,5 @@ PRECISIONS: Tuple[Tuple[str, str], ...] = (
     ("fp16", tr_noop("fp16 (GPU)")),
 )
 PRECISION_VALUES: Tuple[str, ...] = tuple(v for v, _ in PRECISIONS)
+# Pins what 'auto' resolves to on this machine (an administrator's or a test suite's explicit choice, e.g. fp32).
+PRECISION_ENV = "GEOCLIP_PRECISION"

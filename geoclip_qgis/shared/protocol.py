@@ -34,6 +34,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional
 
 from . import photo_list
+from .defaults import PRECISION_VALUES
 
 PROTOCOL_VERSION = 1
 OPS = ("info", "geolocate_images", "geolocate_text", "likelihood", "features", "similar", "encode_locations",
@@ -90,8 +91,8 @@ def decode(line: str | bytes) -> Dict[str, Any]:
 
 
 # ---- engine options: one definition, used by QGIS (engine_client) and the worker ------------------------------------
-ENGINE_DEFAULTS: Dict[str, Any] = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default",
-                                   "cache_dir": "", "batch_size": 8}
+ENGINE_DEFAULTS: Dict[str, Any] = {"weights": "", "clip_path": "", "device": "auto", "precision": "auto",
+                                   "gallery": "default", "cache_dir": "", "batch_size": 8}
 
 
 def canonical_engine_options(opts: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -101,6 +102,7 @@ def canonical_engine_options(opts: Optional[Dict[str, Any]] = None) -> Dict[str,
 
     out = {**ENGINE_DEFAULTS, **{k: v for k, v in (opts or {}).items() if v not in (None, "")}}
     out["device"] = str(out["device"]).strip().lower()
+    out["precision"] = str(out["precision"]).strip().lower()
     for key in ("weights", "clip_path", "cache_dir"):
         if out[key]:
             out[key] = os.path.normpath(os.path.expanduser(str(out[key])))
@@ -222,7 +224,8 @@ def validate_fields(params: Dict[str, Any], fields: Dict[str, Check], required: 
 _path = string(32768, empty=False)
 ENGINE = obj({
     "weights": string(32768), "clip_path": string(32768), "cache_dir": string(32768),
-    "device": string(32), "gallery": string(32768), "batch_size": integer(1, 4096),
+    "device": string(32), "precision": string(8, choices=PRECISION_VALUES + ("",)), "gallery": string(32768),
+    "batch_size": integer(1, 4096),
 })
 _extent = nullable(listof(number(-360, 360), 4, 4))
 _resolution = either(number(positive=True, hi=180), string(8, choices=("auto", "")))
@@ -236,7 +239,8 @@ _aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, 
 _answers = {"aoi": _aoi, "region_res": nullable(number(positive=True, hi=10)),
             "place_radius_km": number(positive=True, hi=20_000)}
 SCHEMA: Dict[str, tuple] = {
-    "info": ({"device": nullable(string(32)), "engine": nullable(ENGINE), "check_models": boolean(),
+    "info": ({"device": nullable(string(32)), "precision": nullable(string(8, choices=PRECISION_VALUES)),
+              "engine": nullable(ENGINE), "check_models": boolean(),
               "clip_path": nullable(string(32768)), "weights": nullable(string(32768))}, ()),
     "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE, **_answers}, ("paths",)),
     "geolocate_text": ({"queries": listof(string(MAX_TEXT_CHARS, empty=False), 1, 10_000), "top_k": _top_k,

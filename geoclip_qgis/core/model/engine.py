@@ -20,9 +20,10 @@ from ..errors import GeoClipError, ImageError, InputError
 from ..io.photos import Photo, load_photo
 from ..maps.location_field import LocationField, available_memory, build_field, find_field
 from ..maps.raster import Grid
-from .device import DeviceChoice, select_device
+from .device import DeviceChoice, select_device, select_precision
 from .gallery import Gallery, check_coordinates, check_top_k, default_cache_dir, load_gallery
 from .location_encoder import LocationEncoder
+from .precision import PrecisionChoice, convert_location_encoder
 from .weights import GeoClipWeights, load_weights
 
 log = logging.getLogger("geoclip_qgis")
@@ -82,6 +83,7 @@ class GeoClipEngine:
         weights: Union[None, str, os.PathLike, GeoClipWeights] = None,
         clip_path: Optional[str] = None,
         device: Optional[str] = None,
+        precision: Optional[str] = None,
         gallery: Union[None, str, Sequence, Gallery] = None,
         cache_dir: Optional[os.PathLike] = None,
         batch_size: int = 8,
@@ -95,6 +97,9 @@ class GeoClipEngine:
         self.weights = weights if isinstance(weights, GeoClipWeights) else load_weights(weights)
         self.choice: DeviceChoice = select_device(device)
         self.device = self.choice.device
+        self.precision: PrecisionChoice = select_precision(precision, self.device)
+        self.choice.fp16 = self.precision.precision == "fp16"
+        log.info("device %s (%s); precision %s", self.device, self.choice.reason, self.precision.reason)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.clip_path = clip_path
         self.batch_size = max(1, int(batch_size))
@@ -117,10 +122,16 @@ class GeoClipEngine:
 
     # ---- lazily built parts -------------------------------------------------------------------------
     @property
+    def location_digest(self) -> str:
+        """What gallery caches and location fields are keyed on: the weights' digest, plus the location encoder's
+        scheme where it is not fp32 (a bf16 field never serves an fp32 engine, nor the reverse)."""
+        return self.weights.digest + self.precision.location_key
+
+    @property
     def location_encoder(self) -> LocationEncoder:
         if self._location is None:
             enc = LocationEncoder.from_state(self.weights.location, len(self.weights.sigmas))
-            self._location = enc.to(self.device)
+            self._location = convert_location_encoder(enc, self.precision.location_scheme).to(self.device)
         return self._location
 
     def gallery(self, progress: Optional[Callable[[int, int], None]] = None) -> Gallery:
@@ -128,7 +139,7 @@ class GeoClipEngine:
             self._gallery = load_gallery(self._gallery_spec, self.weights.gallery_csv)
         if self._gallery.embeddings is None:
             self._gallery.attach(
-                self.location_encoder, self.weights.digest, self.cache_dir, device=self.device, progress=progress
+                self.location_encoder, self.location_digest, self.cache_dir, device=self.device, progress=progress
             )
         return self._gallery
 
@@ -137,7 +148,7 @@ class GeoClipEngine:
         (None, grid) when there is none (the products then call the encoder)."""
         key = round(grid.res, 12)
         if not self._fields.get(key):  # only hits are remembered: a field built meanwhile is found next time
-            self._fields[key] = find_field(self.cache_dir, self.weights.digest, grid.res)
+            self._fields[key] = find_field(self.cache_dir, self.location_digest, grid.res)
         for candidate in self._fields[key]:
             snapped = candidate.snap(grid)
             if snapped is not None:
@@ -148,7 +159,7 @@ class GeoClipEngine:
         """Warm the OS page cache with the built fields that fit comfortably in free memory (run on a thread
         at start-up, alongside the model load); returns the folders read."""
         done = []
-        for candidate in find_field(self.cache_dir, self.weights.digest):
+        for candidate in find_field(self.cache_dir, self.location_digest):
             free = available_memory()
             if free is not None and candidate.info()["bytes"] * headroom <= free:
                 candidate.prefetch()
@@ -157,7 +168,7 @@ class GeoClipEngine:
 
     def build_field(self, grid: Grid, progress: Optional[Callable[[int, int], None]] = None) -> LocationField:
         """Encode `grid` once into the cache (resuming an interrupted build); later products read it."""
-        built = build_field(self.location_encoder, self.weights.digest, grid, self.cache_dir, progress=progress)
+        built = build_field(self.location_encoder, self.location_digest, grid, self.cache_dir, progress=progress)
         self._fields.pop(round(grid.res, 12), None)
         return built
 
@@ -178,7 +189,8 @@ class GeoClipEngine:
             from .image_encoder import ImageEncoder, resolve_clip_path
 
             path = resolve_clip_path(self.clip_path)
-            self._image = ImageEncoder(path, self.weights.mlp, self.device, self.choice.fp16)
+            self._image = ImageEncoder(path, self.weights.mlp, self.device, self.choice.fp16,
+                                       self.precision.precision)
         return self._image
 
     @property
@@ -191,12 +203,14 @@ class GeoClipEngine:
             from .image_encoder import TextEncoder, resolve_clip_path
 
             path = resolve_clip_path(self.clip_path)
-            self._text = TextEncoder(path, self.weights.mlp, self.device, self.choice.fp16)
+            self._text = TextEncoder(path, self.weights.mlp, self.device, self.choice.fp16,
+                                     self.precision.precision)
         return self._text
 
     def info(self) -> dict:
         return {
             "device": self.choice.to_dict(),
+            "precision": self.precision.to_dict(),
             "weights": self.weights.source,
             "logit_scale": self.scale,
             "cache_dir": str(self.cache_dir),
@@ -218,8 +232,11 @@ class GeoClipEngine:
     def run_fingerprint(self, kind: str, top_k: int) -> Dict[str, object]:
         """What makes two runs' rows comparable (what --resume insists on): kind, top-k, gallery and weights."""
         g = self.gallery()
-        return {"kind": kind, "top_k": int(top_k), "gallery": f"{g.name}:{len(g)}:{g.coords_hash}",
-                "weights": self.weights.digest}
+        out = {"kind": kind, "top_k": int(top_k), "gallery": f"{g.name}:{len(g)}:{g.coords_hash}",
+               "weights": self.weights.digest}
+        if self.precision.precision not in ("fp32", "fp16"):  # fp32 / fp16 rows stay resumable as before
+            out["precision"] = self.precision.precision
+        return out
 
     # ---- embeddings ---------------------------------------------------------------------------------
     def encode_locations(self, latlon, normalise: bool = False, batch: int = 8192) -> np.ndarray:
@@ -259,6 +276,8 @@ class GeoClipEngine:
 
     def _move_to_cpu(self, gpu: str = "CUDA") -> None:
         self.choice = DeviceChoice(torch.device("cpu"), False, f"CPU, after {gpu} ran out of memory")
+        if self.precision.precision == "fp16":
+            self.precision = PrecisionChoice("fp32", f"fp32, after {gpu} ran out of memory")
         self.device = self.choice.device
         for part in (self._image, self._text):
             if part is not None:

@@ -16,6 +16,7 @@ import os
 import sys
 from typing import List, Optional
 
+from ...shared.defaults import PRECISION_VALUES
 from ..errors import GeoClipError, InputError
 from ..io.results import DEFAULT_LAYER
 from .cli_args import refuse_repeats, strip_seen
@@ -36,6 +37,7 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--top-k", type=positive_int, default=5, help="predictions per input (default 5)")
     ap.add_argument("--device", default="auto",
                     help="auto (CUDA fp16, else an Apple GPU, when usable), cpu, cuda, cuda:N, mps")
+    _precision_arg(ap)
     ap.add_argument("--clip-path", default=None, help="folder of openai/clip-vit-large-patch14 ($GEOCLIP_CLIP_PATH)")
     ap.add_argument("--weights", default=None, help="GeoCLIP weights folder (default: the geoclip wheel's)")
     ap.add_argument("--gallery", default="default", help="default | fibonacci:N | CSV with LAT,LON columns")
@@ -58,10 +60,17 @@ def _common(ap: argparse.ArgumentParser) -> None:
                          "confidence-region area (fast with a built location field)")
 
 
+def _precision_arg(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--precision", default="auto", choices=PRECISION_VALUES,
+                    help="auto (bf16 where the CPU has AMX or AVX512-BF16, fp16 on CUDA, else fp32), fp32 (exact), "
+                         "bf16, int8 (CPU, when asked), fp16 (GPU)")
+
+
 def _engine_options(args) -> dict:
     """GeoClipEngine's arguments from the command line: one definition for this process and for Ray actors."""
     return dict(
-        weights=args.weights, clip_path=args.clip_path, device=args.device, gallery=args.gallery,
+        weights=args.weights, clip_path=args.clip_path, device=args.device,
+        precision=getattr(args, "precision", "auto"), gallery=args.gallery,
         cache_dir=args.cache_dir, batch_size=args.batch_size, place_radius_km=getattr(args, "place_radius", 25.0),
         aoi=getattr(args, "aoi", None), region_res=getattr(args, "region_res", None),
         exact_decode=getattr(args, "exact_decode", False),
@@ -244,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--extent", default="-180,-90,180,90", help="W,S,E,N in degrees")
     fd.add_argument("--resolution", type=float, default=0.1, help="cell size in degrees (default 0.1)")
     fd.add_argument("--device", default="auto")
+    _precision_arg(fd)
     fd.add_argument("--weights", default=None)
     fd.add_argument("--cache-dir", default=None)
     fd.set_defaults(func=cmd_field, clip_path=None, gallery="default", batch_size=8)
@@ -257,6 +267,7 @@ def _raster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cog", action="store_true", help="write a Cloud Optimised GeoTIFF")
     p.add_argument("--preview", help="also render a PNG preview here")
     p.add_argument("--device", default="auto")
+    _precision_arg(p)
     p.add_argument("--clip-path", default=None)
     p.add_argument("--weights", default=None)
     p.add_argument("--cache-dir", default=None)

@@ -72,7 +72,8 @@ class Worker:
             self._engine = None
             self._engine = GeoClipEngine(
                 weights=canon["weights"] or None, clip_path=canon["clip_path"] or None, device=canon["device"],
-                gallery=canon["gallery"], cache_dir=canon["cache_dir"] or None, batch_size=int(canon["batch_size"]),
+                precision=canon["precision"], gallery=canon["gallery"], cache_dir=canon["cache_dir"] or None,
+                batch_size=int(canon["batch_size"]),
             )
             self._engine_key = key
             self._start_pyramid(self._engine)
@@ -184,12 +185,17 @@ class Worker:
         import torch
         import transformers
 
-        from ..model.device import cuda_status, select_device
+        from ..model.device import cuda_status, select_device, select_precision
 
         usable, why = cuda_status()
         info = {"python": sys.version.split()[0], "executable": sys.executable, "torch": torch.__version__,
                 "transformers": transformers.__version__, "cuda_usable": usable, "cuda": why,
                 "device": select_device(params.get("device")).to_dict(), "pid": os.getpid()}
+        try:  # the precision auto picks on this machine, with its reason (what Settings and the dock show)
+            chosen = select_precision(params.get("precision"), torch.device(info["device"]["device"]))
+            info["precision"] = chosen.to_dict()
+        except GeoClipError as exc:
+            info["precision"] = {"precision": params.get("precision"), "reason": str(exc), "location": None}
         if params.get("engine") is not None:
             info["engine"] = self.engine(params["engine"]).info()
         if params.get("check_models"):
