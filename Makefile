@@ -42,7 +42,7 @@ test-322: setup
 	  | tee .cache/lane-322.txt; \
 	exit $$rc
 
-LANE_TESTS ?= tests/test_plugin_zip.py tests/test_plugin_repository.py tests/test_plugin_rules.py \
+LANE_TESTS ?= tests/test_plugin_zip.py tests/test_plugin_repository.py tests/test_plugin_rules.py tests/test_engine_install.py \
 	tests/test_processing.py tests/test_gui.py tests/test_gui_manager.py \
 	tests/test_real_window.py tests/test_worker_protocol.py tests/test_import_rules.py tests/test_qt6_ready.py \
 	tests/test_bad_input.py tests/test_engine.py tests/test_location_encoder.py tests/test_answers.py \

@@ -118,7 +118,7 @@ def pip_download_args(dest: os.PathLike) -> List[str]:
 
 
 def download(dest: Optional[os.PathLike] = None, python: str = sys.executable) -> Path:
-    """pip download + unpack: what `geoclip-qgis weights download` and the manager's install run."""
+    """pip download + unpack: what `geoclip-qgis download weights` and the manager's install run."""
     with tempfile.TemporaryDirectory(prefix="geoclip-wheel-") as tmp:
         proc = subprocess.run([python, *pip_download_args(tmp)])
         if proc.returncode != 0:

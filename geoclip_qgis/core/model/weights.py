@@ -56,7 +56,7 @@ _MLP_LAYOUT = {
     "2.weight": ("2.weight", (512, 768)),
     "2.bias": ("2.bias", (512,)),
 }
-_FIX = "download them again (`geoclip-qgis weights download`, or GeoCLIP > Engine and models > Install engine), or "
+_FIX = "download them again (`geoclip-qgis download weights`, or GeoCLIP > Engine and models > Install engine), or "
 _FIX += "name a folder holding the release files (config.json + model.safetensors + gallery CSV) with --weights"
 
 
@@ -93,7 +93,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def default_weights_dir() -> Path:
     """Where the weights are when no folder is named: $GEOCLIP_WEIGHTS, else the files unpacked into the cache
-    folder (what the engine install and `geoclip-qgis weights download` put there), else an installed geoclip
+    folder (what the engine install and `geoclip-qgis download weights` put there), else an installed geoclip
     wheel (a development set-up). Nothing is downloaded here: a download needs the user's click or command."""
     if os.environ.get("GEOCLIP_WEIGHTS"):
         return Path(os.environ["GEOCLIP_WEIGHTS"]).expanduser()
@@ -106,7 +106,7 @@ def default_weights_dir() -> Path:
         raise WeightsError(
             "GeoCLIP's weights are not downloaded yet", unpacked,
             hint="GeoCLIP > Engine and models > Install engine downloads them (the geoclip 1.3.0 wheel from PyPI, "
-                 "40 MB); or run `geoclip-qgis weights download`; or pass --weights FOLDER") from None
+                 "40 MB); or run `geoclip-qgis download weights`; or pass --weights FOLDER") from None
 
 
 def wheel_data_dir() -> Path:
