@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plugin_rules  # noqa: E402 - scripts/plugin_rules.py, next to this file
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "geoclip_qgis"
 LICENSE = ROOT / "LICENSE"
@@ -104,6 +107,10 @@ def build(out_dir: Path, version: Optional[str] = None) -> Path:
                 zf.writestr(name, re.sub(r"^version=.*$", f"version={version}", text, count=1, flags=re.M))
             else:
                 zf.write(path, name)
+    problems = plugin_rules.check_zip(target)
+    if problems:
+        target.unlink()
+        raise SystemExit("the zip breaks plugins.qgis.org's rules:\n" + "\n".join(problems))
     return target
 
 
