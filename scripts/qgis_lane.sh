@@ -91,7 +91,7 @@ main() {
   # A clean environment in the chroot; proxies and pip index settings of the host travel, nothing else.
   PASS_ENV=()
   for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
-           PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT; do
+           PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT GEOCLIP_E2E_INSTALL GEOCLIP_E2E_TORCH_INDEX; do
     [ -n "${!v:-}" ] && PASS_ENV+=("$v=${!v}")
   done
   in_root() {
