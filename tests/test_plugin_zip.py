@@ -52,9 +52,9 @@ app.exitQgis()
 def profile(tmp_path_factory):
     """A fresh QGIS config folder with the plugin installed from the release zip and enabled."""
     dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "package_plugin.py"), "--out", str(dist)], check=True,
-                   capture_output=True)
-    zips = list(dist.glob("geoclip_qgis-*.zip"))
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "package_plugin.py"), "--out", str(dist), "--no-repo"],
+                   check=True, capture_output=True)
+    zips = list(dist.glob("geoclip_qgis.*.zip"))
     assert len(zips) == 1
     with zipfile.ZipFile(zips[0]) as zf:
         tops = {n.split("/")[0] for n in zf.namelist()}

@@ -33,6 +33,9 @@ _HOWTO = (
 )
 
 
+ALLOW_DOWNLOAD_ENV = "GEOCLIP_ALLOW_DOWNLOAD"
+
+
 def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or os.environ.get(
         "TRANSFORMERS_OFFLINE", "0"
@@ -189,7 +192,16 @@ def resolve_clip_path(clip_path: Optional[os.PathLike | str] = None) -> str:
         pass
     if _hub_offline():
         raise BackboneError(f"the CLIP backbone {CLIP_HUB_ID} is not available offline", hint=_HOWTO)
+    if not downloads_allowed():  # 1.7 GB: only on the user's explicit word, never as a side effect of a run
+        raise BackboneError(f"the CLIP backbone {CLIP_HUB_ID} is not downloaded (1.7 GB; nothing is downloaded "
+                            "without asking)", hint=f"run `geoclip-qgis download clip`, or {_HOWTO}, or set "
+                            f"{ALLOW_DOWNLOAD_ENV}=1 to let this run download it")
     return CLIP_HUB_ID
+
+
+def downloads_allowed() -> bool:
+    """The user's explicit consent to fetch models on first use ($GEOCLIP_ALLOW_DOWNLOAD=1); off by default."""
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def quiet_transformers() -> None:

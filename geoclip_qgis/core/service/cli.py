@@ -4,6 +4,7 @@
     geoclip-qgis text "snowy alpine village" -o text.geojson
     geoclip-qgis field --resolution 0.1        (once: later world 0.1° rasters take about a second)
     geoclip-qgis likelihood --text "snowy alpine village" --resolution 0.1 -o alps.tif
+    geoclip-qgis download weights|clip   (the only commands that download models: nothing else goes online)
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _common(ap: argparse.ArgumentParser) -> None:
                     help="auto (CUDA fp16, else an Apple GPU, when usable), cpu, cuda, cuda:N, mps")
     _precision_arg(ap)
     ap.add_argument("--clip-path", default=None, help="folder of openai/clip-vit-large-patch14 ($GEOCLIP_CLIP_PATH)")
-    ap.add_argument("--weights", default=None, help="GeoCLIP weights folder (default: the geoclip wheel's)")
+    ap.add_argument("--weights", default=None,
+                    help="GeoCLIP weights folder (default: what `download weights` unpacked into the cache folder)")
     ap.add_argument("--gallery", default="default", help="default | fibonacci:N | CSV with LAT,LON columns")
     ap.add_argument("--cache-dir", default=None, help="where gallery embeddings are cached")
     ap.add_argument("--batch-size", type=positive_int, default=8)
@@ -202,6 +204,25 @@ def cmd_text(args) -> int:
     return run_queries(args, "text", list(args.queries), "query")
 
 
+def cmd_download(args) -> int:
+    """The models, fetched on the user's explicit command: GeoCLIP's weights (the geoclip 1.3.0 wheel's data files,
+    40 MB from PyPI) or CLIP ViT-L/14 (1.7 GB from Hugging Face)."""
+    if args.what == "weights":
+        from ...shared import weights_release
+
+        try:
+            folder = weights_release.download(args.dest)
+        except weights_release.WeightsReleaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from ..io.hub_download import download_clip
+
+        folder = download_clip(args.dest)["path"]
+    print(folder)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="geoclip-qgis", description="GeoCLIP geolocation from the command line")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -257,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--weights", default=None)
     fd.add_argument("--cache-dir", default=None)
     fd.set_defaults(func=cmd_field, clip_path=None, gallery="default", batch_size=8)
+    dl = sub.add_parser("download", help="download a model: weights (GeoCLIP, 40 MB from PyPI, into the cache "
+                                         "folder) or clip (CLIP ViT-L/14, 1.7 GB from Hugging Face, into its cache)")
+    dl.add_argument("what", choices=["weights", "clip"])
+    dl.add_argument("--dest", default=None, help="a folder instead of the default place")
+    dl.set_defaults(func=cmd_download)
     return refuse_repeats(ap)  # a single-valued option given twice is refused, never 'last one wins'
 
 
