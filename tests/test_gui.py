@@ -321,20 +321,21 @@ def test_a_waiting_job_says_so_and_never_runs_when_cancelled(qgis_iface, gui_set
 
 
 def test_status_and_error_texts():
-    """12.5: errors show their hint once; a crash without details does not promise them; no torch -> the manager."""
+    """12.5/24.4: errors show their fix once; a crash never says "exit code None" nor promises details it lacks;
+    no torch -> the manager."""
+    from geoclip_qgis.client.messages import crash_error
     from geoclip_qgis.gui.dock.dock import error_text
 
     t = error_text({"code": "input", "message": "bad photo", "hint": "use a JPEG"})
     assert t == "bad photo\nuse a JPEG"
     assert error_text({"code": "input", "message": "bad photo (use a JPEG)", "hint": "use a JPEG"}).count("JPEG") == 1
-    crash = error_text({"code": "crashed", "message": "the GeoCLIP engine stopped (exit code None)",
-                        "hint": "it restarts on the next request; details:\n"})
-    assert "details:" not in crash.lower() and "no details" in crash
-    with_tail = error_text({"code": "crashed", "message": "stopped", "hint": "it restarts; details:\nSegfault"})
-    assert "Segfault" in with_tail
+    crash = error_text(crash_error(None, ""))
+    assert "None" not in crash and "details" not in crash.lower() and "Log Messages" in crash, crash
+    assert "exit code -11" in error_text(crash_error(-11, "Segfault"))
+    assert crash_error(-11, "Segfault")["details"] == "Segfault"
     for err in ({"code": "not_installed", "message": "x"},
                 {"code": "internal", "message": "ModuleNotFoundError: No module named 'torch'"}):
-        assert error_text(err) == "The engine is not installed — open GeoCLIP › Engine and models."
+        assert "Engine and models" in error_text(err) and "Install engine" in error_text(err)
 
 
 def test_result_fields_mirror_the_engine():

@@ -24,6 +24,7 @@ from ..shared import defaults, protocol
 # One definition each, shared with the worker (every request carries all the engine options, so the dock, the
 # map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
 from ..shared.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
+from .messages import MANAGER, SETTINGS, crash_error, for_analysts
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
@@ -148,8 +149,8 @@ def engine_python() -> str:
             return str(c)
     raise EngineNotInstalled({
         "code": "not_installed",
-        "message": "the GeoCLIP engine (a Python with torch) is not installed",
-        "hint": "open GeoCLIP > Engine and models and click 'Install engine', or set the engine Python in settings",
+        "message": "The GeoCLIP engine (a Python with PyTorch) is not installed.",
+        "hint": f"Fix: {MANAGER} › Install engine, or choose the engine Python in {SETTINGS}",
     })
 
 
@@ -253,19 +254,20 @@ class EngineClient:
         self.proc = None
 
     def _crashed(self) -> None:
-        code = self.proc.poll() if self.proc else None
+        code = None
+        if self.proc is not None:  # its pipes closed first: give it a moment to report how it ended
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                code = self.proc.wait(timeout=2)
         tail = "\n".join(list(self.stderr_tail)[-15:])
         self._release()
         if self.stopping:
             raise WorkerCrashed({"code": "stopped", "message": "the GeoCLIP engine was stopped (plugin unloaded or "
                                                                "engine changed)", "hint": ""})
         self.restarts += 1
+        info = crash_error(code, tail)
         if self.log_to_qgis:
-            log_message(f"the engine worker stopped (exit code {code}); last lines:\n{tail}", "critical")
-        raise WorkerCrashed({"code": "crashed", "message": f"the GeoCLIP engine stopped (exit code {code})",
-                             "hint": "it restarts on the next request" + (
-                                 "; its last messages:\n" + tail if tail else
-                                 "; it left no message (see View › Panels › Log Messages, GeoCLIP tab)")})
+            log_message(f"{info['message']} Its last lines:\n{tail or '(none)'}", "critical")
+        raise WorkerCrashed(info)
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -359,7 +361,7 @@ class EngineClient:
                 elif kind == "result":
                     return msg["data"]
                 elif kind == "error":
-                    raise EngineError(msg["error"])
+                    raise EngineError(for_analysts(msg["error"]))
         finally:
             self.running_op = self.running_id = None
             self.lock.release()

@@ -23,7 +23,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..client.engine_client import SETTINGS_PREFIX, default_cache_dir, engine_defaults
-from ..i18n import tr, tr_noop  # noqa: F401 - re-exported for the gui modules
+from ..i18n import plural, tr, tr_noop  # noqa: F401 - re-exported for the gui modules
 from ..shared import defaults
 
 DEFAULTS: Dict[str, Any] = {

@@ -116,6 +116,8 @@ class GeoClipGui:
             self.iface.mapCanvas().unsetMapTool(self.tool)
         for action in self.actions:
             self.iface.removePluginMenu(MENU, action)
+        if self.dock is not None:
+            self.dock.shutdown()
         for dock in (self.dock, self.viewer):
             if dock is not None:
                 self.iface.removeDockWidget(dock)

@@ -1,0 +1,270 @@
+"""Issue 24: what an analyst sees in the window — the results table's columns, cancelled tasks, the view after a
+run, singular/plural, removed layers, messages. Fast: rows are made here, no engine runs (the real window is
+tests/test_real_window.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import wait_for
+
+LONG_PLACE = "Saint-Rémy-de-Provence, Provence-Alpes-Côte d'Azur, France (12 km)"
+
+
+def worker_row(source: str = "snowy alpine village", n: int = 4, kind: str = "text", region: bool = True,
+               spread: float = 30.0) -> dict:
+    """A worker row as the engine sends it (places and raw top-k), made up."""
+    places = [{"rank": i + 1, "probability": 0.5 / (i + 1), "lat": 40.0 + spread * (i % 2) - spread / 2 * (i // 2),
+               "lon": -60.0 + spread * i, "label": LONG_PLACE if i == 0 else f"Place {i}", "country": "France",
+               "n_points": 3} for i in range(n)]
+    preds = [dict(p, gallery_index=i) for i, p in enumerate(places)]
+    row = {"source": source, "kind": kind, "places": places, "predictions": preds}
+    if region:
+        row["region"] = {"area_km2": 1234567.0, "parts": 3}
+    return row
+
+
+@pytest.fixture(autouse=True)
+def _widgets_deleted():
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtWidgets import QApplication
+
+    before = set(map(id, QApplication.topLevelWidgets()))
+    yield
+    for w in QApplication.topLevelWidgets():
+        if id(w) not in before and not sip.isdeleted(w):
+            w.close()
+            sip.delete(w)
+    QApplication.processEvents()
+
+
+# ---- 1. the results table ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("width", [340, 420, 560])
+def test_results_table_fits_the_dock_and_elides_in_the_middle(qgis_app, width):
+    """24.1: every visible column fits the viewport (no horizontal scrolling), the place keeps a readable width
+    once the 90 % region has text, and the full name is in the tooltip; a next run without regions gets its width
+    back (nothing carries over)."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtWidgets import QApplication
+
+    from geoclip_qgis.gui.dock.results_table import MIN_TEXT, ResultsTable
+
+    table = ResultsTable()
+    table.resize(width, 300)
+    table.show()
+    table.add_result(worker_row(), raw=False)
+    QApplication.processEvents()
+    assert table.textElideMode() == Qt.TextElideMode.ElideMiddle
+    assert not table.isColumnHidden(6), "the region column shows once it has text"
+    assert table.columns_width() <= table.viewport().width(), (table.columns_width(), table.viewport().width())
+    assert table.horizontalScrollBar().maximum() == 0, "no horizontal scrolling"
+    with_region = table.columnWidth(3)
+    assert with_region >= MIN_TEXT, with_region
+    assert table.item(0, 3).toolTip().startswith(LONG_PLACE), "the full name on hover"
+    assert table.item(0, 6).text() == "1,234,567 km², 3 parts"
+    table.clear_rows()
+    table.add_result(worker_row(region=False), raw=False)
+    QApplication.processEvents()
+    assert table.isColumnHidden(6) and table.isColumnHidden(5), "empty columns take no room"
+    assert table.columnWidth(3) > with_region, "the next run's place column is not the last run's narrow one"
+    assert table.columns_width() <= table.viewport().width()
+
+
+def test_share_gives_small_columns_what_they_need():
+    from geoclip_qgis.gui.dock.results_table import share
+
+    assert share(300, {1: 50, 3: 400, 6: 400}, 40) == {1: 50, 3: 125, 6: 125}
+    assert share(60, {1: 50, 3: 400}, 40) == {1: 40, 3: 40}, "never below the floor"
+
+
+# ---- 2. cancelled is not complete -----------------------------------------------------------------------------------
+class BlockingClient:
+    """Holds a request until it is cancelled; answers as the worker does for a cancelled job."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.started = threading.Event()
+
+    def call(self, op, params, *, on_progress=None, on_row=None, is_cancelled=None, on_waiting=None, timeout=None):
+        self.started.set()
+        while not is_cancelled():
+            threading.Event().wait(0.02)
+        return {"cancelled": True}
+
+
+def test_a_cancelled_task_ends_terminated_and_says_cancelled(qgis_app):
+    """24.2: a job cancelled while it runs, and one cancelled while it waits behind it, end in QgsTask's
+    Terminated state (QGIS then never says "Task complete"), with "(cancelled)" in their description, and the dock's
+    slots still get their {"cancelled": True} result."""
+    from qgis.core import QgsApplication, QgsTask
+
+    from geoclip_qgis.gui.tasks import EngineTask
+
+    client = BlockingClient()
+    running = EngineTask("GeoCLIP likelihood raster", "likelihood", {}, client=client)
+    waiting = EngineTask("GeoCLIP: “a lighthouse”", "geolocate_text", {}, client=client)
+    results = {"running": [], "waiting": []}
+    ends, names = [], {}
+    for key, task in (("running", running), ("waiting", waiting)):
+        task.done.connect(lambda res, k=key, t=task: (results[k].append(res), names.__setitem__(k, t.description())))
+        task.taskTerminated.connect(lambda k=key: ends.append((k, "terminated")))
+        task.taskCompleted.connect(lambda k=key: ends.append((k, "complete")))
+    QgsApplication.taskManager().addTask(running)
+    wait_for(client.started.is_set, 30)
+    QgsApplication.taskManager().addTask(waiting)
+    wait_for(lambda: waiting.status() == QgsTask.TaskStatus.Running, 30)
+    waiting.cancel()
+    wait_for(lambda: bool(results["waiting"]), 30)
+    running.cancel()
+    wait_for(lambda: bool(results["running"]), 30)
+    assert results["waiting"] == [{"cancelled": True, "started": False}]
+    assert results["running"] == [{"cancelled": True}]
+    wait_for(lambda: len(ends) == 2, 10)
+    assert sorted(ends) == [("running", "terminated"), ("waiting", "terminated")], ends
+    assert names == {"running": "GeoCLIP likelihood raster (cancelled)",
+                     "waiting": "GeoCLIP: “a lighthouse” (cancelled)"}, names
+
+
+def test_a_finished_task_still_ends_complete(qgis_app):
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis.gui.tasks import EngineTask
+
+    class Quick:
+        lock = threading.Lock()
+
+        def call(self, op, params, **_kw):
+            return {"done": 1}
+
+    task = EngineTask("GeoCLIP: quick", "geolocate_text", {}, client=Quick())
+    got, ends = [], []
+    task.done.connect(got.append)
+    task.taskCompleted.connect(lambda: ends.append("complete"))
+    task.taskTerminated.connect(lambda: ends.append("terminated"))
+    QgsApplication.taskManager().addTask(task)
+    wait_for(lambda: bool(got) and bool(ends), 30)
+    assert got == [{"done": 1}] and ends == ["complete"]
+
+
+# ---- 5. the map after a run -----------------------------------------------------------------------------------------
+def test_framed_extent_keeps_points_and_map_tips_on_the_canvas():
+    """24.5: every point lies inside the canvas with the left/top margin and the map tip's room right/below."""
+    from qgis.core import QgsRectangle
+
+    from geoclip_qgis.gui.dock.framing import MARGIN_PX, TIP_PX, framed_extent
+
+    for bbox, size in ((QgsRectangle(-120, -40, 150, 60), (1200, 800)), (QgsRectangle(0, 0, 1, 10), (900, 700)),
+                       (QgsRectangle(5, 5, 50, 6), (1000, 600))):
+        view = framed_extent(bbox, size)
+        scale_x, scale_y = view.width() / size[0], view.height() / size[1]
+        assert abs(scale_x - scale_y) < 1e-9 * max(scale_x, 1), "one scale on both axes"
+        left = (bbox.xMinimum() - view.xMinimum()) / scale_x
+        right = (view.xMaximum() - bbox.xMaximum()) / scale_x
+        top = (view.yMaximum() - bbox.yMaximum()) / scale_y
+        bottom = (bbox.yMinimum() - view.yMinimum()) / scale_y
+        assert left >= MARGIN_PX - 1e-6 and top >= MARGIN_PX - 1e-6, (left, top)
+        assert right >= TIP_PX[0] - 1e-6 and bottom >= TIP_PX[1] - 1e-6, (right, bottom)
+
+
+def test_dock_frames_results_removes_rows_of_removed_layers_and_clears_stale_warnings(qgis_iface, qgis_new_project):
+    """24.5 in the dock: the view after a run holds every point (in EPSG:3857 too); a layer the user removes takes
+    its rows out of the table; "1 photo could not be read" (singular) is taken back by the next, clean run."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY, QgsProject
+
+    from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock, Run
+
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    dock = GeolocationDock(qgis_iface)
+    dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
+    dock.run_state = Run("image", 2)
+    dock.add_row(worker_row("/photos/a.jpg", kind="image"))
+    dock.add_row({"source": "/photos/b.jpg", "kind": "image", "error": {"message": "/photos/b.jpg: not a photo"}})
+    assert dock.failure_toggle.text() == "1 photo could not be read"
+    dock.predictions_done({"done": 1, "failed": 1, "cancelled": False})
+    assert dock.run_state.group.name() == "GeoCLIP · 1 of 2 photos"
+    assert "1 of 2 photos geolocated" in dock.status.text(), dock.status.text()
+    assert len(dock._bar_items) == 1, "the warning of this run"
+    view = canvas.extent()
+    to_map = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), canvas.mapSettings().destinationCrs(),
+                                    QgsProject.instance())
+    for f in dock.run_state.layers["places"].getFeatures():
+        p = to_map.transform(QgsPointXY(f.geometry().asPoint()))
+        assert view.contains(p), (p.toString(), view.toString())
+    # The user removes the places layer: its rows leave the table.
+    assert dock.table.rowCount() == 4
+    QgsProject.instance().removeMapLayer(dock.run_state.layers["places"].id())
+    assert dock.table.rowCount() == 0 and "places" not in dock.run_state.layers
+    # A clean run: the last run's warning is taken back (photos=[] and a query would start the engine: call the
+    # part of run() that starts a new run's display).
+    dock._clear_bar()
+    assert dock._bar_items == []
+    dock.run_state = Run("image", 1)
+    dock.add_row(worker_row("/photos/c.jpg", kind="image", n=1, region=False))
+    dock.predictions_done({"done": 1, "failed": 0, "cancelled": False})
+    assert dock.run_state.group.name() == "GeoCLIP · 1 photo"
+    assert "1 of 1 photo geolocated" in dock.status.text() and dock._bar_items == []
+    dock.shutdown()
+
+
+def test_plural_forms_are_in_every_language_file():
+    """24.5: each plural() form has a translation entry in every shipped .ts file."""
+    import ast
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    forms = set()
+    for path in (root / "geoclip_qgis").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "plural":
+                forms |= {a.value for a in node.args[1:3] if isinstance(a, ast.Constant)}
+    assert len(forms) >= 10, forms
+    for ts in (root / "geoclip_qgis" / "i18n").glob("*.ts"):
+        done = {m.findtext("source"): (m.findtext("translation") or "") for m in ET.parse(ts).getroot().iter("message")}
+        missing = sorted(f for f in forms if not done.get(f))
+        assert not missing, f"{ts.name}: {missing}"
+
+
+# ---- 4. messages for analysts ---------------------------------------------------------------------------------------
+def test_engine_errors_read_as_qgis_advice():
+    """24.4: no command-line syntax, environment variable, code path or "None" in what QGIS shows; each names the
+    QGIS action that fixes it and fits the message bar."""
+    from geoclip_qgis.client.messages import BAR_CHARS, bar_text, crash_error, for_analysts
+    from geoclip_qgis.core.model.image_encoder import _HOWTO
+
+    cases = [
+        {"code": "backbone", "message": "the CLIP backbone openai/clip-vit-large-patch14 is not available offline",
+         "hint": _HOWTO},
+        {"code": "input", "message": "top_k must be an integer", "path": "top_k",
+         "hint": "this request does not fit the worker's protocol; see shared/protocol.py"},
+        {"code": "input", "message": "no location field at 0.1° covers this extent",
+         "hint": "build one first: geoclip-qgis field --resolution 0.1 (or use the plugin's model manager)"},
+        {"code": "internal", "message": "ModuleNotFoundError: No module named 'torch'"},
+        crash_error(None, ""),
+        crash_error(None, "Traceback…\nModuleNotFoundError: No module named 'torch'"),
+    ]
+    for raw in cases:
+        info = for_analysts(raw) if "details" not in raw else raw
+        shown = f"{info['message']} {info['hint']}"
+        for bad in ("--", "GEOCLIP_", "geoclip-qgis ", ".py", "None", "`"):
+            assert bad not in shown, (bad, shown)
+        assert any(w in shown for w in ("Settings…", "Engine and models…", "Log Messages", "Copy diagnostics")), shown
+        assert len(bar_text(info)) <= BAR_CHARS + 1
+
+
+def test_copy_diagnostics_writes_real_characters(qgis_iface):
+    """24.10: a Polish path stays "Łódź", not "\\u0141\\u00f3d\\u017a"."""
+    from geoclip_qgis.gui import settings_dialog as settings
+    from geoclip_qgis.gui.manager.dialog import ManagerDialog
+
+    old = settings.get("clip_path")
+    settings.put("clip_path", "/data/Łódź/clip")
+    try:
+        dlg = ManagerDialog()
+        text = dlg.diagnostics()
+        dlg.shutdown()
+    finally:
+        settings.put("clip_path", old or "")
+    assert "Łódź" in text and "\\u0141" not in text
