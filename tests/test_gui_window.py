@@ -268,3 +268,24 @@ def test_copy_diagnostics_writes_real_characters(qgis_iface):
     finally:
         settings.put("clip_path", old or "")
     assert "Łódź" in text and "\\u0141" not in text
+
+
+# ---- 6. projected CRSs --------------------------------------------------------------------------------------------
+def test_rasters_are_cut_to_the_crs_valid_area_and_transforms_never_warn(qgis_app):
+    """24.6: a world view in EPSG:3857 asks for ±85.06° (no streaks beyond Mercator's domain), one in EPSG:3035 for
+    the CRS's area of use; the dock's world likelihood is cut only for a CRS spanning every longitude; every view
+    transform accepts ballpark operations (no yellow "ballpark transform" bar)."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
+
+    from geoclip_qgis.gui.map_tool import WORLD, clip_to_valid_area, raster_request, transform
+
+    merc, laea = QgsCoordinateReferenceSystem("EPSG:3857"), QgsCoordinateReferenceSystem("EPSG:3035")
+    req = raster_request(QgsRectangle(-25e6, -30e6, 25e6, 30e6), merc)
+    w, s, e, n = req["extent"]
+    assert (w, e) == (-180.0, 180.0) and 85.0 < n < 85.1 and -85.1 < s < -85.0, req
+    w, s, e, n = raster_request(QgsRectangle(1e6, 0.5e6, 8e6, 6e6), laea)["extent"]
+    b = laea.bounds()
+    assert w >= b.xMinimum() - 1e-6 and e <= b.xMaximum() + 1e-6 and s >= b.yMinimum() - 1e-6 and n <= b.yMaximum()
+    assert clip_to_valid_area(list(WORLD), laea, world_only=True) == WORLD
+    assert clip_to_valid_area(list(WORLD), merc, world_only=True)[3] < 85.1
+    assert clip_to_valid_area(list(WORLD), QgsCoordinateReferenceSystem("EPSG:4326")) == WORLD

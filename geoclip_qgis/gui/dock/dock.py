@@ -62,7 +62,7 @@ from ...layers.results import (
 from ...shared import defaults
 from ...shared.photo_list import IMAGE_SUFFIXES
 from .. import settings_dialog as settings
-from ..map_tool import visible_extent_4326
+from ..map_tool import WORLD, clip_to_valid_area, transform, visible_extent_4326
 from ..settings_dialog import plural, tr
 from ..tasks import EngineTask
 from .framing import points_view
@@ -506,8 +506,12 @@ class GeolocationDock(QgsDockWidget):
         params = {"engine": self.engine_options(), "photos": photos if run.kind == "image" else [],
                   "text": text if run.kind == "text" else "", "resolution": self.likelihood_resolution, "out": out,
                   "regions_out": out[:-4] + "_regions.geojson", "levels": [0.5, 0.9]}
+        crs = self.iface.mapCanvas().mapSettings().destinationCrs()
+        world = clip_to_valid_area(list(WORLD), crs, world_only=True)  # Web Mercator: ±85°, no streaks
         if self.likelihood_extent is not None:
             params["extent"] = self.likelihood_extent
+        elif world != WORLD:
+            params["extent"] = world
         size = self.iface.mapCanvas().mapSettings().outputSize()
         params["view_px"] = [max(1, size.width()), max(1, size.height())]  # "auto": ~3 px a cell of the map
         if getattr(run, "aoi", None) is not None:
@@ -687,6 +691,6 @@ class GeolocationDock(QgsDockWidget):
         if buffer:
             rect = QgsRectangle(rect)
             rect.grow(buffer)
-        xform = QgsCoordinateTransform(crs, canvas.mapSettings().destinationCrs(), QgsProject.instance())
+        xform = transform(crs, canvas.mapSettings().destinationCrs())
         canvas.setExtent(xform.transformBoundingBox(rect))
         canvas.refresh()
