@@ -277,7 +277,7 @@ def test_rasters_are_cut_to_the_crs_valid_area_and_transforms_never_warn(qgis_ap
     transform accepts ballpark operations (no yellow "ballpark transform" bar)."""
     from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
 
-    from geoclip_qgis.gui.map_tool import WORLD, clip_to_valid_area, raster_request, transform
+    from geoclip_qgis.gui.map_tool import WORLD, clip_to_valid_area, raster_request
 
     merc, laea = QgsCoordinateReferenceSystem("EPSG:3857"), QgsCoordinateReferenceSystem("EPSG:3035")
     req = raster_request(QgsRectangle(-25e6, -30e6, 25e6, 30e6), merc)
@@ -289,3 +289,31 @@ def test_rasters_are_cut_to_the_crs_valid_area_and_transforms_never_warn(qgis_ap
     assert clip_to_valid_area(list(WORLD), laea, world_only=True) == WORLD
     assert clip_to_valid_area(list(WORLD), merc, world_only=True)[3] < 85.1
     assert clip_to_valid_area(list(WORLD), QgsCoordinateReferenceSystem("EPSG:4326")) == WORLD
+
+
+# ---- 3. progress ---------------------------------------------------------------------------------------------------
+def test_progress_line_names_each_step_and_shows_it_is_alive(qgis_app):
+    """24.3: a step without counts shows a busy bar and its seconds; a counted step shows "2 of 8 photos"; the
+    worker's words become an analyst's; the end fills (or empties) a busy bar."""
+    from qgis.PyQt.QtWidgets import QLabel, QProgressBar
+
+    from geoclip_qgis.gui.dock.progress_line import ProgressLine
+
+    label, bar = QLabel(), QProgressBar()
+    line = ProgressLine(label, bar)
+    line.begin("Starting the engine…")
+    assert bar.maximum() == 0 and label.text() == "Starting the engine…", "busy, not a frozen 0 %"
+    line.stage("loading the model")
+    line.counts(0, 8)
+    assert bar.maximum() == 0 and label.text().startswith("Loading the model")
+    line.since -= 12
+    line._show()
+    assert label.text().endswith("12 s"), label.text()
+    line.stage("/photos/trip/trip_02.jpg")
+    line.counts(2, 8)
+    assert label.text() == "2 of 8 photos geolocated (trip_02.jpg)" and (bar.value(), bar.maximum()) == (2, 8)
+    line.stage("scoring the grid")
+    assert "scoring the map cells" in label.text()
+    line.begin("Mapping the likelihood…")
+    line.end(complete=False)
+    assert not line.timer.isActive() and bar.maximum() == 100 and bar.value() == 0

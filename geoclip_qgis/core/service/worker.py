@@ -209,7 +209,8 @@ class Worker:
         engine = self.engine(params.get("engine"))
         if engine.image_encoder_loaded:
             self.send(protocol.progress(rid, 0, len(paths), "geolocating"))
-        else:
+        else:  # the gallery first, counted (encoded once per cache), then CLIP, which cannot be counted
+            engine.gallery(progress=self._progress(rid, "encoding the gallery"))
             self.send(protocol.progress(rid, 0, len(paths), "loading the model"))
         engine.prepare("image", top_k)  # top-k and the model checked before the first photo
         self._answers(engine, params)

@@ -67,6 +67,7 @@ from ..settings_dialog import plural, tr
 from ..tasks import EngineTask
 from .framing import points_view
 from .photo_list import PhotoList, thumbnail
+from .progress_line import ProgressLine
 from .results_table import COLUMNS, ROLE_FEATURE, ROLE_POINT, ResultsTable, region_text  # noqa: F401 - re-exported
 from .run import (  # noqa: F401 - re-exported (tests, callers of the one-file dock)
     STORE_GPKG,
@@ -188,6 +189,7 @@ class GeolocationDock(QgsDockWidget):
         self.status = QLabel(tr("Ready."))
         self.status.setWordWrap(True)
         v.addWidget(self.status)
+        self.line = ProgressLine(self.status, self.progress, self)
         fail_row = QHBoxLayout()
         self.failure_toggle = QToolButton()
         self.failure_toggle.setCheckable(True)
@@ -295,33 +297,25 @@ class GeolocationDock(QgsDockWidget):
     def _start(self, task: EngineTask, on_done) -> None:
         self.task = task
         task.rowReady.connect(self.add_row)
-        task.progressText.connect(self.status.setText)
-        task.counts.connect(self._counts)
+        task.progressText.connect(self.line.stage)
+        task.counts.connect(self.line.counts)
         task.done.connect(on_done)
         task.failed.connect(self.task_failed)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        self.progress.setFormat("%p%")
-        if shared_client().alive:
-            self.status.setText(tr("Sending the request to the engine…"))
-        else:
-            self.status.setText(tr("Starting the engine…"))
+        self.line.begin(tr("Sending the request to the engine…") if shared_client().alive
+                        else tr("Starting the engine…"))
         self.started_at = time.monotonic()
         QgsApplication.taskManager().addTask(task)
-
-    def _counts(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(1, total))
-        self.progress.setValue(done)
-        self.progress.setFormat("%v/%m")
 
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
-            self.status.setText(tr("Cancelling… finished rows are kept."))
+            self.line.stage(tr("Cancelling… finished rows are kept."))
 
     def _idle(self) -> None:
+        task = self.task
+        self.line.end(complete=task is not None and not task.isCanceled() and task.error is None)
         self.last_task, self.task = self.task, None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
@@ -517,7 +511,7 @@ class GeolocationDock(QgsDockWidget):
         if getattr(run, "aoi", None) is not None:
             params["aoi"] = run.aoi
         self._start(EngineTask(tr("GeoCLIP likelihood raster"), "likelihood", params), self.raster_done)
-        self.status.setText(tr("Mapping the likelihood…"))
+        self.line.stage(tr("Mapping the likelihood…"))
 
     def raster_done(self, result: Dict[str, Any]) -> None:
         run = self.run_state
