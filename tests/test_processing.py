@@ -63,6 +63,11 @@ def test_provider_lists_six_algorithms(provider):
                      "location_features", "places_like_here"]
     for alg in provider.algorithms():
         assert len(alg.shortHelpString()) > 80, alg.name()
+        # 24.9: a group, the README's section as help, and no command-line syntax in the help
+        assert alg.group() and alg.groupId() in ("geolocation", "maps", "fields"), alg.name()
+        assert alg.helpUrl().endswith("#in-qgis"), alg.name()
+        for bad in ("`", "geoclip-qgis ", "--"):
+            assert bad not in alg.shortHelpString(), (alg.name(), bad)
 
 
 def test_geolocate_photos_folder(provider, photo_folder, tiny_clip, tmp_path):
