@@ -133,7 +133,8 @@ def begin():
         dock.query.setText("")
         dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
         dock.raster.setChecked(True)
-        dock.likelihood_resolution = 1.0
+        dock.likelihood_resolution = 2.0
+        dock.region_res = 5.0  # per-photo regions: cheap on a loaded CI machine (the point is the window)
         state["statuses"] = []
         dock.run()
         QTimer.singleShot(100, analyst_poll); return
@@ -150,7 +151,7 @@ def begin():
             win.splitDockWidget(dock, viewer, Qt.Orientation.Vertical)
             viewer.show()
     if SCENARIO == "waiting":  # a field build holds the worker; the query waits behind it
-        from geoclip_qgis.gui import settings as gs
+        from geoclip_qgis.gui import settings_dialog as gs
         from geoclip_qgis.gui.tasks import EngineTask
         build = EngineTask("GeoCLIP: building a location field", "build_field",
                            {"engine": gs.engine_options(), "resolution": 0.25})
@@ -219,7 +220,7 @@ def analyst_poll():
         seen.append([text, round(now - state["started"], 1), [dock.progress.value(), dock.progress.maximum()]])
     task = dock.task
     if task is not None and getattr(task, "op", "") == "likelihood" and "progress_grab" not in state \
-            and task.started_running and now - task.started_running > 1.0:
+            and task.started_running and time.monotonic() - task.started_running > 1.0:
         places = dock.run_state.layers.get("places") if dock.run_state else None
         state["progress_grab"] = OUT[:-4] + "-progress.png"
         write(points_before_raster=bool(places is not None and places.featureCount() and not rasters()),

@@ -317,3 +317,66 @@ def test_progress_line_names_each_step_and_shows_it_is_alive(qgis_app):
     line.begin("Mapping the likelihood…")
     line.end(complete=False)
     assert not line.timer.isActive() and bar.maximum() == 100 and bar.value() == 0
+
+
+# ---- 10. clean shutdowns ---------------------------------------------------------------------------------------------
+def _resource_warnings(action) -> list:
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        action()
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_worker_shutdowns_leave_no_resource_warning():
+    """24.10: a worker stopped without waiting (plugin unload, QGIS quitting) and one that died leave no unclosed
+    pipe and no "subprocess is still running" behind."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from geoclip_qgis.client.engine_client import EngineClient, WorkerCrashed
+
+    def unload():
+        client = EngineClient(python=sys.executable)
+        client.log_to_qgis = False
+        client.start()
+        proc = client.proc
+        client.shutdown(wait=False)
+        deadline = time.monotonic() + 30
+        while (proc.poll() is None or not proc.stdout.closed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        del proc, client
+
+    def death():
+        client = EngineClient(python=sys.executable)
+        client.log_to_qgis = False
+        client.start()
+        os.kill(client.proc.pid, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed) as info:
+            client.call("info", {})
+        assert "None" not in info.value.info["message"]
+        del client
+
+    assert _resource_warnings(unload) == []
+    assert _resource_warnings(death) == []
+
+
+def test_worker_warnings_reach_the_log_once_without_code_paths():
+    """24.10: a Python warning from the worker is logged once, as "Category: message", without the file path and
+    the source line that stderr shows under it."""
+    from geoclip_qgis.client.engine_client import StderrFilter
+
+    f = StderrFilter()
+    lines = ["/usr/lib/python3/dist-packages/pyproj/network.py:59: UserWarning: pyproj unable to set PROJ database "
+             "path.", "  _set_context_ca_bundle_path(ca_bundle_path)",
+             "/usr/lib/python3/dist-packages/pyproj/network.py:59: UserWarning: pyproj unable to set PROJ database "
+             "path.", "  _set_context_ca_bundle_path(ca_bundle_path)", "Traceback (most recent call last):"]
+    out = [f(line) for line in lines]
+    assert out[0] == ("UserWarning: pyproj unable to set PROJ database path.", "warning")
+    assert out[1:4] == [None, None, None], out
+    assert out[4] == ("Traceback (most recent call last):", "critical")

@@ -12,12 +12,13 @@ import contextlib
 import itertools
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..shared import defaults, protocol
 
@@ -132,6 +133,38 @@ def log_message(text: str, level: str = "info") -> None:
     QgsMessageLog.logMessage(text, LOG_TAG, levels.get(level, Qgis.MessageLevel.Info), False)
 
 
+_PY_WARNING = re.compile(r"^\S.*?\.py:\d+: (\w*Warning): (.*)$")  # warnings.showwarning's first line
+
+
+class StderrFilter:
+    """The worker's stderr as the Log Messages panel shows it: a Python warning as "Category: message" (no code
+    path, not the source line that follows it), and each warning once per worker: pyproj's "PROJ data directory
+    not found" came twice, as two GeoCLIP warnings."""
+
+    def __init__(self):
+        self.seen: set = set()
+        self.after_warning = False
+
+    def __call__(self, line: str) -> Optional[Tuple[str, str]]:
+        """(text, level) to log, or None to skip the line."""
+        m = _PY_WARNING.match(line)
+        if m:
+            self.after_warning = True
+            text, level = f"{m.group(1)}: {m.group(2)}", "warning"
+        elif self.after_warning and line[:1] in (" ", "\t"):
+            self.after_warning = False  # the source line Python prints under a warning
+            return None
+        else:
+            self.after_warning = False
+            text, level = line, stderr_level(line)
+        if level == "warning":
+            key = re.sub(r"\d+", "#", text.split(":", 1)[-1].strip().lower())
+            if key in self.seen:
+                return None
+            self.seen.add(key)
+        return text, level
+
+
 def stderr_level(line: str) -> str:
     """The Log Messages level of one worker stderr line: tracebacks and errors critical, warnings warning."""
     low = line.lower()
@@ -152,6 +185,14 @@ def engine_python() -> str:
         "message": "The GeoCLIP engine (a Python with PyTorch) is not installed.",
         "hint": f"Fix: {MANAGER} › Install engine, or choose the engine Python in {SETTINGS}",
     })
+
+
+def close_pipes(proc: subprocess.Popen) -> None:
+    """Close our ends of a process's pipes (a reader thread still iterating one ends with ValueError)."""
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
 
 
 class EngineClient:
@@ -222,12 +263,14 @@ class EngineClient:
 
     def _read_stderr(self, proc: subprocess.Popen) -> None:
         """Drained to the end whatever it holds: a full stderr pipe would block the worker (Windows' is small)."""
+        shown = StderrFilter()
         with contextlib.suppress(OSError, ValueError):
             for line in proc.stderr:
                 line = line.rstrip()
                 self.stderr_tail.append(line)
-                if self.log_to_qgis and line:
-                    log_message(f"worker: {line}", stderr_level(line))
+                forward = shown(line) if line else None
+                if self.log_to_qgis and forward is not None:
+                    log_message(f"worker: {forward[0]}", forward[1])
 
     def _next(self, deadline: Optional[float]) -> Optional[Dict[str, Any]]:
         while True:
@@ -248,9 +291,7 @@ class EngineClient:
     def _release(self) -> None:
         """Close our ends of the pipes (the reader threads end with them) and forget the process."""
         if self.proc is not None:
-            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                with contextlib.suppress(OSError, ValueError):
-                    stream.close()
+            close_pipes(self.proc)
         self.proc = None
 
     def _crashed(self) -> None:
@@ -298,6 +339,7 @@ class EngineClient:
                         proc.kill()
                     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                         proc.wait(timeout=10)
+                close_pipes(proc)  # after the exit: no "unclosed file" and no "still running" ResourceWarning
 
             if wait:
                 reap()
