@@ -380,3 +380,49 @@ def test_worker_warnings_reach_the_log_once_without_code_paths():
     assert out[0] == ("UserWarning: pyproj unable to set PROJ database path.", "warning")
     assert out[1:4] == [None, None, None], out
     assert out[4] == ("Traceback (most recent call last):", "critical")
+
+
+# ---- 8. background work ------------------------------------------------------------------------------------------
+def _meta(folder, res: float, done: int) -> None:
+    import json
+
+    d = folder / "fields" / f"field-{res:g}deg-{round(360 / res)}x{round(180 / res)}-abc"
+    d.mkdir(parents=True)
+    (d / "meta.json").write_text(json.dumps({"rows_done": done, "grid": {"height": round(180 / res)}}))
+
+
+def test_background_fields_show_in_the_task_bar_and_can_be_turned_off(qgis_app, tmp_path, monkeypatch):
+    """24.8: the worker's background world fields get a cancellable task-bar entry whose progress is the rows on
+    disk; cancelling it turns them off for the session; the Settings toggle reaches the worker's environment."""
+    from qgis.core import QgsApplication, QgsTask
+
+    from geoclip_qgis.client.engine_client import child_env
+    from geoclip_qgis.gui import background
+    from geoclip_qgis.gui import settings_dialog as settings
+
+    _meta(tmp_path, 0.5, 90)
+    assert background.progress(tmp_path) == (90, 360)
+    _meta(tmp_path, 0.25, 0)
+    assert background.progress(tmp_path) == (90, 1080)
+    monkeypatch.delenv("GEOCLIP_PYRAMID", raising=False)
+    old = {k: settings.get(k) for k in ("cache_dir", "background_fields")}
+    settings.put("cache_dir", str(tmp_path))
+    settings.put("background_fields", "on")
+    try:
+        assert background.enabled() and "GEOCLIP_PYRAMID" not in child_env(worker=True)
+        background.watch()
+        task = background._watch["task"]
+        assert task.flags() & QgsTask.Flag.CanCancel
+        assert task in QgsApplication.taskManager().activeTasks()
+        wait_for(lambda: task.progress() > 5, 10)
+        task.cancel()
+        wait_for(lambda: "task" not in background._watch, 10)
+        import os
+
+        assert os.environ.get("GEOCLIP_PYRAMID") == "0" and not background.enabled(), "off for this session"
+        monkeypatch.delenv("GEOCLIP_PYRAMID")
+        settings.put("background_fields", "off")
+        assert not background.enabled() and child_env(worker=True)["GEOCLIP_PYRAMID"] == "0"
+    finally:
+        for k, v in old.items():
+            settings.put(k, v if v is not None else "")

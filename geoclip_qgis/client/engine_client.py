@@ -118,6 +118,8 @@ def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Di
     env.setdefault("PYTHONUNBUFFERED", "1")
     if worker:
         env[PARENT_ENV] = str(os.getpid())
+        if str(setting("background_fields", "on")).lower() in ("off", "false", "0", "no"):
+            env["GEOCLIP_PYRAMID"] = "0"  # Settings: no background world fields (core/service/worker.py)
     return env
 
 

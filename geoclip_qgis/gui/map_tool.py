@@ -27,6 +27,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QProgressBar, QPushButton
 
 from ..layers.results import style_similarity
+from . import background
 from . import settings_dialog as settings
 from .settings_dialog import tr
 from .tasks import EngineTask
@@ -160,6 +161,7 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         self.task.failed.connect(self.failed)
         self._show_progress(p)
         QgsApplication.taskManager().addTask(self.task)
+        background.watch()
 
     def _show_progress(self, p) -> None:
         bar = self.iface.messageBar()

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 from qgis.core import QgsApplication, QgsSettings
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -28,8 +29,13 @@ from ..shared import defaults
 
 DEFAULTS: Dict[str, Any] = {
     "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
-    "top_k": 5,
+    "top_k": 5, "background_fields": "on",
 }
+
+
+def background_fields() -> bool:
+    """The engine builds the coarse world fields in the background after it starts (Settings checkbox)."""
+    return str(get("background_fields")).lower() not in ("off", "false", "0", "no")
 
 
 def get(key: str) -> Any:
@@ -122,6 +128,12 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Gallery"), self.gallery)
         self.cache = self._folder(get("cache_dir") or str(default_cache_dir()), tr("Cache folder"))
         form.addRow(tr("Cache folder"), self.cache)
+        self.background = QCheckBox(tr("Build coarse world fields (0.5°, 0.25°) in the background"))
+        self.background.setToolTip(tr("After the engine starts it encodes the world once at low priority, pausing "
+                                      "for your runs, so that world and continent maps take seconds; the task bar "
+                                      "shows it and can cancel it."))
+        self.background.setChecked(background_fields())
+        form.addRow("", self.background)
         layout.addLayout(form)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -178,6 +190,8 @@ class SettingsDialog(QDialog):
         the next request starts the new one); other engine options are sent with every request and the worker
         rebuilds its engine when they differ (equal options keep the loaded model)."""
         python_changed = (self.python.filePath() or "") != (get("engine_python") or "")
+        python_changed |= self.background.isChecked() != background_fields()  # the worker reads it at start
+        put("background_fields", "on" if self.background.isChecked() else "off")
         put("engine_python", self.python.filePath())
         put("device", self.device.currentData())
         put("clip_path", self.clip.filePath())

@@ -105,6 +105,9 @@ class GeoClipGui:
         self.settings_dialog = None
 
     def unload(self) -> None:
+        from . import background
+
+        background.unload()
         for dialog in (self.manager, self.settings_dialog):
             if dialog is not None:
                 if hasattr(dialog, "shutdown"):

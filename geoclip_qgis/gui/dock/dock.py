@@ -61,6 +61,7 @@ from ...layers.results import (
 )
 from ...shared import defaults
 from ...shared.photo_list import IMAGE_SUFFIXES
+from .. import background
 from .. import settings_dialog as settings
 from ..map_tool import WORLD, clip_to_valid_area, transform, visible_extent_4326
 from ..settings_dialog import plural, tr
@@ -307,6 +308,7 @@ class GeolocationDock(QgsDockWidget):
                         else tr("Starting the engine…"))
         self.started_at = time.monotonic()
         QgsApplication.taskManager().addTask(task)
+        background.watch()  # the engine's start begins its background world fields: show them
 
     def cancel(self) -> None:
         if self.task is not None:

@@ -135,6 +135,6 @@ def keep_in_geopackage(run: Run, title: str,
         new_node = run.group.insertLayer(index, kept)
         new_node.setItemVisibilityChecked(visible)
         relink(layer, kept)
+        run.layers[key] = kept  # first: the dock drops the table rows of a layer removed while it is the run's
         QgsProject.instance().removeMapLayer(layer.id())
-        run.layers[key] = kept
     return path
