@@ -51,6 +51,14 @@ def _bar_added(item):
 QgsApplication.messageLog().messageReceived.connect(_logged)
 iface.messageBar().widgetAdded.connect(_bar_added)
 
+def when_drawn(fn, since=None):
+    """Call `fn` once the map canvas has finished drawing (a loaded machine renders a world raster slowly; a grab
+    before that shows no raster, and its warnings come later), 60 s at most."""
+    since = since or time.time()
+    if iface.mapCanvas().isDrawing() and time.time() - since < 60:
+        QTimer.singleShot(250, lambda: when_drawn(fn, since)); return
+    QTimer.singleShot(1000, fn)
+
 def warnings_seen():
     """Warnings and criticals logged (any tab) and every message bar entry, for the status file."""
     return {"log_warnings": [m for m in LOG if m[1] >= 1], "bar": list(BAR)}
@@ -251,8 +259,8 @@ def analyst_end():
           place_tooltip=table.item(0, 3).toolTip() if table.rowCount() and table.item(0, 3) else "",
           points_outside_view=outside, status=dock.status.text(), layers=sorted(l.name() for l in geoclip_layers()),
           layer_added=bool(geoclip_layers()), rasters=len(rasters()), statuses=state["statuses"],
-          failure_count_text=dock.failure_toggle.text(), tree=tree(), **warnings_seen())
-    QTimer.singleShot(1000, shoot)
+          failure_count_text=dock.failure_toggle.text(), tree=tree())
+    QTimer.singleShot(1000, lambda: when_drawn(lambda: (write(**warnings_seen()), shoot())))
 
 @guarded
 def manager_scenario():
@@ -438,7 +446,7 @@ def wait_tool():
         e = rs[0].extent()
         info = {"raster_extent": [e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()]}
     write(layer_added=bool(rs), rasters=len(rs), tree=tree(), **info)
-    QTimer.singleShot(3000, lambda: (write(**warnings_seen()), shoot()))
+    QTimer.singleShot(1500, lambda: when_drawn(lambda: (write(**warnings_seen()), shoot())))
 
 @guarded
 def shoot():
