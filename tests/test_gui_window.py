@@ -62,7 +62,7 @@ def test_results_table_fits_the_dock_and_elides_in_the_middle(qgis_app, width):
     with_region = table.columnWidth(3)
     assert with_region >= MIN_TEXT, with_region
     assert table.item(0, 3).toolTip().startswith(LONG_PLACE), "the full name on hover"
-    assert table.item(0, 6).text() == "1,234,567 km², 3 parts"
+    assert table.item(0, 6).text() == "1.2 M km², 3 parts"
     table.clear_rows()
     table.add_result(worker_row(region=False), raw=False)
     QApplication.processEvents()
@@ -75,6 +75,7 @@ def test_share_gives_small_columns_what_they_need():
     from geoclip_qgis.gui.dock.results_table import share
 
     assert share(300, {1: 50, 3: 400, 6: 400}, 40) == {1: 50, 3: 125, 6: 125}
+    assert share(300, {1: 50, 3: 400, 6: 400}, 40, {3: 2}) == {1: 50, 3: 166, 6: 83}, "the place's name first"
     assert share(60, {1: 50, 3: 400}, 40) == {1: 40, 3: 40}, "never below the floor"
 
 
@@ -312,6 +313,9 @@ def test_progress_line_names_each_step_and_shows_it_is_alive(qgis_app):
     line.stage("/photos/trip/trip_02.jpg")
     line.counts(2, 8)
     assert label.text() == "2 of 8 photos geolocated (trip_02.jpg)" and (bar.value(), bar.maximum()) == (2, 8)
+    line.since -= 20  # the next batch takes a while: say so, with the seconds
+    line._show()
+    assert label.text() == "2 of 8 photos geolocated; geolocating the next ones… 20 s", label.text()
     line.stage("scoring the grid")
     assert "scoring the map cells" in label.text()
     line.begin("Mapping the likelihood…")

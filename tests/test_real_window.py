@@ -43,7 +43,7 @@ def test_cancel_in_a_real_qgis_window(tmp_path, tiny_clip, cache_dir):
     assert "cancel_seconds" in status, status
     print(f"cancel in the real window: {status['cancel_seconds']:.2f} s")
     assert status["cancel_seconds"] < 20 and status["rasters"] == 0, status
-    assert "nothing added" in status["status"], status
+    assert "no raster added" in status["status"], status
 
 
 def test_places_like_here_in_web_mercator(tmp_path, tiny_clip, cache_dir):

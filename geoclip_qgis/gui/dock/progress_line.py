@@ -94,8 +94,11 @@ class ProgressLine(QObject):
         elapsed = time.monotonic() - self.since
         if self.counted is not None and self.text.startswith(tr("Geolocated")):
             done, total = self.counted
-            text = plural(total, "{} of {} photo geolocated", "{} of {} photos geolocated").format(done, total) + \
-                f" ({self.text.split(' ', 1)[-1]})"
+            text = plural(total, "{} of {} photo geolocated", "{} of {} photos geolocated").format(done, total)
+            if elapsed >= SHOW_SECONDS_AFTER and done < total and self.timer.isActive():  # a batch takes a while
+                text += tr("; geolocating the next ones… {:.0f} s").format(elapsed)
+            else:
+                text += f" ({self.text.split(' ', 1)[-1]})"
         elif elapsed >= SHOW_SECONDS_AFTER and self.timer.isActive():
             text = tr("{} {:.0f} s").format(text, elapsed)
         self.label.setText(text)

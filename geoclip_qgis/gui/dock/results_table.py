@@ -10,7 +10,7 @@ are computed again for every run and every resize, so a narrow column never carr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from qgis.PyQt.QtCore import QSize, Qt
 from qgis.PyQt.QtGui import QIcon
@@ -18,7 +18,7 @@ from qgis.PyQt.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QT
 
 from ...layers.results import place_label
 from ...shared.geodesy import haversine_km
-from ..settings_dialog import tr, tr_noop
+from ..settings_dialog import plural, tr, tr_noop
 
 COLUMNS = ["", tr_noop("Photo / query"), tr_noop("Rank"), tr_noop("Place"), tr_noop("Probability"),
            tr_noop("EXIF GPS (km)"), tr_noop("90 % region")]
@@ -28,13 +28,16 @@ TEXT_COLUMNS = (1, 3, 6)  # elastic: they share the room the numbers leave, and 
 NUMBER_COLUMNS = (2, 4, 5)
 OPTIONAL_COLUMNS = (5, 6)  # hidden while no row has a value: no empty column takes room
 MIN_TEXT = 48  # px: below this an elided name says nothing
+READABLE = 90  # px: the text columns' share below which the number columns give up their headers' width
+WEIGHTS = {1: 1, 3: 2, 6: 1}  # the place's name gets twice the share of the photo's name and the region
 
 
 def region_text(region: Dict[str, Any]) -> str:
-    """'12,300 km², 2 parts' with the plural right."""
+    """'12,300 km², 2 parts' (a million and more: '121.6 M km²'), with the plural right."""
     parts = int(region.get("parts", 1) or 1)
-    words = tr("{:,.0f} km², {} part") if parts == 1 else tr("{:,.0f} km², {} parts")
-    return words.format(region["area_km2"], parts)
+    area = float(region["area_km2"])
+    size = tr("{:,.1f} M km²").format(area / 1e6) if area >= 1e6 else tr("{:,.0f} km²").format(area)
+    return plural(parts, "{}, {} part", "{}, {} parts").format(size, parts)
 
 
 class ResultsTable(QTableWidget):
@@ -118,7 +121,9 @@ class ResultsTable(QTableWidget):
     def _natural(self, column: int, header: bool = True) -> int:
         """The width the column's content asks for, and its header's too when `header`."""
         if column == 0:
-            return max(28, self.iconSize().width() + 8) if self.rowCount() else 28
+            icons = any(self.item(r, 0) is not None and not self.item(r, 0).icon().isNull()
+                        for r in range(self.rowCount()))
+            return self.iconSize().width() + 8 if icons else 28
         content = self.sizeHintForColumn(column) if self.rowCount() else 0
         head = self.horizontalHeader().sectionSizeHint(column)
         if column in NUMBER_COLUMNS:
@@ -135,12 +140,16 @@ class ResultsTable(QTableWidget):
         text = [c for c in TEXT_COLUMNS if c in shown]
         room = max(0, self.viewport().width())
         widths = {c: self._natural(c) for c in shown}
-        if sum(widths.values()) > room:
+
+        def text_share() -> Dict[int, int]:
+            rest = room - sum(widths[c] for c in shown if c not in text)
+            return share(rest, {c: widths[c] for c in text}, MIN_TEXT, WEIGHTS)
+
+        if sum(widths.values()) > room and text and min(text_share().values()) < READABLE:
             widths.update({c: self._natural(c, header=False) for c in shown if c in NUMBER_COLUMNS})
         total = sum(widths.values())
         if total > room and text:
-            rest = room - sum(widths[c] for c in shown if c not in text)
-            widths.update(share(rest, {c: widths[c] for c in text}, MIN_TEXT))
+            widths.update(text_share())
         elif total < room and 3 in shown:
             widths[3] += room - total  # the place's name takes what is left
         for c in shown:
@@ -154,22 +163,29 @@ class ResultsTable(QTableWidget):
         return sum(self.columnWidth(c) for c in range(self.columnCount()) if not self.isColumnHidden(c))
 
 
-def share(room: int, wants: Dict[int, int], floor: int) -> Dict[int, int]:
-    """Split `room` px among columns wanting `wants` px: the smallest wants are met in full, the others get equal
-    shares of what is left (never below `floor`). Water-filling: no column gets more than it needs."""
+def share(room: int, wants: Dict[int, int], floor: int, weights: Optional[Dict[int, int]] = None) -> Dict[int, int]:
+    """Split `room` px among columns wanting `wants` px: wants below their weighted share are met in full, the
+    others share what is left by weight (never below `floor`). Water-filling: no column gets more than it needs."""
     out: Dict[int, int] = {}
     left = dict(wants)
-    room = max(room, floor * len(wants))
+    weight = {c: (weights or {}).get(c, 1) for c in wants}
+    room = total = max(room, floor * len(wants))
     while left:
-        fair = room // len(left)
-        small = {c: w for c, w in left.items() if w <= fair}
+        unit = room / sum(weight[c] for c in left)
+        small = {c: w for c, w in left.items() if w <= unit * weight[c]}
         if not small:
             for c in left:
-                out[c] = max(floor, fair)
+                out[c] = max(floor, int(unit * weight[c]))
             break
         for c, w in small.items():
             out[c] = max(floor, w)
             room -= out[c]
             del left[c]
+    excess = sum(out.values()) - total  # floors lifted some: take it back from the widest
+    for c in sorted(out, key=out.get, reverse=True):
+        give = min(excess, out[c] - floor)
+        if give > 0:
+            out[c] -= give
+            excess -= give
     return out
 
