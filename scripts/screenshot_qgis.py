@@ -61,7 +61,13 @@ def when_drawn(fn, since=None):
 
 def warnings_seen():
     """Warnings and criticals logged (any tab) and every message bar entry, for the status file."""
-    return {"log_warnings": [m for m in LOG if m[1] >= 1], "bar": list(BAR)}
+    shown = []
+    for item in iface.messageBar().items():
+        try:
+            shown.append(f"{item.title()}: {item.text()}")
+        except Exception:
+            pass
+    return {"log_warnings": [m for m in LOG if m[1] >= 1], "bar": list(BAR), "bar_now": shown}
 
 def guarded(fn):
     """A scenario step's error goes to the status file and ends QGIS (QGIS's own Python error dialog would wait for
@@ -316,6 +322,11 @@ def waiting():
         QTimer.singleShot(200, waiting); return
     write(waiting_status=text, waiting_task=getattr(dock.task, "waited", None))
     iface.mainWindow().grab().save(OUT)
+    QTimer.singleShot(6000, cancel_waiting)  # QGIS says how a task ended only after 5 s: wait that long
+
+@guarded
+def cancel_waiting():
+    dock = state["_dock"]
     task = dock.task
     dock.cancel_button.click()
     state["_cancelled_task"] = task
@@ -327,12 +338,25 @@ def after_waiting():
     write(after_cancel_status=dock.status.text(), cancelled_reached_worker=bool(getattr(task, "started_running", True)),
           rows_after_cancel=dock.rows, build_still_running=build.status() in (build.Running, build.Queued))
     build.cancel()
-    QTimer.singleShot(3000, after_build_cancel)
+    state["build_cancel_at"] = time.time()
+    QTimer.singleShot(500, after_build_cancel)
 
 @guarded
 def after_build_cancel():
     """24.2: what QGIS and the dock say once both jobs are cancelled (grabbed with the message bar)."""
-    write(final_status=state["_dock"].status.text(), **warnings_seen())
+    build = state["_build"]
+    try:
+        ended = build.status() in (build.Complete, build.Terminated)
+    except RuntimeError:  # QGIS deleted the finished task
+        ended = True
+    if not ended and time.time() - state["build_cancel_at"] < 30:
+        QTimer.singleShot(300, after_build_cancel); return
+    if "build_ended_at" not in state:
+        state["build_ended_at"] = time.time()
+        QTimer.singleShot(1500, after_build_cancel); return
+    write(final_status=state["_dock"].status.text(), build_cancel_s=round(state["build_ended_at"] -
+                                                                          state["build_cancel_at"], 1),
+          **warnings_seen())
     iface.mainWindow().grab().save(OUT[:-4] + "-after-cancel.png")
     QTimer.singleShot(300, lambda: (write(screenshot=OUT), leave()))
 
