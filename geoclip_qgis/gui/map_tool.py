@@ -26,6 +26,7 @@ from qgis.gui import QgsMapToolEmitPoint
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QProgressBar, QPushButton
 
+from ..client.messages import bar_text
 from ..layers.results import style_similarity
 from . import background
 from . import settings_dialog as settings
@@ -203,4 +204,9 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
     def failed(self, error) -> None:
         self.task = None
         self._clear_progress()
-        self.iface.messageBar().pushCritical("GeoCLIP", error.get("message", tr("failed")))
+        if error.get("code") in ("cancelled", "stopped"):
+            return
+        # One line with the fix (client/messages.py); the engine's own words behind "More".
+        self.iface.messageBar().pushMessage("GeoCLIP", bar_text(error) or tr("failed"),
+                                            str(error.get("details") or error.get("message") or ""),
+                                            Qgis.MessageLevel.Critical, 0)
