@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -15,11 +14,8 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsFeature,
     QgsGeometry,
-    QgsLayerTreeGroup,
-    QgsPointXY,
     QgsProject,
     QgsRasterLayer,
-    QgsRectangle,
     QgsVectorLayer,
     QgsWkbTypes,
 )
@@ -27,7 +23,6 @@ from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -39,7 +34,6 @@ from qgis.PyQt.QtWidgets import (
     QSpinBox,
     QToolButton,
     QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -47,27 +41,18 @@ from qgis.PyQt.QtWidgets import (
 from ...client.engine_client import shared_client
 from ...client.messages import bar_text
 from ...layers.results import (
-    place_features,
-    place_fields,
-    prediction_features,
-    prediction_fields,
     region_fields,
     style_likelihood,
-    style_places,
-    style_predictions,
-    style_regions,
-    summary_feature,
-    summary_fields,
 )
 from ...shared import defaults
 from ...shared.photo_list import IMAGE_SUFFIXES
 from .. import background
 from .. import settings_dialog as settings
-from ..map_tool import WORLD, clip_to_valid_area, transform, visible_extent_4326
+from ..map_tool import WORLD, clip_to_valid_area, visible_extent_4326
 from ..settings_dialog import plural, tr
 from ..tasks import EngineTask
-from .framing import points_view
-from .photo_list import PhotoList, thumbnail
+from .map_sync import MapSync
+from .photo_list import PhotoList
 from .progress_line import ProgressLine
 from .results_table import COLUMNS, ROLE_FEATURE, ROLE_POINT, ResultsTable, region_text  # noqa: F401 - re-exported
 from .run import (  # noqa: F401 - re-exported (tests, callers of the one-file dock)
@@ -80,12 +65,13 @@ from .run import (  # noqa: F401 - re-exported (tests, callers of the one-file d
     results_store,
     unique_layer_name,
 )
+from .run_layers import RunLayers
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 REGION_RES = 1.0  # per-photo 90 % regions (summary layer) when the likelihood raster is asked for
 
 
-class GeolocationDock(QgsDockWidget):
+class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
     def __init__(self, iface, parent=None):
         super().__init__(tr("GeoCLIP geolocation"), parent)
         self.setObjectName("GeoClipGeolocationDock")
@@ -322,131 +308,6 @@ class GeolocationDock(QgsDockWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    # ---- layers -------------------------------------------------------------------------------------------------
-    def _group(self) -> QgsLayerTreeGroup:
-        run = self.run_state
-        if run.group is None:
-            root = QgsProject.instance().layerTreeRoot()
-            run.group = root.insertGroup(0, unique_layer_name(run.title()))
-        return run.group
-
-    def _layer(self, key: str) -> QgsVectorLayer:
-        """The run's layer `key` (places, ranks, summary, regions), made and added when its first row exists.
-        Order in the run's group, top to bottom: places, summary, raw top-k (unticked), regions, likelihood."""
-        run = self.run_state
-        if key in run.layers:
-            return run.layers[key]
-        spec = {"places": ("Point", place_fields(), tr("places"), style_places),
-                "summary": ("Point", summary_fields(), tr("summary, one row per photo"), style_places),
-                "ranks": ("Point", prediction_fields(), tr("raw top-k"), style_predictions),
-                "regions": ("MultiPolygon", region_fields(), tr("confidence regions"), style_regions)}[key]
-        group = self._group()
-        layer = QgsVectorLayer(f"{spec[0]}?crs=EPSG:4326", f"{group.name()} · {spec[2]}", "memory")
-        layer.dataProvider().addAttributes(spec[1].toList())
-        layer.updateFields()
-        spec[3](layer)
-        layer.setCustomProperty("geoclip/kind", key)
-        QgsProject.instance().addMapLayer(layer, False)
-        order = ["places", "summary", "ranks", "regions", "likelihood"]
-        index = sum(1 for k in order[:order.index(key)] if k in run.layers)
-        node = group.insertLayer(index, layer)
-        if key == "ranks":
-            node.setItemVisibilityChecked(False)
-        run.layers[key] = layer
-        if key in ("places", "ranks"):
-            layer.selectionChanged.connect(self.layer_selection_changed)
-        return layer
-
-    def _add(self, key: str, feats) -> List[int]:
-        if not feats:
-            return []
-        layer = self._layer(key)
-        ok, added = layer.dataProvider().addFeatures(feats)
-        layer.updateExtents()
-        layer.triggerRepaint()
-        return [f.id() for f in added] if ok else []
-
-    def add_row(self, row: Dict[str, Any]) -> None:
-        """Main thread: one finished photo/query -> places, raw top-k and summary features, and table rows."""
-        run = self.run_state
-        if run is None:
-            return
-        home = QgsProject.instance().homePath() or None
-        if row.get("error"):
-            err = row["error"] or {}
-            run.failures.append({"source": row.get("source", ""), "message": err.get("message", "")})
-            self._failure_shown(row.get("source", ""), err.get("message", ""))
-            if run.kind == "image":
-                run.pending_summary.append(row)
-                if "summary" in run.layers:
-                    self._flush_summary(home)
-            return
-        run.rows.append(row)
-        row["_place_fids"] = self._add("places", place_features(row, place_fields(), home))
-        row["_rank_fids"] = self._add("ranks", prediction_features(row, prediction_fields(), home))
-        if run.kind == "image":
-            run.pending_summary.append(row)
-            self._flush_summary(home)
-        row["_pix"] = thumbnail(row["source"]) if row.get("kind") == "image" else None
-        self.table.add_result(row, self.raw.isChecked(), row["_pix"])
-
-    def _flush_summary(self, home) -> None:
-        run = self.run_state
-        feats = [summary_feature(r, summary_fields(), home) for r in run.pending_summary]
-        run.pending_summary = []
-        self._add("summary", feats)
-
-    def _failure_shown(self, source: str, message: str) -> None:
-        """One row of the failure table: the file's name, and why (the engine's message without the path it starts
-        with; the tooltips hold both in full)."""
-        reason = message[len(source) + 2:] if source and message.startswith(source + ": ") else message
-        item = QTreeWidgetItem([Path(source).name, reason])
-        item.setToolTip(0, source)
-        item.setToolTip(1, message)
-        self.failure_list.addTopLevelItem(item)
-        n = self.failure_list.topLevelItemCount()
-        self.failure_toggle.setText(plural(n, "{} photo could not be read", "{} photos could not be read").format(n))
-        self.failure_toggle.setVisible(True)
-
-    def _show_failures(self, shown: bool) -> None:
-        self.failure_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-        self.failure_list.setVisible(shown)
-
-    def refill_table(self, *_args) -> None:
-        self.table.clear_rows()
-        for row in self.run_state.rows if self.run_state else []:
-            self.table.add_result(row, self.raw.isChecked(), row.get("_pix"))
-
-    def _finish_layers(self, final: bool = True) -> List[str]:
-        """Honest names for the run's group and layers; then, when results are kept, the memory layers are written
-        to the GeoPackage (new layers of our own, marked as ours) and replaced by them. Returns notes for the
-        status line."""
-        run = self.run_state
-        notes: List[str] = []
-        if run is None or run.group is None:
-            return notes
-        title = unique_layer_name(run.title(final=True), own=run.group)
-        run.group.setName(title)
-        suffix = {"places": tr("places"), "summary": tr("summary, one row per photo"), "ranks": tr("raw top-k"),
-                  "regions": tr("confidence regions")}
-        for key, layer in run.layers.items():
-            if key in suffix:
-                layer.setName(f"{title} · {suffix[key]}")
-        if self.store.currentData() == STORE_GPKG:
-            try:
-                path = keep_in_geopackage(run, title, self._relink)
-                notes.append(tr("Kept in {}.").format(path))
-            except Exception as exc:  # the results stay as memory layers; say so
-                notes.append(tr("Not saved ({}); the layers are memory layers.").format(exc))
-        return notes
-
-    def _relink(self, old: QgsVectorLayer, new: QgsVectorLayer) -> None:
-        """A memory layer swapped for its GeoPackage copy: table/map selection follows the new one."""
-        with contextlib.suppress(TypeError, RuntimeError):
-            old.selectionChanged.disconnect(self.layer_selection_changed)
-        if new.customProperty("geoclip/kind") in ("places", "ranks"):
-            new.selectionChanged.connect(self.layer_selection_changed)
-
     # ---- results ------------------------------------------------------------------------------------------------
     def _was_cancelled(self, result: Dict[str, Any]) -> bool:
         return bool(result.get("cancelled")) or (self.task is not None and self.task.isCanceled())
@@ -579,114 +440,3 @@ class GeolocationDock(QgsDockWidget):
                                                                       "hint": " ".join(text.splitlines()[1:2])}),
                                                 details or text, Qgis.MessageLevel.Critical, 0)
         self._idle()
-
-    # ---- navigation and selection -------------------------------------------------------------------------------
-    def table_selection_changed(self) -> None:
-        """A table row selected -> its point selected on the map (and the layer made current: the photo tab
-        follows)."""
-        if self._syncing or self.run_state is None:
-            return
-        rows = sorted({i.row() for i in self.table.selectedItems()})
-        by_key: Dict[str, List[int]] = {}
-        for r in rows:
-            item = self.table.item(r, 0)
-            key, fid = item.data(ROLE_FEATURE) if item is not None and item.data(ROLE_FEATURE) else (None, None)
-            if key is not None and fid is not None:
-                by_key.setdefault(key, []).append(fid)
-        self._syncing = True
-        try:
-            for key, layer in self.run_state.layers.items():
-                if key in ("places", "ranks"):
-                    ids = by_key.get(key, [])
-                    if ids and self.iface.activeLayer() is not layer:
-                        self.iface.setActiveLayer(layer)
-                    layer.selectByIds(ids)
-        finally:
-            self._syncing = False
-
-    def layer_selection_changed(self, *_args) -> None:
-        """Points selected on the map -> their rows selected in the table."""
-        if self._syncing or self.run_state is None:
-            return
-        layer = self.sender()
-        key = layer.customProperty("geoclip/kind") if layer is not None else None
-        selected = set(layer.selectedFeatureIds()) if layer is not None else set()
-        self._syncing = True
-        try:
-            self.table.clearSelection()
-            mode = self.table.selectionMode()
-            self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-            first = None
-            for r in range(self.table.rowCount()):
-                item = self.table.item(r, 0)
-                data = item.data(ROLE_FEATURE) if item is not None else None
-                if data and data[0] == key and data[1] in selected:
-                    self.table.selectRow(r)
-                    first = r if first is None else first
-            self.table.setSelectionMode(mode)
-            if first is not None:
-                self.table.scrollToItem(self.table.item(first, 0))
-        finally:
-            self._syncing = False
-
-    def zoom_to_row(self, row: int, _col: int = 0) -> None:
-        lat, lon = self.table.item(row, 0).data(ROLE_POINT)
-        point = QgsPointXY(lon, lat)
-        self.zoom_to(QgsRectangle(lon - 0.05, lat - 0.05, lon + 0.05, lat + 0.05), WGS84)
-        canvas = self.iface.mapCanvas()
-        canvas.flashGeometries([QgsGeometry.fromPointXY(point)], WGS84)
-
-    def zoom_to_results(self) -> None:
-        """The run's points framed with room for their map tips (framing.py); nothing when there are none."""
-        layer = self.run_state.layers.get("places") or self.run_state.layers.get("ranks") if self.run_state else None
-        if layer is None or not layer.featureCount():
-            return
-        canvas = self.iface.mapCanvas()
-        size = canvas.mapSettings().outputSize()
-        view = points_view(layer.extent(), canvas.mapSettings().destinationCrs(), (size.width(), size.height()))
-        if view is not None:
-            canvas.setExtent(view)
-            canvas.refresh()
-
-    # ---- messages and removed layers ------------------------------------------------------------------------------
-    def _push(self, text: str, level) -> None:
-        """A message bar entry of this run, taken back when the next run starts (no stale warning stays)."""
-        bar = self.iface.messageBar()
-        item = bar.createMessage("GeoCLIP", text)
-        self._bar_items.append(bar.pushWidget(item, level))
-
-    def _clear_bar(self) -> None:
-        bar = self.iface.messageBar()
-        for item in self._bar_items:
-            with contextlib.suppress(RuntimeError):  # closed by the user already
-                bar.popWidget(item)
-        self._bar_items = []
-
-    def layers_removed(self, ids) -> None:
-        """The user removed a layer of the run (or its group): its rows leave the table, its features are no
-        longer selected from it."""
-        run = self.run_state
-        if run is None:
-            return
-        gone = [key for key, layer in run.layers.items() if layer.id() in set(ids)]
-        for key in gone:
-            del run.layers[key]
-            for r in reversed(self.table.rows_of(key)):
-                self.table.removeRow(r)
-        if gone:
-            self.table.fit_columns()
-
-    def shutdown(self) -> None:
-        """Unload: stop listening to the project."""
-        with contextlib.suppress(TypeError, RuntimeError):
-            QgsProject.instance().layersWillBeRemoved.disconnect(self.layers_removed)
-        self._clear_bar()
-
-    def zoom_to(self, rect: QgsRectangle, crs, buffer: float = 0.0) -> None:
-        canvas = self.iface.mapCanvas()
-        if buffer:
-            rect = QgsRectangle(rect)
-            rect.grow(buffer)
-        xform = transform(crs, canvas.mapSettings().destinationCrs())
-        canvas.setExtent(xform.transformBoundingBox(rect))
-        canvas.refresh()
