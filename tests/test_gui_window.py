@@ -430,3 +430,33 @@ def test_background_fields_show_in_the_task_bar_and_can_be_turned_off(qgis_app, 
     finally:
         for k, v in old.items():
             settings.put(k, v if v is not None else "")
+
+
+# ---- 7. the manager after Install engine ----------------------------------------------------------------------
+def test_manager_rechecks_every_row_for_a_new_engine_and_logs_why(qgis_iface, monkeypatch):
+    """24.7: switching to a new engine (Install engine's last step) puts every row back to "checking…" (none keeps
+    the old engine's tick) and says so in the log; a failed check says why in the log, which the rows point to."""
+    import sys
+
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.gui import settings_dialog as settings
+    from geoclip_qgis.gui.manager.dialog import ManagerDialog
+
+    old = settings.get("engine_python")
+    monkeypatch.setattr(ManagerDialog, "check_field", lambda self: None)
+    try:
+        dlg = ManagerDialog()
+        for key in ("device", "clip", "weights", "field"):
+            dlg.labels[key].setText("✔ the old engine's answer")
+        dlg.use_engine(sys.executable)
+        assert all(dlg.labels[k].text() == "checking…" for k in ("device", "clip", "weights", "field"))
+        assert "Checking the engine" in dlg.log.toPlainText()
+        dlg.info_failed({"code": "not_installed", "message": "The engine's Python has no PyTorch.",
+                         "hint": "Fix: Plugins › GeoCLIP › Engine and models… › Install engine"})
+        assert "log below" in dlg.labels["device"].text()
+        log = dlg.log.toPlainText()
+        assert "no PyTorch" in log and "Install engine" in log
+        dlg.shutdown()
+    finally:
+        settings.put("engine_python", old or "")
+        shutdown_shared()
