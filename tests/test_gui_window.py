@@ -172,12 +172,24 @@ def test_dock_frames_results_removes_rows_of_removed_layers_and_clears_stale_war
     """24.5 in the dock: the view after a run holds every point (in EPSG:3857 too); a layer the user removes takes
     its rows out of the table; "1 photo could not be read" (singular) is taken back by the next, clean run."""
     from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY, QgsProject
+    from qgis.gui import QgsMessageBar
 
     from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock, Run
 
+    class Iface:  # pytest-qgis's message bar only records texts: a real one shows what stays on screen
+        def __init__(self, real):
+            self.real, self.bar = real, QgsMessageBar()
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def messageBar(self):  # noqa: N802 - Qt naming
+            return self.bar
+
     canvas = qgis_iface.mapCanvas()
     canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
-    dock = GeolocationDock(qgis_iface)
+    iface = Iface(qgis_iface)
+    dock = GeolocationDock(iface)
     dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
     dock.run_state = Run("image", 2)
     dock.add_row(worker_row("/photos/a.jpg", kind="image"))
@@ -186,7 +198,8 @@ def test_dock_frames_results_removes_rows_of_removed_layers_and_clears_stale_war
     dock.predictions_done({"done": 1, "failed": 1, "cancelled": False})
     assert dock.run_state.group.name() == "GeoCLIP · 1 of 2 photos"
     assert "1 of 2 photos geolocated" in dock.status.text(), dock.status.text()
-    assert len(dock._bar_items) == 1, "the warning of this run"
+    assert len(dock._bar_items) == 1 and iface.bar.currentItem().text() == \
+        "1 photo could not be read; see the GeoCLIP panel", "the warning of this run"
     view = canvas.extent()
     to_map = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), canvas.mapSettings().destinationCrs(),
                                     QgsProject.instance())
@@ -200,7 +213,7 @@ def test_dock_frames_results_removes_rows_of_removed_layers_and_clears_stale_war
     # A clean run: the last run's warning is taken back (photos=[] and a query would start the engine: call the
     # part of run() that starts a new run's display).
     dock._clear_bar()
-    assert dock._bar_items == []
+    assert dock._bar_items == [] and iface.bar.currentItem() is None
     dock.run_state = Run("image", 1)
     dock.add_row(worker_row("/photos/c.jpg", kind="image", n=1, region=False))
     dock.predictions_done({"done": 1, "failed": 0, "cancelled": False})

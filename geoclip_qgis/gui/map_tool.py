@@ -166,7 +166,7 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
 
     def _show_progress(self, p) -> None:
         bar = self.iface.messageBar()
-        item = bar.createMessage("GeoCLIP", tr("Finding places like {:.4f}, {:.4f}…").format(p.y(), p.x()))
+        item = bar.createMessage("GeoCLIP", tr("Finding places like {:.4f}, {:.4f}…").format(p.y(), p.x()), bar)
         progress = QProgressBar()
         progress.setRange(0, 100)
         progress.setMaximumWidth(200)
@@ -177,7 +177,11 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         self.task.progressChanged.connect(lambda v, bar_=progress: bar_.setValue(int(v)))
         self.task.progressText.connect(item.setText)
         self.progress_bar = progress
+        item.destroyed.connect(self._bar_item_gone)  # closed by the user: never popped twice
         self.bar_item = bar.pushWidget(item, Qgis.MessageLevel.Info)
+
+    def _bar_item_gone(self, *_args) -> None:
+        self.bar_item = None
 
     def _clear_progress(self) -> None:
         if self.bar_item is not None:

@@ -99,8 +99,13 @@ class MapSync:
     def _push(self, text: str, level) -> None:
         """A message bar entry of this run, taken back when the next run starts (no stale warning stays)."""
         bar = self.iface.messageBar()
-        item = bar.createMessage("GeoCLIP", text)
-        self._bar_items.append(bar.pushWidget(item, level))
+        bar.pushMessage("GeoCLIP", text, level, 0)  # the bar makes and owns the item (C++)
+        item = bar.currentItem()
+        if item is None:
+            return
+        items = self._bar_items
+        item.destroyed.connect(lambda *_a, i=item: i in items and items.remove(i))  # closed by the user
+        items.append(item)
 
     def _clear_bar(self) -> None:
         bar = self.iface.messageBar()
