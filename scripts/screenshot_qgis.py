@@ -293,6 +293,9 @@ def manager_switch():
         gs.put("engine_python", bare)
         shutdown_shared(wait=False)
         dlg.refresh()
+    # what the rows say right after the switch, before the event loop delivers the new engine's answer
+    write(rows_at_switch=manager_rows(dlg))
+    dlg.grab().save(OUT[:-4] + "-checking.png")
     state["_samples"] = []
     QTimer.singleShot(300, manager_sample)
 
@@ -303,9 +306,6 @@ def manager_rows(dlg):
 def manager_sample():
     dlg = state["_dlg"]
     state["_samples"].append([round(time.time() - state["switched_at"], 1), manager_rows(dlg)])
-    if len(state["_samples"]) == 1:
-        iface.mainWindow().grab()  # keep the event loop turning
-        dlg.grab().save(OUT[:-4] + "-checking.png")
     if time.time() - state["switched_at"] < float(os.environ.get("GEOCLIP_SHOT_MANAGER_RESOLVE", "25")):
         QTimer.singleShot(1000, manager_sample); return
     log = dlg.log.toPlainText() if hasattr(dlg, "log") else ""

@@ -118,15 +118,18 @@ def test_projected_maps_raise_no_warnings_in_a_real_qgis_window(tmp_path, tiny_c
         assert status["rasters"] == 1, status
         said = [m[2] for m in status["log_warnings"]] + status["bar"] + status["bar_now"]
         assert not [m for m in said if "reproject" in m.lower() or "ballpark" in m.lower()], (crs, said)
-        w, s, e, n = status["raster_extent"]
-        assert n < 85.1 and s > -85.1, status
+        w, s, e, n = status["raster_extent"]  # the engine snaps outward to its lattice: one cell at most
+        if crs == "EPSG:3857":
+            assert 85 <= n < 87 and -87 < s <= -85, status
+        else:
+            assert w >= -38 and e <= 47 and s >= 23 and n <= 86, status
 
 
 def test_the_manager_rechecks_a_new_engine_in_a_real_qgis_window(tmp_path, tiny_clip, cache_dir):
     """Issue 24.7 in the desktop: switched to a Python without torch (as Install engine's last step does), every
     row leaves the old engine's tick for "checking…", then says the check failed, and the log says why."""
     status = shoot(tmp_path, tiny_clip, "manager")
-    first = status["samples"][0][1]
-    assert all("✔" not in first[k] for k in ("device", "clip", "weights")), first
+    first = status["rows_at_switch"]
+    assert all(first[k] == "checking…" for k in ("device", "clip", "weights", "field")), first
     last = status["samples"][-1][1]
     assert "torch" in status["log_tail"].lower() and "log below" in last["device"], status
