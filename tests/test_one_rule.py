@@ -37,7 +37,7 @@ def test_one_hostile_folder_is_listed_identically_by_the_cli_the_dock_and_proces
     from qgis.core import QgsProcessingContext
 
     from geoclip_qgis.core.io.photos import collect_photos
-    from geoclip_qgis.gui.dock.dock import PhotoList
+    from geoclip_qgis.gui.dock.photo_list import PhotoList
     from geoclip_qgis.processing.geolocate_photos import GeolocatePhotos
 
     cli = collect_photos([str(hostile_folder)], True, None)

@@ -25,7 +25,8 @@ from ..shared import defaults, protocol
 # map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
 from ..shared.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
 from . import settings
-from .log import LOG_TAG, log_message, stderr_level  # noqa: F401 - re-exported
+from .log import LOG_TAG, StderrFilter, log_message, stderr_level  # noqa: F401 - re-exported
+from .messages import MANAGER, SETTINGS, crash_error, for_analysts
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
@@ -114,6 +115,8 @@ def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Di
     if worker:
         env[PARENT_ENV] = str(os.getpid())
         env[protocol.HEARTBEAT_ENV] = str(protocol.HEARTBEAT_SECONDS)  # liveness: see EngineClient.call
+        if str(setting("background_fields", "on")).lower() in ("off", "false", "0", "no"):
+            env["GEOCLIP_PYRAMID"] = "0"  # Settings: no background world fields (core/service/worker.py)
     return env
 
 
@@ -126,9 +129,17 @@ def engine_python() -> str:
             return str(c)
     raise EngineNotInstalled({
         "code": "not_installed",
-        "message": "the GeoCLIP engine (a Python with torch) is not installed",
-        "hint": "open GeoCLIP > Engine and models and click 'Install engine', or set the engine Python in settings",
+        "message": "The GeoCLIP engine (a Python with PyTorch) is not installed.",
+        "hint": f"Fix: {MANAGER} › Install engine, or choose the engine Python in {SETTINGS}",
     })
+
+
+def close_pipes(proc: subprocess.Popen) -> None:
+    """Close our ends of a process's pipes (a reader thread still iterating one ends with ValueError)."""
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
 
 
 class EngineClient:
@@ -204,12 +215,14 @@ class EngineClient:
 
     def _read_stderr(self, proc: subprocess.Popen) -> None:
         """Drained to the end whatever it holds: a full stderr pipe would block the worker (Windows' is small)."""
+        shown = StderrFilter()
         with contextlib.suppress(OSError, ValueError):
             for line in proc.stderr:
                 line = line.rstrip()
                 self.stderr_tail.append(line)
-                if self.log_to_qgis and line:
-                    log_message(f"worker: {line}", stderr_level(line))
+                forward = shown(line) if line else None
+                if self.log_to_qgis and forward is not None:
+                    log_message(f"worker: {forward[0]}", forward[1])
 
     def _next(self, deadline: Optional[float]) -> Optional[Dict[str, Any]]:
         while True:
@@ -230,25 +243,24 @@ class EngineClient:
     def _release(self) -> None:
         """Close our ends of the pipes (the reader threads end with them) and forget the process."""
         if self.proc is not None:
-            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                with contextlib.suppress(OSError, ValueError):
-                    stream.close()
+            close_pipes(self.proc)
         self.proc = None
 
     def _crashed(self) -> None:
-        code = self.proc.poll() if self.proc else None
+        code = None
+        if self.proc is not None:  # its pipes closed first: give it a moment to report how it ended
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                code = self.proc.wait(timeout=2)
         tail = "\n".join(list(self.stderr_tail)[-15:])
         self._release()
         if self.stopping:
             raise WorkerCrashed({"code": "stopped", "message": "the GeoCLIP engine was stopped (plugin unloaded or "
                                                                "engine changed)", "hint": ""})
         self.restarts += 1
+        info = crash_error(code, tail)
         if self.log_to_qgis:
-            log_message(f"the engine worker stopped (exit code {code}); last lines:\n{tail}", "critical")
-        raise WorkerCrashed({"code": "crashed", "message": f"the GeoCLIP engine stopped (exit code {code})",
-                             "hint": "it restarts on the next request" + (
-                                 "; its last messages:\n" + tail if tail else
-                                 "; it left no message (see View › Panels › Log Messages, GeoCLIP tab)")})
+            log_message(f"{info['message']} Its last lines:\n{tail or '(none)'}", "critical")
+        raise WorkerCrashed(info)
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -279,6 +291,7 @@ class EngineClient:
                         proc.kill()
                     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                         proc.wait(timeout=10)
+                close_pipes(proc)  # after the exit: no "unclosed file" and no "still running" ResourceWarning
 
             if wait:
                 reap()
@@ -358,7 +371,7 @@ class EngineClient:
                 elif kind == "result":
                     return msg["data"]
                 elif kind == "error":
-                    raise EngineError(msg["error"])
+                    raise EngineError(for_analysts(msg["error"]))
         finally:
             self.running_op = self.running_id = None
             self.lock.release()

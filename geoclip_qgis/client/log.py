@@ -3,6 +3,9 @@ stderr lines, and the plugin's own notes. QgsMessageLog is thread-safe, so the c
 
 from __future__ import annotations
 
+import re
+from typing import Optional, Tuple
+
 LOG_TAG = "GeoCLIP"  # the Log Messages panel's tab
 
 
@@ -25,3 +28,35 @@ def stderr_level(line: str) -> str:
     if "traceback" in low or "error" in low or "exception" in low:
         return "critical"
     return "warning" if "warn" in low else "info"
+
+
+_PY_WARNING = re.compile(r"^\S.*?\.py:\d+: (\w*Warning): (.*)$")  # warnings.showwarning's first line
+
+
+class StderrFilter:
+    """The worker's stderr as the Log Messages panel shows it: a Python warning as "Category: message" (no code
+    path, not the source line that follows it), and each warning once per worker: pyproj's "PROJ data directory
+    not found" came twice, as two GeoCLIP warnings."""
+
+    def __init__(self):
+        self.seen: set = set()
+        self.after_warning = False
+
+    def __call__(self, line: str) -> Optional[Tuple[str, str]]:
+        """(text, level) to log, or None to skip the line."""
+        m = _PY_WARNING.match(line)
+        if m:
+            self.after_warning = True
+            text, level = f"{m.group(1)}: {m.group(2)}", "warning"
+        elif self.after_warning and line[:1] in (" ", "\t"):
+            self.after_warning = False  # the source line Python prints under a warning
+            return None
+        else:
+            self.after_warning = False
+            text, level = line, stderr_level(line)
+        if level == "warning":
+            key = re.sub(r"\d+", "#", text.split(":", 1)[-1].strip().lower())
+            if key in self.seen:
+                return None
+            self.seen.add(key)
+        return text, level

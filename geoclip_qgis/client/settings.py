@@ -9,7 +9,7 @@ from typing import Any, Dict
 PREFIX = "geoclip"
 DEFAULTS: Dict[str, Any] = {
     "engine_python": "", "device": "auto", "precision": "auto", "clip_path": "", "weights": "", "gallery": "default",
-    "cache_dir": "", "top_k": 5,
+    "cache_dir": "", "top_k": 5, "background_fields": "on",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional
 from qgis.core import QgsApplication
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -25,12 +26,17 @@ from qgis.PyQt.QtWidgets import (
 
 from ..client import settings as store
 from ..client.engine_client import default_cache_dir, engine_defaults
-from ..i18n import tr, tr_noop  # noqa: F401 - re-exported for the gui modules
+from ..i18n import plural, tr, tr_noop  # noqa: F401 - re-exported for the gui modules
 from ..shared import defaults
 from ..shared.defaults import PRECISIONS
 
 # The one settings store (client/settings.py), re-exported for the gui modules.
 DEFAULTS, get, put = store.DEFAULTS, store.get, store.put
+
+
+def background_fields() -> bool:
+    """The engine builds the coarse world fields in the background after it starts (Settings checkbox)."""
+    return str(get("background_fields")).lower() not in ("off", "false", "0", "no")
 
 
 def raster_output(stem: str) -> str:
@@ -117,6 +123,12 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Gallery"), self.gallery)
         self.cache = self._folder(get("cache_dir") or str(default_cache_dir()), tr("Cache folder"))
         form.addRow(tr("Cache folder"), self.cache)
+        self.background = QCheckBox(tr("Build coarse world fields (0.5°, 0.25°) in the background"))
+        self.background.setToolTip(tr("After the engine starts it encodes the world once at low priority, pausing "
+                                      "for your runs, so that world and continent maps take seconds; the task bar "
+                                      "shows it and can cancel it."))
+        self.background.setChecked(background_fields())
+        form.addRow("", self.background)
         layout.addLayout(form)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -175,6 +187,8 @@ class SettingsDialog(QDialog):
         the next request starts the new one); other engine options are sent with every request and the worker
         rebuilds its engine when they differ (equal options keep the loaded model)."""
         python_changed = (self.python.filePath() or "") != (get("engine_python") or "")
+        python_changed |= self.background.isChecked() != background_fields()  # the worker reads it at start
+        put("background_fields", "on" if self.background.isChecked() else "off")
         put("engine_python", self.python.filePath())
         put("device", self.device.currentData())
         put("precision", self.precision.currentData())

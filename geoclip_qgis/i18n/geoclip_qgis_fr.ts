@@ -4,51 +4,9 @@
     <context>
         <name>GeoCLIP</name>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Photo / query</source>
-            <translation>Photo / requête</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Rank</source>
-            <translation>Rang</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
-            <source>Place</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Probability</source>
-            <translation>Probabilité</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>EXIF GPS (km)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>90 % region</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>The engine is not installed — open GeoCLIP › Engine and models.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Drop photos or folders here</source>
-            <translation>Déposez ici des photos ou des dossiers</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <location filename="../../geoclip_qgis/gui/map_tool.py" />
-            <source>failed</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/background.py" />
+            <source>GeoCLIP: building coarse world fields in the background (low priority)</source>
+            <translation>GeoCLIP : construction des champs mondiaux en arrière-plan (priorité basse)</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -152,36 +110,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>places</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>summary, one row per photo</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>raw top-k</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>confidence regions</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>photo(s)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>query</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>; no layer added</source>
             <translation type="unfinished" />
         </message>
@@ -189,11 +117,6 @@
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Mapping the likelihood…</source>
             <translation>Calcul de la carte de vraisemblance…</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>GeoCLIP · {} photos (running)</source>
-            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -260,8 +183,13 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>{} {} geolocated</source>
-            <translation type="unfinished" />
+            <source>{} query geolocated</source>
+            <translation>{} requête géolocalisée</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>{} queries geolocated</source>
+            <translation>{} requêtes géolocalisées</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -280,17 +208,12 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Likelihood raster cancelled; no raster added.</source>
+            <translation>Raster de vraisemblance annulé ; aucun raster ajouté.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Likelihood raster added; densest cell {:.4f}, {:.4f}.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>(the engine printed no details)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>GeoCLIP · “{}”</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -305,8 +228,13 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>GeoCLIP: {} photo(s)</source>
-            <translation type="unfinished" />
+            <source>GeoCLIP: {} photo</source>
+            <translation>GeoCLIP : {} photo</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>GeoCLIP: {} photos</source>
+            <translation>GeoCLIP : {} photos</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -315,13 +243,15 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>{} photo(s) could not be read</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>{} of {} photo geolocated</source>
+            <translation>{} sur {} photo géolocalisée</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>{} of {} photo(s) geolocated</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>{} of {} photos geolocated</source>
+            <translation>{} sur {} photos géolocalisées</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -335,17 +265,12 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>The points stay.</source>
+            <translation>Les points restent.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>likelihood</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>GeoCLIP · {} of {} photos</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>GeoCLIP · {} photos</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -355,13 +280,13 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>{:,.0f} km² in {} part(s)</source>
-            <translation type="unfinished" />
+            <source>{} photo could not be read; see the GeoCLIP panel</source>
+            <translation>{} photo illisible ; voir le panneau GeoCLIP</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>{} photo(s) could not be read; see the GeoCLIP panel</source>
-            <translation type="unfinished" />
+            <source>{} photos could not be read; see the GeoCLIP panel</source>
+            <translation>{} photos illisibles ; voir le panneau GeoCLIP</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -370,36 +295,183 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Likelihood raster cancelled at step {}/{}; no raster added.</source>
+            <translation>Raster de vraisemblance annulé à l’étape {}/{} ; aucun raster ajouté.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>{:.0%} of the probability fell outside the area of interest.</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Details:</source>
+            <source>90 % region: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Kept in {}.</source>
+            <location filename="../../geoclip_qgis/gui/dock/photo_list.py" />
+            <source>Drop photos or folders here</source>
+            <translation>Déposez ici des photos ou des dossiers</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Geolocated {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Geolocated</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>; geolocating the next ones… {:.0f} s</source>
+            <translation> ; géolocalisation des suivantes… {:.0f} s</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>{} {:.0f} s</source>
+            <translation>{} {:.0f} s</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Photo / query</source>
+            <translation>Photo / requête</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Rank</source>
+            <translation>Rang</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Place</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Probability</source>
+            <translation>Probabilité</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>EXIF GPS (km)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>90 % region</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{}, {} part</source>
+            <translation>{}, {} partie</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{}, {} parts</source>
+            <translation>{}, {} parties</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{:,.1f} M km²</source>
+            <translation>{:,.1f} M km²</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{:,.0f} km²</source>
+            <translation>{:,.0f} km²</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>The engine is not installed — open Plugins › GeoCLIP › Engine and models… and click Install engine.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>failed</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photo (running)</source>
+            <translation>GeoCLIP · {} photo (en cours)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photos (running)</source>
+            <translation>GeoCLIP · {} photos (en cours)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · “{}”</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} of {} photo</source>
+            <translation>GeoCLIP · {} sur {} photo</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} of {} photos</source>
+            <translation>GeoCLIP · {} sur {} photos</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photo</source>
+            <translation>GeoCLIP · {} photo</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photos</source>
+            <translation>GeoCLIP · {} photos</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
             <source>cannot read back {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Likelihood raster cancelled at step {}/{}; nothing added.</source>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>places</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>90 % region: {:,.0f} km² in {} part(s)</source>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>summary, one row per photo</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>raw top-k</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>confidence regions</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>{} photo could not be read</source>
+            <translation>{} photo illisible</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>{} photos could not be read</source>
+            <translation>{} photos illisibles</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Kept in {}.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
             <source>Not saved ({}); the layers are memory layers.</source>
             <translation type="unfinished" />
         </message>
@@ -411,26 +483,6 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Apple GPU (MPS) / CPU</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Creating the environment</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Updating pip</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing transformers, rasterio and the rest</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing the GeoCLIP weights package</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -555,6 +607,21 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Creating the environment</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Updating pip</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Installing transformers, rasterio and the rest</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>the model host answered HTTP {} ({})</source>
             <translation type="unfinished" />
         </message>
@@ -566,7 +633,7 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>checking…</source>
-            <translation type="unfinished" />
+            <translation>vérification…</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
@@ -575,7 +642,12 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>unknown: the engine check failed (see above; Check again)</source>
+            <source>the engine did not answer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>unknown: the engine check failed (the log below says why; Check again)</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -625,11 +697,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing PyTorch ({})</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Engine (Python + PyTorch)</source>
             <translation type="unfinished" />
         </message>
@@ -647,6 +714,16 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>World location field (0.1°)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Checking the engine {}…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>The engine check failed: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -706,7 +783,17 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Installing PyTorch ({})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>needs the engine</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>The engine's last messages:</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -740,8 +827,23 @@
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>the engine did not answer</source>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>QGIS runs Python {}, newer than the {}.{} to {}.{} the engine is tested with (PyTorch may have no release for it yet). Set an engine Python {}.{} to {}.{} you installed yourself in GeoCLIP &gt; Settings.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Downloading the GeoCLIP weights (the geoclip 1.3.0 wheel from PyPI, 40 MB)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Unpacking and checking the GeoCLIP weights</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>QGIS runs Python {}, and the engine needs Python {}.{} to {}.{} (PyTorch and the other packages have no release for older Pythons). Install a newer QGIS, or set an engine Python you installed yourself in GeoCLIP &gt; Settings.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -811,6 +913,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Precision</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>CLIP ViT-L/14 folder</source>
             <translation type="unfinished" />
         </message>
@@ -842,12 +949,27 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Build coarse world fields (0.5°, 0.25°) in the background</source>
+            <translation>Construire en arrière-plan les champs mondiaux grossiers (0,5°, 0,25°)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>After the engine starts it encodes the world once at low priority, pausing for your runs, so that world and continent maps take seconds; the task bar shows it and can cancel it.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>GeoCLIP: checking CUDA</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>Asking the engine whether CUDA is usable…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Automatic precision here: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -859,6 +981,11 @@
             <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>CUDA is not usable: {}</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/tasks.py" />
+            <source>{} (cancelled)</source>
+            <translation>{} (annulée)</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/toolbar.py" />
@@ -904,6 +1031,21 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Geolocation</source>
+            <translation>Géolocalisation</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Maps</source>
+            <translation>Cartes</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Location fields</source>
+            <translation>Champs de localisation</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Extent (empty: the whole world)</source>
             <translation type="unfinished" />
         </message>
@@ -940,11 +1082,6 @@
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>{}: {}. Choose another file.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>The GeoCLIP engine stopped: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1114,7 +1251,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
-            <source>Maps how likely each place is for the given photo(s) or text, as probability density per km² (area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best estimate. When a location field covers the extent at this cell size (Engine and models &gt; Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the probability mass is. Optional: an area of interest (polygons) that restricts the map (the share of the probability outside it is reported), and the confidence regions — the smallest areas holding 50 % and 90 % (settable) of the probability — as polygons with their area in km².</source>
+            <source>Maps how likely each place is for the given photo(s) or text, as probability density per km² (area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best estimate. When a location field covers the extent at this cell size (Plugins › GeoCLIP › Engine and models… › Build world field, or the Build location field algorithm), the map is read from it in seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the probability mass is. Optional: an area of interest (polygons) that restricts the map (the share of the probability outside it is reported), and the confidence regions — the smallest areas holding 50 % and 90 % (settable) of the probability — as polygons with their area in km².</source>
             <translation type="unfinished" />
         </message>
         <message>

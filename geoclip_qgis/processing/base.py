@@ -67,6 +67,9 @@ def _destination_text(value: Any) -> Optional[str]:
         return prop.staticValue() if prop.propertyType() == QgsProperty.Type.StaticProperty else None
     return value if isinstance(value, str) else None
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
+# The Toolbox's groups under GeoCLIP: what an analyst wants to do.
+GROUPS = {"geolocation": tr_noop("Geolocation"), "maps": tr_noop("Maps"), "fields": tr_noop("Location fields")}
+HELP_URL = "https://github.com/geoclip-qgis/geoclip-qgis#in-qgis"  # the README's "In QGIS" section
 
 
 class GeoClipAlgorithm(QgsProcessingAlgorithm):
@@ -75,6 +78,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
     _name = ""
     _display = ""
     _help = ""
+    _group = ""  # one of GROUPS' keys
 
     def name(self) -> str:
         return self._name
@@ -83,10 +87,13 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         return tr(self._display)
 
     def group(self) -> str:
-        return ""
+        return tr(GROUPS.get(self._group, "")) if self._group else ""
 
     def groupId(self) -> str:
-        return ""
+        return self._group
+
+    def helpUrl(self) -> str:  # noqa: N802 - Qt naming
+        return HELP_URL
 
     def shortHelpString(self) -> str:
         return tr(self._help)
@@ -203,6 +210,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         a later run recognise them; a sink still open would hold the write."""
         from qgis.PyQt import sip
 
+        self._distinct_output_names(context)
         for sink, (path, layer) in self.__dict__.pop("_sinks_to_mark", []):
             try:
                 if not sip.isdeleted(sink):
@@ -212,6 +220,22 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             except Exception as exc:  # the layer stays usable; only a later overwrite would be refused
                 feedback.reportError(tr("Could not mark {} as a GeoCLIP layer: {}").format(layer, exc))
         return {}
+
+    def _distinct_output_names(self, context) -> None:
+        """Each output of this run loaded under its own name: its description (the files' names, one GeoPackage
+        for several outputs, would repeat), and "(2)" after one that two outputs still share."""
+        seen: Dict[str, int] = {}
+        for dest in list(context.layersToLoadOnCompletion().keys()):
+            details = context.layerToLoadOnCompletionDetails(dest)
+            param = self.parameterDefinition(details.outputName) if details.outputName else None
+            if param is None:
+                continue
+            name = details.name or param.description()
+            if gpkg_target(dest) and details.name in ("", os.path.splitext(os.path.basename(
+                    dest.split("|")[0]))[0]):
+                name = param.description()
+            seen[name] = seen.get(name, 0) + 1
+            details.name = name if seen[name] == 1 else f"{name} ({seen[name]})"
 
     def extent_wsen(self, parameters, context) -> Optional[list]:
         """The extent in EPSG:4326 as W, S, E, N, or None for the world."""
@@ -242,7 +266,9 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             return shared_client().call(op, params, on_progress=progress, on_row=on_row,
                                         is_cancelled=feedback.isCanceled, on_waiting=feedback.pushInfo)
         except WorkerCrashed as exc:
-            feedback.reportError(tr("The GeoCLIP engine stopped: {}").format(exc.info.get("hint") or exc), False)
+            feedback.reportError(f"{exc} {exc.info.get('hint') or ''}".strip(), False)
+            if exc.info.get("details"):
+                feedback.pushDebugInfo(str(exc.info["details"]))
             if keep_partial:
                 return {"crashed": True, "message": str(exc)}
             raise QgsProcessingException(str(exc)) from exc

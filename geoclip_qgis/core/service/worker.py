@@ -8,6 +8,7 @@ C-level output cannot corrupt the framing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -112,6 +113,9 @@ class Worker:
 
         def run() -> None:
             log = logging.getLogger("geoclip_qgis")
+            if hasattr(os, "setpriority"):  # Linux: this thread only; a batch or the GUI goes first
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
             with cancel_scope(stop.is_set):
                 try:
                     for status in build_pyramid(engine, levels, should_pause=self.busy):
@@ -226,7 +230,8 @@ class Worker:
         engine = self.engine(params.get("engine"))
         if engine.image_encoder_loaded:
             self.send(protocol.progress(rid, 0, len(paths), "geolocating"))
-        else:
+        else:  # the gallery first, counted (encoded once per cache), then CLIP, which cannot be counted
+            engine.gallery(progress=self._progress(rid, "encoding the gallery"))
             self.send(protocol.progress(rid, 0, len(paths), "loading the model"))
         engine.prepare("image", top_k)  # top-k and the model checked before the first photo
         self._answers(engine, params)

@@ -285,6 +285,13 @@ class ManagerDialog(QDialog):
             self.start_install()
 
     # ---- status -----------------------------------------------------------------------------------------------
+    def use_engine(self, python: str) -> None:
+        """A new engine Python (Install engine's last step): the old worker goes, and every row is checked again
+        for the new one (none keeps the old engine's tick meanwhile)."""
+        settings.put("engine_python", python)
+        shutdown_shared(wait=False)  # the next request starts the new engine's worker
+        self.refresh()
+
     def refresh(self) -> None:
         try:
             py = engine_python()
@@ -293,6 +300,9 @@ class ManagerDialog(QDialog):
             for key in ("device", "clip", "weights", "field"):
                 self.labels[key].setText(tr("needs the engine"))
             return
+        for key in ("device", "clip", "weights", "field"):  # nothing of the last check stays on screen
+            self.labels[key].setText(tr("checking…"))
+        self.append(tr("Checking the engine {}…").format(py))
         self.labels["engine"].setText(redact(py) + tr(" — starting…"))
         from ..tasks import EngineTask
 
@@ -310,11 +320,19 @@ class ManagerDialog(QDialog):
             return
         self.task = None
         bad = "<span style='color:#b00'>✘</span> "
-        hint = error.get("hint") or ""
-        self.labels["engine"].setText(bad + redact(str(error.get("message") or tr("the engine did not answer")))
-                                      + (f"<br>{redact(hint)}" if hint and len(hint) < 300 else ""))
+        message = str(error.get("message") or tr("the engine did not answer"))
+        hint = str(error.get("hint") or "")
+        short = hint.split("\n", 1)[0]
+        self.labels["engine"].setText(bad + redact(message) + (f"<br>{redact(short)}" if short else ""))
         for key in ("device", "clip", "weights", "field"):
-            self.labels[key].setText(tr("unknown: the engine check failed (see above; Check again)"))
+            self.labels[key].setText(tr("unknown: the engine check failed (the log below says why; Check again)"))
+        # The log holds the whole story: the message, the fix and the engine's last lines.
+        self.append(tr("The engine check failed: {}").format(message))
+        if hint:
+            self.append(hint)
+        tail = [line for line in shared_client().diagnostics()[-8:] if line.strip()]
+        if tail and not any(line in hint for line in tail):
+            self.append(tr("The engine's last messages:") + "\n" + "\n".join(tail))
 
     def show_info(self, info: dict) -> None:
         if self.closing:
@@ -474,10 +492,8 @@ class ManagerDialog(QDialog):
         if not self.steps:
             self._end_install_entry(True)
             self.append(tr("Engine installed."))
-            settings.put("engine_python", str(venv_python(managed_env_dir())))
             self._busy(False)
-            shutdown_shared(wait=False)  # the next request starts the new engine's worker
-            self.refresh()
+            self.use_engine(str(venv_python(managed_env_dir())))
             return
         title, program, args = self.steps.pop(0)
         self.append(f"== {title}\n$ {redact(program)} {' '.join(args)}")
@@ -693,7 +709,7 @@ class ManagerDialog(QDialog):
             "engine": self.info or None, "nvidia_driver": self.driver if self.driver_known else "(still looking)",
             "worker_log": shared_client().diagnostics()[-30:],
         }
-        return redact(json.dumps(report, indent=1, default=str))
+        return redact(json.dumps(report, indent=1, default=str, ensure_ascii=False))  # ł, not \u0142
 
     def copy_diagnostics(self) -> None:
         QApplication.clipboard().setText(self.diagnostics())
