@@ -225,8 +225,11 @@ class Worker:
         return out
 
     def op_geolocate_images(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
+        from ..answers.options import AnswerOptions
+
         paths = params["paths"]
         top_k = params.get("top_k", 5)
+        options = AnswerOptions.from_params(params)  # this request's own, checked before the engine loads
         engine = self.engine(params.get("engine"))
         if engine.image_encoder_loaded:
             self.send(protocol.progress(rid, 0, len(paths), "geolocating"))
@@ -234,9 +237,8 @@ class Worker:
             engine.gallery(progress=self._progress(rid, "encoding the gallery"))
             self.send(protocol.progress(rid, 0, len(paths), "loading the model"))
         engine.prepare("image", top_k)  # top-k and the model checked before the first photo
-        self._answers(engine, params)
         n_ok = n_bad = 0
-        for i, res in enumerate(engine.iter_predict_images(paths, top_k)):
+        for i, res in enumerate(engine.iter_predict_images(paths, top_k, options=options)):
             self.send(protocol.row(rid, res.to_dict()))
             n_ok += res.ok
             n_bad += not res.ok
@@ -246,28 +248,18 @@ class Worker:
         return {"done": n_ok, "failed": n_bad, "cancelled": False}
 
     def op_geolocate_text(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
+        from ..answers.options import AnswerOptions
         from ..model.image_encoder import check_text_query
 
         queries = [check_text_query(q) for q in params["queries"]]  # before the engine or CLIP loads
+        options = AnswerOptions.from_params(params)  # this request's own: nothing is set on the shared engine
         engine = self.engine(params.get("engine"))
-        self._answers(engine, params)
         done = 0
-        for res in engine.iter_predict_text(queries, params.get("top_k", 5)):
+        for res in engine.iter_predict_text(queries, params.get("top_k", 5), options=options):
             self.send(protocol.row(rid, res.to_dict()))  # each query's row as soon as its batch is ranked
             done += 1
             self.send(protocol.progress(rid, done, len(queries), res.source[:80]))
         return {"done": done, "failed": 0, "cancelled": False}
-
-    @staticmethod
-    def _answers(engine, params: Dict[str, Any]) -> None:
-        """Per-request answer options on the shared engine (no reload): area of interest, region maps, radius."""
-        from ..answers.places import check_radius
-
-        engine.set_aoi(params.get("aoi"))
-        engine.region_res = params.get("region_res")
-        radius = check_radius(params.get("place_radius_km", 25.0))
-        if radius != engine.place_radius_km:
-            engine.place_radius_km, engine._places = radius, None
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from ..answers.aoi import AreaOfInterest, restrict_map
