@@ -24,12 +24,13 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ...shared import photo_list
+from .. import cancel as cancelling
 from ..errors import InputError
 from .location_field import CorruptField, dot_covered, partial_cover
 from .raster import Grid, check_budget, row_tiles
@@ -277,3 +278,61 @@ def write_likelihood(lmap: LikelihoodMap, path, description: str, cog: bool = Fa
     return write_geotiff(path, lmap.grid, lmap.density, nodata=-1.0, cog=cog,
                          descriptions=[f"probability density per km2: {description}"[:200]], tags=meta)
 
+
+
+@dataclass
+class LikelihoodJob:
+    """One likelihood request, from any front door (the CLI's `likelihood`, the worker's op, so Processing and the
+    dock): what to map, where, and what to write. The caller has checked its I/O plan and the levels."""
+
+    grid: Grid
+    out: str
+    photos: Sequence = ()
+    text: Optional[str] = None
+    method: str = "auto"
+    aoi: object = None  # an AreaOfInterest, or None
+    levels: Sequence[float] = (0.5, 0.9)
+    regions_out: Optional[str] = None
+    preview: Optional[str] = None
+    cog: bool = False
+    top_k: int = 5
+
+
+def run_likelihood(engine, job: LikelihoodJob, progress: Optional[Callable[[int, int, str], None]] = None,
+                   cancelled: Callable[[], bool] = lambda: False) -> Dict[str, object]:
+    """THE likelihood pipeline: field plan (a missing field said before CLIP loads), the fused query, the map, the
+    area of interest, the GeoTIFF, the confidence regions, the preview and the raw top-k, in that order."""
+    from ..answers.aoi import restrict_map
+    from ..answers.regions import confidence_regions, region_features
+    from ..io.results import write_regions
+    from ..model.gallery import check_top_k
+    from .raster import render_preview
+
+    say = progress or (lambda done, total, message: None)
+    field_plan(engine, job.grid, job.method)
+    check_top_k(job.top_k, len(engine.gallery()))
+    say(0, 3, "encoding the query")
+    notes: List[str] = []
+    query, label = query_for(engine, job.photos, job.text, notes)
+    for note in notes:  # a photo named twice is fused once, and the caller is told
+        say(0, 3, note)
+    if cancelled():
+        raise cancelling.Cancelled()
+    say(1, 3, "scoring the grid")
+    lmap = likelihood_map(engine, query, job.grid, method=job.method)
+    outside = None
+    if job.aoi is not None:
+        lmap, outside = restrict_map(lmap, job.aoi)
+    say(2, 3, "writing the GeoTIFF")
+    path = write_likelihood(lmap, job.out, label, cog=job.cog)
+    regions = confidence_regions(lmap, job.levels, polygons=bool(job.regions_out))
+    if job.regions_out:
+        write_regions(job.regions_out, region_features(regions, label))
+    if job.preview:
+        render_preview(path, job.preview)
+    top = engine.rank_query(query[None], job.top_k, job.aoi)[0]  # with an area: its points only
+    return {"path": str(path), "best_lat": lmap.best[0], "best_lon": lmap.best[1], "stats": lmap.stats,
+            "notes": notes, "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max()),
+            "aoi_outside": outside,
+            "regions": [{"level": r.level, "area_km2": r.area_km2, "parts": r.parts, "summary": r.summary()}
+                        for r in regions], "regions_path": job.regions_out}

@@ -335,29 +335,21 @@ def _finish_raster(args, info: dict) -> int:
 
 
 def cmd_likelihood(args) -> int:
-    from ..maps.likelihood import field_plan, likelihood_map, query_for, write_likelihood
+    from ..maps.likelihood import LikelihoodJob, run_likelihood
 
     levels = _levels(args.levels)
     _raster_outputs(args, args.photos, regions=True)
     grid = _grid(args)
     engine = _engine(args)
-    field_plan(engine, grid, args.method)  # a missing field is reported before CLIP loads
-    query, label = query_for(engine, args.photos, args.text)
-    lmap = likelihood_map(engine, query, grid, method=args.method)
-    if engine.aoi is not None:
-        from ..answers.aoi import restrict_map
-
-        lmap, _ = restrict_map(lmap, engine.aoi)
-    write_likelihood(lmap, args.out, label, cog=args.cog)
-    info = {"out": args.out, "best_lat": lmap.best[0], "best_lon": lmap.best[1], **lmap.stats}
+    job = LikelihoodJob(grid, args.out, args.photos, args.text, args.method, engine.aoi, levels, args.regions,
+                        None, args.cog)  # the preview is rendered by _finish_raster, as for every raster
+    res = run_likelihood(engine, job)
+    for note in res["notes"]:
+        logging.warning("%s", note)
+    info = {"out": args.out, "best_lat": res["best_lat"], "best_lon": res["best_lon"], **res["stats"]}
     if args.regions:
-        from ..answers.regions import confidence_regions, region_features
-        from ..io.results import write_regions
-
-        regions = confidence_regions(lmap, levels)
-        write_regions(args.regions, region_features(regions, label))
-        info["regions"] = {f"{r.level:g}": {"area_km2": r.area_km2, "parts": r.parts, "summary": r.summary()}
-                           for r in regions}
+        info["regions"] = {f"{r['level']:g}": {k: r[k] for k in ("area_km2", "parts", "summary")}
+                           for r in res["regions"]}
     return _finish_raster(args, info)
 
 

@@ -262,46 +262,19 @@ class Worker:
         return {"done": done, "failed": 0, "cancelled": False}
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from ..answers.aoi import AreaOfInterest, restrict_map
-        from ..answers.regions import DEFAULT_LEVELS, check_levels, confidence_regions, region_features
-        from ..io.results import write_regions
-        from ..maps.likelihood import field_plan, likelihood_map, query_for, write_likelihood
-        from ..maps.raster import render_preview
-        from ..model.gallery import check_top_k
+        from ..answers.aoi import AreaOfInterest
+        from ..answers.regions import DEFAULT_LEVELS, check_levels
+        from ..maps.likelihood import LikelihoodJob, run_likelihood
 
         levels = check_levels(params.get("levels") or DEFAULT_LEVELS)  # before the engine, before any write
         aoi = None if params.get("aoi") is None else AreaOfInterest.parse(params["aoi"])
         self.io_plan(params, photos=params.get("photos") or ())  # before any model loads
         engine = self.engine(params.get("engine"))
-        top_k = params.get("top_k", 5)
-        grid = self._grid(engine, params, "auto")
-        field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
-        check_top_k(top_k, len(engine.gallery()))
-        self.send(protocol.progress(rid, 0, 3, "encoding the query"))
-        notes: list = []
-        query, label = query_for(engine, params.get("photos"), params.get("text"), notes)
-        for note in notes:  # a photo named twice is fused once, and the caller is told
-            self.send(protocol.progress(rid, 0, 3, note))
-        if self.cancelled(rid):
-            raise Cancelled()
-        self.send(protocol.progress(rid, 1, 3, "scoring the grid"))
-        lmap = likelihood_map(engine, query, grid, method=params.get("method", "auto"))
-        outside = None
-        if aoi is not None:
-            lmap, outside = restrict_map(lmap, aoi)
-        self.send(protocol.progress(rid, 2, 3, "writing the GeoTIFF"))
-        path = write_likelihood(lmap, params["out"], label, cog=bool(params.get("cog")))
-        regions = confidence_regions(lmap, levels, polygons=bool(params.get("regions_out")))
-        if params.get("regions_out"):
-            write_regions(params["regions_out"], region_features(regions, label))
-        if params.get("preview"):
-            render_preview(path, params["preview"])
-        top = engine.rank_query(query[None], top_k, aoi)[0]  # with an area: its points only
-        return {"path": str(path), "best_lat": lmap.best[0], "best_lon": lmap.best[1], "stats": lmap.stats,
-                "notes": notes,
-                "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max()), "aoi_outside": outside,
-                "regions": [{"level": r.level, "area_km2": r.area_km2, "parts": r.parts, "summary": r.summary()}
-                            for r in regions], "regions_path": params.get("regions_out")}
+        job = LikelihoodJob(self._grid(engine, params, "auto"), params["out"], params.get("photos") or (),
+                            params.get("text"), params.get("method", "auto"), aoi, levels, params.get("regions_out"),
+                            params.get("preview"), bool(params.get("cog")), params.get("top_k", 5))
+        return run_likelihood(engine, job, lambda d, n, m: self.send(protocol.progress(rid, d, n, m)),
+                              lambda: self.cancelled(rid))
 
     @staticmethod
     def io_plan(params: Dict[str, Any], photos=()) -> None:
