@@ -16,6 +16,13 @@ def tr(text: str) -> str:
     return QCoreApplication.translate(CONTEXT, text)
 
 
+def plural(n: int, one: str, many: str) -> str:
+    """The translated template for `n` things, `one` or `many`, still to be formatted: plural(n, "{} photo",
+    "{} photos").format(n). Qt's %n plurals would need a numerus .ts; two plain strings keep the one flat list
+    (scripts/update_translations.py extracts both forms)."""
+    return QCoreApplication.translate(CONTEXT, one if n == 1 else many)
+
+
 def tr_noop(text: str) -> str:
     """Marks a string for extraction that is translated later, where it is shown (class attributes, tables)."""
     return text

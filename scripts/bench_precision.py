@@ -4,12 +4,13 @@
 Every variant runs on the same inputs in one process; repeats are interleaved (fp32, bf16-weights, bf16, int8, fp32,
 ...) so that a neighbour's load hits each alike, and medians are reported with the ratio to fp32's median.
   towers    random-init full-size ViT-L/14 image tower at batch 8 and the CLIP text tower (32 queries), with the
-            real GeoCLIP image MLP, in fp32, bf16 weights, bf16 (autocast: the engine's bf16) and int8; fidelity: min cosine of the GeoCLIP embedding, top-5 over the real 100K
-            gallery (real logit scale), top-place probability (relative)
+            real GeoCLIP image MLP, in fp32, bf16 weights, bf16 (autocast: the engine's bf16) and int8;
+            fidelity: min cosine of the GeoCLIP embedding, top-5 over the real 100K gallery (real logit scale),
+            top-place probability (relative)
   location  the real location encoder on 50,000 points (a 1° x 1° city at 0.005° and 10,000 world points) in each
             scheme of core/precision.py; fidelity: min cosine, map scores in nats (log-softmax over the 50,000
-            cells, 24 photo-like queries), and the gallery (--gallery-points) encoded in the scheme against fp32's: top-5
-            identical over 200 photo-like queries, top-place probability, gallery scores in nats
+            cells, 24 photo-like queries), and the gallery (--gallery-points) encoded in the scheme against
+            fp32's: top-5 identical over 200 photo-like queries, top-place probability, gallery scores in nats
 The CPU's flags are printed first: every figure belongs to that CPU.
 """
 

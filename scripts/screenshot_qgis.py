@@ -37,6 +37,37 @@ OUT, STATUS, QUERY = os.environ["GEOCLIP_SHOT"], os.environ["GEOCLIP_SHOT_STATUS
 SCENARIO = os.environ.get("GEOCLIP_SHOT_SCENARIO", "text")
 LIMIT = float(os.environ.get("GEOCLIP_SHOT_LIMIT", "240"))
 state = {"started": time.time(), "scenario": SCENARIO}
+LOG, BAR = [], []  # QGIS's log messages and message bar entries of the run (issue 24: what reaches the user)
+
+def _logged(message, tag, level):
+    LOG.append([tag, int(level), message[:300]])
+
+def _bar_added(item):
+    try:
+        BAR.append(f"{item.title()}: {item.text()}")
+    except Exception:
+        pass
+
+QgsApplication.messageLog().messageReceived.connect(_logged)
+iface.messageBar().widgetAdded.connect(_bar_added)
+
+def when_drawn(fn, since=None):
+    """Call `fn` once the map canvas has finished drawing (a loaded machine renders a world raster slowly; a grab
+    before that shows no raster, and its warnings come later), 60 s at most."""
+    since = since or time.time()
+    if iface.mapCanvas().isDrawing() and time.time() - since < 60:
+        QTimer.singleShot(250, lambda: when_drawn(fn, since)); return
+    QTimer.singleShot(1000, fn)
+
+def warnings_seen():
+    """Warnings and criticals logged (any tab) and every message bar entry, for the status file."""
+    shown = []
+    for item in iface.messageBar().items():
+        try:
+            shown.append(f"{item.title()}: {item.text()}")
+        except Exception:
+            pass
+    return {"log_warnings": [m for m in LOG if m[1] >= 1], "bar": list(BAR), "bar_now": shown}
 
 def guarded(fn):
     """A scenario step's error goes to the status file and ends QGIS (QGIS's own Python error dialog would wait for
@@ -101,6 +132,8 @@ def begin():
         QTimer.singleShot(500, projected); return
     if SCENARIO == "world":
         QTimer.singleShot(500, world_scenario); return
+    if SCENARIO == "manager":
+        QTimer.singleShot(500, manager_scenario); return
     plugin.gui.toggle_dock(True)
     dock = plugin.gui.dock
     state["_dock"] = dock
@@ -109,6 +142,16 @@ def begin():
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
     if hasattr(dock, "store"):
         dock.store.setCurrentIndex(dock.store.findData("gpkg" if SCENARIO == "photos" else "memory"))
+    if SCENARIO == "analyst":  # 24.1/3/5: photos + raster at the dock's default width, the dock's own zoom
+        dock.store.setCurrentIndex(dock.store.findData("memory"))
+        dock.query.setText("")
+        dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
+        dock.raster.setChecked(True)
+        dock.likelihood_resolution = 2.0
+        dock.region_res = 5.0  # per-photo regions: cheap on a loaded CI machine (the point is the window)
+        state["statuses"] = []
+        dock.run()
+        QTimer.singleShot(100, analyst_poll); return
     if SCENARIO == "photos":  # a saved project (the GeoPackage goes next to it) and a folder with unreadable files
         QgsProject.instance().write(os.environ["GEOCLIP_SHOT_PROJECT"])
         write(project_dir=os.path.dirname(os.environ["GEOCLIP_SHOT_PROJECT"]))
@@ -122,7 +165,7 @@ def begin():
             win.splitDockWidget(dock, viewer, Qt.Orientation.Vertical)
             viewer.show()
     if SCENARIO == "waiting":  # a field build holds the worker; the query waits behind it
-        from geoclip_qgis.gui import settings as gs
+        from geoclip_qgis.gui import settings_dialog as gs
         from geoclip_qgis.gui.tasks import EngineTask
         build = EngineTask("GeoCLIP: building a location field", "build_field",
                            {"engine": gs.engine_options(), "resolution": 0.25})
@@ -181,6 +224,97 @@ def poll():
     QTimer.singleShot(2500, shoot)
 
 @guarded
+def analyst_poll():
+    """Every status line the dock shows while it runs (with the seconds it stayed), and one grab while the raster
+    is made: the photos' points must be on the map before it."""
+    dock = state["_dock"]
+    text, now = dock.status.text(), time.time()
+    seen = state["statuses"]
+    if not seen or seen[-1][0] != text:
+        seen.append([text, round(now - state["started"], 1), [dock.progress.value(), dock.progress.maximum()]])
+    task = dock.task
+    if task is not None and getattr(task, "op", "") == "likelihood" and "progress_grab" not in state \
+            and task.started_running and time.monotonic() - task.started_running > 1.0:
+        places = dock.run_state.layers.get("places") if dock.run_state else None
+        state["progress_grab"] = OUT[:-4] + "-progress.png"
+        write(points_before_raster=bool(places is not None and places.featureCount() and not rasters()),
+              status_during_raster=text)
+        iface.mainWindow().grab().save(state["progress_grab"])
+    if dock.task is not None and now - state["started"] < LIMIT:
+        QTimer.singleShot(100, analyst_poll); return
+    QTimer.singleShot(1500, analyst_end)
+
+@guarded
+def analyst_end():
+    dock = state["_dock"]
+    table = dock.table
+    canvas = iface.mapCanvas()
+    places = dock.run_state.layers.get("places") if dock.run_state else None
+    outside = []
+    if places is not None:
+        xf = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), canvas.mapSettings().destinationCrs(),
+                                    QgsProject.instance())
+        for f in places.getFeatures():
+            p = xf.transform(f.geometry().asPoint())
+            if not canvas.extent().contains(p):
+                outside.append([round(p.x(), 3), round(p.y(), 3)])
+    widths = [table.columnWidth(c) if not table.isColumnHidden(c) else 0 for c in range(table.columnCount())]
+    write(table_rows=table.rowCount(), table_viewport=table.viewport().width(), column_widths=widths,
+          hscroll_max=table.horizontalScrollBar().maximum(), dock_width=dock.width(),
+          region_cell=table.item(0, 6).text() if table.rowCount() and table.item(0, 6) else "",
+          place_tooltip=table.item(0, 3).toolTip() if table.rowCount() and table.item(0, 3) else "",
+          points_outside_view=outside, status=dock.status.text(), layers=sorted(l.name() for l in geoclip_layers()),
+          layer_added=bool(geoclip_layers()), rasters=len(rasters()), statuses=state["statuses"],
+          failure_count_text=dock.failure_toggle.text(), tree=tree())
+    QTimer.singleShot(1000, lambda: when_drawn(lambda: (write(**warnings_seen()), shoot())))
+
+@guarded
+def manager_scenario():
+    """24.7: the manager open, then Install engine pointed at a Python without torch (a bare venv's): the rows
+    must leave the old engine's ticks, say they are checking, and resolve with the reason in the log."""
+    plugin = state["_plugin"]
+    plugin.gui.open_manager()
+    dlg = plugin.gui.manager
+    state["_dlg"] = dlg
+    dlg.resize(900, 640)
+    QTimer.singleShot(int(os.environ.get("GEOCLIP_SHOT_MANAGER_WAIT", "20000")), manager_switch)
+
+@guarded
+def manager_switch():
+    dlg = state["_dlg"]
+    write(rows_before=manager_rows(dlg))
+    bare = os.environ["GEOCLIP_SHOT_BARE_PYTHON"]
+    state["switched_at"] = time.time()
+    if hasattr(dlg, "use_engine"):
+        dlg.use_engine(bare)
+    else:  # what the manager did at the end of Install engine before issue 24
+        from geoclip_qgis.client.engine_client import shutdown_shared
+        from geoclip_qgis.gui import settings_dialog as gs
+        gs.put("engine_python", bare)
+        shutdown_shared(wait=False)
+        dlg.refresh()
+    # what the rows say right after the switch, before the event loop delivers the new engine's answer
+    write(rows_at_switch=manager_rows(dlg))
+    dlg.grab().save(OUT[:-4] + "-checking.png")
+    state["_samples"] = []
+    QTimer.singleShot(300, manager_sample)
+
+def manager_rows(dlg):
+    return {k: label.text() for k, label in dlg.labels.items()}
+
+@guarded
+def manager_sample():
+    dlg = state["_dlg"]
+    state["_samples"].append([round(time.time() - state["switched_at"], 1), manager_rows(dlg)])
+    if time.time() - state["switched_at"] < float(os.environ.get("GEOCLIP_SHOT_MANAGER_RESOLVE", "25")):
+        QTimer.singleShot(1000, manager_sample); return
+    log = dlg.log.toPlainText() if hasattr(dlg, "log") else ""
+    write(samples=state["_samples"], log_tail=log[-1500:], layer_added=True)
+    dlg.grab().save(OUT)
+    write(screenshot=OUT)
+    QTimer.singleShot(300, leave)
+
+@guarded
 def waiting():
     dock, build = state["_dock"], state["_build"]
     text = dock.status.text()
@@ -188,6 +322,11 @@ def waiting():
         QTimer.singleShot(200, waiting); return
     write(waiting_status=text, waiting_task=getattr(dock.task, "waited", None))
     iface.mainWindow().grab().save(OUT)
+    QTimer.singleShot(6000, cancel_waiting)  # QGIS says how a task ended only after 5 s: wait that long
+
+@guarded
+def cancel_waiting():
+    dock = state["_dock"]
     task = dock.task
     dock.cancel_button.click()
     state["_cancelled_task"] = task
@@ -199,7 +338,27 @@ def after_waiting():
     write(after_cancel_status=dock.status.text(), cancelled_reached_worker=bool(getattr(task, "started_running", True)),
           rows_after_cancel=dock.rows, build_still_running=build.status() in (build.Running, build.Queued))
     build.cancel()
-    QTimer.singleShot(2000, lambda: (write(screenshot=OUT), leave()))
+    state["build_cancel_at"] = time.time()
+    QTimer.singleShot(500, after_build_cancel)
+
+@guarded
+def after_build_cancel():
+    """24.2: what QGIS and the dock say once both jobs are cancelled (grabbed with the message bar)."""
+    build = state["_build"]
+    try:
+        ended = build.status() in (build.Complete, build.Terminated)
+    except RuntimeError:  # QGIS deleted the finished task
+        ended = True
+    if not ended and time.time() - state["build_cancel_at"] < 30:
+        QTimer.singleShot(300, after_build_cancel); return
+    if "build_ended_at" not in state:
+        state["build_ended_at"] = time.time()
+        QTimer.singleShot(1500, after_build_cancel); return
+    write(final_status=state["_dock"].status.text(), build_cancel_s=round(state["build_ended_at"] -
+                                                                          state["build_cancel_at"], 1),
+          **warnings_seen())
+    iface.mainWindow().grab().save(OUT[:-4] + "-after-cancel.png")
+    QTimer.singleShot(300, lambda: (write(screenshot=OUT), leave()))
 
 @guarded
 def select_rows():
@@ -311,7 +470,7 @@ def wait_tool():
         e = rs[0].extent()
         info = {"raster_extent": [e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()]}
     write(layer_added=bool(rs), rasters=len(rs), tree=tree(), **info)
-    QTimer.singleShot(3000, shoot)
+    QTimer.singleShot(1500, lambda: when_drawn(lambda: (write(**warnings_seen()), shoot())))
 
 @guarded
 def shoot():
@@ -395,13 +554,16 @@ def main() -> int:
     ap.add_argument("--query", default="snowy alpine village")
     ap.add_argument("--gallery", default="default")
     ap.add_argument("--timeout", type=int, default=300)
-    ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected", "photos", "waiting", "world"),
+    ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected", "photos", "waiting", "world",
+                                           "analyst", "manager"),
                     default="text",
                     help="text: a query's points; cancel: Cancel while the likelihood grid is scored; layers: two "
                          "text runs with the raster (layer tree, legend); projected: places like here in --crs; "
                          "photos: a folder with unreadable files, kept in a GeoPackage, table/map selection; "
                          "waiting: a query behind a field build, cancelled while it waits; world: the 0.5° field "
-                         "built from the engine start, then a world 'places like here', timed")
+                         "built from the engine start, then a world 'places like here', timed; analyst: photos "
+                         "with the raster at the dock's default width (table, progress, view after the run); "
+                         "manager: the manager switched to a Python without torch")
     ap.add_argument("--crs", default="EPSG:3857", help="the map's CRS for --scenario projected")
     ap.add_argument("--plugin-dir", help="install this geoclip_qgis folder instead of the zip (before/after)")
     ap.add_argument("--size", default="1600x1000", help="the Xvfb screen, WIDTHxHEIGHT")
@@ -425,8 +587,11 @@ def main() -> int:
             prefs["gallery"] = "fibonacci:3000"
     if args.scenario == "world":
         extra_env["GEOCLIP_PYRAMID"] = "on"  # the default pyramid, as a user's engine builds it (tests turn it off)
-    if args.scenario == "photos":
+    if args.scenario in ("photos", "analyst"):
         make_photos(work / "photos")
+    if args.scenario == "manager":  # a Python without torch: a bare venv of the system's Python
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(work / "bare")], check=True)
+        extra_env["GEOCLIP_SHOT_BARE_PYTHON"] = str(work / "bare" / "bin" / "python")
     profile = make_profile(work / "config", prefs, args.plugin_dir)
     (work / "startup.py").write_text(STARTUP)
     display = free_display()
@@ -472,7 +637,8 @@ def main() -> int:
     info["qgis_exit"] = qgis.returncode
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]
     print(json.dumps(info, indent=1))
-    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world") and not info.get("layer_added")):
+    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst")
+                            and not info.get("layer_added")):
         sys.stderr.write(stderr[-3000:])
         return 1
     return 0

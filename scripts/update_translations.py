@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "geoclip_qgis"
 I18N = PLUGIN / "i18n"
 CONTEXT = "GeoCLIP"  # geoclip_qgis.i18n.CONTEXT (not imported: that module needs QGIS)
-MARKERS = ("tr", "tr_noop")
+MARKERS = ("tr", "tr_noop", "plural")  # plural(n, one, many): its two forms
 
 
 def sources() -> List[Path]:
@@ -46,9 +46,10 @@ def extract() -> Dict[str, List[str]]:
     found: Dict[str, List[str]] = {}
     for path in sources():
         for call in marked_calls(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            arg = call.args[0]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value:
-                found.setdefault(arg.value, []).append(f"{path.relative_to(ROOT).as_posix()}:{call.lineno}")
+            name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+            for arg in call.args[1:3] if name == "plural" else call.args[:1]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value:
+                    found.setdefault(arg.value, []).append(f"{path.relative_to(ROOT).as_posix()}:{call.lineno}")
     return found
 
 

@@ -112,9 +112,9 @@ def test_confidence_regions_from_the_cli_and_the_worker(tmp_path, tiny_clip, cac
 
 
 def test_summary_gets_the_region_area(engine, photos):
-    engine.region_res = 5.0
+    engine.set_answers(region_res=5.0)
     try:
         res = engine.predict_images(photos[:1], top_k=2)[0]
     finally:
-        engine.region_res = None
+        engine.set_answers(region_res=None)
     assert res.region["area_km2"] > 0 and res.region["parts"] >= 1 and "90 % region" in res.region["summary"]

@@ -249,7 +249,7 @@ def test_distinct_icons_and_menu(monkeypatch):
 def test_dialogs_are_not_leaked(monkeypatch):
     from geoclip_qgis.gui import settings_dialog as settings
     from geoclip_qgis.gui import toolbar as gui_main
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     monkeypatch.setattr(settings.SettingsDialog, "ask_engine", lambda self: None)
@@ -285,7 +285,7 @@ INFO = {"python": "3.11", "torch": "2.13.0", "transformers": "4.57", "executable
 
 
 def test_manager_clip_row_is_red_unless_clip_is_on_disk(monkeypatch, tmp_path):
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     monkeypatch.setattr(manager.ManagerDialog, "check_field", lambda self: None)
@@ -307,7 +307,7 @@ def test_manager_rows_resolve_when_the_engine_check_fails(monkeypatch, tmp_path)
     """A broken engine Python: the check fails, and every row says so — none stays at "checking…"."""
     from geoclip_qgis.client.engine_client import shutdown_shared
     from geoclip_qgis.gui import settings_dialog as settings
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     broken = tmp_path / "python"
     broken.write_text("#!/bin/sh\necho 'cannot start: broken engine' >&2\nexit 3\n")
@@ -333,7 +333,7 @@ def test_download_without_network_says_no_connection(monkeypatch, tmp_path):
     import urllib.error
 
     from geoclip_qgis.client import downloader
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     def offline(*_a, **_k):
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
@@ -349,7 +349,7 @@ def test_download_without_network_says_no_connection(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("choice", ["keep", "cancel", "stay"])
 def test_closing_the_manager_mid_download_asks(monkeypatch, tmp_path, choice):
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     dlg = manager.ManagerDialog()
@@ -375,7 +375,7 @@ def test_the_install_has_a_task_bar_entry_that_outlives_the_window(monkeypatch, 
     progress; cancelling, or a failed step, removes it (a proxy task left open would hold QGIS's exit)."""
     from qgis.core import QgsApplication
 
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
     sleep = ("wait", sys.executable, ["-c", "import time; time.sleep(60)"])
@@ -508,7 +508,7 @@ def test_download_clip_goes_through_the_worker_op_when_the_protocol_has_it(monke
     """Issue 13 part 4 wiring: Download CLIP runs the worker's download_clip op as an EngineTask (progress and
     cancel through the protocol); its network error reads as the worker says it."""
     from geoclip_qgis.gui import settings_dialog as settings
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
     from geoclip_qgis.shared import protocol
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
@@ -541,7 +541,7 @@ def test_download_clip_goes_through_the_worker_op_when_the_protocol_has_it(monke
 
 
 def test_worker_can_download_needs_the_op_in_the_protocol(monkeypatch):
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
     from geoclip_qgis.shared import protocol
 
     monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", sys.executable)

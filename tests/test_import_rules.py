@@ -70,7 +70,11 @@ def _room(module_or_path) -> str:
 def _ours(path: Path):
     """(line, absolute module, room) of each import of ours in `path`; a name that is a class, not a module, maps
     to its module."""
-    for line, name, level in _imports(path):
+    return _resolve_ours(path, _imports(path))
+
+
+def _resolve_ours(path: Path, imports):
+    for line, name, level in imports:
         module = _absolute(path, name, level)
         if module.split(".")[0] != "geoclip_qgis" or module == "geoclip_qgis":
             continue
@@ -185,14 +189,7 @@ def _ours_node(path: Path, node):
         names = [(node.lineno, a.name, 0) for a in node.names]
     else:
         names = [(node.lineno, ".".join(filter(None, [node.module, a.name])), node.level) for a in node.names]
-    for line, name, level in names:
-        module = _absolute(path, name, level)
-        if module.split(".")[0] != "geoclip_qgis" or module == "geoclip_qgis":
-            continue
-        while module.count(".") > 0 and not _module_file(module):
-            module = module.rsplit(".", 1)[0]
-        if module != "geoclip_qgis":
-            yield line, module, _room(module)
+    return _resolve_ours(path, names)
 
 
 def test_importing_the_engine_package_is_light():

@@ -63,6 +63,11 @@ def test_provider_lists_six_algorithms(provider):
                      "location_features", "places_like_here"]
     for alg in provider.algorithms():
         assert len(alg.shortHelpString()) > 80, alg.name()
+        # 24.9: a group, the README's section as help, and no command-line syntax in the help
+        assert alg.group() and alg.groupId() in ("geolocation", "maps", "fields"), alg.name()
+        assert alg.helpUrl().endswith("#in-qgis"), alg.name()
+        for bad in ("`", "geoclip-qgis ", "--"):
+            assert bad not in alg.shortHelpString(), (alg.name(), bad)
 
 
 def test_geolocate_photos_folder(provider, photo_folder, tiny_clip, tmp_path):
@@ -497,3 +502,20 @@ def test_a_queued_run_says_what_it_waits_for_and_can_be_cancelled(provider):
     finally:
         client.running_op = None
         client.lock.release()
+
+
+def test_two_outputs_of_one_run_get_distinct_layer_names(provider, tiny_clip, tmp_path):
+    """Issue 24.9: the outputs of one run, both into one GeoPackage and loaded on completion, are named by what they
+    hold, never twice the same (the file's name)."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    gpkg = str(tmp_path / "both.gpkg")
+    params = common(tiny_clip, QUERY="snowy alpine village")
+    for key in ("OUTPUT", "PLACES"):
+        params[key] = QgsProcessingOutputLayerDefinition(gpkg, QgsProject.instance())
+    processing.run("geoclip:geolocate_text", params, context=context)
+    names = [context.layerToLoadOnCompletionDetails(d).name for d in context.layersToLoadOnCompletion()]
+    assert len(names) == 2 and len(set(names)) == 2 and all(names), names

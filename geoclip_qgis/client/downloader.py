@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from ..shared import defaults
+
 HUB = "https://huggingface.co"
-CLIP_REPO = "openai/clip-vit-large-patch14"
+CLIP_REPO = defaults.CLIP_REPO  # one definition: shared/defaults.py
 CLIP_FILES = ["config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json",
               "merges.txt", "special_tokens_map.json", "model.safetensors"]
 CHUNK = 1 << 20

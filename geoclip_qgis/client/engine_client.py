@@ -19,16 +19,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional
 
-from ..shared import protocol
+from ..shared import defaults, protocol
 
 # One definition each, shared with the worker (every request carries all the engine options, so the dock, the
 # map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
 from ..shared.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
+from . import settings
+from .log import LOG_TAG, StderrFilter, log_message, stderr_level  # noqa: F401 - re-exported
+from .messages import MANAGER, SETTINGS, crash_error, for_analysts
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
-SETTINGS_PREFIX = "geoclip"
-LOG_TAG = "GeoCLIP"  # the Log Messages panel's tab
+SETTINGS_PREFIX = settings.PREFIX
 # What a waiting request is told it waits for (op -> words); other ops are named as they are.
 OP_WORDS = {"build_field": "the field build", "geolocate_images": "the photo geolocation",
             "geolocate_text": "the text query", "likelihood": "the likelihood map", "similar": "'places like here'",
@@ -59,12 +61,8 @@ class EngineNotInstalled(EngineError):
 
 
 def setting(key: str, default: Any = None) -> Any:
-    """A plugin setting from QgsSettings when QGIS is there, else the default."""
-    try:
-        from qgis.core import QgsSettings
-    except ImportError:
-        return default
-    return QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", default)
+    """A plugin setting: the one store (client/settings.py)."""
+    return settings.get(key, default)
 
 
 def data_dir() -> Path:
@@ -84,16 +82,8 @@ def managed_env_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    """$GEOCLIP_QGIS_CACHE; else the OS's cache folder (platformdirs: ~/.cache, %LOCALAPPDATA%, ~/Library/Caches)
-    when QGIS's Python has platformdirs; else, and for users who already have one, the cache in the settings folder."""
-    if os.environ.get("GEOCLIP_QGIS_CACHE"):
-        return Path(os.environ["GEOCLIP_QGIS_CACHE"])
-    legacy = data_dir() / "cache"
-    try:
-        import platformdirs
-    except ImportError:
-        return legacy
-    return legacy if legacy.is_dir() else Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
+    """The one cache-folder rule (shared/defaults.py), the same folder the CLI and the worker use."""
+    return defaults.default_cache_dir()
 
 
 def engine_defaults(**overrides: Any) -> Dict[str, Any]:
@@ -124,27 +114,10 @@ def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Di
     env.setdefault("PYTHONUNBUFFERED", "1")
     if worker:
         env[PARENT_ENV] = str(os.getpid())
+        env[protocol.HEARTBEAT_ENV] = str(protocol.HEARTBEAT_SECONDS)  # liveness: see EngineClient.call
+        if str(setting("background_fields", "on")).lower() in ("off", "false", "0", "no"):
+            env["GEOCLIP_PYRAMID"] = "0"  # Settings: no background world fields (core/service/worker.py)
     return env
-
-
-def log_message(text: str, level: str = "info") -> None:
-    """One line to QGIS's Log Messages panel, GeoCLIP tab (QgsMessageLog is thread-safe: the reader threads call
-    it); outside QGIS (the CLI, tests without QGIS) nothing happens."""
-    try:
-        from qgis.core import Qgis, QgsMessageLog
-    except ImportError:
-        return
-    levels = {"warning": Qgis.MessageLevel.Warning, "critical": Qgis.MessageLevel.Critical,
-              "error": Qgis.MessageLevel.Critical}
-    QgsMessageLog.logMessage(text, LOG_TAG, levels.get(level, Qgis.MessageLevel.Info), False)
-
-
-def stderr_level(line: str) -> str:
-    """The Log Messages level of one worker stderr line: tracebacks and errors critical, warnings warning."""
-    low = line.lower()
-    if "traceback" in low or "error" in low or "exception" in low:
-        return "critical"
-    return "warning" if "warn" in low else "info"
 
 
 def engine_python() -> str:
@@ -156,9 +129,17 @@ def engine_python() -> str:
             return str(c)
     raise EngineNotInstalled({
         "code": "not_installed",
-        "message": "the GeoCLIP engine (a Python with torch) is not installed",
-        "hint": "open GeoCLIP > Engine and models and click 'Install engine', or set the engine Python in settings",
+        "message": "The GeoCLIP engine (a Python with PyTorch) is not installed.",
+        "hint": f"Fix: {MANAGER} › Install engine, or choose the engine Python in {SETTINGS}",
     })
+
+
+def close_pipes(proc: subprocess.Popen) -> None:
+    """Close our ends of a process's pipes (a reader thread still iterating one ends with ValueError)."""
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
 
 
 class EngineClient:
@@ -178,6 +159,10 @@ class EngineClient:
         self.running_id: Optional[int] = None
         self.log_to_qgis = True  # worker stderr lines and log messages go to the Log Messages panel
         self.stopping = False  # shutdown() was asked: the worker's end is not a crash
+        self.lines_sent = 0  # lines written to this worker (a heartbeat's `lines` is compared with it)
+        # A worker that promised heartbeats and sends nothing at all for this long is wedged: it is stopped and the
+        # request fails (the next one starts a new worker). Generous: a heartbeat needs only the GIL for a moment.
+        self.silence_limit = 120.0
 
     # ---- process life -----------------------------------------------------------------------------------------
     @property
@@ -189,6 +174,7 @@ class EngineClient:
         python = self.python or engine_python()
         self.messages = queue.Queue()
         self.stderr_tail.clear()
+        self.lines_sent = 0
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.proc = subprocess.Popen(
             [python, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -229,12 +215,14 @@ class EngineClient:
 
     def _read_stderr(self, proc: subprocess.Popen) -> None:
         """Drained to the end whatever it holds: a full stderr pipe would block the worker (Windows' is small)."""
+        shown = StderrFilter()
         with contextlib.suppress(OSError, ValueError):
             for line in proc.stderr:
                 line = line.rstrip()
                 self.stderr_tail.append(line)
-                if self.log_to_qgis and line:
-                    log_message(f"worker: {line}", stderr_level(line))
+                forward = shown(line) if line else None
+                if self.log_to_qgis and forward is not None:
+                    log_message(f"worker: {forward[0]}", forward[1])
 
     def _next(self, deadline: Optional[float]) -> Optional[Dict[str, Any]]:
         while True:
@@ -255,25 +243,24 @@ class EngineClient:
     def _release(self) -> None:
         """Close our ends of the pipes (the reader threads end with them) and forget the process."""
         if self.proc is not None:
-            for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                with contextlib.suppress(OSError, ValueError):
-                    stream.close()
+            close_pipes(self.proc)
         self.proc = None
 
     def _crashed(self) -> None:
-        code = self.proc.poll() if self.proc else None
+        code = None
+        if self.proc is not None:  # its pipes closed first: give it a moment to report how it ended
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                code = self.proc.wait(timeout=2)
         tail = "\n".join(list(self.stderr_tail)[-15:])
         self._release()
         if self.stopping:
             raise WorkerCrashed({"code": "stopped", "message": "the GeoCLIP engine was stopped (plugin unloaded or "
                                                                "engine changed)", "hint": ""})
         self.restarts += 1
+        info = crash_error(code, tail)
         if self.log_to_qgis:
-            log_message(f"the engine worker stopped (exit code {code}); last lines:\n{tail}", "critical")
-        raise WorkerCrashed({"code": "crashed", "message": f"the GeoCLIP engine stopped (exit code {code})",
-                             "hint": "it restarts on the next request" + (
-                                 "; its last messages:\n" + tail if tail else
-                                 "; it left no message (see View › Panels › Log Messages, GeoCLIP tab)")})
+            log_message(f"{info['message']} Its last lines:\n{tail or '(none)'}", "critical")
+        raise WorkerCrashed(info)
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -304,6 +291,7 @@ class EngineClient:
                         proc.kill()
                     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                         proc.wait(timeout=10)
+                close_pipes(proc)  # after the exit: no "unclosed file" and no "still running" ResourceWarning
 
             if wait:
                 reap()
@@ -315,12 +303,15 @@ class EngineClient:
             self.proc = None
 
     # ---- requests ---------------------------------------------------------------------------------------------
-    def _send(self, message: Dict[str, Any]) -> None:
+    def _send(self, message: Dict[str, Any], line: Optional[str] = None) -> int:
+        """Write one message; returns its line number on this worker (what heartbeats count)."""
         try:
-            self.proc.stdin.write(protocol.encode(message))
+            self.proc.stdin.write(line or protocol.encode(message))
             self.proc.stdin.flush()
         except (OSError, AttributeError):
             self._crashed()
+        self.lines_sent += 1
+        return self.lines_sent
 
     def call(self, op: str, params: Optional[Dict[str, Any]] = None, *,
              on_progress: Optional[Callable[[int, int, str], None]] = None,
@@ -348,16 +339,29 @@ class EngineClient:
             if not self.alive:
                 self.start()
             rid = next(self.ids)
+            line = request_line(rid, op, params)  # too long for the worker: refused here, before anything is sent
             self.running_id = rid
-            self._send(protocol.request(rid, op, **(params or {})))
+            my_line = self._send({}, line)
             deadline = None if timeout is None else time.monotonic() + timeout
+            heard = time.monotonic()
             cancel_sent = False
             while True:
                 if is_cancelled is not None and not cancel_sent and is_cancelled():
                     self._send({"op": "cancel", "target": rid})
                     cancel_sent = True
                 msg = self._next(deadline)
-                if msg is None or msg.get("id") != rid:
+                if msg is None:
+                    if self.ready.get("heartbeat") and time.monotonic() - heard > self.silence_limit:
+                        self.kill()
+                        raise WorkerCrashed({"code": "timeout", "message": f"the engine worker sent nothing for "
+                                             f"{self.silence_limit:.0f} s, not even its heartbeat; it was stopped",
+                                             "hint": "it restarts on the next request; see the log for details"})
+                    continue
+                heard = time.monotonic()
+                lost = lost_reply(msg, rid, my_line)
+                if lost is not None:
+                    raise EngineError(lost)
+                if msg.get("id") != rid:
                     continue
                 kind = msg.get("type")
                 if kind == "progress" and on_progress:
@@ -367,13 +371,44 @@ class EngineClient:
                 elif kind == "result":
                     return msg["data"]
                 elif kind == "error":
-                    raise EngineError(msg["error"])
+                    raise EngineError(for_analysts(msg["error"]))
         finally:
             self.running_op = self.running_id = None
             self.lock.release()
 
     def diagnostics(self) -> List[str]:
         return list(self.stderr_tail)
+
+
+def request_line(rid: int, op: str, params: Optional[Dict[str, Any]]) -> str:
+    """The request as one protocol line, or an EngineError when it is longer than the worker reads
+    (protocol.MAX_LINE_BYTES), naming the parameter that makes it so and what to do: refused before sending."""
+    line = protocol.encode(protocol.request(rid, op, **(params or {})))
+    size = len(line.encode("utf-8"))
+    if size <= protocol.MAX_LINE_BYTES:
+        return line
+    sizes = {k: len(protocol.encode({k: v})) for k, v in (params or {}).items()}
+    big = max(sizes, key=sizes.get) if sizes else "params"
+    hints = {"aoi": "simplify the area of interest, or save it to a file and give the file's path",
+             "paths": "send the photos in several smaller runs", "queries": "send fewer queries at once",
+             "points": f"send at most {protocol.MAX_ENCODE_POINTS:,} points at once"}
+    raise EngineError({"code": "too_large", "path": big,
+                       "message": f"the request is {size:,} bytes, over the engine's {protocol.MAX_LINE_BYTES:,}-byte "
+                                  f"limit; '{big}' alone is {sizes.get(big, size):,} bytes",
+                       "hint": hints.get(big, "send less at once")})
+
+
+def lost_reply(msg: Dict[str, Any], rid: int, my_line: int) -> Optional[Dict[str, Any]]:
+    """The error for request `rid` (sent as line `my_line`) that `msg` reveals, or None. Two messages do: an error
+    with a null id (the worker could not read the id of a line: with one request outstanding, it is ours), and a
+    heartbeat that has read our line but holds no such id, while no reply came (the request was lost)."""
+    kind = msg.get("type")
+    if kind == "error" and msg.get("id") is None:
+        return dict(msg.get("error") or {}, code=(msg.get("error") or {}).get("code") or "protocol")
+    if kind == "heartbeat" and int(msg.get("lines") or 0) >= my_line and rid not in (msg.get("active") or []):
+        return {"code": "lost", "message": "the engine worker read this request but holds no job for it and sent no "
+                "reply", "hint": "run it again; if it happens again, see the log (GeoCLIP tab)"}
+    return None
 
 
 _shared: Optional[EngineClient] = None

@@ -26,7 +26,9 @@ from qgis.gui import QgsMapToolEmitPoint
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QProgressBar, QPushButton
 
+from ..client.messages import bar_text
 from ..layers.results import style_similarity
+from . import background
 from . import settings_dialog as settings
 from .settings_dialog import tr
 from .tasks import EngineTask
@@ -34,6 +36,36 @@ from .tasks import EngineTask
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 WORLD = [-180.0, -90.0, 180.0, 90.0]
 DENSIFY = 40  # points per side of the view sampled for the transform
+
+
+def transform(src: QgsCoordinateReferenceSystem, dst: QgsCoordinateReferenceSystem) -> QgsCoordinateTransform:
+    """The project's transform (its transform context: the datum operations the user chose), marked as one for a
+    view: QGIS then never raises its yellow "Used a ballpark transform" bar for a point outside the operation's
+    area (a lattice of the view samples such points on purpose)."""
+    xf = QgsCoordinateTransform(src, dst, QgsProject.instance())
+    xf.setBallparkTransformsAreAppropriate(True)
+    return xf
+
+
+def valid_area(crs: QgsCoordinateReferenceSystem) -> Optional[List[float]]:
+    """The CRS's area of use [W, S, E, N] in degrees (Web Mercator: ±85.06°), or None (geographic or unknown)."""
+    if not crs.isValid() or crs.isGeographic():
+        return None
+    b = crs.bounds()
+    if b.isEmpty() or b.width() <= 0 or b.height() <= 0:
+        return None
+    return [max(-180.0, b.xMinimum()), max(-90.0, b.yMinimum()), min(180.0, b.xMaximum()), min(90.0, b.yMaximum())]
+
+
+def clip_to_valid_area(ext: List[float], crs: QgsCoordinateReferenceSystem, world_only: bool = False) -> List[float]:
+    """`ext` [W, S, E, N] cut to what `crs` can draw, so a raster has no streaks beyond Web Mercator's ±85° and
+    no cells outside a regional CRS's area. `world_only`: cut only a CRS that spans every longitude (its latitude
+    limits); a regional CRS keeps the extent. An extent wholly outside is kept as it is (nothing better to do)."""
+    area = valid_area(crs)
+    if area is None or (world_only and area[2] - area[0] < 359.0):
+        return list(ext)
+    w, s, e, n = max(ext[0], area[0]), max(ext[1], area[1]), min(ext[2], area[2]), min(ext[3], area[3])
+    return [w, s, e, n] if e > w and n > s else list(ext)
 
 
 def _finite(p: QgsPointXY) -> bool:
@@ -50,8 +82,7 @@ def visible_extent_4326(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem,
         w, s = max(-180.0, extent.xMinimum()), max(-90.0, extent.yMinimum())
         e, n = min(180.0, extent.xMaximum()), min(90.0, extent.yMaximum())
         return [w, s, e, n] if e > w and n > s else list(WORLD)
-    to_wgs = QgsCoordinateTransform(crs, WGS84, QgsProject.instance())
-    from_wgs = QgsCoordinateTransform(WGS84, crs, QgsProject.instance())
+    to_wgs, from_wgs = transform(crs, WGS84), transform(WGS84, crs)
     lons, lats = [], []
     for i in range(densify + 1):
         for j in range(densify + 1):
@@ -97,10 +128,10 @@ def _crosses_antimeridian(lons: List[float], densify: int) -> bool:
 
 def raster_request(extent, crs: Optional[QgsCoordinateReferenceSystem] = None,
                    view_px: Tuple[int, int] = (1800, 900)) -> dict:
-    """The visible extent (see visible_extent_4326) and the view's size in pixels: the engine picks the resolution
-    by its one rule (core/maps/location_field.py `choose_resolution`: ~3 screen pixels a cell, the finest built
-    field covering the view, the encoder only where none does), the same rule as Processing's "auto"."""
-    ext = visible_extent_4326(extent, crs or WGS84)
+    """The visible extent (see visible_extent_4326) cut to the CRS's valid area, and the view's size in pixels: the
+    engine picks the resolution by its one rule (core/maps/location_field.py `choose_resolution`: ~3 screen pixels
+    a cell, the finest built field covering the view, the encoder only where none does), as Processing's "auto"."""
+    ext = clip_to_valid_area(visible_extent_4326(extent, crs or WGS84), crs or WGS84)
     return {"extent": [round(v, 6) for v in ext], "resolution": "auto",
             "view_px": [max(1, int(view_px[0])), max(1, int(view_px[1]))]}
 
@@ -121,8 +152,7 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
             return
         canvas = self.iface.mapCanvas()
         crs = canvas.mapSettings().destinationCrs()
-        to_wgs = QgsCoordinateTransform(crs, WGS84, QgsProject.instance())
-        p = to_wgs.transform(point)
+        p = transform(crs, WGS84).transform(point)
         size = canvas.mapSettings().outputSize()
         req = raster_request(canvas.extent(), crs, (size.width(), size.height()))
         out = settings.raster_output(f"like_{p.y():.4f}_{p.x():.4f}")
@@ -132,10 +162,11 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         self.task.failed.connect(self.failed)
         self._show_progress(p)
         QgsApplication.taskManager().addTask(self.task)
+        background.watch()
 
     def _show_progress(self, p) -> None:
         bar = self.iface.messageBar()
-        item = bar.createMessage("GeoCLIP", tr("Finding places like {:.4f}, {:.4f}…").format(p.y(), p.x()))
+        item = bar.createMessage("GeoCLIP", tr("Finding places like {:.4f}, {:.4f}…").format(p.y(), p.x()), bar)
         progress = QProgressBar()
         progress.setRange(0, 100)
         progress.setMaximumWidth(200)
@@ -146,7 +177,11 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
         self.task.progressChanged.connect(lambda v, bar_=progress: bar_.setValue(int(v)))
         self.task.progressText.connect(item.setText)
         self.progress_bar = progress
+        item.destroyed.connect(self._bar_item_gone)  # closed by the user: never popped twice
         self.bar_item = bar.pushWidget(item, Qgis.MessageLevel.Info)
+
+    def _bar_item_gone(self, *_args) -> None:
+        self.bar_item = None
 
     def _clear_progress(self) -> None:
         if self.bar_item is not None:
@@ -173,4 +208,9 @@ class PlacesLikeHereTool(QgsMapToolEmitPoint):
     def failed(self, error) -> None:
         self.task = None
         self._clear_progress()
-        self.iface.messageBar().pushCritical("GeoCLIP", error.get("message", tr("failed")))
+        if error.get("code") in ("cancelled", "stopped"):
+            return
+        # One line with the fix (client/messages.py); the engine's own words behind "More".
+        self.iface.messageBar().pushMessage("GeoCLIP", bar_text(error) or tr("failed"),
+                                            str(error.get("details") or error.get("message") or ""),
+                                            Qgis.MessageLevel.Critical, 0)

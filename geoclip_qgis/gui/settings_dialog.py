@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from qgis.core import QgsApplication, QgsSettings
+from qgis.core import QgsApplication
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -23,28 +24,19 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..client.engine_client import SETTINGS_PREFIX, default_cache_dir, engine_defaults
-from ..i18n import tr, tr_noop  # noqa: F401 - re-exported for the gui modules
+from ..client import settings as store
+from ..client.engine_client import default_cache_dir, engine_defaults
+from ..i18n import plural, tr, tr_noop  # noqa: F401 - re-exported for the gui modules
+from ..shared import defaults
 from ..shared.defaults import PRECISIONS
 
-DEFAULTS: Dict[str, Any] = {
-    "engine_python": "", "device": "auto", "precision": "auto", "clip_path": "", "weights": "", "gallery": "default",
-    "cache_dir": "", "top_k": 5,
-}
+# The one settings store (client/settings.py), re-exported for the gui modules.
+DEFAULTS, get, put = store.DEFAULTS, store.get, store.put
 
 
-def get(key: str) -> Any:
-    value = QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", DEFAULTS.get(key))
-    if isinstance(DEFAULTS.get(key), int):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return DEFAULTS[key]
-    return value if value is not None else DEFAULTS.get(key)
-
-
-def put(key: str, value: Any) -> None:
-    QgsSettings().setValue(f"{SETTINGS_PREFIX}/{key}", value)
+def background_fields() -> bool:
+    """The engine builds the coarse world fields in the background after it starts (Settings checkbox)."""
+    return str(get("background_fields")).lower() not in ("off", "false", "0", "no")
 
 
 def raster_output(stem: str) -> str:
@@ -64,11 +56,8 @@ def engine_options(**overrides: Any) -> Dict[str, Any]:
 def device_choices() -> list:
     """(value, label) for a device combo: auto, CPU, CUDA 0 and 1, plus the saved setting when it is another
     (cuda:3): a `cuda:1` setting shows as CUDA device 1, never as Automatic."""
-    choices = [("auto", tr("Automatic (CUDA, else Apple GPU, when usable)")), ("cpu", tr("CPU")),
-               ("cuda:0", tr("CUDA device 0")), ("cuda:1", tr("CUDA device 1")), ("mps", tr("Apple GPU (MPS)"))]
-    current = engine_defaults()["device"]
-    if current == "cuda":
-        current = "cuda:0"
+    choices = [(value, tr(label)) for value, label in defaults.DEVICES]  # the one list (shared/defaults.py)
+    current = defaults.canonical_device(engine_defaults()["device"])
     if current not in [value for value, _ in choices]:
         choices.append((current, current))
     return choices
@@ -76,8 +65,7 @@ def device_choices() -> list:
 
 def current_device() -> str:
     """The device setting in the form device_choices() uses ("cuda" is CUDA device 0)."""
-    device = engine_defaults()["device"]
-    return "cuda:0" if device == "cuda" else device
+    return defaults.canonical_device(engine_defaults()["device"])
 
 
 _NAME_ENDS = r"""(?=$|[\\/"'\s:;,)\]}])"""  # /home/ann is redacted in /home/ann/x, not in /home/anna
@@ -135,6 +123,12 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Gallery"), self.gallery)
         self.cache = self._folder(get("cache_dir") or str(default_cache_dir()), tr("Cache folder"))
         form.addRow(tr("Cache folder"), self.cache)
+        self.background = QCheckBox(tr("Build coarse world fields (0.5°, 0.25°) in the background"))
+        self.background.setToolTip(tr("After the engine starts it encodes the world once at low priority, pausing "
+                                      "for your runs, so that world and continent maps take seconds; the task bar "
+                                      "shows it and can cancel it."))
+        self.background.setChecked(background_fields())
+        form.addRow("", self.background)
         layout.addLayout(form)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -193,6 +187,8 @@ class SettingsDialog(QDialog):
         the next request starts the new one); other engine options are sent with every request and the worker
         rebuilds its engine when they differ (equal options keep the loaded model)."""
         python_changed = (self.python.filePath() or "") != (get("engine_python") or "")
+        python_changed |= self.background.isChecked() != background_fields()  # the worker reads it at start
+        put("background_fields", "on" if self.background.isChecked() else "off")
         put("engine_python", self.python.filePath())
         put("device", self.device.currentData())
         put("precision", self.precision.currentData())

@@ -5,7 +5,9 @@ connected from the main thread (queued connections), so QGIS never freezes and Q
 
 The GUI's jobs run one at a time (the worker serves one request at a time anyway). A job queued behind another says
 so ("Waiting for … to finish…") and can be cancelled while it waits: it then never reaches the worker. A cancelled job
-finishes with a result {"cancelled": True, ...}: the dock and map tool add nothing for it.
+finishes with a result {"cancelled": True, ...}: the dock and map tool add nothing for it. It ends in QgsTask's
+Terminated state (run() returns False), so QGIS's task bar and its end-of-task notice never say "Task complete" for
+it, and its description says it was cancelled.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..client.engine_client import OP_WORDS, EngineError, shared_client, waiting_text
+from ..i18n import tr
 
 _gate = threading.Lock()  # one GUI job at a time, acquired with a timeout so that a waiting job can be cancelled
 _running: Dict[str, str] = {}  # the description of the job that holds the gate
@@ -52,7 +55,12 @@ class EngineTask(QgsTask):
     def cancel(self) -> None:  # main thread
         if self.cancel_requested is None:
             self.cancel_requested = time.monotonic()
+            self.setDescription(tr("{} (cancelled)").format(self.description()))
         super().cancel()
+
+    @property
+    def cancelled_result(self) -> bool:
+        return isinstance(self.result, dict) and bool(self.result.get("cancelled"))
 
     @property
     def cancel_seconds(self) -> Optional[float]:
@@ -91,7 +99,7 @@ class EngineTask(QgsTask):
         try:
             if not self._wait(_gate, lambda: running_job() or "the running GeoCLIP job"):
                 self.result = {"cancelled": True, "started": False}
-                return True
+                return False
             try:
                 _running["description"] = OP_WORDS.get(self.op, self.description())  # "the field build"
                 # Processing or the manager may hold the client: wait for them too, still cancellable. A client
@@ -102,17 +110,17 @@ class EngineTask(QgsTask):
                 else:
                     if not self._wait(client.lock, lambda: "another GeoCLIP job (Processing or the manager)"):
                         self.result = {"cancelled": True, "started": False}
-                        return True
+                        return False
                     client.lock.release()
                 if self.isCanceled():
                     self.result = {"cancelled": True, "started": False}
-                    return True
+                    return False
                 self.started_running = time.monotonic()
                 self.result = client.call(self.op, self.params, on_progress=progress, on_row=self.rowReady.emit,
                                           is_cancelled=self.isCanceled, **kwargs)
                 if self.isCanceled() and isinstance(self.result, dict):
                     self.result.setdefault("cancelled", True)
-                return True
+                return not self.cancelled_result  # a cancelled job ends Terminated, not Complete
             finally:
                 _running.pop("description", None)
                 _gate.release()
@@ -128,7 +136,7 @@ class EngineTask(QgsTask):
     def finished(self, ok: bool) -> None:  # main thread
         if self.ended is None:
             self.ended = time.monotonic()
-        if ok:
+        if ok or self.cancelled_result:
             self.done.emit(self.result or {})
         elif self.error is None:  # QGIS cancelled the task before run() started
             self.done.emit({"cancelled": True, "started": False})

@@ -105,6 +105,9 @@ class GeoClipGui:
         self.settings_dialog = None
 
     def unload(self) -> None:
+        from . import background
+
+        background.unload()
         for dialog in (self.manager, self.settings_dialog):
             if dialog is not None:
                 if hasattr(dialog, "shutdown"):
@@ -116,6 +119,8 @@ class GeoClipGui:
             self.iface.mapCanvas().unsetMapTool(self.tool)
         for action in self.actions:
             self.iface.removePluginMenu(MENU, action)
+        if self.dock is not None:
+            self.dock.shutdown()
         for dock in (self.dock, self.viewer):
             if dock is not None:
                 self.iface.removeDockWidget(dock)

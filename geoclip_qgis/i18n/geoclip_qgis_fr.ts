@@ -4,782 +4,846 @@
     <context>
         <name>GeoCLIP</name>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Photo / query</source>
-            <translation>Photo / requête</translation>
+            <location filename="../../geoclip_qgis/gui/background.py" />
+            <source>GeoCLIP: building coarse world fields in the background (low priority)</source>
+            <translation>GeoCLIP : construction des champs mondiaux en arrière-plan (priorité basse)</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Rank</source>
-            <translation>Rang</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
-            <source>Place</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Probability</source>
-            <translation>Probabilité</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>EXIF GPS (km)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>90 % region</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>The engine is not installed — open GeoCLIP › Engine and models.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Drop photos or folders here</source>
-            <translation>Déposez ici des photos ou des dossiers</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <location filename="../../geoclip_qgis/gui/map_tool.py" />
-            <source>failed</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>GeoCLIP geolocation</source>
             <translation>Géolocalisation GeoCLIP</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Add photos…</source>
             <translation>Ajouter des photos…</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Add folder…</source>
             <translation>Ajouter un dossier…</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Clear</source>
             <translation>Vider</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>…or describe a place, e.g. snowy alpine village</source>
             <translation>…ou décrivez un lieu, p. ex. village alpin enneigé</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <location filename="../../geoclip_qgis/processing/geolocate_text.py" />
             <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
             <source>Likelihood raster</source>
             <translation>Raster de vraisemblance</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Also map the probability density and its 50 % / 90 % confidence regions (photos of one place are fused)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Anywhere</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>The map extent</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>The active polygon layer</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Restrict the answer to where the photo must be; the share of the probability that fell outside is reported</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>in a GeoPackage next to the project</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>as memory layers (lost on exit)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Run</source>
             <translation>Lancer</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <location filename="../../geoclip_qgis/gui/map_tool.py" />
             <source>Cancel</source>
             <translation>Annuler</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Ready.</source>
             <translation>Prêt.</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Raw top-k (gallery points) instead of places</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Photos to geolocate</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>Folder of photos</source>
             <translation>Dossier de photos</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>places</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>summary, one row per photo</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>raw top-k</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>confidence regions</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>photo(s)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>query</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>; no layer added</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Mapping the likelihood…</source>
             <translation>Calcul de la carte de vraisemblance…</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>GeoCLIP · {} photos (running)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Photos (drop files or folders here)</source>
             <translation>Photos (déposez ici des fichiers ou des dossiers)</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Top-k</source>
             <translation>Top-k</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Device</source>
             <translation>Processeur</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Auto</source>
-            <translation>Auto</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <location filename="../../geoclip_qgis/gui/settings.py" />
-            <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>CPU</source>
-            <translation>CPU</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>CUDA</source>
-            <translation>CUDA</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Area of interest</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Keep results</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Photo</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Why</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Add photos or type a description first.</source>
             <translation>Ajoutez d’abord des photos ou saisissez une description.</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Sending the request to the engine…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Starting the engine…</source>
             <translation>Démarrage du moteur…</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Cancelling… finished rows are kept.</source>
             <translation>Annulation… les lignes terminées sont conservées.</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Cancelled while waiting; nothing ran, nothing added.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>{} {} geolocated</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>{} query geolocated</source>
+            <translation>{} requête géolocalisée</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>{} queries geolocated</source>
+            <translation>{} requêtes géolocalisées</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source> (cancelled; finished rows kept)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source> in {:.1f} s.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>GeoCLIP likelihood raster</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Likelihood raster cancelled; no raster added.</source>
+            <translation>Raster de vraisemblance annulé ; aucun raster ajouté.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Likelihood raster added; densest cell {:.4f}, {:.4f}.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>(the engine printed no details)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>GeoCLIP · “{}”</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Photos</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Select a polygon layer in the Layers panel for the area of interest.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>GeoCLIP: {} photo(s)</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>GeoCLIP: {} photo</source>
+            <translation>GeoCLIP : {} photo</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>GeoCLIP: {} photos</source>
+            <translation>GeoCLIP : {} photos</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>GeoCLIP: “{}”</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>{} photo(s) could not be read</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>{} of {} photo geolocated</source>
+            <translation>{} sur {} photo géolocalisée</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>{} of {} photo(s) geolocated</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>{} of {} photos geolocated</source>
+            <translation>{} sur {} photos géolocalisées</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>, {} could not be read</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>; {:.0%} of the probability fell outside the area of interest</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>The points stay.</source>
+            <translation>Les points restent.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>likelihood</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>GeoCLIP · {} of {} photos</source>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>The selected layer has no polygon for the area of interest.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>GeoCLIP · {} photos</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>{} photo could not be read; see the GeoCLIP panel</source>
+            <translation>{} photo illisible ; voir le panneau GeoCLIP</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>{:,.0f} km² in {} part(s)</source>
-            <translation type="unfinished" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>{} photos could not be read; see the GeoCLIP panel</source>
+            <translation>{} photos illisibles ; voir le panneau GeoCLIP</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>{} photo(s) could not be read; see the GeoCLIP panel</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source> (cancelled after {}/{}; finished rows kept)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Likelihood raster cancelled at step {}/{}; no raster added.</source>
+            <translation>Raster de vraisemblance annulé à l’étape {}/{} ; aucun raster ajouté.</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>{:.0%} of the probability fell outside the area of interest.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Details:</source>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>90 % region: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Kept in {}.</source>
+            <location filename="../../geoclip_qgis/gui/dock/photo_list.py" />
+            <source>Drop photos or folders here</source>
+            <translation>Déposez ici des photos ou des dossiers</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Geolocated {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Geolocated</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>; geolocating the next ones… {:.0f} s</source>
+            <translation> ; géolocalisation des suivantes… {:.0f} s</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>{} {:.0f} s</source>
+            <translation>{} {:.0f} s</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Photo / query</source>
+            <translation>Photo / requête</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Rank</source>
+            <translation>Rang</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <location filename="../../geoclip_qgis/processing/places_like_here.py" />
+            <source>Place</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Probability</source>
+            <translation>Probabilité</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>EXIF GPS (km)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>90 % region</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{}, {} part</source>
+            <translation>{}, {} partie</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{}, {} parts</source>
+            <translation>{}, {} parties</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{:,.1f} M km²</source>
+            <translation>{:,.1f} M km²</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>{:,.0f} km²</source>
+            <translation>{:,.0f} km²</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>The engine is not installed — open Plugins › GeoCLIP › Engine and models… and click Install engine.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <location filename="../../geoclip_qgis/gui/map_tool.py" />
+            <source>failed</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photo (running)</source>
+            <translation>GeoCLIP · {} photo (en cours)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photos (running)</source>
+            <translation>GeoCLIP · {} photos (en cours)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · “{}”</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} of {} photo</source>
+            <translation>GeoCLIP · {} sur {} photo</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} of {} photos</source>
+            <translation>GeoCLIP · {} sur {} photos</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photo</source>
+            <translation>GeoCLIP · {} photo</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
+            <source>GeoCLIP · {} photos</source>
+            <translation>GeoCLIP · {} photos</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run.py" />
             <source>cannot read back {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>Likelihood raster cancelled at step {}/{}; nothing added.</source>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>places</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
-            <source>90 % region: {:,.0f} km² in {} part(s)</source>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>summary, one row per photo</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/dock.py" />
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>raw top-k</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>confidence regions</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>{} photo could not be read</source>
+            <translation>{} photo illisible</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>{} photos could not be read</source>
+            <translation>{} photos illisibles</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Kept in {}.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
             <source>Not saved ({}); the layers are memory layers.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/main.py" />
-            <source>GeoCLIP</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/main.py" />
-            <source>GeoCLIP geolocation panel</source>
-            <translation>Panneau de géolocalisation GeoCLIP</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/main.py" />
-            <source>Places like here (click the map)</source>
-            <translation>Lieux semblables à celui-ci (cliquez sur la carte)</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/main.py" />
-            <source>Engine and models…</source>
-            <translation>Moteur et modèles…</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/main.py" />
-            <source>Settings…</source>
-            <translation>Paramètres…</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP: looking for an NVIDIA driver</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Apple GPU (MPS) / CPU</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Creating the environment</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Updating pip</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Installing transformers, rasterio and the rest</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Installing the GeoCLIP weights package</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP: downloading CLIP ViT-L/14</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP engine and models</source>
             <translation>Moteur et modèles GeoCLIP</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Install engine</source>
             <translation>Installer le moteur</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Download CLIP (1.7 GB)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Use a CLIP folder I have…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Build world field</source>
             <translation>Construire le champ mondial</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, about 15 min on a CPU, resumable); then 0.1° world likelihood and similarity rasters take seconds.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Check again</source>
             <translation>Vérifier à nouveau</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Copy diagnostics</source>
             <translation>Copier le diagnostic</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP: checking the engine</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP: checking the world field</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP: building the world location field</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Encoding the world at 0.1° (resumable: Cancel keeps the rows done).</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>no NVIDIA driver</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>CLIP downloaded and checked.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Folder holding openai/clip-vit-large-patch14</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>The engine install</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>The CLIP download</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>The world field build</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Cancel it</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Keep it running</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Don't close</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Keep it running: it goes on in the background (QGIS's task bar shows it; Engine and models… shows this window again).</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Diagnostics copied to the clipboard (home folder shown as ~).</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Creating the environment</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Updating pip</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Installing transformers, rasterio and the rest</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>the model host answered HTTP {} ({})</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>no connection to the model host ({}): check the network or proxy, or use a CLIP folder you already have</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>checking…</source>
-            <translation type="unfinished" />
+            <translation>vérification…</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source> — starting…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>unknown: the engine check failed (see above; Check again)</source>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>the engine did not answer</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>unknown: the engine check failed (the log below says why; Check again)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>needs the GeoCLIP weights</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>not built: 0.1° world maps are computed cell by cell (minutes on a CPU). Building it once takes {:.1f} GB of disk.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Field build paused; click Build world field to resume.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>World location field built.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Looking for an NVIDIA driver…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP: installing the engine</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Engine installed.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>cancelled</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Install cancelled.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>Installing PyTorch ({})</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Engine (Python + PyTorch)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>CLIP ViT-L/14 backbone</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>GeoCLIP weights</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>World location field (0.1°)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Checking the engine {}…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>The engine check failed: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>partly built ({:.0%}): Build resumes where it stopped.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>damaged ({}); Build repairs it.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Field build stopped: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>NVIDIA driver {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Installing the engine into {} ({}; PyTorch build: {}).</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Downloading {} into {} (resumes if interrupted).</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Downloading {} into the Hugging Face cache (resumes if interrupted; Cancel keeps the part done).</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>cancelled; the part done is kept and resumes next time</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>CLIP downloaded and checked ({:,.0f} MiB).</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Download stopped: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>{} is still running.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Installing PyTorch ({})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>needs the engine</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>The engine's last messages:</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>not on this computer (no CLIP folder set, none in the Hugging Face cache). Fix: Download CLIP, or Use a CLIP folder I have…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Fix: Download CLIP, or Use a CLIP folder I have…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>&lt;span style='color:#080'&gt;✔&lt;/span&gt; built ({:.1f} GB, {}): 0.1° world rasters are read from it</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Step failed (exit code {}). See the log above; nothing else was changed.</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>download cancelled</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Using CLIP from {}; checking it…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager.py" />
-            <source>the engine did not answer</source>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>QGIS runs Python {}, newer than the {}.{} to {}.{} the engine is tested with (PyTorch may have no release for it yet). Set an engine Python {}.{} to {}.{} you installed yourself in GeoCLIP &gt; Settings.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Downloading the GeoCLIP weights (the geoclip 1.3.0 wheel from PyPI, 40 MB)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Unpacking and checking the GeoCLIP weights</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>QGIS runs Python {}, and the engine needs Python {}.{} to {}.{} (PyTorch and the other packages have no release for older Pythons). Install a newer QGIS, or set an engine Python you installed yourself in GeoCLIP &gt; Settings.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -833,91 +897,120 @@
             <translation>Photo introuvable : {}</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
-            <source>Automatic (CUDA, else Apple GPU, when usable)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
-            <source>CUDA device 0</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
-            <source>CUDA device 1</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
-            <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>Apple GPU (MPS)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>GeoCLIP settings</source>
             <translation>Paramètres de GeoCLIP</translation>
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>Python of the engine environment</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>Engine Python</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Precision</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>CLIP ViT-L/14 folder</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>CLIP folder</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>GeoCLIP weights folder (empty: the geoclip package's)</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>'default' (100K Flickr points), 'fibonacci:N' (uniform), or a CSV with LAT,LON</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>Gallery</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>Cache folder</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Build coarse world fields (0.5°, 0.25°) in the background</source>
+            <translation>Construire en arrière-plan les champs mondiaux grossiers (0,5°, 0,25°)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>After the engine starts it encodes the world once at low priority, pausing for your runs, so that world and continent maps take seconds; the task bar shows it and can cancel it.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>GeoCLIP: checking CUDA</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>Asking the engine whether CUDA is usable…</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Automatic precision here: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>CUDA is usable: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/settings.py" />
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>CUDA is not usable: {}</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/tasks.py" />
+            <source>{} (cancelled)</source>
+            <translation>{} (annulée)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/toolbar.py" />
+            <source>GeoCLIP</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/toolbar.py" />
+            <source>GeoCLIP geolocation panel</source>
+            <translation>Panneau de géolocalisation GeoCLIP</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/toolbar.py" />
+            <source>Places like here (click the map)</source>
+            <translation>Lieux semblables à celui-ci (cliquez sur la carte)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/toolbar.py" />
+            <source>Engine and models…</source>
+            <translation>Moteur et modèles…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/toolbar.py" />
+            <source>Settings…</source>
+            <translation>Paramètres…</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/plugin.py" />
@@ -938,6 +1031,21 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Geolocation</source>
+            <translation>Géolocalisation</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Maps</source>
+            <translation>Cartes</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Location fields</source>
+            <translation>Champs de localisation</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Extent (empty: the whole world)</source>
             <translation type="unfinished" />
         </message>
@@ -949,11 +1057,6 @@
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Area of interest (polygons; the answer is restricted to them)</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>The area of interest has no polygon.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -973,7 +1076,17 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>The GeoCLIP engine stopped: {}</source>
+            <source>The area of interest has no polygon.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>{}: {}. Choose another file.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Could not mark {} as a GeoCLIP layer: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1138,7 +1251,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/likelihood_raster.py" />
-            <source>Maps how likely each place is for the given photo(s) or text, as probability density per km² (area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best estimate. When a location field covers the extent at this cell size (Engine and models &gt; Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the probability mass is. Optional: an area of interest (polygons) that restricts the map (the share of the probability outside it is reported), and the confidence regions — the smallest areas holding 50 % and 90 % (settable) of the probability — as polygons with their area in km².</source>
+            <source>Maps how likely each place is for the given photo(s) or text, as probability density per km² (area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best estimate. When a location field covers the extent at this cell size (Plugins › GeoCLIP › Engine and models… › Build world field, or the Build location field algorithm), the map is read from it in seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the probability mass is. Optional: an area of interest (polygons) that restricts the map (the share of the probability outside it is reported), and the confidence regions — the smallest areas holding 50 % and 90 % (settable) of the probability — as polygons with their area in km².</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1262,6 +1375,64 @@
             <location filename="../../geoclip_qgis/processing/places_like_here.py" />
             <source>Similarity raster</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>Auto (best available)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>CPU</source>
+            <translation>CPU</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>CUDA device 0</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>CUDA device 1</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>Apple GPU (MPS)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>Auto (fastest that keeps the answers)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>fp32 (exact)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>bf16</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>int8</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>fp16 (GPU)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <source>Auto</source>
+            <translation type="obsolete">Auto</translation>
+        </message>
+        <message>
+            <source>CUDA</source>
+            <translation type="obsolete">CUDA</translation>
         </message>
         <message>
             <source>Lat</source>

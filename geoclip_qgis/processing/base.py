@@ -3,7 +3,6 @@ and readable errors."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
@@ -11,7 +10,6 @@ from typing import Any, Callable, Dict, Optional
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
@@ -26,16 +24,17 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProperty,
     QgsRectangle,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from ..client.engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
+from ..layers.aoi import NoPolygon, aoi_geojson
+from ..shared import defaults, geopackage
 
-DEVICES = ["auto", "cpu", "cuda", "mps"]  # sent values; index 0 means "the plugin's device setting" (auto unless set)
-DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), tr_noop("CPU"), tr_noop("CUDA"),
-                 tr_noop("Apple GPU (MPS)")]
+# The one device list (shared/defaults.py), after "the plugin's setting" (index 0, sends nothing).
+DEVICES = ["", *(v for v, _ in defaults.DEVICES)]
+DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), *(label for _, label in defaults.DEVICES)]
 # Our layer in a GeoPackage that already exists (issue 11): the other layers of the file are kept.
 GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_places",
                "SUMMARY": "geoclip_predictions_summary", "FAILED": "geoclip_failed", "REGIONS": "geoclip_regions"}
@@ -46,12 +45,31 @@ def gpkg_layer_uri(path: str, layer: str) -> str:
     return "ogr:dbname='{}' table=\"{}\" (geom)".format(path.replace("'", "''"), layer.replace('"', '""'))
 
 
+def gpkg_target(dest: Optional[str]):
+    """(GeoPackage path, layer) of a sink's destination id (`x.gpkg|layername=L` or an `ogr:` URI), else None."""
+    import re
+
+    if not dest:
+        return None
+    m = re.match(r"""^ogr:dbname='(.*)' table="(.*)" \(geom\)$""", dest)
+    if m:
+        return m.group(1).replace("''", "'"), m.group(2).replace('""', '"')
+    path, _, rest = dest.partition("|")
+    m = re.search(r"layername=([^|]+)", rest)
+    if path.lower().endswith(".gpkg") and m:
+        return path, m.group(1)
+    return None
+
+
 def _destination_text(value: Any) -> Optional[str]:
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         prop = value.sink
         return prop.staticValue() if prop.propertyType() == QgsProperty.Type.StaticProperty else None
     return value if isinstance(value, str) else None
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
+# The Toolbox's groups under GeoCLIP: what an analyst wants to do.
+GROUPS = {"geolocation": tr_noop("Geolocation"), "maps": tr_noop("Maps"), "fields": tr_noop("Location fields")}
+HELP_URL = "https://github.com/geoclip-qgis/geoclip-qgis#in-qgis"  # the README's "In QGIS" section
 
 
 class GeoClipAlgorithm(QgsProcessingAlgorithm):
@@ -60,6 +78,7 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
     _name = ""
     _display = ""
     _help = ""
+    _group = ""  # one of GROUPS' keys
 
     def name(self) -> str:
         return self._name
@@ -68,10 +87,13 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         return tr(self._display)
 
     def group(self) -> str:
-        return ""
+        return tr(GROUPS.get(self._group, "")) if self._group else ""
 
     def groupId(self) -> str:
-        return ""
+        return self._group
+
+    def helpUrl(self) -> str:  # noqa: N802 - Qt naming
+        return HELP_URL
 
     def shortHelpString(self) -> str:
         return tr(self._help)
@@ -148,25 +170,10 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         source = self.parameterAsSource(parameters, "AOI", context)
         if source is None:
             return None
-        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-        transform = None
-        if source.sourceCrs().isValid() and source.sourceCrs() != wgs84:
-            transform = QgsCoordinateTransform(source.sourceCrs(), wgs84, context.transformContext())
-        geoms = []
-        for feature in source.getFeatures():
-            geom = QgsGeometry(feature.geometry())
-            if geom.isEmpty() or QgsWkbTypes.geometryType(geom.wkbType()) != QgsWkbTypes.GeometryType.PolygonGeometry:
-                continue
-            if transform is not None:
-                geom.transform(transform)
-            geoms.append(geom.makeValid() if not geom.isGeosValid() else geom)
-        if not geoms:
-            raise QgsProcessingException(tr("The area of interest has no polygon."))
-        union = QgsGeometry.unaryUnion(geoms)
-        if union.isEmpty():
-            raise QgsProcessingException(tr("The area of interest has no polygon."))
-        gj = json.loads(union.asJson(8))
-        return {"type": gj["type"], "coordinates": gj["coordinates"]}
+        try:  # the one conversion (layers/aoi.py), as the dock's
+            return aoi_geojson(source.getFeatures(), source.sourceCrs(), context.transformContext())
+        except NoPolygon:
+            raise QgsProcessingException(tr("The area of interest has no polygon.")) from None
 
     def safe_destination(self, parameters: Dict[str, Any], name: str) -> Dict[str, Any]:
         """Issue 11: QGIS's sink for a plain `x.gpkg` destination replaces the whole file, deleting the user's other
@@ -177,7 +184,12 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         text = _destination_text(value)
         if not text or not text.lower().endswith(".gpkg") or not os.path.isfile(text):
             return parameters
-        uri = gpkg_layer_uri(text, GPKG_LAYERS.get(name, "geoclip_" + name.lower()))
+        layer = GPKG_LAYERS.get(name, "geoclip_" + name.lower())
+        problems = geopackage.refusals(text, [layer])  # the one GeoPackage policy: never the user's layer
+        if problems:
+            raise QgsProcessingException(tr("{}: {}. Choose another file.").format(Path(text).name,
+                                                                                   "; ".join(problems)))
+        uri = gpkg_layer_uri(text, layer)
         if isinstance(value, QgsProcessingOutputLayerDefinition):
             new = QgsProcessingOutputLayerDefinition(value)
             new.sink = QgsProperty.fromValue(uri)
@@ -187,7 +199,43 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
 
     def sink(self, parameters, name: str, context, fields, wkb, crs):
         """parameterAsSink through safe_destination: (sink or None, destination id)."""
-        return self.parameterAsSink(self.safe_destination(parameters, name), name, context, fields, wkb, crs)
+        sink, dest = self.parameterAsSink(self.safe_destination(parameters, name), name, context, fields, wkb, crs)
+        target = gpkg_target(dest)
+        if sink is not None and target:
+            self.__dict__.setdefault("_sinks_to_mark", []).append((sink, target))
+        return sink, dest
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802
+        """Close our GeoPackage sinks and mark their layers as ours (shared/geopackage.py), so the CLI, the dock and
+        a later run recognise them; a sink still open would hold the write."""
+        from qgis.PyQt import sip
+
+        self._distinct_output_names(context)
+        for sink, (path, layer) in self.__dict__.pop("_sinks_to_mark", []):
+            try:
+                if not sip.isdeleted(sink):
+                    sink.flushBuffer()
+                    sip.delete(sink)
+                geopackage.mark(path, layer)
+            except Exception as exc:  # the layer stays usable; only a later overwrite would be refused
+                feedback.reportError(tr("Could not mark {} as a GeoCLIP layer: {}").format(layer, exc))
+        return {}
+
+    def _distinct_output_names(self, context) -> None:
+        """Each output of this run loaded under its own name: its description (the files' names, one GeoPackage
+        for several outputs, would repeat), and "(2)" after one that two outputs still share."""
+        seen: Dict[str, int] = {}
+        for dest in list(context.layersToLoadOnCompletion().keys()):
+            details = context.layerToLoadOnCompletionDetails(dest)
+            param = self.parameterDefinition(details.outputName) if details.outputName else None
+            if param is None:
+                continue
+            name = details.name or param.description()
+            if gpkg_target(dest) and details.name in ("", os.path.splitext(os.path.basename(
+                    dest.split("|")[0]))[0]):
+                name = param.description()
+            seen[name] = seen.get(name, 0) + 1
+            details.name = name if seen[name] == 1 else f"{name} ({seen[name]})"
 
     def extent_wsen(self, parameters, context) -> Optional[list]:
         """The extent in EPSG:4326 as W, S, E, N, or None for the world."""
@@ -218,7 +266,9 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
             return shared_client().call(op, params, on_progress=progress, on_row=on_row,
                                         is_cancelled=feedback.isCanceled, on_waiting=feedback.pushInfo)
         except WorkerCrashed as exc:
-            feedback.reportError(tr("The GeoCLIP engine stopped: {}").format(exc.info.get("hint") or exc), False)
+            feedback.reportError(f"{exc} {exc.info.get('hint') or ''}".strip(), False)
+            if exc.info.get("details"):
+                feedback.pushDebugInfo(str(exc.info["details"]))
             if keep_partial:
                 return {"crashed": True, "message": str(exc)}
             raise QgsProcessingException(str(exc)) from exc

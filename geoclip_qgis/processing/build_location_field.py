@@ -10,6 +10,7 @@ from .base import GeoClipAlgorithm, tr, tr_noop
 class BuildLocationField(GeoClipAlgorithm):
     _name = "build_location_field"
     _display = tr_noop("Build location field")
+    _group = "fields"
     _help = tr_noop(
         "Runs GeoCLIP's location encoder once over every cell of the extent at this cell size and stores the "
         "result in the engine's cache. Likelihood, 'places like here' and PCA rasters on that lattice are then "

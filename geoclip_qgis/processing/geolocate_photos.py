@@ -47,6 +47,7 @@ def list_folder(folder: str, recursive: bool) -> List[str]:
 class GeolocatePhotos(GeoClipAlgorithm):
     _name = "geolocate_photos"
     _display = tr_noop("Geolocate photos")
+    _group = "geolocation"
     _help = tr_noop(
         "Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, "
         "with their probability. Photos come from a folder (optionally with sub-folders), a list of files, "

@@ -22,6 +22,7 @@ from .postprocess import StyleOnLoad
 class GeolocateText(GeoClipAlgorithm):
     _name = "geolocate_text"
     _display = tr_noop("Geolocate text query")
+    _group = "geolocation"
     _help = tr_noop(
         "Finds the places that best match a description such as 'snowy alpine village' or 'rice terraces': "
         "GeoCLIP's text tower puts the description in the same space as photos, and the top-k gallery "

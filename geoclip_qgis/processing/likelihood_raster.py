@@ -32,16 +32,17 @@ METHODS = ["auto", "coarse-to-fine", "dense", "field"]  # appended only: saved m
 class LikelihoodRaster(GeoClipAlgorithm):
     _name = "likelihood_raster"
     _display = tr_noop("Likelihood raster")
+    _group = "maps"
     _help = tr_noop(
         "Maps how likely each place is for the given photo(s) or text, as probability density per km² "
         "(area-aware: the raster times cell area sums to 1 over the extent). Several photos of one place are "
         "fused: their likelihoods multiply (their GeoCLIP scores add), giving a sharper map and one best "
-        "estimate. When a location field covers the extent at this cell size (Engine and models > "
-        "Build world field, or `geoclip-qgis field`), the map is read from it in seconds and the extent "
-        "snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: exact where the "
-        "probability mass is. Optional: an area of interest (polygons) that restricts the map (the share of the "
-        "probability outside it is reported), and the confidence regions — the smallest areas holding 50 % and "
-        "90 % (settable) of the probability — as polygons with their area in km².")
+        "estimate. When a location field covers the extent at this cell size (Plugins › GeoCLIP › Engine and "
+        "models… › Build world field, or the Build location field algorithm), the map is read from it in "
+        "seconds and the extent snaps to its 0.1° lattice; otherwise large grids are computed coarse-to-fine: "
+        "exact where the probability mass is. Optional: an area of interest (polygons) that restricts the map "
+        "(the share of the probability outside it is reported), and the confidence regions — the smallest "
+        "areas holding 50 % and 90 % (settable) of the probability — as polygons with their area in km².")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers("PHOTOS", tr("Photos (of one place)"),

@@ -18,6 +18,7 @@ MODES = ["PCA colour view (3 bands, RGB)", "Feature bands"]
 class LocationFeatures(GeoClipAlgorithm):
     _name = "location_features"
     _display = tr_noop("Rasterise location-encoder features")
+    _group = "maps"
     _help = tr_noop(
         "Evaluates GeoCLIP's location encoder on every cell and writes its 512-dimensional embedding: either "
         "chosen dimensions as float bands (all 512 by default), or the first three principal components as "

@@ -18,6 +18,7 @@ from .postprocess import StyleOnLoad
 class PlacesLikeHere(GeoClipAlgorithm):
     _name = "places_like_here"
     _display = tr_noop("Places like here")
+    _group = "maps"
     _help = tr_noop(
         "Cosine similarity between the GeoCLIP location feature of a point and that of every cell: 1 at the "
         "point itself, high where the model sees similar places (climate, landscape, culture as photos show "

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
+from ...shared import defaults
 from .. import cancel
 from ..errors import ChecksumError, DiskSpaceError, DownloadError, GeoClipError, NetworkError  # noqa: F401
 
-CLIP_REPO = "openai/clip-vit-large-patch14"
+CLIP_REPO = defaults.CLIP_REPO  # one definition: shared/defaults.py
 # What the engine loads; the repo's pytorch_model.bin / flax / tf duplicates are left out (4 GB saved).
 REQUIRED_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
 OPTIONAL_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import cancel
+from ..answers.options import AnswerOptions
 from ..errors import GeoClipError, ImageError, InputError
 from ..io.photos import Photo, load_photo
 from ..maps.location_field import LocationField, available_memory, build_field, find_field
@@ -60,6 +61,12 @@ class QueryResult:
     remaining: Optional[float] = None
     aoi_outside: Optional[float] = None  # with an area of interest: the share of the mass that fell outside it
     region: Optional[dict] = None  # with region_res: the 90 % confidence region's area and parts
+    exif_problem: Optional[str] = None  # why the photo's EXIF GPS was not used (out of range, no fix…)
+
+    @property
+    def gps_problem(self) -> Optional[str]:
+        """The name the result writers read (core/io/results.py summary_row); the rows carry `exif_problem`."""
+        return self.exif_problem
 
     @property
     def ok(self) -> bool:
@@ -106,13 +113,11 @@ class GeoClipEngine:
         self._image = None
         self._text = None
         self._fields: Dict[float, list] = {}
-        self._places = None
-        from ..answers.places import check_radius
-
-        self.place_radius_km = check_radius(place_radius_km)
+        self._finders: Dict[tuple, object] = {}
         self.names = names
-        self.region_res = region_res
-        self.set_aoi(aoi)
+        self._aoi_mask: Optional[Tuple[object, np.ndarray]] = None
+        # The answers' defaults for a direct API call; a request carries its own (AnswerOptions), never set here.
+        self.answers = AnswerOptions.make(aoi, region_res, place_radius_km)
 
     # ---- lazily built parts -------------------------------------------------------------------------
     @property
@@ -282,33 +287,69 @@ class GeoClipEngine:
         return torch.nn.functional.normalize(torch.cat(feats), dim=1) if feats else torch.zeros(0, 512)
 
     def embed_images(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """Unit-norm features for photos that must all be readable (rasters, fusion); errors name the file."""
-        photos = [_as_photo(img, i) for i, img in enumerate(images)]
+        """Unit-norm features for photos that must all be readable (rasters, fusion); errors name the file. Photos
+        are opened a batch at a time, so memory stays bounded however many are fused."""
+        images = list(images)
         feats = []
-        for start in range(0, len(photos), self.batch_size):
+        for start in range(0, len(images), self.batch_size):
             cancel.check()
-            chunk = photos[start:start + self.batch_size]
+            chunk = [_as_photo(img, start + i) for i, img in enumerate(images[start:start + self.batch_size])]
             feats.append(self.embed_pixels(self.image_encoder.preprocess([p.image for p in chunk])).cpu())
         return torch.cat(feats) if feats else torch.zeros(0, 512)
 
     # ---- retrieval ------------------------------------------------------------------------------------
-    def rank_query(self, feats: torch.Tensor, top_k: int) -> List[List[Prediction]]:
-        """The raw top-k gallery points per query (no places, no names): what the likelihood op reports."""
+    def rank_query(self, feats: torch.Tensor, top_k: int, aoi=None) -> List[List[Prediction]]:
+        """The raw top-k gallery points per query (no places, no names): what the likelihood op reports. With an
+        area (`aoi`), only the points inside it, their probabilities renormalised inside."""
         gallery = self.gallery()
-        probs, idx = gallery.topk(feats, self.scale, top_k)
+        if aoi is None:
+            probs, idx = gallery.topk(feats, self.scale, top_k)
+            rows = zip(probs.tolist(), idx.tolist())
+        else:
+            full = gallery.logits(feats, self.scale).softmax(dim=-1)
+            inside = self._restrict_with(full, _as_aoi(aoi))[1]
+            top = torch.topk(full, min(len(gallery), top_k), dim=1)
+            rows = ([(p, i) for p, i in zip(prow, irow) if inside[i]]
+                    for prow, irow in zip(top.values.tolist(), top.indices.tolist()))
+            rows = ([[p for p, _ in r], [i for _, i in r]] for r in rows)
         return [[Prediction(r + 1, float(gallery.coords[i][0]), float(gallery.coords[i][1]), float(p), int(i))
-                 for r, (p, i) in enumerate(zip(prow, irow))] for prow, irow in zip(probs.tolist(), idx.tolist())]
+                 for r, (p, i) in enumerate(zip(prow, irow))] for prow, irow in rows]
+
+    # The engine's default answer options, read-only views (a request passes its own AnswerOptions).
+    @property
+    def aoi(self):
+        return self.answers.aoi
+
+    @property
+    def region_res(self) -> Optional[float]:
+        """Degrees of the map behind each answer's confidence region, or None for none."""
+        return self.answers.region_res
+
+    @property
+    def place_radius_km(self) -> float:
+        return self.answers.place_radius_km
 
     @property
     def place_finder(self):
+        return self.finder(self.answers)
+
+    def finder(self, options: AnswerOptions):
+        """The gallery's PlaceFinder for these options: its radius, restricted to the area of interest when there is
+        one (points outside are no candidates: they never merge into a place nor make one). A few are kept."""
         from ..answers.places import PlaceFinder
 
-        if self._places is None or self._places.coords.shape[0] != len(self.gallery()):
-            self._places = PlaceFinder(self.gallery().coords, self.place_radius_km)
-        return self._places
+        key = (options.place_radius_km, id(options.aoi), len(self.gallery()))
+        found = self._finders.get(key)
+        if found is None or (options.aoi is not None and found[0] is not options.aoi):
+            inside = None if options.aoi is None else self._inside_mask(options.aoi)
+            found = (options.aoi, PlaceFinder(self.gallery().coords, options.place_radius_km, inside=inside))
+            if len(self._finders) >= 4:
+                self._finders.pop(next(iter(self._finders)))
+            self._finders[key] = found
+        return found[1]
 
     @torch.inference_mode()
-    def rank(self, feats: torch.Tensor, top_k: int
+    def rank(self, feats: torch.Tensor, top_k: int, options: Optional[AnswerOptions] = None
              ) -> List[Tuple[List[Prediction], List[dict], float, Optional[float]]]:
         """Per query: the raw top-k points, the top-k distinct places, the mass they leave and (with an area of
         interest) the share that fell outside it; points and places are named offline.
@@ -317,48 +358,66 @@ class GeoClipEngine:
         candidates (see core/answers/places.py). Names come from one vectorised lookup for every point and place."""
         from ..answers.places import DEFAULT_MAX_POINTS
 
+        opts = options or self.answers
         gallery = self.gallery()
         check_top_k(top_k, len(gallery))
         probs = gallery.logits(feats, self.scale).softmax(dim=-1)
-        outside = self._restrict(probs)
+        outside = self._restrict(probs, opts.aoi)
+        inside = None if opts.aoi is None else self._inside_mask(opts.aoi)
         top = torch.topk(probs, min(len(gallery), max(top_k, DEFAULT_MAX_POINTS)), dim=1)
         tp, ti = top.values.double().cpu().numpy(), top.indices.cpu().numpy()
         out = []
         for prow, irow, out_share in zip(tp, ti, outside):
-            preds = [Prediction(r + 1, float(gallery.coords[i][0]), float(gallery.coords[i][1]), float(p), int(i))
-                     for r, (p, i) in enumerate(zip(prow[:top_k], irow[:top_k])) if p > 0]
-            found = self.place_finder.find(prow, top_k, indices=irow)
+            ok = [i for i in range(min(top_k, len(irow))) if prow[i] > 0 and (inside is None or inside[irow[i]])]
+            preds = [Prediction(r + 1, float(gallery.coords[irow[i]][0]), float(gallery.coords[irow[i]][1]),
+                                float(prow[i]), int(irow[i])) for r, i in enumerate(ok)]
+            found = self.finder(opts).find(prow, top_k, indices=irow)
             out.append((preds, [pl.to_dict() for pl in found.places], found.remaining, out_share))
         if self.names:
             self._name(out)
         return out
 
     def set_aoi(self, aoi=None) -> None:
-        """Restrict the following queries to an area of interest (AreaOfInterest, GeoJSON geometry, WKT, a vector
-        file or a W,S,E,N bbox), or lift the restriction with None. Cheap: the model is not touched."""
-        from ..answers.aoi import AreaOfInterest
+        """The default area of interest of direct API calls (AreaOfInterest, GeoJSON geometry, WKT, a vector file
+        or a W,S,E,N bbox), or None. Cheap: the model is not touched. A request passes its own AnswerOptions."""
+        self.answers = replace(self.answers, aoi=_as_aoi(aoi))
 
-        self.aoi = aoi if aoi is None or isinstance(aoi, AreaOfInterest) else AreaOfInterest.parse(aoi)
-        self._aoi_mask: Optional[torch.Tensor] = None
+    def set_answers(self, **changes) -> None:
+        """Change the API's default answer options (aoi, region_res, place_radius_km), checked."""
+        cur = {"aoi": self.answers.aoi, "region_res": self.answers.region_res,
+               "place_radius_km": self.answers.place_radius_km}
+        self.answers = AnswerOptions.make(**{**cur, **changes})
 
-    def _restrict(self, probs: torch.Tensor) -> List[Optional[float]]:
+    def _inside_mask(self, aoi) -> np.ndarray:
+        """(N,) bool over the gallery: the points inside `aoi` (kept per area object; a gallery with no point
+        inside is an error the user can act on)."""
+        held = self._aoi_mask
+        if held is not None and held[0] is aoi and held[1].shape[0] == len(self.gallery()):
+            return held[1]
+        mask = aoi.points_mask(self.gallery().coords)
+        if not mask.any():
+            raise InputError(f"no gallery point lies inside the area of interest ({aoi.name})",
+                             hint="enlarge the area, or use a denser gallery (e.g. --gallery fibonacci:1000000)")
+        self._aoi_mask = (aoi, mask)  # the area itself is held, so the key can never be another area's
+        return mask
+
+    def _restrict(self, probs: torch.Tensor, aoi=None) -> List[Optional[float]]:
         """With an area of interest: zero the gallery points outside it and renormalise in place (the same as a
         softmax over the inside points only); returns each query's share of the mass that fell outside."""
-        if self.aoi is None:
+        if aoi is None:
             return [None] * probs.shape[0]
-        if self._aoi_mask is None or self._aoi_mask.shape[0] != probs.shape[1]:
-            mask = self.aoi.points_mask(self.gallery().coords)
-            if not mask.any():
-                raise InputError(f"no gallery point lies inside the area of interest ({self.aoi.name})",
-                                 hint="enlarge the area, or use a denser gallery (e.g. --gallery fibonacci:1000000)")
-            self._aoi_mask = torch.from_numpy(mask).to(probs.device)
-        held = (probs * self._aoi_mask).sum(dim=1, keepdim=True)
+        return self._restrict_with(probs, aoi)[0]
+
+    def _restrict_with(self, probs: torch.Tensor, aoi) -> Tuple[List[float], np.ndarray]:
+        mask = self._inside_mask(aoi)
+        m = torch.from_numpy(mask).to(probs.device)
+        held = (probs * m).sum(dim=1, keepdim=True)
         if (held <= 0).any():
             raise InputError("the model puts no probability inside the area of interest", hint="enlarge the area")
-        probs.mul_(self._aoi_mask).div_(held)
-        return (1.0 - held[:, 0].double()).cpu().tolist()
+        probs.mul_(m).div_(held)
+        return (1.0 - held[:, 0].double()).cpu().tolist(), mask
 
-    def region_of(self, feats: torch.Tensor, res: float, level: float = 0.9) -> List[dict]:
+    def region_of(self, feats: torch.Tensor, res: float, level: float = 0.9, aoi=None) -> List[dict]:
         """The `level` confidence region of each query's world likelihood map at `res` degrees (a built field
         makes this milliseconds; the encoder takes seconds): area and parts, for the summary row."""
         from ..answers.regions import confidence_regions
@@ -368,10 +427,10 @@ class GeoClipEngine:
         out = []
         for q in feats:
             lmap = likelihood_map(self, q, Grid.over(None, res))
-            if self.aoi is not None:
+            if aoi is not None:
                 from ..answers.aoi import restrict_map
 
-                lmap, _ = restrict_map(lmap, self.aoi)
+                lmap, _ = restrict_map(lmap, aoi)
             reg = confidence_regions(lmap, (level,), polygons=False)[0]
             out.append({"level": level, "area_km2": reg.area_km2, "parts": reg.parts, "summary": reg.summary()})
         return out
@@ -401,14 +460,17 @@ class GeoClipEngine:
                           label=n.label())
 
     def iter_predict_images(
-        self, images: Iterable[ImageInput], top_k: int = 5, batch_size: Optional[int] = None
+        self, images: Iterable[ImageInput], top_k: int = 5, batch_size: Optional[int] = None,
+        options: Optional[AnswerOptions] = None,
     ) -> Iterator[QueryResult]:
         """Yield one QueryResult per input, in order, as soon as its batch is done; bad files yield errors.
+        `options`: this request's answer options (else the engine's defaults).
 
         Photos are decoded and preprocessed by core.decode's threads up to two batches ahead of the model, at
         reduced size unless `exact_decode`."""
         from ..io.decode import decode_ahead, input_side, open_photo
 
+        opts = options or self.answers
         bs = max(1, int(batch_size or self.batch_size))
         pending: list = []
         results: dict = {}
@@ -425,11 +487,12 @@ class GeoClipEngine:
             if not pending:
                 return
             feats = self.embed_pixels(torch.stack([d.pixels for d in pending]))
-            ranked = self.rank(feats, top_k)
-            regions = self.region_of(feats, self.region_res) if self.region_res else [None] * len(ranked)
+            ranked = self.rank(feats, top_k, opts)
+            regions = self.region_of(feats, opts.region_res, aoi=opts.aoi) if opts.region_res else \
+                [None] * len(ranked)
             for d, (preds, places, remaining, outside), region in zip(pending, ranked, regions):
                 results[d.index] = QueryResult(d.source, "image", preds, d.gps, places=places, remaining=remaining,
-                                               aoi_outside=outside, region=region)
+                                               aoi_outside=outside, region=region, exif_problem=d.gps_problem)
             pending.clear()
 
         for d in decode_ahead(images, load, lambda im: enc.preprocess([im])[0], self.decode_workers, 2 * bs):
@@ -451,10 +514,12 @@ class GeoClipEngine:
     def predict_images(self, images: Sequence[ImageInput], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_images(images, top_k))
 
-    def iter_predict_text(self, queries: Sequence[str], top_k: int = 5, batch_size: int = 32
-                          ) -> Iterator[QueryResult]:
+    def iter_predict_text(self, queries: Sequence[str], top_k: int = 5, batch_size: int = 32,
+                          options: Optional[AnswerOptions] = None) -> Iterator[QueryResult]:
         """Yield one QueryResult per text, in order, a batch at a time: memory stays bounded (one batch's
-        softmax over the gallery, not one per query at once) and a cancel lands between batches."""
+        softmax over the gallery, not one per query at once) and a cancel lands between batches. `options`: this
+        request's answer options (else the engine's defaults)."""
+        opts = options or self.answers
         if isinstance(queries, str):
             queries = [queries]
         queries = list(queries)
@@ -462,14 +527,22 @@ class GeoClipEngine:
         for start in range(0, len(queries), batch_size):
             chunk = queries[start:start + batch_size]
             feats = self.embed_text(chunk)
-            ranked = self.rank(feats, top_k)
-            regions = self.region_of(feats, self.region_res) if self.region_res else [None] * len(ranked)
+            ranked = self.rank(feats, top_k, opts)
+            regions = self.region_of(feats, opts.region_res, aoi=opts.aoi) if opts.region_res else \
+                [None] * len(ranked)
             for q, (preds, places, remaining, outside), region in zip(chunk, ranked, regions):
                 yield QueryResult(q, "text", preds, places=places, remaining=remaining, aoi_outside=outside,
                                   region=region)
 
     def predict_text(self, queries: Sequence[str], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_text(queries, top_k))
+
+
+def _as_aoi(aoi):
+    """None, or an AreaOfInterest from whatever names one (AreaOfInterest.parse's forms)."""
+    from ..answers.aoi import AreaOfInterest
+
+    return aoi if aoi is None or isinstance(aoi, AreaOfInterest) else AreaOfInterest.parse(aoi)
 
 
 def _out_of_memory(exc: BaseException) -> bool:

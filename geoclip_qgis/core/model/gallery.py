@@ -31,11 +31,12 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ...shared import defaults
 from ..errors import BudgetError, GeoClipError, InputError, WeightsError
 from ..io.files import open_regular
 
 log = logging.getLogger("geoclip_qgis")
-CACHE_ENV = "GEOCLIP_QGIS_CACHE"
+CACHE_ENV = defaults.CACHE_ENV
 EMBED_DIM = 512
 CACHE_MAGIC = b"GEOCLIP-GALLERY-CACHE 2\n"
 HEADER_BYTES = 4096
@@ -44,17 +45,9 @@ _CSV_HINT = "give a CSV with LAT and LON columns of numbers in degrees"
 
 
 def default_cache_dir() -> Path:
-    """Outside the plugin folder, so that plugin upgrades keep the cache."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    try:  # the OS's own cache folder: ~/.cache (XDG), ~/Library/Caches, %LOCALAPPDATA%
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("geoclip_qgis", appauthor=False))
-    except ImportError:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return Path(base) / "geoclip_qgis"
+    """The one cache-folder rule (shared/defaults.py): $GEOCLIP_QGIS_CACHE, else the OS's cache folder; the plugin
+    resolves the same folder."""
+    return defaults.default_cache_dir()
 
 
 def max_gallery_points() -> int:

@@ -14,11 +14,12 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
+from ...shared import defaults
 from ..errors import BackboneError, InputError
 from ..io.files import open_regular, regular_file
 from .precision import convert_mlp, convert_tower, tower_context
 
-CLIP_HUB_ID = "openai/clip-vit-large-patch14"
+CLIP_HUB_ID = defaults.CLIP_REPO  # one definition: shared/defaults.py
 CLIP_ENV = "GEOCLIP_CLIP_PATH"
 PROJECTION_DIM = 768
 MAX_TEXT_TOKENS = 77
@@ -30,6 +31,9 @@ _HOWTO = (
     f"download {CLIP_HUB_ID} once (the plugin's model manager does it) and name its folder with --clip-path, "
     f"the {CLIP_ENV} environment variable, or the plugin setting 'CLIP folder'"
 )
+
+
+ALLOW_DOWNLOAD_ENV = "GEOCLIP_ALLOW_DOWNLOAD"
 
 
 def _hub_offline() -> bool:
@@ -188,7 +192,16 @@ def resolve_clip_path(clip_path: Optional[os.PathLike | str] = None) -> str:
         pass
     if _hub_offline():
         raise BackboneError(f"the CLIP backbone {CLIP_HUB_ID} is not available offline", hint=_HOWTO)
+    if not downloads_allowed():  # 1.7 GB: only on the user's explicit word, never as a side effect of a run
+        raise BackboneError(f"the CLIP backbone {CLIP_HUB_ID} is not downloaded (1.7 GB; nothing is downloaded "
+                            "without asking)", hint=f"run `geoclip-qgis download clip`, or {_HOWTO}, or set "
+                            f"{ALLOW_DOWNLOAD_ENV}=1 to let this run download it")
     return CLIP_HUB_ID
+
+
+def downloads_allowed() -> bool:
+    """The user's explicit consent to fetch models on first use ($GEOCLIP_ALLOW_DOWNLOAD=1); off by default."""
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def quiet_transformers() -> None:

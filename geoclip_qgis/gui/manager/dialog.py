@@ -40,13 +40,14 @@ from ...client.engine_client import (
     shutdown_shared,
     venv_python,
 )
-from ...shared import protocol
+from ...shared import defaults, protocol
 from .. import settings_dialog as settings
 from ..settings_dialog import redact, tr
+from .install_plan import python_problem, weights_steps
 
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "resources" / "engine-requirements.txt"
 WORLD_FIELD_RES = 0.1  # the lattice the dock's "auto" likelihood resolution and the 10 s goal refer to
-CLIP_HUB_ID = "openai/clip-vit-large-patch14"
+CLIP_HUB_ID = defaults.CLIP_REPO  # one definition: shared/defaults.py
 NO_CONNECTION = "no connection to the model host"
 TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
 
@@ -141,8 +142,7 @@ def install_steps(venv: Path, driver: Optional[str], system: str = sys.platform)
          ["-m", "pip", "install", torch_requirement()] + (["--index-url", index] if index else [])),
         (tr("Installing transformers, rasterio and the rest"), py,
          ["-m", "pip", "install", "-r", str(REQUIREMENTS)]),
-        (tr("Installing the GeoCLIP weights package"), py, ["-m", "pip", "install", "--no-deps", "geoclip==1.3.0"]),
-    ]
+    ] + weights_steps(py)
 
 
 def download_error_text(exc: BaseException) -> str:
@@ -285,6 +285,13 @@ class ManagerDialog(QDialog):
             self.start_install()
 
     # ---- status -----------------------------------------------------------------------------------------------
+    def use_engine(self, python: str) -> None:
+        """A new engine Python (Install engine's last step): the old worker goes, and every row is checked again
+        for the new one (none keeps the old engine's tick meanwhile)."""
+        settings.put("engine_python", python)
+        shutdown_shared(wait=False)  # the next request starts the new engine's worker
+        self.refresh()
+
     def refresh(self) -> None:
         try:
             py = engine_python()
@@ -293,6 +300,9 @@ class ManagerDialog(QDialog):
             for key in ("device", "clip", "weights", "field"):
                 self.labels[key].setText(tr("needs the engine"))
             return
+        for key in ("device", "clip", "weights", "field"):  # nothing of the last check stays on screen
+            self.labels[key].setText(tr("checking…"))
+        self.append(tr("Checking the engine {}…").format(py))
         self.labels["engine"].setText(redact(py) + tr(" — starting…"))
         from ..tasks import EngineTask
 
@@ -310,11 +320,19 @@ class ManagerDialog(QDialog):
             return
         self.task = None
         bad = "<span style='color:#b00'>✘</span> "
-        hint = error.get("hint") or ""
-        self.labels["engine"].setText(bad + redact(str(error.get("message") or tr("the engine did not answer")))
-                                      + (f"<br>{redact(hint)}" if hint and len(hint) < 300 else ""))
+        message = str(error.get("message") or tr("the engine did not answer"))
+        hint = str(error.get("hint") or "")
+        short = hint.split("\n", 1)[0]
+        self.labels["engine"].setText(bad + redact(message) + (f"<br>{redact(short)}" if short else ""))
         for key in ("device", "clip", "weights", "field"):
-            self.labels[key].setText(tr("unknown: the engine check failed (see above; Check again)"))
+            self.labels[key].setText(tr("unknown: the engine check failed (the log below says why; Check again)"))
+        # The log holds the whole story: the message, the fix and the engine's last lines.
+        self.append(tr("The engine check failed: {}").format(message))
+        if hint:
+            self.append(hint)
+        tail = [line for line in shared_client().diagnostics()[-8:] if line.strip()]
+        if tail and not any(line in hint for line in tail):
+            self.append(tr("The engine's last messages:") + "\n" + "\n".join(tail))
 
     def show_info(self, info: dict) -> None:
         if self.closing:
@@ -429,6 +447,11 @@ class ManagerDialog(QDialog):
             self.append(tr("Looking for an NVIDIA driver…"))
             return
         venv = managed_env_dir()
+        problem = python_problem()  # said before anything is created or downloaded
+        if problem:
+            self.append(problem)
+            self._busy(False)
+            return
         try:
             self.steps = install_steps(venv, self.driver)
         except FileNotFoundError as exc:
@@ -469,10 +492,8 @@ class ManagerDialog(QDialog):
         if not self.steps:
             self._end_install_entry(True)
             self.append(tr("Engine installed."))
-            settings.put("engine_python", str(venv_python(managed_env_dir())))
             self._busy(False)
-            shutdown_shared(wait=False)  # the next request starts the new engine's worker
-            self.refresh()
+            self.use_engine(str(venv_python(managed_env_dir())))
             return
         title, program, args = self.steps.pop(0)
         self.append(f"== {title}\n$ {redact(program)} {' '.join(args)}")
@@ -688,7 +709,7 @@ class ManagerDialog(QDialog):
             "engine": self.info or None, "nvidia_driver": self.driver if self.driver_known else "(still looking)",
             "worker_log": shared_client().diagnostics()[-30:],
         }
-        return redact(json.dumps(report, indent=1, default=str))
+        return redact(json.dumps(report, indent=1, default=str, ensure_ascii=False))  # ł, not \u0142
 
     def copy_diagnostics(self) -> None:
         QApplication.clipboard().setText(self.diagnostics())

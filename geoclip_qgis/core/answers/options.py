@@ -1,0 +1,36 @@
+"""The options that shape one request's answers, carried by the request (never set on the shared engine): the area of
+interest, the per-photo region maps' resolution and the place radius. The worker builds one per request from the
+schema's fields; the CLI once per run; the engine's own are the defaults of a direct API call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from .places import check_radius
+from .regions import check_region_res
+
+DEFAULT_RADIUS_KM = 25.0
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    aoi: Any = None  # an AreaOfInterest, or None
+    region_res: Optional[float] = None  # degrees; None: no per-query region map
+    place_radius_km: float = DEFAULT_RADIUS_KM
+
+    @classmethod
+    def make(cls, aoi=None, region_res=None, place_radius_km=DEFAULT_RADIUS_KM) -> AnswerOptions:
+        """Checked and parsed once, by the one rule of each: the area (any form AreaOfInterest.parse takes), the
+        region resolution (regions.check_region_res), the radius (places.check_radius)."""
+        from .aoi import AreaOfInterest
+
+        if aoi is not None and not isinstance(aoi, AreaOfInterest):
+            aoi = AreaOfInterest.parse(aoi)
+        return cls(aoi, check_region_res(region_res), check_radius(place_radius_km))
+
+    @classmethod
+    def from_params(cls, params: Dict[str, Any]) -> AnswerOptions:
+        """A worker request's answer options (shared/protocol.py's `aoi`, `region_res`, `place_radius_km`)."""
+        return cls.make(params.get("aoi"), params.get("region_res"),
+                        params.get("place_radius_km", DEFAULT_RADIUS_KM))
