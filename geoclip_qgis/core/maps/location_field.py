@@ -508,7 +508,7 @@ Part = Tuple[LocationField, int, int, int, int, Grid]
 def partial_cover(engine, grid: Grid) -> List[Part]:
     """The parts of `grid` that built fields at its resolution hold, when none holds all of it (engine.field_for
     finds that case): a view reaching past a regional field reads what the field has."""
-    return [(f, *part) for f in find_field(engine.cache_dir, engine.weights.digest, grid.res)
+    return [(f, *part) for f in find_field(engine.cache_dir, engine.location_digest, grid.res)
             for part in f.overlap(grid)]
 
 
@@ -567,7 +567,7 @@ def build_pyramid(engine, resolutions: Sequence[float] = PYRAMID, should_pause: 
     base, out = 0, []
     for grid in grids:
         cells = grid.width * grid.height
-        path = field_dir(engine.cache_dir, engine.weights.digest, grid, dtype)
+        path = field_dir(engine.cache_dir, engine.location_digest, grid, dtype)
         status = {"res": grid.res, "path": str(path), "bytes": cells * bytes_per_cell(dtype), "seconds": 0.0}
         t0 = time.perf_counter()
         have = _present(path)
@@ -582,7 +582,7 @@ def build_pyramid(engine, resolutions: Sequence[float] = PYRAMID, should_pause: 
                     if progress:
                         progress(base + rows * width, total)
 
-                build_field(engine.location_encoder, engine.weights.digest, grid, engine.cache_dir, block_cells,
+                build_field(engine.location_encoder, engine.location_digest, grid, engine.cache_dir, block_cells,
                             report, dtype, should_pause)
                 status.update(status="built", message=f"the {grid.res:g}° world field is built")
             except BudgetError as exc:
@@ -637,7 +637,7 @@ def view_grid(engine, extent_wsen: Optional[Sequence[float]], view_width_px: int
               **kwargs) -> Grid:
     """The grid of a raster for this view (choose_resolution with the engine's built fields and device): what
     the worker's 'auto' resolution and Processing's 'auto' call. The products then read the field it names."""
-    fields = find_field(engine.cache_dir, engine.weights.digest)
+    fields = find_field(engine.cache_dir, engine.location_digest)
     rate = ENCODER_CELLS_PER_S["cuda" if getattr(engine.device, "type", "cpu") == "cuda" else "cpu"]
     res = choose_resolution(extent_wsen, view_width_px, view_height_px, fields, cells_per_s=rate, **kwargs)
     return Grid.over(extent_wsen, res)

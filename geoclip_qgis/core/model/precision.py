@@ -12,9 +12,9 @@ identical, where bf16 weights (cosine 0.9999) change the top-5 of one query in f
 The location encoder is special: GeoCLIP's scores are 39.6 x cosine, and the 0.02-nat bound on maps and fields
 allows a cosine error of 5e-4 only. Measured (scripts/bench_precision.py, docs/benchmarks.md), bf16 anywhere in the
 sigma = 16 or sigma = 256 capsule breaks it: plain autocast by ~0.15 nats, bf16 only in the two 1024 x 1024 hidden
-layers ('hidden') by ~0.12, even bf16 rounding of one layer's output alone by ~0.06, and a split (hi + lo) bf16
-product with fp32 output is no faster than fp32 here. Only the sigma = 1 capsule's hidden layers fit ('sigma1',
-~0.013 nats) for a small gain, not worth a second set of multi-GB fields. So in every precision the location
+layers ('hidden') by ~0.12, even rounding only their outputs to bf16 by ~0.06, and a split (hi + lo) bf16
+product with fp32 output is no faster than fp32 here. Even the sigma = 1 capsule's hidden layers alone ('sigma1')
+sit at the bound (0.0201 nats on 50,000 cells and 20,000 gallery points). So in every precision the location
 encoder, the gallery cache and the fields stay fp32 (exact, shared by all precisions); the mechanism to key them
 by scheme (PrecisionChoice.location_key) is in place for a scheme that holds the bound.
 """

@@ -340,7 +340,7 @@ class Worker:
         from ..maps.location_field import BYTES_PER_CELL, LocationField, field_dir
         engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 0.1)
-        path = field_dir(engine.cache_dir, engine.weights.digest, grid)
+        path = field_dir(engine.cache_dir, engine.location_digest, grid)
         out = {"path": str(path), "bytes": grid.width * grid.height * BYTES_PER_CELL, "rows": grid.height,
                "rows_done": 0, "complete": False}
         if (path / "meta.json").is_file():
