@@ -471,8 +471,8 @@ def test_manager_reports_engine_and_models(qgis_iface, gui_settings):
 
 def test_manager_builds_the_world_field(qgis_iface, gui_settings, monkeypatch):
     """The manager reports the field missing, builds it through the worker and then reports it built."""
-    from geoclip_qgis.gui.manager.dialog import ManagerDialog
     from geoclip_qgis.gui.manager import dialog as manager
+    from geoclip_qgis.gui.manager.dialog import ManagerDialog
 
     monkeypatch.setattr(manager, "WORLD_FIELD_RES", 10.0)  # the real 0.1° build is the benchmark's job
     dlg = ManagerDialog()
