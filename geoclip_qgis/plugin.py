@@ -8,9 +8,8 @@ import traceback
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import QCoreApplication
 
+from .client.log import LOG_TAG
 from .i18n import install_translator, tr
-
-LOG_TAG = "GeoCLIP"
 
 
 class GeoClipPlugin:
@@ -67,6 +66,22 @@ class GeoClipPlugin:
         from .client.engine_client import shutdown_shared
 
         shutdown_shared(wait=False)
+        forget_subpackages(__package__)
+
+
+def forget_subpackages(package: str) -> None:
+    """Let QGIS's unload drop our sub-packages too. It forgets the modules it saw imported, but a relative import
+    (`from .gui.toolbar import …`) shows it the module only, never its parent package: `geoclip_qgis.gui` and
+    `geoclip_qgis.processing` stayed in sys.modules after an uninstall, and an upgrade ran the old package's
+    __init__ with the new files. Only when QGIS loaded us (qgis.utils tracks us): tests that call unload() directly
+    keep their modules."""
+    import sys
+
+    import qgis.utils
+
+    tracked = getattr(qgis.utils, "_plugin_modules", {}).get(package)
+    if tracked is not None:
+        tracked.update(name for name in list(sys.modules) if name.startswith(package + "."))
 
 
 def cancel_geoclip_tasks() -> int:

@@ -196,8 +196,8 @@ def end_to_end(engine, photos: List[str], repeats: int, batch: int) -> dict:
     model, retrieval and output stage times per photo."""
     import torch
 
+    from geoclip_qgis.core.io.journal import ResultWriter
     from geoclip_qgis.core.io.photos import load_photo
-    from geoclip_qgis.core.io.results import ResultWriter
 
     enc = engine.image_encoder
     device = engine.device

@@ -67,7 +67,7 @@ def main() -> int:
         print(f"- photo geolocation skipped: {exc}")
         print("  (everything above is real GeoCLIP output; photos need the CLIP ViT-L/14 backbone)")
         return 0
-    from geoclip_qgis.core.io.results import ResultWriter
+    from geoclip_qgis.core.io.journal import ResultWriter
     from geoclip_qgis.core.maps.likelihood import likelihood_map, query_for, write_likelihood
 
     t = step(f"geolocating {len(samples)} sample photo(s): {', '.join(Path(s).name for s in samples)}")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A test lane on another Debian's QGIS, in a debootstrap chroot built from Debian's archive.
 #
-#   bash scripts/qgis_lane.sh trixie [PYTEST ARGS...]   QGIS 3.40 LTR, Python 3.13, numpy 2: the whole pytest suite
-#   bash scripts/qgis_lane.sh sid                       QGIS 3.44, Python 3.14: smoke test, no engine (the zip installs,
-#                                                       loads and unloads; the import rules)
+#   bash scripts/qgis_lane.sh trixie-backports [PYTEST ARGS...]   QGIS 3.44 LTR (trixie-backports), Python 3.13, numpy 2
+#   bash scripts/qgis_lane.sh trixie [PYTEST ARGS...]             QGIS 3.40 (the previous LTR), same Debian otherwise
+# Both lanes are Debian 13 "trixie" with Debian's torch (python3-torch 2.6, CPU) for the engine; trixie-backports
+# only takes qgis, python3-qgis and qgis-providers (and what they need) from the backports suite.
 #
 # Idempotent: every step leaves a stamp (under ROOT/.geoclip-lane/) made of its inputs and is skipped when the stamp
 # matches, so a reused machine goes straight to the tests and a fresh CI machine builds everything from nothing.
@@ -16,9 +17,12 @@
 set -euo pipefail
 # The whole lane is one function, parsed before it runs: editing this file during a run cannot change the run.
 main() {
-  SUITE=${1:-trixie}
+  SUITE=${1:-trixie-backports}
   shift || true
-  case "$SUITE" in trixie|sid) ;; *) echo "usage: $0 trixie|sid [pytest args]" >&2; exit 2 ;; esac
+  case "$SUITE" in
+    trixie|trixie-backports) DIST=trixie ;;
+    *) echo "usage: $0 trixie-backports|trixie [pytest args]" >&2; exit 2 ;;
+  esac
   if [ "$(id -u)" != 0 ]; then exec sudo -E bash "$0" "$SUITE" "$@"; fi
 
   REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,16 +38,17 @@ main() {
   done_() { [ "$(cat "$STAMPS/$1" 2>/dev/null)" = "$2" ]; }
   mark() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
 
-  # What the chroot needs. trixie: QGIS desktop (the real-window test), Xvfb, and the engine's torch from Debian
+  # What the chroot needs: QGIS desktop (the real-window test), Xvfb, and the engine's torch from Debian
   # (python3-torch 2.6 CPU, ~160 MB with OpenBLAS; PyPI's torch for Python 3.13 is the CUDA build, 2.6 GB download,
   # ~5 GB venv). libopenblas0-pthread: without it torch falls back to the reference BLAS and is ~9x slower.
-  if [ "$SUITE" = trixie ]; then
-    PKGS="qgis python3-qgis qgis-providers python3-venv xvfb xauth ca-certificates
-          python3-torch libopenblas0-pthread"
-  else
-    PKGS="python3-qgis qgis-providers python3-venv python3-numpy ca-certificates"
-  fi
-  PKGS=$(echo $PKGS)
+  # trixie-backports: first everything else from trixie, then QGIS itself (3.44 LTR) with `-t trixie-backports`, the
+  # way Debian documents backports (apt then takes QGIS's exact-version dependencies from there too; naming
+  # qgis/trixie-backports alone leaves qgis-common at trixie's 3.40 and apt refuses).
+  QGIS_PKGS="qgis python3-qgis qgis-providers"
+  BASE_PKGS="python3-venv xvfb xauth ca-certificates python3-torch libopenblas0-pthread"
+  APT_TARGET=()
+  [ "$SUITE" = trixie-backports ] && APT_TARGET=(-t trixie-backports)
+  PKGS="$(echo $BASE_PKGS) + ${APT_TARGET[*]} $QGIS_PKGS"   # the apt step's stamp
 
   # --- the host: debootstrap -----------------------------------------------------------------------------------------
   if ! command -v debootstrap >/dev/null; then
@@ -86,7 +91,7 @@ main() {
   # A clean environment in the chroot; proxies and pip index settings of the host travel, nothing else.
   PASS_ENV=()
   for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
-           PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT; do
+           PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT GEOCLIP_E2E_INSTALL GEOCLIP_E2E_TORCH_INDEX; do
     [ -n "${!v:-}" ] && PASS_ENV+=("$v=${!v}")
   done
   in_root() {
@@ -96,18 +101,18 @@ main() {
   }
 
   # --- 1. debootstrap ------------------------------------------------------------------------------------------------
-  if ! done_ debootstrap "$SUITE $MIRROR"; then
+  if ! done_ debootstrap "$DIST $MIRROR"; then
     if [ -e "$ROOT" ]; then                   # an interrupted build: start over, never crossing into a mount
       unmount_all
       [ -z "$(mounts_under_root)" ] || { echo "qgis_lane: refusing to delete $ROOT: mounts remain" >&2; exit 1; }
       say "removing an unfinished chroot"
       rm -rf --one-file-system "$ROOT"
     fi
-    say "debootstrap --variant=minbase $SUITE (about 70 s)"
+    say "debootstrap --variant=minbase $DIST (about 70 s)"
     s=$(date +%s)
-    debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" > "$BASE/debootstrap-$SUITE.log" 2>&1 \
+    debootstrap --variant=minbase "$DIST" "$ROOT" "$MIRROR" > "$BASE/debootstrap-$SUITE.log" 2>&1 \
       || { tail -20 "$BASE/debootstrap-$SUITE.log" >&2; exit 1; }
-    mark debootstrap "$SUITE $MIRROR"
+    mark debootstrap "$DIST $MIRROR"
     say "debootstrap done in $(( $(date +%s) - s )) s"
   fi
   cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
@@ -148,9 +153,15 @@ PYEOF
     rm -f "$STAMPS/apt"                       # update-ca-certificates runs after ca-certificates is installed
   fi
 
-  # An archive snapshot or a slow mirror can serve sid's Release past its Valid-Until (a week): apt then refuses it.
+  # An archive snapshot or a slow mirror can serve a Release past its Valid-Until (a week): apt then refuses it.
   # The packages are still checked against the signed Release; only its age is not.
   echo 'Acquire::Check-Valid-Until "false";' > "$ROOT/etc/apt/apt.conf.d/99geoclip-lane"
+  # The backports suite (apt never installs from it unless asked: NotAutomatic/ButAutomaticUpgrades).
+  if [ "$SUITE" = trixie-backports ]; then
+    echo "deb $MIRROR trixie-backports main" > "$ROOT/etc/apt/sources.list.d/trixie-backports.list"
+  else
+    rm -f "$ROOT/etc/apt/sources.list.d/trixie-backports.list"
+  fi
 
   # --- 3. QGIS and the rest from Debian ------------------------------------------------------------------------------
   if ! done_ apt "$PKGS"; then
@@ -158,8 +169,9 @@ PYEOF
     s=$(date +%s)
     in_root dpkg --configure -a             # finishes an install that a killed run left half done
     in_root apt-get update -qq
-    in_root apt-get install -y -qq --no-install-recommends $PKGS > "$BASE/apt-$SUITE.log" 2>&1 \
-      || { tail -30 "$BASE/apt-$SUITE.log" >&2; exit 1; }
+    { in_root apt-get install -y -qq --no-install-recommends $BASE_PKGS \
+        && in_root apt-get install -y -qq --no-install-recommends "${APT_TARGET[@]}" $QGIS_PKGS; } \
+      > "$BASE/apt-$SUITE.log" 2>&1 || { tail -30 "$BASE/apt-$SUITE.log" >&2; exit 1; }
     in_root update-ca-certificates >/dev/null
     in_root apt-get clean
     mark apt "$PKGS"
@@ -184,13 +196,9 @@ for name in ("torch", "numpy"):
     except m.PackageNotFoundError:
         pass
 PYEOF
-    if [ "$SUITE" = trixie ]; then
-      in_root pip install -q -c "$VENV/lane-constraints.txt" -r /src/geoclip_qgis/resources/engine-requirements.txt \
-        -r /src/requirements-dev.txt
-      in_root pip install -q --no-deps geoclip==1.3.0     # the oracle (its torchvision pin is not wanted)
-    else
-      in_root pip install -q -c "$VENV/lane-constraints.txt" -r /src/requirements-dev.txt
-    fi
+    in_root pip install -q -c "$VENV/lane-constraints.txt" -r /src/geoclip_qgis/resources/engine-requirements.txt \
+      -r /src/requirements-dev.txt
+    in_root pip install -q --no-deps geoclip==1.3.0       # the oracle (its torchvision pin is not wanted)
     # The checkout on the engine's path (the worker is `python -m geoclip_qgis.core.service.worker`), as `pip install -e` would.
     in_root python -c 'import site; open(site.getsitepackages()[0] + "/geoclip-src.pth", "w").write("/src\n")'
     mark venv "$venv_key"
@@ -217,9 +225,6 @@ PYEOF
 )
   say "$versions"
   QGIS_VER=$(echo "$versions" | sed -E 's/^QGIS ([0-9]+\.[0-9]+).*/\1/')
-  if [ "$SUITE" = sid ] && [ $# -eq 0 ]; then   # no engine here: the zip install + load/unload and the import rules
-    set -- -q tests/test_plugin_zip.py::test_zip_installs_and_loads_in_qgis tests/test_import_rules.py
-  fi
   say "pytest $*"
   s=$(date +%s)
   set +e

@@ -53,6 +53,11 @@ def _map_canvas_idle_after_a_test(request):
         request.getfixturevalue("qgis_iface").mapCanvas().stopRendering()
 
 
+# The suite runs in fp32 (bit-for-bit the oracle) on every machine, AMX or not, workers included; the precision
+# tests (tests/test_precision.py) lift this pin.
+os.environ["GEOCLIP_PRECISION"] = "fp32"
+
+
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
     from support.random_clip import make_random_clip

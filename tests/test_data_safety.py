@@ -22,7 +22,8 @@ import pytest
 from conftest import ROOT, make_photo
 from pyogrio import raw
 
-from geoclip_qgis.core.io.results import DEFAULT_LAYER, csv_safe, journal_path
+from geoclip_qgis.core.io.journal import journal_path
+from geoclip_qgis.core.io.results import DEFAULT_LAYER, PREDICTION_FIELDS, csv_safe
 from geoclip_qgis.core.service.cli import main
 
 
@@ -132,7 +133,8 @@ def test_sigkill_mid_batch_keeps_every_finished_row(tmp_path, tiny_clip, cache_d
     for i in range(30):
         make_photo(folder / f"p{i:02d}.jpg", seed=i)
     out = tmp_path / "k.csv"
-    out.write_text("earlier results\n")
+    earlier_text = ",".join(n for n, _ in PREDICTION_FIELDS) + "\n"  # an earlier output of ours (our header)
+    out.write_text(earlier_text)
     code = "import sys; from geoclip_qgis.core.service.cli import main; sys.exit(main(sys.argv[1:]))"
     argv = ["photos", str(folder), "-o", str(out), "--batch-size", "1", "--top-k", "1", *_args(tiny_clip, cache_dir)]
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], cwd=ROOT, stderr=subprocess.DEVNULL,
@@ -145,7 +147,7 @@ def test_sigkill_mid_batch_keeps_every_finished_row(tmp_path, tiny_clip, cache_d
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert out.read_text() == "earlier results\n", "a killed run changes no output"
+    assert out.read_text() == earlier_text, "a killed run changes no output"
     kept = [json.loads(line) for line in journal.read_bytes().split(b"\n")[1:] if line.strip()]
     assert len(kept) >= 3
     assert main([*argv, "--resume"]) == 0

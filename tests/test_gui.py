@@ -63,6 +63,7 @@ def test_settings_dialog_round_trip(qgis_iface, gui_settings, tmp_path):
     asked = SettingsDialog()  # no reason given: the dialog asks the engine itself
     wait_for(lambda: "Asking" not in asked.cuda_note.text(), 120)
     assert "CUDA is not usable" in asked.cuda_note.text() or "CUDA is usable" in asked.cuda_note.text()
+    assert asked.precision_note.text().startswith("Automatic precision here: fp32")  # the suite pins fp32
 
 
 def geoclip_layers():

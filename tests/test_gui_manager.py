@@ -435,6 +435,22 @@ def test_settings_device_cuda1_is_kept_and_options_are_stable():
         settings.put("device", old or "auto")
 
 
+def test_settings_precision_is_sent_with_the_engine_options():
+    from geoclip_qgis.gui import settings_dialog as settings
+
+    old = settings.get("precision")
+    try:
+        assert settings.SettingsDialog(cuda_reason="test").precision.currentData() == (old or "auto")
+        settings.put("precision", "bf16")
+        dlg = settings.SettingsDialog(cuda_reason="test")
+        assert dlg.precision.currentData() == "bf16" and settings.engine_options()["precision"] == "bf16"
+        dlg.precision.setCurrentIndex(dlg.precision.findData("fp32"))
+        dlg.save()
+        assert settings.engine_options()["precision"] == "fp32"
+    finally:
+        settings.put("precision", old or "auto")
+
+
 def test_changing_the_engine_python_restarts_the_worker(monkeypatch, tmp_path):
     from geoclip_qgis.client import engine_client
     from geoclip_qgis.gui import settings_dialog as settings

@@ -280,5 +280,5 @@ def test_metadata_declares_qt6_and_qgis4():
 
     meta = configparser.ConfigParser(interpolation=None)
     meta.read(PLUGIN / "metadata.txt", encoding="utf-8")
-    assert meta.get("general", "qgisMaximumVersion") == "4.99"
-    assert meta.get("general", "supportsQt6") == "True"
+    assert meta.get("general", "qgisMaximumVersion") == "4.99"  # what QGIS 4 and plugins.qgis.org read
+    assert not meta.has_option("general", "supportsQt6"), "deprecated: QGIS 4 no longer reads it"

@@ -15,7 +15,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'geoclip-qgis[ray]'); not installed")
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ray[data]')")
 
-from geoclip_qgis.core.io.results import journal_path  # noqa: E402
+from geoclip_qgis.core.io.journal import journal_path  # noqa: E402
 from geoclip_qgis.core.service import cli  # noqa: E402
 from geoclip_qgis.core.service.ray_batch import Predictor, read_table, run_batch  # noqa: E402
 

@@ -192,3 +192,33 @@ def test_background_field_pyramid_builds_and_steps_aside(tmp_path, tiny_clip, mo
                                                        "out": str(tmp_path / "s.tif")}})
     assert sent[-1]["type"] == "result" and sent[-1]["data"]["res"] == 1.0
     worker.stop_background()
+
+
+def test_the_worker_sends_its_log_records_as_log_messages_with_levels():
+    """The protocol's `log` type is used: the engine's records arrive with their level (no guessing from words in
+    stderr), Python warnings included, each repeated message once."""
+    import logging
+    import warnings
+
+    from geoclip_qgis.core.service.worker import ProtocolLogHandler
+
+    sent = []
+    handler = ProtocolLogHandler(sent.append)
+    log = logging.getLogger("geoclip_qgis.test_levels")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").addHandler(handler)
+    try:
+        log.info("field built")
+        log.warning("an error-free warning")
+        log.error("a plain failure")
+        log.warning("an error-free warning")
+        warnings.warn("PROJ data directory not found", UserWarning, stacklevel=1)
+    finally:
+        log.removeHandler(handler)
+        logging.getLogger("py.warnings").removeHandler(handler)
+        logging.captureWarnings(False)
+    assert [(m["type"], m["level"], m["message"]) for m in sent] == [
+        ("log", "info", "field built"), ("log", "warning", "an error-free warning"),
+        ("log", "error", "a plain failure"), ("log", "warning", "PROJ data directory not found")]

@@ -12,25 +12,25 @@ import contextlib
 import itertools
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional
 
 from ..shared import defaults, protocol
 
 # One definition each, shared with the worker (every request carries all the engine options, so the dock, the
 # map tool and Processing name one engine the same way; the worker exits when PARENT_ENV's process is gone).
 from ..shared.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
+from . import settings
+from .log import LOG_TAG, StderrFilter, log_message, stderr_level  # noqa: F401 - re-exported
 from .messages import MANAGER, SETTINGS, crash_error, for_analysts
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 ENGINE_PYTHON_ENV = "GEOCLIP_ENGINE_PYTHON"
-SETTINGS_PREFIX = "geoclip"
-LOG_TAG = "GeoCLIP"  # the Log Messages panel's tab
+SETTINGS_PREFIX = settings.PREFIX
 # What a waiting request is told it waits for (op -> words); other ops are named as they are.
 OP_WORDS = {"build_field": "the field build", "geolocate_images": "the photo geolocation",
             "geolocate_text": "the text query", "likelihood": "the likelihood map", "similar": "'places like here'",
@@ -61,12 +61,8 @@ class EngineNotInstalled(EngineError):
 
 
 def setting(key: str, default: Any = None) -> Any:
-    """A plugin setting from QgsSettings when QGIS is there, else the default."""
-    try:
-        from qgis.core import QgsSettings
-    except ImportError:
-        return default
-    return QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", default)
+    """A plugin setting: the one store (client/settings.py)."""
+    return settings.get(key, default)
 
 
 def data_dir() -> Path:
@@ -96,7 +92,7 @@ def engine_defaults(**overrides: Any) -> Dict[str, Any]:
     Processing all send this, so they share one loaded engine (the worker keys it on these options) and one
     gallery cache; a `cuda:1` setting stays `cuda:1`."""
     opts: Dict[str, Any] = {key: str(setting(key, "") or "") for key in ("clip_path", "weights", "cache_dir",
-                                                                          "device", "gallery")}
+                                                                          "device", "precision", "gallery")}
     opts["cache_dir"] = opts["cache_dir"] or str(default_cache_dir())
     opts.update({k: v for k, v in overrides.items() if v not in (None, "")})
     return canonical_engine_options(opts)
@@ -118,61 +114,10 @@ def child_env(base: Optional[Dict[str, str]] = None, worker: bool = False) -> Di
     env.setdefault("PYTHONUNBUFFERED", "1")
     if worker:
         env[PARENT_ENV] = str(os.getpid())
+        env[protocol.HEARTBEAT_ENV] = str(protocol.HEARTBEAT_SECONDS)  # liveness: see EngineClient.call
         if str(setting("background_fields", "on")).lower() in ("off", "false", "0", "no"):
             env["GEOCLIP_PYRAMID"] = "0"  # Settings: no background world fields (core/service/worker.py)
     return env
-
-
-def log_message(text: str, level: str = "info") -> None:
-    """One line to QGIS's Log Messages panel, GeoCLIP tab (QgsMessageLog is thread-safe: the reader threads call
-    it); outside QGIS (the CLI, tests without QGIS) nothing happens."""
-    try:
-        from qgis.core import Qgis, QgsMessageLog
-    except ImportError:
-        return
-    levels = {"warning": Qgis.MessageLevel.Warning, "critical": Qgis.MessageLevel.Critical,
-              "error": Qgis.MessageLevel.Critical}
-    QgsMessageLog.logMessage(text, LOG_TAG, levels.get(level, Qgis.MessageLevel.Info), False)
-
-
-_PY_WARNING = re.compile(r"^\S.*?\.py:\d+: (\w*Warning): (.*)$")  # warnings.showwarning's first line
-
-
-class StderrFilter:
-    """The worker's stderr as the Log Messages panel shows it: a Python warning as "Category: message" (no code
-    path, not the source line that follows it), and each warning once per worker: pyproj's "PROJ data directory
-    not found" came twice, as two GeoCLIP warnings."""
-
-    def __init__(self):
-        self.seen: set = set()
-        self.after_warning = False
-
-    def __call__(self, line: str) -> Optional[Tuple[str, str]]:
-        """(text, level) to log, or None to skip the line."""
-        m = _PY_WARNING.match(line)
-        if m:
-            self.after_warning = True
-            text, level = f"{m.group(1)}: {m.group(2)}", "warning"
-        elif self.after_warning and line[:1] in (" ", "\t"):
-            self.after_warning = False  # the source line Python prints under a warning
-            return None
-        else:
-            self.after_warning = False
-            text, level = line, stderr_level(line)
-        if level == "warning":
-            key = re.sub(r"\d+", "#", text.split(":", 1)[-1].strip().lower())
-            if key in self.seen:
-                return None
-            self.seen.add(key)
-        return text, level
-
-
-def stderr_level(line: str) -> str:
-    """The Log Messages level of one worker stderr line: tracebacks and errors critical, warnings warning."""
-    low = line.lower()
-    if "traceback" in low or "error" in low or "exception" in low:
-        return "critical"
-    return "warning" if "warn" in low else "info"
 
 
 def engine_python() -> str:
@@ -214,6 +159,10 @@ class EngineClient:
         self.running_id: Optional[int] = None
         self.log_to_qgis = True  # worker stderr lines and log messages go to the Log Messages panel
         self.stopping = False  # shutdown() was asked: the worker's end is not a crash
+        self.lines_sent = 0  # lines written to this worker (a heartbeat's `lines` is compared with it)
+        # A worker that promised heartbeats and sends nothing at all for this long is wedged: it is stopped and the
+        # request fails (the next one starts a new worker). Generous: a heartbeat needs only the GIL for a moment.
+        self.silence_limit = 120.0
 
     # ---- process life -----------------------------------------------------------------------------------------
     @property
@@ -225,6 +174,7 @@ class EngineClient:
         python = self.python or engine_python()
         self.messages = queue.Queue()
         self.stderr_tail.clear()
+        self.lines_sent = 0
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.proc = subprocess.Popen(
             [python, "-m", protocol.WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -353,12 +303,15 @@ class EngineClient:
             self.proc = None
 
     # ---- requests ---------------------------------------------------------------------------------------------
-    def _send(self, message: Dict[str, Any]) -> None:
+    def _send(self, message: Dict[str, Any], line: Optional[str] = None) -> int:
+        """Write one message; returns its line number on this worker (what heartbeats count)."""
         try:
-            self.proc.stdin.write(protocol.encode(message))
+            self.proc.stdin.write(line or protocol.encode(message))
             self.proc.stdin.flush()
         except (OSError, AttributeError):
             self._crashed()
+        self.lines_sent += 1
+        return self.lines_sent
 
     def call(self, op: str, params: Optional[Dict[str, Any]] = None, *,
              on_progress: Optional[Callable[[int, int, str], None]] = None,
@@ -386,16 +339,29 @@ class EngineClient:
             if not self.alive:
                 self.start()
             rid = next(self.ids)
+            line = request_line(rid, op, params)  # too long for the worker: refused here, before anything is sent
             self.running_id = rid
-            self._send(protocol.request(rid, op, **(params or {})))
+            my_line = self._send({}, line)
             deadline = None if timeout is None else time.monotonic() + timeout
+            heard = time.monotonic()
             cancel_sent = False
             while True:
                 if is_cancelled is not None and not cancel_sent and is_cancelled():
                     self._send({"op": "cancel", "target": rid})
                     cancel_sent = True
                 msg = self._next(deadline)
-                if msg is None or msg.get("id") != rid:
+                if msg is None:
+                    if self.ready.get("heartbeat") and time.monotonic() - heard > self.silence_limit:
+                        self.kill()
+                        raise WorkerCrashed({"code": "timeout", "message": f"the engine worker sent nothing for "
+                                             f"{self.silence_limit:.0f} s, not even its heartbeat; it was stopped",
+                                             "hint": "it restarts on the next request; see the log for details"})
+                    continue
+                heard = time.monotonic()
+                lost = lost_reply(msg, rid, my_line)
+                if lost is not None:
+                    raise EngineError(lost)
+                if msg.get("id") != rid:
                     continue
                 kind = msg.get("type")
                 if kind == "progress" and on_progress:
@@ -412,6 +378,37 @@ class EngineClient:
 
     def diagnostics(self) -> List[str]:
         return list(self.stderr_tail)
+
+
+def request_line(rid: int, op: str, params: Optional[Dict[str, Any]]) -> str:
+    """The request as one protocol line, or an EngineError when it is longer than the worker reads
+    (protocol.MAX_LINE_BYTES), naming the parameter that makes it so and what to do: refused before sending."""
+    line = protocol.encode(protocol.request(rid, op, **(params or {})))
+    size = len(line.encode("utf-8"))
+    if size <= protocol.MAX_LINE_BYTES:
+        return line
+    sizes = {k: len(protocol.encode({k: v})) for k, v in (params or {}).items()}
+    big = max(sizes, key=sizes.get) if sizes else "params"
+    hints = {"aoi": "simplify the area of interest, or save it to a file and give the file's path",
+             "paths": "send the photos in several smaller runs", "queries": "send fewer queries at once",
+             "points": f"send at most {protocol.MAX_ENCODE_POINTS:,} points at once"}
+    raise EngineError({"code": "too_large", "path": big,
+                       "message": f"the request is {size:,} bytes, over the engine's {protocol.MAX_LINE_BYTES:,}-byte "
+                                  f"limit; '{big}' alone is {sizes.get(big, size):,} bytes",
+                       "hint": hints.get(big, "send less at once")})
+
+
+def lost_reply(msg: Dict[str, Any], rid: int, my_line: int) -> Optional[Dict[str, Any]]:
+    """The error for request `rid` (sent as line `my_line`) that `msg` reveals, or None. Two messages do: an error
+    with a null id (the worker could not read the id of a line: with one request outstanding, it is ours), and a
+    heartbeat that has read our line but holds no such id, while no reply came (the request was lost)."""
+    kind = msg.get("type")
+    if kind == "error" and msg.get("id") is None:
+        return dict(msg.get("error") or {}, code=(msg.get("error") or {}).get("code") or "protocol")
+    if kind == "heartbeat" and int(msg.get("lines") or 0) >= my_line and rid not in (msg.get("active") or []):
+        return {"code": "lost", "message": "the engine worker read this request but holds no job for it and sent no "
+                "reply", "hint": "run it again; if it happens again, see the log (GeoCLIP tab)"}
+    return None
 
 
 _shared: Optional[EngineClient] = None

@@ -1,4 +1,5 @@
-"""Plugin settings (QgsSettings under geoclip/): engine Python, device, model folders, gallery, cache folder."""
+"""Plugin settings (QgsSettings under geoclip/): engine Python, device, precision, model folders, gallery, cache
+folder."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from qgis.core import QgsApplication, QgsSettings
+from qgis.core import QgsApplication
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -23,33 +24,19 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..client.engine_client import SETTINGS_PREFIX, default_cache_dir, engine_defaults
+from ..client import settings as store
+from ..client.engine_client import default_cache_dir, engine_defaults
 from ..i18n import plural, tr, tr_noop  # noqa: F401 - re-exported for the gui modules
 from ..shared import defaults
+from ..shared.defaults import PRECISIONS
 
-DEFAULTS: Dict[str, Any] = {
-    "engine_python": "", "device": "auto", "clip_path": "", "weights": "", "gallery": "default", "cache_dir": "",
-    "top_k": 5, "background_fields": "on",
-}
+# The one settings store (client/settings.py), re-exported for the gui modules.
+DEFAULTS, get, put = store.DEFAULTS, store.get, store.put
 
 
 def background_fields() -> bool:
     """The engine builds the coarse world fields in the background after it starts (Settings checkbox)."""
     return str(get("background_fields")).lower() not in ("off", "false", "0", "no")
-
-
-def get(key: str) -> Any:
-    value = QgsSettings().value(f"{SETTINGS_PREFIX}/{key}", DEFAULTS.get(key))
-    if isinstance(DEFAULTS.get(key), int):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return DEFAULTS[key]
-    return value if value is not None else DEFAULTS.get(key)
-
-
-def put(key: str, value: Any) -> None:
-    QgsSettings().setValue(f"{SETTINGS_PREFIX}/{key}", value)
 
 
 def raster_output(stem: str) -> str:
@@ -119,6 +106,14 @@ class SettingsDialog(QDialog):
         if cuda_reason is None:
             self.ask_engine()
         form.addRow("", self.cuda_note)
+        self.precision = QComboBox()
+        for value, label in PRECISIONS:
+            self.precision.addItem(tr(label), value)
+        self.precision.setCurrentIndex(max(0, self.precision.findData(engine_defaults()["precision"])))
+        form.addRow(tr("Precision"), self.precision)
+        self.precision_note = QLabel("")  # the engine's answer: what auto picks here, and why
+        self.precision_note.setWordWrap(True)
+        form.addRow("", self.precision_note)
         self.clip = self._folder(get("clip_path"), tr("CLIP ViT-L/14 folder"))
         form.addRow(tr("CLIP folder"), self.clip)
         self.weights = self._folder(get("weights"), tr("GeoCLIP weights folder (empty: the geoclip package's)"))
@@ -170,6 +165,8 @@ class SettingsDialog(QDialog):
         self.cuda_note.setText(info["error"] if "error" in info else
                                tr("CUDA is usable: {}").format(info["cuda"]) if info.get("cuda_usable")
                                else tr("CUDA is not usable: {}").format(info.get("cuda", "")))
+        if isinstance(info.get("precision"), dict):
+            self.precision_note.setText(tr("Automatic precision here: {}").format(info["precision"].get("reason", "")))
 
     def shutdown(self) -> None:
         """Closing (or unloading the plugin) drops the CUDA check: its answer never reaches a deleted label."""
@@ -194,6 +191,7 @@ class SettingsDialog(QDialog):
         put("background_fields", "on" if self.background.isChecked() else "off")
         put("engine_python", self.python.filePath())
         put("device", self.device.currentData())
+        put("precision", self.precision.currentData())
         put("clip_path", self.clip.filePath())
         put("weights", self.weights.filePath())
         put("gallery", self.gallery.text().strip() or "default")

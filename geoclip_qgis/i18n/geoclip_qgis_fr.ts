@@ -110,26 +110,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>places</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>summary, one row per photo</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>raw top-k</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>confidence regions</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>; no layer added</source>
             <translation type="unfinished" />
         </message>
@@ -263,16 +243,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>{} photo could not be read</source>
-            <translation>{} photo illisible</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>{} photos could not be read</source>
-            <translation>{} photos illisibles</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
             <source>{} of {} photo geolocated</source>
             <translation>{} sur {} photo géolocalisée</translation>
@@ -305,6 +275,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>The selected layer has no polygon for the area of interest.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>{} photo could not be read; see the GeoCLIP panel</source>
             <translation>{} photo illisible ; voir le panneau GeoCLIP</translation>
         </message>
@@ -330,17 +305,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Kept in {}.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>90 % region: {}</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Not saved ({}); the layers are memory layers.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -471,6 +436,46 @@
             <translation type="unfinished" />
         </message>
         <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>places</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>summary, one row per photo</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>raw top-k</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>confidence regions</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>{} photo could not be read</source>
+            <translation>{} photo illisible</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>{} photos could not be read</source>
+            <translation>{} photos illisibles</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Kept in {}.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Not saved ({}); the layers are memory layers.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP: looking for an NVIDIA driver</source>
             <translation type="unfinished" />
@@ -478,26 +483,6 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Apple GPU (MPS) / CPU</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Creating the environment</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Updating pip</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing transformers, rasterio and the rest</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing the GeoCLIP weights package</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -622,6 +607,21 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Creating the environment</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Updating pip</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Installing transformers, rasterio and the rest</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>the model host answered HTTP {} ({})</source>
             <translation type="unfinished" />
         </message>
@@ -693,11 +693,6 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Install cancelled.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing PyTorch ({})</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -788,6 +783,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <source>Installing PyTorch ({})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>needs the engine</source>
             <translation type="unfinished" />
         </message>
@@ -824,6 +824,26 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Using CLIP from {}; checking it…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>QGIS runs Python {}, newer than the {}.{} to {}.{} the engine is tested with (PyTorch may have no release for it yet). Set an engine Python {}.{} to {}.{} you installed yourself in GeoCLIP &gt; Settings.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Downloading the GeoCLIP weights (the geoclip 1.3.0 wheel from PyPI, 40 MB)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Unpacking and checking the GeoCLIP weights</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>QGIS runs Python {}, and the engine needs Python {}.{} to {}.{} (PyTorch and the other packages have no release for older Pythons). Install a newer QGIS, or set an engine Python you installed yourself in GeoCLIP &gt; Settings.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -893,6 +913,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Precision</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>CLIP ViT-L/14 folder</source>
             <translation type="unfinished" />
         </message>
@@ -940,6 +965,11 @@
         <message>
             <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
             <source>Asking the engine whether CUDA is usable…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
+            <source>Automatic precision here: {}</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1031,11 +1061,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>The area of interest has no polygon.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Predictions per input (top-k)</source>
             <translation type="unfinished" />
         </message>
@@ -1047,6 +1072,11 @@
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>CLIP ViT-L/14 folder (empty: plugin setting / Hugging Face cache)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>The area of interest has no polygon.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1347,12 +1377,58 @@
             <translation type="unfinished" />
         </message>
         <message>
-            <source>Auto</source>
-            <translation type="obsolete">Auto</translation>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>Auto (best available)</source>
+            <translation type="unfinished" />
         </message>
         <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
             <source>CPU</source>
-            <translation type="obsolete">CPU</translation>
+            <translation>CPU</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>CUDA device 0</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>CUDA device 1</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>Apple GPU (MPS)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>Auto (fastest that keeps the answers)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>fp32 (exact)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>bf16</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>int8</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/shared/defaults.py" />
+            <source>fp16 (GPU)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <source>Auto</source>
+            <translation type="obsolete">Auto</translation>
         </message>
         <message>
             <source>CUDA</source>

@@ -3,7 +3,6 @@ and readable errors."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
@@ -11,7 +10,6 @@ from typing import Any, Callable, Dict, Optional
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
-    QgsGeometry,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
@@ -26,12 +24,12 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProperty,
     QgsRectangle,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from ..client.engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
+from ..layers.aoi import NoPolygon, aoi_geojson
 from ..shared import defaults, geopackage
 
 # The one device list (shared/defaults.py), after "the plugin's setting" (index 0, sends nothing).
@@ -172,25 +170,10 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         source = self.parameterAsSource(parameters, "AOI", context)
         if source is None:
             return None
-        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-        transform = None
-        if source.sourceCrs().isValid() and source.sourceCrs() != wgs84:
-            transform = QgsCoordinateTransform(source.sourceCrs(), wgs84, context.transformContext())
-        geoms = []
-        for feature in source.getFeatures():
-            geom = QgsGeometry(feature.geometry())
-            if geom.isEmpty() or QgsWkbTypes.geometryType(geom.wkbType()) != QgsWkbTypes.GeometryType.PolygonGeometry:
-                continue
-            if transform is not None:
-                geom.transform(transform)
-            geoms.append(geom.makeValid() if not geom.isGeosValid() else geom)
-        if not geoms:
-            raise QgsProcessingException(tr("The area of interest has no polygon."))
-        union = QgsGeometry.unaryUnion(geoms)
-        if union.isEmpty():
-            raise QgsProcessingException(tr("The area of interest has no polygon."))
-        gj = json.loads(union.asJson(8))
-        return {"type": gj["type"], "coordinates": gj["coordinates"]}
+        try:  # the one conversion (layers/aoi.py), as the dock's
+            return aoi_geojson(source.getFeatures(), source.sourceCrs(), context.transformContext())
+        except NoPolygon:
+            raise QgsProcessingException(tr("The area of interest has no polygon.")) from None
 
     def safe_destination(self, parameters: Dict[str, Any], name: str) -> Dict[str, Any]:
         """Issue 11: QGIS's sink for a plain `x.gpkg` destination replaces the whole file, deleting the user's other

@@ -15,6 +15,11 @@ CLIP_REPO = "openai/clip-vit-large-patch14"  # the CLIP the GeoCLIP weights were
 CLIP_ENV = "GEOCLIP_CLIP_PATH"
 
 
+def tr_noop(text: str) -> str:
+    """Marks a label for translation (scripts/update_translations.py collects it); the QGIS side translates it."""
+    return text
+
+
 def os_cache_dir(env: Optional[Mapping[str, str]] = None, platform: Optional[str] = None) -> Path:
     """The OS's own cache folder for us, as platformdirs' `user_cache_dir(APP, appauthor=False)` gives it (the same
     path, so caches made before this rule are found): ~/.cache (XDG), ~/Library/Caches, %LOCALAPPDATA%."""
@@ -44,11 +49,11 @@ def default_cache_dir(env: Optional[Mapping[str, str]] = None, platform: Optiona
 # Devices, in the order every front door offers them (dock, Settings, Processing, CLI help): (value sent, label).
 # 'cuda' means the first CUDA device; the engine resolves each and says why (core/model/device.py).
 DEVICES: Tuple[Tuple[str, str], ...] = (
-    ("auto", "Auto (best available)"),
-    ("cpu", "CPU"),
-    ("cuda:0", "CUDA device 0"),
-    ("cuda:1", "CUDA device 1"),
-    ("mps", "Apple GPU (MPS)"),
+    ("auto", tr_noop("Auto (best available)")),
+    ("cpu", tr_noop("CPU")),
+    ("cuda:0", tr_noop("CUDA device 0")),
+    ("cuda:1", tr_noop("CUDA device 1")),
+    ("mps", tr_noop("Apple GPU (MPS)")),
 )
 DEVICE_VALUES: Tuple[str, ...] = tuple(v for v, _ in DEVICES)
 
@@ -61,10 +66,12 @@ def canonical_device(value: Optional[str]) -> str:
 
 # Numeric precisions (issue 22): the engine resolves 'auto' per machine and says why.
 PRECISIONS: Tuple[Tuple[str, str], ...] = (
-    ("auto", "Auto (fastest that keeps the answers)"),
-    ("fp32", "fp32 (exact)"),
-    ("bf16", "bf16"),
-    ("int8", "int8"),
-    ("fp16", "fp16 (GPU)"),
+    ("auto", tr_noop("Auto (fastest that keeps the answers)")),
+    ("fp32", tr_noop("fp32 (exact)")),
+    ("bf16", tr_noop("bf16")),
+    ("int8", tr_noop("int8")),
+    ("fp16", tr_noop("fp16 (GPU)")),
 )
 PRECISION_VALUES: Tuple[str, ...] = tuple(v for v, _ in PRECISIONS)
+# Pins what 'auto' resolves to on this machine (an administrator's or a test suite's explicit choice, e.g. fp32).
+PRECISION_ENV = "GEOCLIP_PRECISION"

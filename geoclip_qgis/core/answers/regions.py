@@ -28,6 +28,8 @@ from ..errors import InputError
 from ..maps.raster import Grid
 
 DEFAULT_LEVELS = (0.5, 0.9)
+LEVEL_MIN, LEVEL_MAX = 1e-6, 1.0 - 1e-6  # a level closer to 0 or 1 than this defines no region in float32 masses
+MAX_REGION_RES = 10.0  # degrees; the worker's schema allows the same (shared/protocol.py region_res)
 MAJOR_SHARE = 0.01  # a part holding this share of the mass counts as major in the summary
 _BINS = 1 << 16  # float32 bit patterns >> 16 (negative zero lands in an empty top bin)
 
@@ -109,9 +111,10 @@ def _hdr(d: np.ndarray, mass: np.ndarray, total: float, levels: List[float]) -> 
     bits = d.view(np.uint32) >> 16
     hist = np.bincount(bits.ravel(), weights=mass.ravel(), minlength=_BINS)
     cum = np.cumsum(hist[::-1]) / total  # from the densest bin down
+    last = int(np.flatnonzero(hist[::-1] > 0)[-1])  # the least dense bin that holds mass: never cut past it
     out = []
     for level in levels:
-        i = min(int(np.searchsorted(cum, level - 1e-12, side="left")), _BINS - 1)
+        i = min(int(np.searchsorted(cum, level - 1e-12, side="left")), last)
         before = float(cum[i - 1]) if i > 0 else 0.0
         sel = bits == _BINS - 1 - i
         dk, mk = d[sel], mass[sel].astype(np.float64)
@@ -198,11 +201,39 @@ def hdr_level_at(lmap, latlon: np.ndarray) -> np.ndarray:
 
 
 def check_levels(levels: Sequence[float]) -> List[float]:
-    out = sorted(float(v) for v in levels)
-    if not out or any(not (0.0 < v < 1.0) for v in out):
-        raise InputError(f"confidence levels must lie strictly between 0 and 1, got {list(levels)}",
-                         hint="e.g. --levels 0.5,0.9")
+    """THE rule for confidence levels (the CLI's --levels, the worker's `levels`, every caller of this module):
+    at least one, each a number from LEVEL_MIN to LEVEL_MAX (strictly between 0 and 1, and far enough from both
+    that the region is defined: 1e-12 would select no cell, 1.0 every cell of the world), and distinct as they
+    are printed (6 significant digits): two equal levels would write the same region twice under one name."""
+    hint = "give distinct probabilities strictly between 0 and 1, e.g. --levels 0.5,0.9"
+    try:
+        out = sorted(float(v) for v in levels)
+    except (TypeError, ValueError):
+        raise InputError(f"confidence levels must be numbers, got {levels!r}", hint=hint) from None
+    if not out or any(not (LEVEL_MIN <= v <= LEVEL_MAX) for v in out):  # NaN fails this too
+        raise InputError(f"confidence levels must lie strictly between 0 and 1 (from {LEVEL_MIN:g} to "
+                         f"{LEVEL_MAX:g}), got {', '.join(f'{v:g}' for v in levels) or 'none'}", hint=hint)
+    names = [f"{v:g}" for v in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"confidence levels must be distinct, got {', '.join(twice)} more than once", hint=hint)
     return out
+
+
+def check_region_res(res: Optional[float]) -> Optional[float]:
+    """THE rule for a region map's resolution (--region-res, the worker's `region_res`, GeoClipEngine's
+    `region_res`): None for none, else a finite number of degrees in (0, MAX_REGION_RES]. Zero is refused, never
+    read as 'off' (None is 'off')."""
+    if res is None:
+        return None
+    try:
+        r = float(res)
+    except (TypeError, ValueError):
+        r = math.nan
+    if isinstance(res, bool) or not (math.isfinite(r) and 0.0 < r <= MAX_REGION_RES):
+        raise InputError(f"the region resolution must be a positive number of degrees up to {MAX_REGION_RES:g}, "
+                         f"got {res!r}", hint="e.g. --region-res 0.5 (leave it out for no region)")
+    return r
 
 
 def _label(inside: np.ndarray, grid: Grid):

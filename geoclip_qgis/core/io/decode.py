@@ -94,6 +94,7 @@ class Decoded:
     gps: Optional[Tuple[float, float]] = None
     pixels: Optional[object] = None  # torch.Tensor
     error: Optional[ImageError] = None
+    gps_problem: Optional[str] = None  # why an EXIF GPS block was not used (carried to the summary's exif_problem)
 
 
 def decode_ahead(
@@ -111,7 +112,8 @@ def decode_ahead(
             photo = load(item, i)
         except ImageError as exc:
             return Decoded(i, exc.path or str(item), error=exc)
-        return Decoded(i, photo.path, photo.gps, preprocess(photo.image))
+        return Decoded(i, photo.path, photo.gps, preprocess(photo.image),
+                       gps_problem=getattr(photo, "gps_problem", None))
 
     if workers <= 0:  # inline: no threads (debugging, or a caller that is already parallel)
         for i, item in enumerate(items):

@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ...shared import photo_list, protocol
-from ..errors import ImageError
+from ..errors import ImageError, InputError
 from .files import open_regular, regular_file
 
 log = logging.getLogger("geoclip_qgis")
@@ -211,3 +211,30 @@ def list_photos(folder: os.PathLike | str, recursive: bool = False, skipped: Opt
         return photo_list.list_photos(folder, recursive, skipped)
     except photo_list.ListingError as exc:
         raise ImageError(str(exc), exc.path, exc.hint) from None
+
+
+def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str]) -> List[str]:
+    """The one photo-list rule (shared/photo_list.collect): list-file lines, files as given, folders expanded, each
+    file once however it is spelled; whatever it skips or merges is said."""
+    from .files import open_regular
+
+    text = None
+    if list_file:
+        hint = "give a UTF-8 text file with one photo path per line"
+        with open_regular(list_file, "list file", hint) as fh:
+            try:
+                text = fh.read().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"list file is not UTF-8 text ({exc.reason} at byte {exc.start})", list_file,
+                                 hint) from None
+    notes: List[str] = []
+    try:
+        unique = photo_list.collect(inputs, recursive, text, Path(list_file).parent if list_file else ".",
+                                    notes=notes)
+    except photo_list.ListingError as exc:
+        raise InputError(str(exc), exc.path, exc.hint) from None
+    for note in notes:
+        logging.warning("%s", note)
+    if not unique:
+        raise InputError("no photos to geolocate", hint="give photo files, a folder with photos, or --list FILE")
+    return unique

@@ -3,10 +3,11 @@
 A batch must survive a crash (every finished photo kept) and must never destroy what is already there (the last
 run's CSV, the other layers of a GeoPackage). One mechanism gives both:
 
-- every finished query is appended to the run's *journal* (JSON lines next to the first output, flushed and
-  fsynced): the only file written while the run goes on;
-- when the run ends, each output is written whole from the journal under a temporary name and renamed over the
-  old one (CSV, GeoJSON); in a GeoPackage only our own layer is replaced, every other layer is left alone;
+- every finished query is appended to the run's *journal* (core/io/journal.py: JSON lines, flushed and fsynced):
+  the only file written while the run goes on;
+- when the run ends, each output is written whole from the journal through the one atomic writer (temporary name,
+  fsync, rename; core/io/files.py); in a GeoPackage only our own layer is replaced, by one SQLite transaction,
+  every other layer is left alone;
 - an interrupted run leaves the old outputs exactly as they were and the journal with every finished row.
   `--resume` continues the journal (a torn last line is cut off; other options are refused) and writes the
   outputs whole again. Outputs made without a journal (by an older version, by hand) are read back to seed it.
@@ -18,14 +19,14 @@ GeoJSON keep the raw values.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
 import logging
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional
 
 from ...shared import geopackage
 from ...shared.geodesy import haversine_km
@@ -39,13 +40,15 @@ from ...shared.schema import (  # noqa: F401 - the result tables, re-exported fo
     TABLES,
 )
 from ..errors import InputError
-from .files import check_output, same_file_key
+from .files import atomic_output, crash_point, same_file_key
+from .names import from_text, to_text
+from .plan import IOPlan
 
 log = logging.getLogger("geoclip_qgis")
 
 FORMATS = {".csv": "CSV", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 DEFAULT_LAYER = "geoclip_predictions"
-JOURNAL_VERSION = 1
+STAGED = "__geoclip_new_"  # a layer being written, swapped in by one transaction
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -132,86 +135,20 @@ class Output:
         return same_file_key(self.path)
 
 
-def plan_outputs(paths: Sequence[os.PathLike | str], layer: Optional[str] = None,
-                 table: str = "ranks") -> List[Output]:
-    """Check every output before the run (format known, folder writable, not a folder); the same file named twice
-    is written once. Nothing is created or changed here."""
-    outs: List[Output] = []
-    seen: Set[str] = set()
-    for raw in paths:
-        p = Path(raw).expanduser()
-        driver = FORMATS.get(p.suffix.lower())
-        if driver is None:
-            raise InputError(f"unknown output format {p.suffix or '(no suffix)'!r}", str(p),
-                             "use .csv, .geojson or .gpkg")
-        check_output(p)
-        if table not in TABLES:
-            raise InputError(f"unknown table {table!r}", hint=f"use one of {', '.join(TABLES)}")
-        out = Output(p, driver, (layer or DEFAULT_LAYER) if driver == "GPKG" else None, table)
-        if out.key in seen:
-            log.warning("%s: named twice, written once", p)
-            continue
-        seen.add(out.key)
-        outs.append(out)
-    if outs:
-        failed = failed_path(outs[0].path)
-        if same_file_key(failed) in seen:
-            raise InputError("an output has the name of the failed-photos list", str(failed),
-                             "choose another output name")
-        check_output(failed, "failed-photos list")
-    for out in outs:
-        if out.driver == "GPKG" and out.path.is_file():
-            _check_our_layer(out)
-    return outs
-
-
-def failed_path(out: os.PathLike | str) -> Path:
-    """Photos that could not be read are listed next to the first output, with the reason."""
-    p = Path(out)
-    return p.with_name(p.stem + ".failed.csv")
-
-
-def journal_path(first_output: Path) -> Path:
-    return first_output.with_name(f".{first_output.name}.geoclip-run.jsonl")
-
-
-def _check_our_layer(out: Output) -> None:
-    """A GeoPackage layer of our name that we did not write is the user's: refuse, never replace it."""
-    problems = geopackage.refusals(str(out.path), out.layers().values())
-    if problems:
-        raise InputError("; ".join(problems), str(out.path),
-                         "choose another layer name with --layer, or another file")
-
-
 # ---- writing whole outputs ---------------------------------------------------------------------------------------
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    try:
-        os.replace(tmp, final)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot replace the output ({exc.strerror or exc})", str(final),
-                         "close it in any program that has it open, then run again with --resume") from exc
-
-
 def _write_csv(path: Path, fields, rows: Iterable[dict]) -> None:
+    """Whole, through the one atomic writer. File names that are not UTF-8 (surrogate-escaped by Python on POSIX)
+    are written back as the bytes they were, so the name in the table opens the same file."""
     names = [n for n, _ in fields]
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=names, extrasaction="ignore")
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: ("" if r.get(k) is None else csv_safe(r.get(k))) for k in names})
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace(tmp, path)
+    with atomic_output(path, "csv") as tmp, open(tmp, "w", newline="", encoding="utf-8",
+                                                 errors="surrogateescape") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        for i, r in enumerate(rows):
+            writer.writerow({k: ("" if r.get(k) is None else csv_safe(r.get(k))) for k in names})
+            if i == 0:
+                fh.flush()
+                crash_point("csv", "mid-write")
 
 
 def _point_wkb(lon: Optional[float], lat: Optional[float]) -> Optional[bytes]:
@@ -231,7 +168,7 @@ def _columns(fields, rows: List[dict]):
         elif kind == "int":
             data.append(np.array([-1 if v is None else int(v) for v in values], dtype=np.int64))
         else:
-            data.append(np.array(["" if v is None else str(v) for v in values], dtype=object))
+            data.append(np.array(["" if v is None else to_text(str(v)) for v in values], dtype=object))
     return data
 
 
@@ -240,9 +177,13 @@ def write_regions(path: os.PathLike | str, features: List[dict], layer: str = "g
     for results) or GeoJSON (written whole, then renamed)."""
     import shapely.geometry
 
-    out = plan_outputs([path], layer)[0]
-    if out.driver == "CSV":
+    p = Path(path).expanduser()
+    if FORMATS.get(p.suffix.lower()) not in ("GPKG", "GeoJSON"):
         raise InputError("confidence regions are polygons", str(path), "write them to .gpkg or .geojson")
+    plan = IOPlan("api")  # the caller's plan checked it against the run's inputs; this guards direct API calls
+    plan.write(p, "regions output", "regions", (layer,))
+    plan.check()
+    out = Output(p, FORMATS[p.suffix.lower()], layer if p.suffix.lower() == ".gpkg" else None, "regions")
     rows = [dict(f["properties"]) for f in features]
     geoms = [shapely.geometry.shape(f["geometry"]).wkb for f in features]
     _write_vector(out, REGION_FIELDS, rows, {}, layer, geoms, "MultiPolygon")
@@ -251,8 +192,10 @@ def write_regions(path: os.PathLike | str, features: List[dict], layer: str = "g
 
 def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str], layer: Optional[str],
                   wkb: Optional[List[bytes]] = None, geometry_type: str = "Point") -> None:
-    """GeoJSON: a new file renamed over the old. GeoPackage: a new file renamed into place when there is none,
-    else our layer replaced inside it (GDAL's GPKG driver leaves every other layer as it is)."""
+    """GeoJSON, or a GeoPackage that does not exist yet: a new file through the one atomic writer. An existing
+    GeoPackage: the new layer is written beside ours under a staged name, then swapped in by one SQLite
+    transaction (shared/geopackage.replace_layer); the user's other layers are never touched, and a kill at any
+    moment leaves our old layer or the new one."""
     import numpy as np
     from pyogrio import raw
 
@@ -260,19 +203,49 @@ def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str
         wkb = [_point_wkb(r.get("lon"), r.get("lat")) for r in rows]
     geometry = np.array(wkb, dtype=object)
     kwargs = dict(fields=[n for n, _ in fields], geometry_type=geometry_type, crs="EPSG:4326", driver=out.driver)
+    name = layer or f"geoclip_{_table_of(fields)}"
+    hint = "check the disk has space and the file is not locked, then run again with --resume"
     if out.driver == "GPKG":
-        kwargs.update(layer=layer, layer_metadata={LAYER_MARK: "1", **metadata})
-    in_place = out.driver == "GPKG" and out.path.is_file()
-    target = out.path if in_place else _tmp_name(out.path)
+        kwargs.update(layer_metadata={LAYER_MARK: "1", **metadata})
+    if out.driver == "GPKG" and out.path.is_file():
+        staged = f"{name}{STAGED}{os.getpid()}"
+        crash_point("gpkg-layer", "start")
+        for left in geopackage.marked_layers(str(out.path)):  # what a killed write of ours left behind
+            if left.startswith(name + STAGED):
+                geopackage.drop_layer(str(out.path), left)
+        try:
+            raw.write(str(out.path), geometry, _columns(fields, rows), layer=staged,
+                      layer_options={"SPATIAL_INDEX": "NO"}, **kwargs)
+            crash_point("gpkg-layer", "staged")
+            geopackage.replace_layer(str(out.path), staged, name,
+                                     on_step=lambda s: crash_point("gpkg-layer", s))
+            crash_point("gpkg-layer", "committed")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                if staged in geopackage.layer_names(str(out.path)):
+                    geopackage.drop_layer(str(out.path), staged)
+            if isinstance(exc, (geopackage.NotAGeoPackage, Exception)) and not isinstance(exc, InputError):
+                raise InputError(f"cannot write the results ({exc})", str(out.path), hint) from exc
+            raise
+        return
     try:
-        raw.write(str(target), geometry, _columns(fields, rows), **kwargs)
+        with atomic_output(out.path, "gpkg-new" if out.driver == "GPKG" else "geojson") as tmp:
+            raw.write(str(tmp), geometry, _columns(fields, rows), layer=name, **kwargs)
+    except InputError:
+        raise
     except Exception as exc:
-        if not in_place:
-            target.unlink(missing_ok=True)
-        raise InputError(f"cannot write the results ({exc})", str(out.path),
-                         "check the disk has space and the file is not locked, then run again with --resume") from exc
-    if not in_place:
-        _replace(target, out.path)
+        raise InputError(f"cannot write the results ({exc})", str(out.path), hint) from exc
+
+
+def _table_of(fields) -> str:
+    for table, f in TABLES.items():
+        if f is fields or list(f) == list(fields):
+            return {"ranks": "predictions", "places": "predictions_places", "summary": "predictions_summary"}[table]
+    if list(fields) == list(FAILURE_FIELDS):
+        return "failed"
+    if list(fields) == list(REGION_FIELDS):
+        return "regions"
+    return "results"
 
 
 def write_output(out: Output, fields, rows: List[dict], metadata: Optional[Dict[str, str]] = None,
@@ -303,8 +276,8 @@ def read_csv_rows(path: Path, fields) -> List[dict]:
     """Rows of one of our CSVs; a last line torn by a crash (no newline, wrong field count) is dropped."""
     from .files import open_regular
 
-    with open_regular(path, "results CSV", binary=False) as fh:
-        text = fh.read()
+    with open_regular(path, "results CSV") as fh:
+        text = fh.read().decode("utf-8", "surrogateescape")  # names that are not UTF-8: core/io/names.py
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith(("\n", "\r")):
         log.warning("%s: the last line was cut off by an interrupted run; it is dropped", path)
@@ -337,7 +310,8 @@ def read_vector_rows(out: Output, fields) -> List[dict]:
     if cols["source"] is None:
         raise InputError("the earlier results have no 'source' column", str(out.path), "run without --resume")
     n = len(cols["source"])
-    return [_typed(fields, {k: (None if c is None else c[i]) for k, c in cols.items()}) for i in range(n)]
+    return [_typed(fields, {k: (None if c is None else from_text(c[i]) if isinstance(c[i], str) else c[i])
+                            for k, c in cols.items()}) for i in range(n)]
 
 
 def has_results(out: Output) -> bool:
@@ -348,153 +322,3 @@ def has_results(out: Output) -> bool:
     import pyogrio
 
     return out.layer in [str(n) for n in pyogrio.list_layers(out.path)[:, 0]]
-
-
-# ---- the run -----------------------------------------------------------------------------------------------------
-class ResultWriter:
-    """The outputs of one CLI run: `open` (after the models are loaded), `add` per query, `finish` at the end."""
-
-    def __init__(self, outputs: List[Output], resume: bool = False):
-        self.outputs = outputs
-        self.resume = resume
-        self.failed = failed_path(outputs[0].path) if outputs else None
-        self.journal = journal_path(outputs[0].path) if outputs else None
-        self.rows: List[dict] = []
-        self.places: List[dict] = []
-        self.summary: List[dict] = []
-        self.failures: List[dict] = []
-        self.done: Set[str] = set()
-        self.fingerprint: Dict[str, object] = {}
-        self._fh = None
-
-    @classmethod
-    def plan(cls, paths: Sequence[os.PathLike | str], resume: bool = False, layer: Optional[str] = None,
-             table: str = "ranks"):
-        return cls(plan_outputs(paths, layer, table), resume)
-
-    # -- resume state (read only) --
-    def load_previous(self, fingerprint: Dict[str, object]) -> Set[str]:
-        """With --resume: what earlier runs finished, from the journal or else the outputs. Reads only; refuses a
-        journal written with other options."""
-        self.fingerprint = dict(fingerprint)
-        if not self.resume or not self.outputs:
-            return set()
-        header, entries = self._read_journal()
-        if header is not None:
-            old = header.get("fingerprint", {})
-            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-            if diff:
-                said = ", ".join(f"{k}: {old.get(k)!r} then, {fingerprint.get(k)!r} now" for k in diff)
-                raise InputError(f"cannot resume: the earlier run used other options ({said})", str(self.journal),
-                                 "run with the same options, or without --resume to start over")
-            for entry in entries:
-                (self.rows if entry["t"] == "rows" else self.failures).extend(entry["rows"])
-                self.places.extend(entry.get("places", []))
-                self.summary.extend(entry.get("summary", []))
-        else:
-            self._seed_from_outputs()
-        self.done = {source_key(r["source"], r.get("kind", "image")) for r in self.rows}
-        self.done |= {source_key(r["source"]) for r in self.failures}
-        return self.done
-
-    def _read_journal(self) -> Tuple[Optional[dict], List[dict]]:
-        if self.journal is None or not self.journal.is_file():
-            return None, []
-        from .files import open_regular
-
-        with open_regular(self.journal, "run journal") as fh:
-            data = fh.read()
-        lines = data.split(b"\n")
-        if lines and lines[-1]:
-            log.warning("%s: the last entry was cut off by an interrupted run; it is dropped", self.journal)
-        entries = []
-        for line in lines[:-1]:
-            try:
-                entries.append(json.loads(line.decode("utf-8")))
-            except (ValueError, UnicodeDecodeError):
-                raise InputError("the run journal is damaged", str(self.journal),
-                                 "delete it and run without --resume") from None
-        if not entries or entries[0].get("journal") != JOURNAL_VERSION:
-            raise InputError("not a GeoCLIP run journal", str(self.journal), "delete it and run without --resume")
-        return entries[0], entries[1:]
-
-    def _seed_from_outputs(self) -> None:
-        existing = [o for o in self.outputs if has_results(o)]
-        if existing:
-            first = min(existing, key=lambda o: ["CSV", "GPKG", "GeoJSON"].index(o.driver))
-            self.rows = read_csv_rows(first.path, PREDICTION_FIELDS) if first.driver == "CSV" else \
-                read_vector_rows(first, PREDICTION_FIELDS)
-            ranks = {r["rank"] for r in self.rows if r.get("rank")}
-            want = self.fingerprint.get("top_k")
-            if ranks and want is not None and max(ranks) != want:
-                raise InputError(f"cannot resume: the earlier results have top-k {max(ranks)}, this run {want}",
-                                 str(first.path), f"run with --top-k {max(ranks)}, or without --resume")
-            log.warning("%s: no run journal, so the earlier run's gallery and weights cannot be checked; "
-                        "resuming on the assumption that they were the same", first.path)
-        if self.failed is not None and self.failed.is_file():
-            self.failures = read_csv_rows(self.failed, FAILURE_FIELDS)
-
-    # -- writing --
-    def open(self) -> None:
-        """Start (or continue) the journal: the first write of the run, made once the models are loaded."""
-        if self.journal is None:
-            return
-        tmp = self.journal.with_name(self.journal.name + ".new")
-        with open(tmp, "wb") as fh:
-            header = {"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint,
-                      "outputs": [str(o.path) for o in self.outputs]}
-            fh.write(json.dumps(header).encode() + b"\n")
-            if self.rows or self.places or self.summary:
-                entry = {"t": "rows", "rows": self.rows, "places": self.places, "summary": self.summary}
-                fh.write(json.dumps(entry).encode() + b"\n")
-            if self.failures:
-                fh.write(json.dumps({"t": "failed", "rows": self.failures}).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.journal)
-        self._fh = open(self.journal, "ab")  # noqa: SIM115 - lives with the run
-
-    def _append(self, entry: dict) -> None:
-        if self._fh is None:
-            return
-        try:
-            self._fh.write(json.dumps(entry).encode() + b"\n")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-        except OSError as exc:
-            raise InputError(f"cannot record results ({exc.strerror or exc})", str(self.journal),
-                             "free some disk space, then run again with --resume") from exc
-
-    def add(self, result) -> List[dict]:
-        """Record one finished query durably; returns its rows."""
-        summary = [summary_row(result)]
-        self.summary.extend(summary)
-        if result.ok:
-            rows, places = prediction_rows(result), place_rows(result)
-            self.rows.extend(rows)
-            self.places.extend(places)
-            self._append({"t": "rows", "rows": rows, "places": places, "summary": summary})
-            return rows
-        row = failure_row(result)
-        self.failures.append(row)
-        self._append({"t": "failed", "rows": [row], "summary": summary})
-        return []
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-    def finish(self) -> None:
-        """Write every output whole from the rows of this run (and, with --resume, the earlier ones)."""
-        self.close()
-        meta = {"GEOCLIP_RUN": json.dumps(self.fingerprint, sort_keys=True)}
-        tables = {"ranks": self.rows, "places": self.places, "summary": self.summary}
-        for out in self.outputs:
-            if out.driver == "GPKG":
-                for table, layer in out.layers().items():
-                    write_output(out, TABLES[table], tables[table], meta, layer)
-            else:
-                write_output(out, TABLES[out.table], tables[out.table], meta)
-        if self.failed is not None and (self.failures or self.failed.exists()):
-            write_output(Output(self.failed, "CSV"), FAILURE_FIELDS, self.failures)

@@ -19,15 +19,17 @@ features, whatever the query's spread; coarse-to-fine is for the lattices that h
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
+from ...shared import photo_list
 from ..errors import InputError
 from .location_field import CorruptField, dot_covered, partial_cover
 from .raster import Grid, check_budget, row_tiles
@@ -36,6 +38,7 @@ BYTES_PER_CELL = 26  # float64 scores + float64 upsampling buffer + float32 dens
 # auto: dense up to this many cells, coarse-to-fine above with a first level of about cells / 25 blocks, so that
 # a city view (10,000-40,000 cells) encodes a few thousand cells, not all of them (scripts/bench_rasters.py).
 DENSE_CELLS = 2500
+log = logging.getLogger("geoclip_qgis")
 
 
 @dataclass
@@ -183,9 +186,24 @@ def fused_query(features: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(features.float(), dim=1).sum(dim=0)
 
 
-def query_for(engine, photos=None, text: Optional[str] = None) -> Tuple[torch.Tensor, str]:
-    """The query to map — photos of one place (fused) or a text, never both — and a label naming it."""
+def query_for(engine, photos=None, text: Optional[str] = None,
+              notes: Optional[List[str]] = None) -> Tuple[torch.Tensor, str]:
+    """The query to map — photos of one place (fused) or a text, never both — and a label naming it.
+
+    Photos are fused once per file, whatever the spelling (a.jpg, ./a.jpg, a link to it: shared/photo_list's one
+    identity rule): a photo counted twice would square its likelihood. Each duplicate dropped is said, in `notes`
+    when given, else as a warning."""
     photos, text = list(photos or []), (text or "").strip()
+    if photos:
+        said: List[str] = []
+        paths = [p for p in photos if isinstance(p, (str, os.PathLike))]
+        if len(paths) == len(photos):
+            photos = photo_list.unique([os.fspath(p) for p in photos], said)
+        for note in said:
+            if notes is not None:
+                notes.append(note)
+            else:
+                log.warning("%s", note)
     if bool(photos) == bool(text):
         raise InputError("give either photos or a text query for the likelihood raster",
                          hint="e.g. --text 'snowy alpine village', or --photos a.jpg b.jpg")

@@ -17,6 +17,8 @@ import numpy as np
 
 from ...shared.geodesy import EARTH_RADIUS_KM
 from ..errors import BudgetError, InputError
+from ..io.files import commit_file, crash_point, temp_sibling
+from ..io.plan import MARK
 
 log = logging.getLogger("geoclip_qgis")
 # Tiled products never hold the whole raster in memory, but their (uncompressed) size is still bounded: it is
@@ -238,12 +240,12 @@ class GeoTiffWriter:
         if not self.path.parent.exists():
             raise InputError("output folder does not exist", str(self.path.parent), "create it first")
         self.cog = cog
-        self.tmp = self.path.with_name(self.path.name + ".partial.tif")
+        self.tmp = temp_sibling(self.path, "partial")  # unique: concurrent writers of one output never collide
+        crash_point("geotiff", "start")
         self.ds = rasterio.open(self.tmp, "w", **geotiff_profile(grid, count, dtype, nodata))
         for i, d in enumerate(descriptions, start=1):
             self.ds.set_band_description(i, d)
-        if tags:
-            self.ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        self.ds.update_tags(**{MARK: "1", **{k: str(v) for k, v in (tags or {}).items()}})  # ours to replace later
         self.grid = grid
 
     def write_rows(self, row0: int, data: np.ndarray) -> None:
@@ -254,16 +256,24 @@ class GeoTiffWriter:
         self.ds.write(arr.astype(self.ds.dtypes[0], copy=False), window=Window(0, row0, self.grid.width, arr.shape[1]))
 
     def close(self) -> Path:
-        """Finish the file; the final name appears only when complete (no half-written rasters)."""
+        """Finish the file; the final name appears only when complete (a kill at any moment leaves the old raster
+        or the new one: write, fsync, rename; a COG is copied to a second temporary file first)."""
         self.ds.close()
+        crash_point("geotiff", "written")
         if self.cog:
             from rasterio.shutil import copy as rio_copy
 
-            rio_copy(self.tmp, self.path, driver="COG", compress="deflate", overview_resampling="average")
+            cog = temp_sibling(self.path, "cog")
+            try:
+                rio_copy(self.tmp, cog, driver="COG", compress="deflate", overview_resampling="average")
+                crash_point("geotiff", "cog-written")
+            except BaseException:
+                cog.unlink(missing_ok=True)
+                self.tmp.unlink(missing_ok=True)
+                raise
             self.tmp.unlink()
-        else:
-            os.replace(self.tmp, self.path)
-        return self.path
+            return commit_file(cog, self.path, "geotiff")
+        return commit_file(self.tmp, self.path, "geotiff")
 
     def abort(self) -> None:
         self.ds.close()
@@ -323,5 +333,12 @@ def render_preview(tif: os.PathLike, png: os.PathLike, max_width: int = 1440, lo
             lo, hi = np.percentile(vals, 2), np.percentile(vals, 99.5)  # one bright query cell must not dim the rest
         rgb = colourise(band, lo, hi)
         rgb[~valid] = 0
-    Image.fromarray(rgb, "RGB").save(png)
+    from PIL.PngImagePlugin import PngInfo
+
+    from ..io.files import atomic_output
+
+    info = PngInfo()
+    info.add_text(MARK, "1")  # ours to replace later (the I/O plan reads it)
+    with atomic_output(png, "preview") as tmp:
+        Image.fromarray(rgb, "RGB").save(tmp, format="PNG", pnginfo=info)
     return Path(png)

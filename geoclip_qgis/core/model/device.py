@@ -1,14 +1,18 @@
-"""Where the model runs: CUDA (fp16) when it is really usable, else an Apple GPU (MPS, fp32), else the CPU, always
-with the reason said."""
+"""Where the model runs and in which precision: CUDA (fp16) when it is really usable, else an Apple GPU (MPS,
+fp32), else the CPU (bf16 where the CPU runs it natively, else fp32), always with the reason said."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
+from ...shared.defaults import PRECISION_ENV, PRECISION_VALUES
 from ..errors import InputError
+from . import precision as _precision
+from .precision import PrecisionChoice
 
 
 @dataclass
@@ -80,3 +84,59 @@ def select_device(requested: Optional[str] = None) -> DeviceChoice:
             )
         return DeviceChoice(dev, True, why)
     raise InputError(f"unknown device {requested!r}", hint="use auto, cpu, cuda, cuda:N or mps")
+
+
+def select_precision(requested: Optional[str], device: torch.device,
+                     caps: Optional[dict] = None) -> PrecisionChoice:
+    """Resolve 'auto' / None / 'fp32' / 'bf16' / 'int8' / 'fp16' for `device`, with the reason. auto: fp16 on CUDA
+    (as before), fp32 on an Apple GPU, and on a CPU bf16 only where it is native (AMX or AVX512-BF16, read from the
+    CPU by precision.cpu_capabilities, not guessed) and its fidelity gate held (precision.GATE_HELD), else fp32. A
+    precision whose gate failed is never picked by auto; asked for by name it is used, and the reason says so."""
+    req = (requested or "auto").strip().lower()
+    pinned = (os.environ.get(PRECISION_ENV) or "").strip().lower()
+    if req == "auto" and pinned not in ("", "auto"):
+        if pinned not in PRECISION_VALUES:
+            raise InputError(f"{PRECISION_ENV}={pinned!r} is no precision", hint="use " + ", ".join(PRECISION_VALUES))
+        chosen = select_precision(pinned, device, caps)
+        return PrecisionChoice(chosen.precision, f"{chosen.reason} (auto pinned by {PRECISION_ENV})")
+    if req not in PRECISION_VALUES:
+        raise InputError(f"unknown precision {requested!r}", hint="use " + ", ".join(PRECISION_VALUES))
+    held = _precision.GATE_HELD
+    kind = device.type
+    if req == "auto":
+        if kind == "cuda":
+            return PrecisionChoice("fp16", "fp16: a CUDA GPU")
+        if kind != "cpu":
+            return PrecisionChoice("fp32", f"fp32: fp16 on {kind.upper()} is not faster for these models")
+        caps = _precision.cpu_capabilities() if caps is None else caps
+        native = _precision.native_bf16(caps)
+        if native and held.get("bf16"):
+            return PrecisionChoice("bf16", f"bf16: {native}")
+        if native:
+            return PrecisionChoice("fp32", f"fp32: {native}, but bf16 failed its fidelity gate")
+        if caps.get("vnni") and held.get("int8"):
+            return PrecisionChoice("int8", "int8: this CPU has VNNI and no native bf16")
+        return PrecisionChoice("fp32", f"fp32: this CPU ({caps.get('isa', 'unknown')}) has no native bf16 "
+                                       "(AMX or AVX512-BF16)")
+    if req == "fp32":
+        return PrecisionChoice("fp32", "fp32 requested")
+    if req == "fp16":
+        if kind == "cpu":
+            raise InputError("precision fp16 runs on a GPU only", hint="on a CPU use auto, bf16 or fp32")
+        return PrecisionChoice("fp16", f"fp16 requested on {kind.upper()}")
+    if req == "int8":
+        if kind != "cpu":
+            raise InputError("precision int8 (dynamic quantisation) runs on the CPU only",
+                             hint="use --device cpu, or fp16 / fp32 on a GPU")
+        caps = _precision.cpu_capabilities() if caps is None else caps
+        why = "this CPU has VNNI" if caps.get("vnni") else "this CPU has no VNNI: int8 may be slower"
+        gate = "" if held.get("int8") else "; the location encoder stays fp32 (int8 breaks the 0.02-nat bound)"
+        return PrecisionChoice("int8", f"int8 requested ({why}){gate}")
+    # bf16
+    if kind != "cpu":
+        return PrecisionChoice("bf16", f"bf16 requested on {kind.upper()}")
+    caps = _precision.cpu_capabilities() if caps is None else caps
+    native = _precision.native_bf16(caps)
+    return PrecisionChoice("bf16", f"bf16: {native}" if native else
+                           "bf16 requested, but this CPU has no native bf16 (AMX or AVX512-BF16): emulated, likely "
+                           "slower than fp32")

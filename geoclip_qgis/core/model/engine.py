@@ -20,9 +20,10 @@ from ..errors import GeoClipError, ImageError, InputError
 from ..io.photos import Photo, load_photo
 from ..maps.location_field import LocationField, available_memory, build_field, find_field
 from ..maps.raster import Grid
-from .device import DeviceChoice, select_device
+from .device import DeviceChoice, select_device, select_precision
 from .gallery import Gallery, check_coordinates, check_top_k, default_cache_dir, load_gallery
 from .location_encoder import LocationEncoder
+from .precision import PrecisionChoice, convert_location_encoder
 from .weights import GeoClipWeights, load_weights
 
 log = logging.getLogger("geoclip_qgis")
@@ -59,6 +60,12 @@ class QueryResult:
     remaining: Optional[float] = None
     aoi_outside: Optional[float] = None  # with an area of interest: the share of the mass that fell outside it
     region: Optional[dict] = None  # with region_res: the 90 % confidence region's area and parts
+    exif_problem: Optional[str] = None  # why the photo's EXIF GPS was not used (out of range, no fix…)
+
+    @property
+    def gps_problem(self) -> Optional[str]:
+        """The name the result writers read (core/io/results.py summary_row); the rows carry `exif_problem`."""
+        return self.exif_problem
 
     @property
     def ok(self) -> bool:
@@ -76,6 +83,7 @@ class GeoClipEngine:
         weights: Union[None, str, os.PathLike, GeoClipWeights] = None,
         clip_path: Optional[str] = None,
         device: Optional[str] = None,
+        precision: Optional[str] = None,
         gallery: Union[None, str, Sequence, Gallery] = None,
         cache_dir: Optional[os.PathLike] = None,
         batch_size: int = 8,
@@ -89,6 +97,9 @@ class GeoClipEngine:
         self.weights = weights if isinstance(weights, GeoClipWeights) else load_weights(weights)
         self.choice: DeviceChoice = select_device(device)
         self.device = self.choice.device
+        self.precision: PrecisionChoice = select_precision(precision, self.device)
+        self.choice.fp16 = self.precision.precision == "fp16"
+        log.info("device %s (%s); precision %s", self.device, self.choice.reason, self.precision.reason)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.clip_path = clip_path
         self.batch_size = max(1, int(batch_size))
@@ -111,10 +122,16 @@ class GeoClipEngine:
 
     # ---- lazily built parts -------------------------------------------------------------------------
     @property
+    def location_digest(self) -> str:
+        """What gallery caches and location fields are keyed on: the weights' digest, plus the location encoder's
+        scheme where it is not fp32 (a bf16 field never serves an fp32 engine, nor the reverse)."""
+        return self.weights.digest + self.precision.location_key
+
+    @property
     def location_encoder(self) -> LocationEncoder:
         if self._location is None:
             enc = LocationEncoder.from_state(self.weights.location, len(self.weights.sigmas))
-            self._location = enc.to(self.device)
+            self._location = convert_location_encoder(enc, self.precision.location_scheme).to(self.device)
         return self._location
 
     def gallery(self, progress: Optional[Callable[[int, int], None]] = None) -> Gallery:
@@ -122,7 +139,7 @@ class GeoClipEngine:
             self._gallery = load_gallery(self._gallery_spec, self.weights.gallery_csv)
         if self._gallery.embeddings is None:
             self._gallery.attach(
-                self.location_encoder, self.weights.digest, self.cache_dir, device=self.device, progress=progress
+                self.location_encoder, self.location_digest, self.cache_dir, device=self.device, progress=progress
             )
         return self._gallery
 
@@ -131,7 +148,7 @@ class GeoClipEngine:
         (None, grid) when there is none (the products then call the encoder)."""
         key = round(grid.res, 12)
         if not self._fields.get(key):  # only hits are remembered: a field built meanwhile is found next time
-            self._fields[key] = find_field(self.cache_dir, self.weights.digest, grid.res)
+            self._fields[key] = find_field(self.cache_dir, self.location_digest, grid.res)
         for candidate in self._fields[key]:
             snapped = candidate.snap(grid)
             if snapped is not None:
@@ -142,7 +159,7 @@ class GeoClipEngine:
         """Warm the OS page cache with the built fields that fit comfortably in free memory (run on a thread
         at start-up, alongside the model load); returns the folders read."""
         done = []
-        for candidate in find_field(self.cache_dir, self.weights.digest):
+        for candidate in find_field(self.cache_dir, self.location_digest):
             free = available_memory()
             if free is not None and candidate.info()["bytes"] * headroom <= free:
                 candidate.prefetch()
@@ -151,9 +168,20 @@ class GeoClipEngine:
 
     def build_field(self, grid: Grid, progress: Optional[Callable[[int, int], None]] = None) -> LocationField:
         """Encode `grid` once into the cache (resuming an interrupted build); later products read it."""
-        built = build_field(self.location_encoder, self.weights.digest, grid, self.cache_dir, progress=progress)
+        built = build_field(self.location_encoder, self.location_digest, grid, self.cache_dir, progress=progress)
         self._fields.pop(round(grid.res, 12), None)
         return built
+
+    @property
+    def region_res(self) -> Optional[float]:
+        """Degrees of the map behind each answer's confidence region, or None for none."""
+        return self._region_res
+
+    @region_res.setter
+    def region_res(self, value: Optional[float]) -> None:
+        from ..answers.regions import check_region_res
+
+        self._region_res = check_region_res(value)  # 0 is refused, never silently read as 'no region'
 
     @property
     def image_encoder(self):
@@ -161,7 +189,8 @@ class GeoClipEngine:
             from .image_encoder import ImageEncoder, resolve_clip_path
 
             path = resolve_clip_path(self.clip_path)
-            self._image = ImageEncoder(path, self.weights.mlp, self.device, self.choice.fp16)
+            self._image = ImageEncoder(path, self.weights.mlp, self.device, self.choice.fp16,
+                                       self.precision.precision)
         return self._image
 
     @property
@@ -174,12 +203,14 @@ class GeoClipEngine:
             from .image_encoder import TextEncoder, resolve_clip_path
 
             path = resolve_clip_path(self.clip_path)
-            self._text = TextEncoder(path, self.weights.mlp, self.device, self.choice.fp16)
+            self._text = TextEncoder(path, self.weights.mlp, self.device, self.choice.fp16,
+                                     self.precision.precision)
         return self._text
 
     def info(self) -> dict:
         return {
             "device": self.choice.to_dict(),
+            "precision": self.precision.to_dict(),
             "weights": self.weights.source,
             "logit_scale": self.scale,
             "cache_dir": str(self.cache_dir),
@@ -201,8 +232,11 @@ class GeoClipEngine:
     def run_fingerprint(self, kind: str, top_k: int) -> Dict[str, object]:
         """What makes two runs' rows comparable (what --resume insists on): kind, top-k, gallery and weights."""
         g = self.gallery()
-        return {"kind": kind, "top_k": int(top_k), "gallery": f"{g.name}:{len(g)}:{g.coords_hash}",
-                "weights": self.weights.digest}
+        out = {"kind": kind, "top_k": int(top_k), "gallery": f"{g.name}:{len(g)}:{g.coords_hash}",
+               "weights": self.weights.digest}
+        if self.precision.precision not in ("fp32", "fp16"):  # fp32 / fp16 rows stay resumable as before
+            out["precision"] = self.precision.precision
+        return out
 
     # ---- embeddings ---------------------------------------------------------------------------------
     def encode_locations(self, latlon, normalise: bool = False, batch: int = 8192) -> np.ndarray:
@@ -242,6 +276,8 @@ class GeoClipEngine:
 
     def _move_to_cpu(self, gpu: str = "CUDA") -> None:
         self.choice = DeviceChoice(torch.device("cpu"), False, f"CPU, after {gpu} ran out of memory")
+        if self.precision.precision == "fp16":
+            self.precision = PrecisionChoice("fp32", f"fp32, after {gpu} ran out of memory")
         self.device = self.choice.device
         for part in (self._image, self._text):
             if part is not None:
@@ -263,29 +299,43 @@ class GeoClipEngine:
         return torch.nn.functional.normalize(torch.cat(feats), dim=1) if feats else torch.zeros(0, 512)
 
     def embed_images(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """Unit-norm features for photos that must all be readable (rasters, fusion); errors name the file."""
-        photos = [_as_photo(img, i) for i, img in enumerate(images)]
+        """Unit-norm features for photos that must all be readable (rasters, fusion); errors name the file. Photos
+        are opened a batch at a time, so memory stays bounded however many are fused."""
+        images = list(images)
         feats = []
-        for start in range(0, len(photos), self.batch_size):
+        for start in range(0, len(images), self.batch_size):
             cancel.check()
-            chunk = photos[start:start + self.batch_size]
+            chunk = [_as_photo(img, start + i) for i, img in enumerate(images[start:start + self.batch_size])]
             feats.append(self.embed_pixels(self.image_encoder.preprocess([p.image for p in chunk])).cpu())
         return torch.cat(feats) if feats else torch.zeros(0, 512)
 
     # ---- retrieval ------------------------------------------------------------------------------------
-    def rank_query(self, feats: torch.Tensor, top_k: int) -> List[List[Prediction]]:
-        """The raw top-k gallery points per query (no places, no names): what the likelihood op reports."""
+    def rank_query(self, feats: torch.Tensor, top_k: int, aoi=None) -> List[List[Prediction]]:
+        """The raw top-k gallery points per query (no places, no names): what the likelihood op reports. With an
+        area (`aoi`), only the points inside it, their probabilities renormalised inside."""
         gallery = self.gallery()
-        probs, idx = gallery.topk(feats, self.scale, top_k)
+        if aoi is None:
+            probs, idx = gallery.topk(feats, self.scale, top_k)
+            rows = zip(probs.tolist(), idx.tolist())
+        else:
+            full = gallery.logits(feats, self.scale).softmax(dim=-1)
+            inside = self._restrict_with(full, _as_aoi(aoi))[1]
+            top = torch.topk(full, min(len(gallery), top_k), dim=1)
+            rows = ([(p, i) for p, i in zip(prow, irow) if inside[i]]
+                    for prow, irow in zip(top.values.tolist(), top.indices.tolist()))
+            rows = ([[p for p, _ in r], [i for _, i in r]] for r in rows)
         return [[Prediction(r + 1, float(gallery.coords[i][0]), float(gallery.coords[i][1]), float(p), int(i))
-                 for r, (p, i) in enumerate(zip(prow, irow))] for prow, irow in zip(probs.tolist(), idx.tolist())]
+                 for r, (p, i) in enumerate(zip(prow, irow))] for prow, irow in rows]
 
     @property
     def place_finder(self):
+        """The gallery's PlaceFinder, restricted to the area of interest when there is one (points outside are no
+        candidates: they never merge into a place nor make one)."""
         from ..answers.places import PlaceFinder
 
         if self._places is None or self._places.coords.shape[0] != len(self.gallery()):
-            self._places = PlaceFinder(self.gallery().coords, self.place_radius_km)
+            inside = None if self.aoi is None else self._inside_mask(self.aoi)
+            self._places = PlaceFinder(self.gallery().coords, self.place_radius_km, inside=inside)
         return self._places
 
     @torch.inference_mode()
@@ -302,12 +352,14 @@ class GeoClipEngine:
         check_top_k(top_k, len(gallery))
         probs = gallery.logits(feats, self.scale).softmax(dim=-1)
         outside = self._restrict(probs)
+        inside = None if self.aoi is None else self._inside_mask(self.aoi)
         top = torch.topk(probs, min(len(gallery), max(top_k, DEFAULT_MAX_POINTS)), dim=1)
         tp, ti = top.values.double().cpu().numpy(), top.indices.cpu().numpy()
         out = []
         for prow, irow, out_share in zip(tp, ti, outside):
-            preds = [Prediction(r + 1, float(gallery.coords[i][0]), float(gallery.coords[i][1]), float(p), int(i))
-                     for r, (p, i) in enumerate(zip(prow[:top_k], irow[:top_k])) if p > 0]
+            ok = [i for i in range(min(top_k, len(irow))) if prow[i] > 0 and (inside is None or inside[irow[i]])]
+            preds = [Prediction(r + 1, float(gallery.coords[irow[i]][0]), float(gallery.coords[irow[i]][1]),
+                                float(prow[i]), int(irow[i])) for r, i in enumerate(ok)]
             found = self.place_finder.find(prow, top_k, indices=irow)
             out.append((preds, [pl.to_dict() for pl in found.places], found.remaining, out_share))
         if self.names:
@@ -317,27 +369,38 @@ class GeoClipEngine:
     def set_aoi(self, aoi=None) -> None:
         """Restrict the following queries to an area of interest (AreaOfInterest, GeoJSON geometry, WKT, a vector
         file or a W,S,E,N bbox), or lift the restriction with None. Cheap: the model is not touched."""
-        from ..answers.aoi import AreaOfInterest
+        self.aoi = _as_aoi(aoi)
+        self._aoi_mask: Optional[Tuple[object, np.ndarray]] = None
+        self._places = None  # the place finder holds the area's mask: rebuilt for the new area
 
-        self.aoi = aoi if aoi is None or isinstance(aoi, AreaOfInterest) else AreaOfInterest.parse(aoi)
-        self._aoi_mask: Optional[torch.Tensor] = None
+    def _inside_mask(self, aoi) -> np.ndarray:
+        """(N,) bool over the gallery: the points inside `aoi` (kept per area object; a gallery with no point
+        inside is an error the user can act on)."""
+        held = self._aoi_mask
+        if held is not None and held[0] is aoi and held[1].shape[0] == len(self.gallery()):
+            return held[1]
+        mask = aoi.points_mask(self.gallery().coords)
+        if not mask.any():
+            raise InputError(f"no gallery point lies inside the area of interest ({aoi.name})",
+                             hint="enlarge the area, or use a denser gallery (e.g. --gallery fibonacci:1000000)")
+        self._aoi_mask = (aoi, mask)  # the area itself is held, so the key can never be another area's
+        return mask
 
     def _restrict(self, probs: torch.Tensor) -> List[Optional[float]]:
         """With an area of interest: zero the gallery points outside it and renormalise in place (the same as a
         softmax over the inside points only); returns each query's share of the mass that fell outside."""
         if self.aoi is None:
             return [None] * probs.shape[0]
-        if self._aoi_mask is None or self._aoi_mask.shape[0] != probs.shape[1]:
-            mask = self.aoi.points_mask(self.gallery().coords)
-            if not mask.any():
-                raise InputError(f"no gallery point lies inside the area of interest ({self.aoi.name})",
-                                 hint="enlarge the area, or use a denser gallery (e.g. --gallery fibonacci:1000000)")
-            self._aoi_mask = torch.from_numpy(mask).to(probs.device)
-        held = (probs * self._aoi_mask).sum(dim=1, keepdim=True)
+        return self._restrict_with(probs, self.aoi)[0]
+
+    def _restrict_with(self, probs: torch.Tensor, aoi) -> Tuple[List[float], np.ndarray]:
+        mask = self._inside_mask(aoi)
+        m = torch.from_numpy(mask).to(probs.device)
+        held = (probs * m).sum(dim=1, keepdim=True)
         if (held <= 0).any():
             raise InputError("the model puts no probability inside the area of interest", hint="enlarge the area")
-        probs.mul_(self._aoi_mask).div_(held)
-        return (1.0 - held[:, 0].double()).cpu().tolist()
+        probs.mul_(m).div_(held)
+        return (1.0 - held[:, 0].double()).cpu().tolist(), mask
 
     def region_of(self, feats: torch.Tensor, res: float, level: float = 0.9) -> List[dict]:
         """The `level` confidence region of each query's world likelihood map at `res` degrees (a built field
@@ -410,7 +473,7 @@ class GeoClipEngine:
             regions = self.region_of(feats, self.region_res) if self.region_res else [None] * len(ranked)
             for d, (preds, places, remaining, outside), region in zip(pending, ranked, regions):
                 results[d.index] = QueryResult(d.source, "image", preds, d.gps, places=places, remaining=remaining,
-                                               aoi_outside=outside, region=region)
+                                               aoi_outside=outside, region=region, exif_problem=d.gps_problem)
             pending.clear()
 
         for d in decode_ahead(images, load, lambda im: enc.preprocess([im])[0], self.decode_workers, 2 * bs):
@@ -451,6 +514,13 @@ class GeoClipEngine:
 
     def predict_text(self, queries: Sequence[str], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_text(queries, top_k))
+
+
+def _as_aoi(aoi):
+    """None, or an AreaOfInterest from whatever names one (AreaOfInterest.parse's forms)."""
+    from ..answers.aoi import AreaOfInterest
+
+    return aoi if aoi is None or isinstance(aoi, AreaOfInterest) else AreaOfInterest.parse(aoi)
 
 
 def _out_of_memory(exc: BaseException) -> bool:

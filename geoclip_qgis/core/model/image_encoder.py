@@ -17,6 +17,7 @@ from torch import nn
 from ...shared import defaults
 from ..errors import BackboneError, InputError
 from ..io.files import open_regular, regular_file
+from .precision import convert_mlp, convert_tower, tower_context
 
 CLIP_HUB_ID = defaults.CLIP_REPO  # one definition: shared/defaults.py
 CLIP_ENV = "GEOCLIP_CLIP_PATH"
@@ -30,6 +31,9 @@ _HOWTO = (
     f"download {CLIP_HUB_ID} once (the plugin's model manager does it) and name its folder with --clip-path, "
     f"the {CLIP_ENV} environment variable, or the plugin setting 'CLIP folder'"
 )
+
+
+ALLOW_DOWNLOAD_ENV = "GEOCLIP_ALLOW_DOWNLOAD"
 
 
 def _hub_offline() -> bool:
@@ -188,7 +192,16 @@ def resolve_clip_path(clip_path: Optional[os.PathLike | str] = None) -> str:
         pass
     if _hub_offline():
         raise BackboneError(f"the CLIP backbone {CLIP_HUB_ID} is not available offline", hint=_HOWTO)
+    if not downloads_allowed():  # 1.7 GB: only on the user's explicit word, never as a side effect of a run
+        raise BackboneError(f"the CLIP backbone {CLIP_HUB_ID} is not downloaded (1.7 GB; nothing is downloaded "
+                            "without asking)", hint=f"run `geoclip-qgis download clip`, or {_HOWTO}, or set "
+                            f"{ALLOW_DOWNLOAD_ENV}=1 to let this run download it")
     return CLIP_HUB_ID
+
+
+def downloads_allowed() -> bool:
+    """The user's explicit consent to fetch models on first use ($GEOCLIP_ALLOW_DOWNLOAD=1); off by default."""
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def quiet_transformers() -> None:
@@ -199,14 +212,17 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _load(cls, path: str, device: torch.device, fp16: bool):
+def _load(cls, path: str, device: torch.device, fp16: bool, precision: str = "fp32"):
+    """A CLIP tower on `device`: fp16 (CUDA), int8 Linear layers quantised after an fp32 load, else fp32 weights
+    (bf16 runs them under autocast: core/model/precision.py says why not bf16 weights)."""
     kwargs = {"dtype": torch.float16} if fp16 else {}
     quiet_transformers()
     try:
         model = cls.from_pretrained(path, local_files_only=path != CLIP_HUB_ID, **kwargs)
     except Exception as exc:
         raise BackboneError(f"cannot load CLIP ({type(exc).__name__}: {exc})", path, _HOWTO) from exc
-    return model.to(device).eval().requires_grad_(False)
+    model = model.to(device).eval().requires_grad_(False)
+    return convert_tower(model, precision) if precision == "int8" else model
 
 
 def _mlp(state: dict) -> nn.Sequential:
@@ -249,7 +265,8 @@ def check_text_query(q: object) -> str:
 class ImageEncoder(nn.Module):
     """CLIP vision tower + GeoCLIP MLP; `preprocess` uses the folder's own CLIP image processor."""
 
-    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False):
+    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False,
+                 precision: str = "fp32"):
         super().__init__()
         from transformers import CLIPVisionModelWithProjection
 
@@ -258,10 +275,11 @@ class ImageEncoder(nn.Module):
         except ImportError:  # transformers 4.x
             from transformers import CLIPImageProcessor as Processor
         self.clip_path = clip_path
-        self.vision = _load(CLIPVisionModelWithProjection, clip_path, device, fp16)
+        self.vision = _load(CLIPVisionModelWithProjection, clip_path, device, fp16, precision)
         self.processor = Processor.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
-        self.mlp = _mlp(mlp_state).to(device)
+        self.mlp = convert_mlp(_mlp(mlp_state), precision).to(device)
         self.device = device
+        self.precision = precision
 
     def preprocess(self, images: Sequence) -> torch.Tensor:
         return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
@@ -269,25 +287,28 @@ class ImageEncoder(nn.Module):
     @torch.inference_mode()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         dtype = next(self.vision.parameters()).dtype
-        feats = _features(self.vision(pixel_values=pixel_values.to(self.device, dtype)), self.clip_path)
+        with tower_context(self.precision, self.device):
+            feats = _features(self.vision(pixel_values=pixel_values.to(self.device, dtype)), self.clip_path)
         return self.mlp(feats.float())
 
 
 class TextEncoder(nn.Module):
     """CLIP text tower + the same GeoCLIP MLP: text lands where GeoCLIP's image features do."""
 
-    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False):
+    def __init__(self, clip_path: str, mlp_state: dict, device: torch.device, fp16: bool = False,
+                 precision: str = "fp32"):
         super().__init__()
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
         self.clip_path = clip_path
-        self.text = _load(CLIPTextModelWithProjection, clip_path, device, fp16)
+        self.text = _load(CLIPTextModelWithProjection, clip_path, device, fp16, precision)
         try:
             self.tokenizer = CLIPTokenizer.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
         except Exception as exc:
             raise BackboneError(f"cannot load the CLIP tokenizer ({exc})", clip_path, _HOWTO) from exc
-        self.mlp = _mlp(mlp_state).to(device)
+        self.mlp = convert_mlp(_mlp(mlp_state), precision).to(device)
         self.device = device
+        self.precision = precision
 
     def tokenize(self, queries: Sequence[str]) -> dict:
         texts: List[str] = []
@@ -305,4 +326,6 @@ class TextEncoder(nn.Module):
     @torch.inference_mode()
     def forward(self, queries: Sequence[str]) -> torch.Tensor:
         tokens = {k: v.to(self.device) for k, v in self.tokenize(queries).items()}
-        return self.mlp(_features(self.text(**tokens), self.clip_path).float())
+        with tower_context(self.precision, self.device):
+            feats = _features(self.text(**tokens), self.clip_path)
+        return self.mlp(feats.float())

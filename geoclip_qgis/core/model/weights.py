@@ -1,8 +1,10 @@
 """GeoCLIP's trained weights: location encoder, image MLP, logit scale and the GPS gallery.
 
 Two layouts are read, both without unpickling arbitrary objects:
-- the `geoclip` wheel's files (`weights/*.pth` read with `torch.load(weights_only=True)`, `gps_gallery/*.csv`),
-  found through the installed distribution's metadata so that `geoclip` itself is never imported;
+- the `geoclip` 1.3.0 wheel's files (`weights/*.pth` read with `torch.load(weights_only=True)`, `gps_gallery/*.csv`):
+  by default unpacked from the wheel into the cache folder (shared/weights_release.py: the wheel requires Python
+  3.11+, its data files do not), else from an installed `geoclip` distribution, found through its metadata so that
+  `geoclip` itself is never imported;
 - a release folder (`config.json` + `model.safetensors` + the gallery CSV that config names).
 Every tensor is checked for its key set, shape and finiteness (a NaN in the location encoder would make every
 gallery embedding NaN; an infinite logit scale every probability), and only regular files are opened (core.files),
@@ -21,6 +23,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from ...shared import weights_release
 from ..errors import WeightsError
 from ..io.files import open_regular, regular_file
 
@@ -31,13 +34,9 @@ WHEEL_FILES = {
     "logit_scale": "logit_scale_weights.pth",
 }
 GALLERY_CSV = "coordinates_100K.csv"
-# sha256 of the files shipped in the geoclip==1.3.0 wheel; a mismatch means a corrupt or foreign file.
-KNOWN_SHA256: Dict[str, str] = {
-    "image_encoder_mlp_weights.pth": "5342c391eec961796d04d02f2bd670bfa97b34ce32c656d0e0676581103c2c14",
-    "location_encoder_weights.pth": "94b80ae3af89fca78539e129dd2929d321247f5ceeeb0a31bc2c31041a253394",
-    "logit_scale_weights.pth": "9568e2e09dd19083082bf285b2c0c126867e40dbd275a8ee8c621888b861904e",
-    "coordinates_100K.csv": "3a00b1ba58f13443db726533b6399b39609e292df09d4e58792fa5949d1838b1",
-}
+# sha256 of the files shipped in the geoclip==1.3.0 wheel (one list: shared/weights_release.py); a mismatch means a
+# corrupt or foreign file.
+KNOWN_SHA256: Dict[str, str] = {Path(rel).name: sha for rel, sha in weights_release.DATA_FILES.values()}
 
 # Official state-dict layout of one capsule (prefix LocEnc{i}.) -> (our name, shape).
 _CAPSULE_LAYOUT = {
@@ -57,8 +56,8 @@ _MLP_LAYOUT = {
     "2.weight": ("2.weight", (512, 768)),
     "2.bias": ("2.bias", (512,)),
 }
-_FIX = "reinstall the wheel with `pip install --no-deps --force-reinstall geoclip==1.3.0`, or name a folder "
-_FIX += "holding the release files (config.json + model.safetensors + gallery CSV) with --weights"
+_FIX = "download them again (`geoclip-qgis download weights`, or GeoCLIP > Engine and models > Install engine), or "
+_FIX += "name a folder holding the release files (config.json + model.safetensors + gallery CSV) with --weights"
 
 
 @dataclass
@@ -90,6 +89,24 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def default_weights_dir() -> Path:
+    """Where the weights are when no folder is named: $GEOCLIP_WEIGHTS, else the files unpacked into the cache
+    folder (what the engine install and `geoclip-qgis download weights` put there), else an installed geoclip
+    wheel (a development set-up). Nothing is downloaded here: a download needs the user's click or command."""
+    if os.environ.get("GEOCLIP_WEIGHTS"):
+        return Path(os.environ["GEOCLIP_WEIGHTS"]).expanduser()
+    unpacked = weights_release.weights_dir()
+    if weights_release.is_unpacked(unpacked):
+        return unpacked
+    try:
+        return wheel_data_dir()
+    except WeightsError:
+        raise WeightsError(
+            "GeoCLIP's weights are not downloaded yet", unpacked,
+            hint="GeoCLIP > Engine and models > Install engine downloads them (the geoclip 1.3.0 wheel from PyPI, "
+                 "40 MB); or run `geoclip-qgis download weights`; or pass --weights FOLDER") from None
 
 
 def wheel_data_dir() -> Path:
@@ -234,10 +251,8 @@ def _load_release_layout(folder: Path) -> GeoClipWeights:
 
 
 def load_weights(folder: Optional[os.PathLike] = None, verify: bool = True) -> GeoClipWeights:
-    """Load GeoCLIP's weights from `folder` (either layout) or, by default, from the installed wheel."""
-    if folder is None:
-        folder = os.environ.get("GEOCLIP_WEIGHTS") or None
-    path = wheel_data_dir() if folder is None else Path(folder).expanduser()
+    """Load GeoCLIP's weights from `folder` (either layout) or, by default, from default_weights_dir()."""
+    path = default_weights_dir() if folder is None else Path(folder).expanduser()
     if not path.is_dir():
         raise WeightsError("weights folder does not exist" if not path.exists() else "weights path is not a folder",
                            path, _FIX)

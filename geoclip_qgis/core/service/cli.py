@@ -4,19 +4,23 @@
     geoclip-qgis text "snowy alpine village" -o text.geojson
     geoclip-qgis field --resolution 0.1        (once: later world 0.1° rasters take about a second)
     geoclip-qgis likelihood --text "snowy alpine village" --resolution 0.1 -o alps.tif
+    geoclip-qgis download weights|clip   (the only commands that download models: nothing else goes online)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-from pathlib import Path
 from typing import List, Optional
 
+from ...shared.defaults import PRECISION_VALUES
 from ..errors import GeoClipError, InputError
 from ..io.results import DEFAULT_LAYER
+from .cli_args import refuse_repeats, strip_seen
 
 
 def positive_int(text: str) -> int:
@@ -34,8 +38,10 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--top-k", type=positive_int, default=5, help="predictions per input (default 5)")
     ap.add_argument("--device", default="auto",
                     help="auto (CUDA fp16, else an Apple GPU, when usable), cpu, cuda, cuda:N, mps")
+    _precision_arg(ap)
     ap.add_argument("--clip-path", default=None, help="folder of openai/clip-vit-large-patch14 ($GEOCLIP_CLIP_PATH)")
-    ap.add_argument("--weights", default=None, help="GeoCLIP weights folder (default: the geoclip wheel's)")
+    ap.add_argument("--weights", default=None,
+                    help="GeoCLIP weights folder (default: what `download weights` unpacked into the cache folder)")
     ap.add_argument("--gallery", default="default", help="default | fibonacci:N | CSV with LAT,LON columns")
     ap.add_argument("--cache-dir", default=None, help="where gallery embeddings are cached")
     ap.add_argument("--batch-size", type=positive_int, default=8)
@@ -56,38 +62,17 @@ def _common(ap: argparse.ArgumentParser) -> None:
                          "confidence-region area (fast with a built location field)")
 
 
-def collect_photos(inputs: List[str], recursive: bool, list_file: Optional[str]) -> List[str]:
-    """The one photo-list rule (shared/photo_list.collect): list-file lines, files as given, folders expanded, each
-    file once however it is spelled; whatever it skips or merges is said."""
-    from ...shared import photo_list
-    from ..io.files import open_regular
-
-    text = None
-    if list_file:
-        hint = "give a UTF-8 text file with one photo path per line"
-        with open_regular(list_file, "list file", hint) as fh:
-            try:
-                text = fh.read().decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise InputError(f"list file is not UTF-8 text ({exc.reason} at byte {exc.start})", list_file,
-                                 hint) from None
-    notes: List[str] = []
-    try:
-        unique = photo_list.collect(inputs, recursive, text, Path(list_file).parent if list_file else ".",
-                                    notes=notes)
-    except photo_list.ListingError as exc:
-        raise InputError(str(exc), exc.path, exc.hint) from None
-    for note in notes:
-        logging.warning("%s", note)
-    if not unique:
-        raise InputError("no photos to geolocate", hint="give photo files, a folder with photos, or --list FILE")
-    return unique
+def _precision_arg(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--precision", default="auto", choices=PRECISION_VALUES,
+                    help="auto (bf16 where the CPU has AMX or AVX512-BF16, fp16 on CUDA, else fp32), fp32 (exact), "
+                         "bf16, int8 (CPU, when asked), fp16 (GPU)")
 
 
 def _engine_options(args) -> dict:
     """GeoClipEngine's arguments from the command line: one definition for this process and for Ray actors."""
     return dict(
-        weights=args.weights, clip_path=args.clip_path, device=args.device, gallery=args.gallery,
+        weights=args.weights, clip_path=args.clip_path, device=args.device,
+        precision=getattr(args, "precision", "auto"), gallery=args.gallery,
         cache_dir=args.cache_dir, batch_size=args.batch_size, place_radius_km=getattr(args, "place_radius", 25.0),
         aoi=getattr(args, "aoi", None), region_res=getattr(args, "region_res", None),
         exact_decode=getattr(args, "exact_decode", False),
@@ -105,16 +90,20 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     and only then record results (journal, flushed per query) and write the outputs whole at the end."""
     from tqdm import tqdm
 
-    from ..io.results import ResultWriter, source_key
+    from ..io.journal import ResultWriter
+    from ..io.results import source_key
 
-    writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table)
+    plan = input_plan(args, photos=inputs if kind == "image" else ())
+    writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,
+                               plan=plan)
+    plan.check()  # every input against every output, before any model loads or any byte is written
     if kind == "text":
         from ..model.image_encoder import check_text_query
 
         inputs = [check_text_query(q) for q in inputs]  # length and emptiness, before any model loads
     engine = _engine(args)
     engine.prepare(kind, args.top_k)  # gallery, top-k and the CLIP tower: every slow or likely failure, first
-    done = writer.load_previous(engine.run_fingerprint(kind, args.top_k))
+    done = writer.load_previous(run_fingerprint(engine, args, kind))
     if writer.resume:
         before = len(inputs)
         inputs = [q for q in inputs if source_key(q, kind) not in done]
@@ -145,6 +134,37 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     return 0 if n_bad == 0 else 3
 
 
+def input_plan(args, photos=()):
+    """The run's I/O plan with every input it reads (photos, list file, gallery, area of interest, weights and CLIP
+    folders); the command adds its outputs and checks it (core/io/plan.py)."""
+    from ..io.plan import IOPlan
+
+    plan = IOPlan("cli")
+    plan.read_many(photos, "photo")
+    plan.read(getattr(args, "list", None), "list file")
+    gallery = getattr(args, "gallery", None)
+    if gallery and gallery != "default" and not str(gallery).startswith("fibonacci:"):
+        plan.read(gallery, "gallery")
+    plan.read_if_file(getattr(args, "aoi", None), "area of interest")
+    plan.read_if_exists(getattr(args, "weights", None), "weights folder")
+    plan.read_if_exists(getattr(args, "clip_path", None), "CLIP folder")
+    return plan
+
+
+def run_fingerprint(engine, args, kind: str) -> dict:
+    """What --resume insists on: the engine's (kind, top-k, gallery, weights) and the options that shape the
+    answers (area of interest, place radius), so rows of different meaning never share one table."""
+    import hashlib
+
+    fp = dict(engine.run_fingerprint(kind, args.top_k))
+    aoi = getattr(args, "aoi", None)
+    if aoi and os.path.isfile(os.path.expanduser(aoi)):
+        with open(os.path.expanduser(aoi), "rb") as fh:
+            aoi = "sha256:" + hashlib.sha256(fh.read()).hexdigest()
+    fp.update(aoi=aoi or None, place_radius_km=float(getattr(args, "place_radius", 25.0)))
+    return fp
+
+
 def _print_result(res) -> None:
     """No output file named: the distinct places, named, one line each (the raw top-k is in the files)."""
     print(res.source)
@@ -156,6 +176,8 @@ def _print_result(res) -> None:
 
 
 def cmd_photos(args) -> int:
+    from ..io.photos import collect_photos
+
     if args.ray is not None:
         return cmd_photos_ray(args)
     return run_queries(args, "image", collect_photos(args.inputs, args.recursive, args.list), "photo")
@@ -165,9 +187,13 @@ def cmd_photos_ray(args) -> int:
     """`photos --ray`: the batch on a Ray cluster into a Parquet dataset (core.ray_batch); Ray is imported here."""
     from .ray_batch import cli_inputs, run_batch
 
-    if len(args.out) != 1 or Path(args.out[0]).suffix:
+    if len(args.out) != 1:
         raise InputError("with --ray, give one output folder (a Parquet dataset): -o results/", hint="e.g. -o trip/")
     photos = cli_inputs(args.inputs, args.recursive, args.list, args.path_column)
+    if "://" not in args.out[0]:
+        plan = input_plan(args, [p for p in photos if "://" not in p])
+        plan.write(args.out[0], "output dataset folder", "folder")
+        plan.check()
     report = run_batch(photos, args.out[0], _engine_options(args), args.top_k,
                        address=None if args.ray == "local" else args.ray, actors=args.actors, resume=args.resume)
     print(json.dumps(report), file=sys.stderr)
@@ -176,6 +202,25 @@ def cmd_photos_ray(args) -> int:
 
 def cmd_text(args) -> int:
     return run_queries(args, "text", list(args.queries), "query")
+
+
+def cmd_download(args) -> int:
+    """The models, fetched on the user's explicit command: GeoCLIP's weights (the geoclip 1.3.0 wheel's data files,
+    40 MB from PyPI) or CLIP ViT-L/14 (1.7 GB from Hugging Face)."""
+    if args.what == "weights":
+        from ...shared import weights_release
+
+        try:
+            folder = weights_release.download(args.dest)
+        except weights_release.WeightsReleaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from ..io.hub_download import download_clip
+
+        folder = download_clip(args.dest)["path"]
+    print(folder)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,10 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_photos)
     t = sub.add_parser("text", help="geolocate text descriptions")
     t.add_argument("queries", nargs="+", help='e.g. "snowy alpine village"')
+    t.add_argument("--resume", action="store_true", help="skip queries already in the outputs, append the rest")
     _common(t)
     t.set_defaults(func=cmd_text)
     lk = sub.add_parser("likelihood", help="likelihood raster (probability per km²) for photos or a text")
-    lk.add_argument("--photos", nargs="*", default=[], help="one photo, or several of one place (fused)")
+    lk.add_argument("--photos", nargs="*", action="extend", default=[],
+                    help="one photo, or several of one place (fused once each; repeatable)")
     lk.add_argument("--text", help="a text description instead of photos")
     lk.add_argument("--method", default="auto", choices=["auto", "field", "dense", "coarse-to-fine"],
                     help="auto: a built location field when one covers the extent, else dense or coarse-to-fine")
@@ -227,10 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--extent", default="-180,-90,180,90", help="W,S,E,N in degrees")
     fd.add_argument("--resolution", type=float, default=0.1, help="cell size in degrees (default 0.1)")
     fd.add_argument("--device", default="auto")
+    _precision_arg(fd)
     fd.add_argument("--weights", default=None)
     fd.add_argument("--cache-dir", default=None)
     fd.set_defaults(func=cmd_field, clip_path=None, gallery="default", batch_size=8)
-    return ap
+    dl = sub.add_parser("download", help="download a model: weights (GeoCLIP, 40 MB from PyPI, into the cache "
+                                         "folder) or clip (CLIP ViT-L/14, 1.7 GB from Hugging Face, into its cache)")
+    dl.add_argument("what", choices=["weights", "clip"])
+    dl.add_argument("--dest", default=None, help="a folder instead of the default place")
+    dl.set_defaults(func=cmd_download)
+    return refuse_repeats(ap)  # a single-valued option given twice is refused, never 'last one wins'
 
 
 def _raster_args(p: argparse.ArgumentParser) -> None:
@@ -240,6 +293,7 @@ def _raster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cog", action="store_true", help="write a Cloud Optimised GeoTIFF")
     p.add_argument("--preview", help="also render a PNG preview here")
     p.add_argument("--device", default="auto")
+    _precision_arg(p)
     p.add_argument("--clip-path", default=None)
     p.add_argument("--weights", default=None)
     p.add_argument("--cache-dir", default=None)
@@ -259,16 +313,16 @@ def _grid(args):
     return Grid.over(extent, args.resolution)
 
 
-def _raster_outputs(args) -> None:
-    """The GeoTIFF (and preview) are checked before any model loads; both are written under a temporary name and
-    renamed when complete, so a failed run leaves an existing file as it was."""
-    from ..io.files import check_output
-
-    check_output(args.out, "output GeoTIFF")
-    if Path(args.out).suffix.lower() not in (".tif", ".tiff"):
-        raise InputError("the output must be a GeoTIFF", args.out, "name it .tif")
+def _raster_outputs(args, photos=(), regions: bool = False) -> None:
+    """The run's I/O plan for a raster command: the GeoTIFF, the preview and the regions against every input and
+    each other, before any model loads. Each is written under a temporary name and renamed when complete."""
+    plan = input_plan(args, photos)
+    plan.write(args.out, "output GeoTIFF", "raster")
     if args.preview:
-        check_output(args.preview, "preview")
+        plan.write(args.preview, "preview", "preview")
+    if regions and args.regions:
+        plan.write(args.regions, "regions output", "regions", ("geoclip_regions",))
+    plan.check()
 
 
 def _finish_raster(args, info: dict) -> int:
@@ -283,15 +337,11 @@ def _finish_raster(args, info: dict) -> int:
 def cmd_likelihood(args) -> int:
     from ..maps.likelihood import field_plan, likelihood_map, query_for, write_likelihood
 
-    _raster_outputs(args)
+    levels = _levels(args.levels)
+    _raster_outputs(args, args.photos, regions=True)
     grid = _grid(args)
     engine = _engine(args)
     field_plan(engine, grid, args.method)  # a missing field is reported before CLIP loads
-    levels = _levels(args.levels)
-    if args.regions:
-        from ..io.results import plan_outputs
-
-        plan_outputs([args.regions])
     query, label = query_for(engine, args.photos, args.text)
     lmap = likelihood_map(engine, query, grid, method=args.method)
     if engine.aoi is not None:
@@ -379,8 +429,11 @@ def _glue_extent(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(_glue_extent(list(sys.argv[1:] if argv is None else argv)))
+    args = strip_seen(build_parser().parse_args(_glue_extent(list(sys.argv[1:] if argv is None else argv))))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    with contextlib.suppress(AttributeError, ValueError):  # a name that is not UTF-8 prints as its bytes, as ls does
+        sys.stdout.reconfigure(errors="surrogateescape")
+        sys.stderr.reconfigure(errors="backslashreplace")  # Python's own default for stderr, whatever wraps it
     try:
         return args.func(args)
     except GeoClipError as exc:

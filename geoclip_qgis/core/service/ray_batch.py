@@ -29,9 +29,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
@@ -111,16 +113,40 @@ def _write(filesystem, path: str, table) -> None:
     """Write under a temporary name and move into place, so that a file that exists is whole."""
     import pyarrow.parquet as pq
 
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique: a retried task never shares it
     pq.write_table(table, tmp, filesystem=filesystem)
     filesystem.move(tmp, path)
 
 
+OUR_PART = re.compile(r"^part-[0-9a-f]{20}\.parquet$")  # the names our tasks write; nothing else is ours
+MARKER = ".geoclip-ray-dataset.json"  # written first into a dataset folder we create: the folder is ours
+
+
 def _parts(filesystem, folder: str) -> Set[str]:
+    """Our part files in one table folder (a user's own file there is neither read nor deleted)."""
     from pyarrow import fs
 
     infos = filesystem.get_file_info(fs.FileSelector(folder, allow_not_found=True))
-    return {i.base_name for i in infos if i.type == fs.FileType.File and i.base_name.endswith(".parquet")}
+    return {i.base_name for i in infos if i.type == fs.FileType.File and OUR_PART.match(i.base_name)}
+
+
+def _claim(filesystem, root: str) -> None:
+    """Refuse a folder that exists, holds anything, and is not ours; mark a new or empty one as ours."""
+    from pyarrow import fs
+
+    info = filesystem.get_file_info(root)
+    if info.type == fs.FileType.File:
+        raise InputError("the output dataset exists and is a file, not a folder", root, "name a folder: -o results/")
+    marker = f"{root}/{MARKER}"
+    if info.type == fs.FileType.Directory:
+        if filesystem.get_file_info(marker).type == fs.FileType.File:
+            return
+        if filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True)):
+            raise InputError("the output folder exists, holds files, and GeoCLIP did not make it", root,
+                             "name a new folder (GeoCLIP writes only into folders it made)")
+    filesystem.create_dir(root, recursive=True)
+    with filesystem.open_output_stream(marker) as fh:
+        fh.write(json.dumps({"geoclip_qgis": "ray dataset", "tables": list(TABLES)}).encode())
 
 
 def read_table(out: str, table: str, columns: Optional[List[str]] = None):
@@ -140,6 +166,7 @@ def prepare_output(out: str, resume: bool) -> Set[str]:
     """The keys of the photos already done (with resume), after removing result files of unfinished tasks.
     Without resume, an output that already holds results is refused rather than mixed with a new run."""
     filesystem, root = _filesystem(out)
+    _claim(filesystem, root)
     done = _parts(filesystem, f"{root}/summary")
     if done and not resume:
         raise InputError("the output dataset already holds results", out,
@@ -339,7 +366,7 @@ def engine_error(exc: BaseException) -> Optional[GeoClipError]:
 
 def cli_inputs(inputs: List[str], recursive: bool, list_file: Optional[str], column: str = "path") -> List[str]:
     """The CLI's photo inputs (files, folders, --list) plus manifests (.csv/.parquet, local or URI)."""
-    from .cli import collect_photos
+    from ..io.photos import collect_photos
 
     manifests = [i for i in inputs if is_manifest(i)]
     rest = [i for i in inputs if not is_manifest(i)]

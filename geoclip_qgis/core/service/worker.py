@@ -38,6 +38,7 @@ class Worker:
         self._engine = None
         self._engine_key: Optional[str] = None
         self._pyramid_stop: Optional[threading.Event] = None
+        self.lines_read = 0  # request lines fully handled by the reader (heartbeats report it; see protocol.py)
 
     # ---- plumbing ---------------------------------------------------------------------------------------------
     def cancelled(self, rid: Any) -> bool:
@@ -72,7 +73,8 @@ class Worker:
             self._engine = None
             self._engine = GeoClipEngine(
                 weights=canon["weights"] or None, clip_path=canon["clip_path"] or None, device=canon["device"],
-                gallery=canon["gallery"], cache_dir=canon["cache_dir"] or None, batch_size=int(canon["batch_size"]),
+                precision=canon["precision"], gallery=canon["gallery"], cache_dir=canon["cache_dir"] or None,
+                batch_size=int(canon["batch_size"]),
             )
             self._engine_key = key
             self._start_pyramid(self._engine)
@@ -133,14 +135,24 @@ class Worker:
         with self.lock:
             self.running = req
             self.active.add(rid)
+        reply = protocol.error(rid, "internal", "the request ended without a reply")
         try:
             reply = self._run(rid, req.get("op"), req.get("params"))
         finally:
-            with self.lock:
+            with self.lock:  # the reply leaves before a heartbeat can say the id is no longer held
                 self.running = None
                 self.active.discard(rid)
                 self.cancel_ids.discard(rid)
-        self.send(reply)
+                self.send(reply)
+
+    def heartbeat(self) -> Dict[str, Any]:
+        """Lines read and ids held, taken together: what lets the client tell a lost request from a slow one."""
+        with self.lock:
+            return {"type": "heartbeat", "lines": self.lines_read, "active": sorted(self.active, key=str)}
+
+    def line_done(self) -> None:
+        with self.lock:
+            self.lines_read += 1
 
     def _run(self, rid: Any, op: Any, raw_params: Any) -> Dict[str, Any]:
         try:
@@ -177,12 +189,17 @@ class Worker:
         import torch
         import transformers
 
-        from ..model.device import cuda_status, select_device
+        from ..model.device import cuda_status, select_device, select_precision
 
         usable, why = cuda_status()
         info = {"python": sys.version.split()[0], "executable": sys.executable, "torch": torch.__version__,
                 "transformers": transformers.__version__, "cuda_usable": usable, "cuda": why,
                 "device": select_device(params.get("device")).to_dict(), "pid": os.getpid()}
+        try:  # the precision auto picks on this machine, with its reason (what Settings and the dock show)
+            chosen = select_precision(params.get("precision"), torch.device(info["device"]["device"]))
+            info["precision"] = chosen.to_dict()
+        except GeoClipError as exc:
+            info["precision"] = {"precision": params.get("precision"), "reason": str(exc), "location": None}
         if params.get("engine") is not None:
             info["engine"] = self.engine(params["engine"]).info()
         if params.get("check_models"):
@@ -253,47 +270,69 @@ class Worker:
             engine.place_radius_km, engine._places = radius, None
 
     def op_likelihood(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from ..answers.regions import DEFAULT_LEVELS, confidence_regions, region_features
-        from ..io.files import check_output
-        from ..io.results import plan_outputs, write_regions
+        from ..answers.aoi import AreaOfInterest, restrict_map
+        from ..answers.regions import DEFAULT_LEVELS, check_levels, confidence_regions, region_features
+        from ..io.results import write_regions
         from ..maps.likelihood import field_plan, likelihood_map, query_for, write_likelihood
         from ..maps.raster import render_preview
         from ..model.gallery import check_top_k
 
+        levels = check_levels(params.get("levels") or DEFAULT_LEVELS)  # before the engine, before any write
+        aoi = None if params.get("aoi") is None else AreaOfInterest.parse(params["aoi"])
+        self.io_plan(params, photos=params.get("photos") or ())  # before any model loads
         engine = self.engine(params.get("engine"))
         top_k = params.get("top_k", 5)
-        check_output(params["out"], "output GeoTIFF")
-        if params.get("preview"):
-            check_output(params["preview"], "preview")
-        if params.get("regions_out"):
-            plan_outputs([params["regions_out"]])
         grid = self._grid(engine, params, "auto")
         field_plan(engine, grid, params.get("method", "auto"))  # a missing field is reported before CLIP loads
         check_top_k(top_k, len(engine.gallery()))
         self.send(protocol.progress(rid, 0, 3, "encoding the query"))
-        query, label = query_for(engine, params.get("photos"), params.get("text"))
+        notes: list = []
+        query, label = query_for(engine, params.get("photos"), params.get("text"), notes)
+        for note in notes:  # a photo named twice is fused once, and the caller is told
+            self.send(protocol.progress(rid, 0, 3, note))
         if self.cancelled(rid):
             raise Cancelled()
         self.send(protocol.progress(rid, 1, 3, "scoring the grid"))
         lmap = likelihood_map(engine, query, grid, method=params.get("method", "auto"))
         outside = None
-        if params.get("aoi") is not None:
-            from ..answers.aoi import AreaOfInterest, restrict_map
-
-            lmap, outside = restrict_map(lmap, AreaOfInterest.parse(params["aoi"]))
+        if aoi is not None:
+            lmap, outside = restrict_map(lmap, aoi)
         self.send(protocol.progress(rid, 2, 3, "writing the GeoTIFF"))
         path = write_likelihood(lmap, params["out"], label, cog=bool(params.get("cog")))
-        regions = confidence_regions(lmap, params.get("levels") or DEFAULT_LEVELS,
-                                     polygons=bool(params.get("regions_out")))
+        regions = confidence_regions(lmap, levels, polygons=bool(params.get("regions_out")))
         if params.get("regions_out"):
             write_regions(params["regions_out"], region_features(regions, label))
         if params.get("preview"):
             render_preview(path, params["preview"])
-        top = engine.rank_query(query[None], top_k)[0]
+        top = engine.rank_query(query[None], top_k, aoi)[0]  # with an area: its points only
         return {"path": str(path), "best_lat": lmap.best[0], "best_lon": lmap.best[1], "stats": lmap.stats,
+                "notes": notes,
                 "top": [p.__dict__ for p in top], "max_density": float(lmap.density.max()), "aoi_outside": outside,
                 "regions": [{"level": r.level, "area_km2": r.area_km2, "parts": r.parts, "summary": r.summary()}
                             for r in regions], "regions_path": params.get("regions_out")}
+
+    @staticmethod
+    def io_plan(params: Dict[str, Any], photos=()) -> None:
+        """The request's I/O plan (core/io/plan.py), as the CLI's: every file it reads and writes, checked against
+        each other before any work (a GeoTIFF named as the user's GeoPackage, a preview over a photo)."""
+        from ..io.plan import IOPlan
+
+        plan = IOPlan("worker")
+        plan.read_many(photos, "photo")
+        if isinstance(params.get("aoi"), str):
+            plan.read_if_file(params["aoi"], "area of interest")
+        eng = params.get("engine") or {}
+        plan.read_if_exists(eng.get("weights") or None, "weights folder")
+        plan.read_if_exists(eng.get("clip_path") or None, "CLIP folder")
+        gallery = eng.get("gallery")
+        if gallery and gallery != "default" and not str(gallery).startswith("fibonacci:"):
+            plan.read(gallery, "gallery")
+        plan.write(params["out"], "output GeoTIFF", "raster")
+        if params.get("preview"):
+            plan.write(params["preview"], "preview", "preview")
+        if params.get("regions_out"):
+            plan.write(params["regions_out"], "regions output", "regions", ("geoclip_regions",))
+        plan.check()
 
     @staticmethod
     def _grid(engine, params: Dict[str, Any], default):
@@ -311,10 +350,9 @@ class Worker:
         return Grid.over(extent, float(res))
 
     def op_features(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from ..io.files import check_output
         from ..maps.encoder_rasters import feature_raster, pca_raster
 
-        check_output(params["out"], "output GeoTIFF")
+        self.io_plan(params)
         engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 1.0)
         report = self._progress(rid, "rasterising location features")
@@ -324,10 +362,9 @@ class Worker:
                               normalise=bool(params.get("normalise")), cog=bool(params.get("cog")), progress=report)
 
     def op_similar(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
-        from ..io.files import check_output
         from ..maps.encoder_rasters import similarity_raster
 
-        check_output(params["out"], "output GeoTIFF")
+        self.io_plan(params)
         engine = self.engine(params.get("engine"))
         grid = self._grid(engine, params, 0.5)
         return similarity_raster(engine, float(params["lat"]), float(params["lon"]), grid, params["out"],
@@ -392,6 +429,32 @@ def _parent_alive(pid: int) -> bool:
     return True
 
 
+class ProtocolLogHandler(logging.Handler):
+    """Every log record of the engine (and Python's warnings, captured) as a protocol `log` message with its level:
+    the client maps the level onto QgsMessageLog's, instead of guessing it from words in stderr. Repeats of one
+    message are sent once (a warning raised per batch would flood the panel)."""
+
+    LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error",
+              logging.CRITICAL: "critical"}
+
+    def __init__(self, send: Callable[[Dict[str, Any]], None]):
+        super().__init__(level=logging.INFO)
+        self._send = send
+        self._seen: set = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.name == "py.warnings":  # "file:line: Category: text\n  source" -> the text alone
+                text = text.strip().splitlines()[0].split(": ", 2)[-1]
+            if text in self._seen:
+                return
+            self._seen.add(text)
+            self._send(protocol.log(self.LEVELS.get(record.levelno, "info"), text))
+        except Exception:  # logging must never break a job
+            self.handleError(record)
+
+
 def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SECONDS) -> int:
     """Read requests on a thread (so cancel arrives mid-job), run them one at a time on this one.
 
@@ -402,14 +465,21 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
     send_lock = threading.Lock()
 
     def send(message: Dict[str, Any]) -> None:
+        line = protocol.encode(message)
+        if len(line) > protocol.MAX_REPLY_BYTES:  # a backstop: the schema's maxima keep every reply below it
+            line = protocol.encode(protocol.error(
+                message.get("id"), "too_large", f"the reply would be {len(line):,} bytes, over the "
+                f"{protocol.MAX_REPLY_BYTES:,}-byte limit", hint="ask for fewer items at once (top-k, points)"))
         with send_lock:
             try:
-                out.write(protocol.encode(message))
+                out.write(line)
                 out.flush()
             except (OSError, ValueError):  # QGIS has gone: nobody reads any more
                 pass
 
     worker = Worker(send)
+    handler = ProtocolLogHandler(send)
+    logging.getLogger().addHandler(handler)  # the engine's log records reach QGIS with their levels
     jobs: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
     stopping = threading.Event()
 
@@ -432,11 +502,15 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
     def read_line() -> Optional[bytes]:
         line = stdin.readline(protocol.MAX_LINE_BYTES + 1)
         if len(line) > protocol.MAX_LINE_BYTES and not line.endswith(b"\n"):
+            rid = protocol.peek_id(line)  # the caller waits for this id: it gets its answer
+            del line
             while True:  # drop the rest of the over-long line, a bounded piece at a time
                 more = stdin.readline(protocol.MAX_LINE_BYTES)
                 if not more or more.endswith(b"\n"):
                     break
-            send(protocol.error(None, "protocol", f"line longer than {protocol.MAX_LINE_BYTES:,} bytes ignored"))
+            send(protocol.error(rid, "too_large", f"request line longer than {protocol.MAX_LINE_BYTES:,} bytes "
+                                "ignored", hint="send less at once (fewer photos or queries, a simpler area of "
+                                                "interest, or the area as a file path)"))
             return b"\n"
         return line or None
 
@@ -446,7 +520,7 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
         try:
             msg = protocol.decode(line)
         except ValueError as exc:
-            send(protocol.error(None, "protocol", f"bad message: {exc}"))
+            send(protocol.error(protocol.peek_id(line), "protocol", f"bad message: {exc}"))
             return
         op = msg.get("op")
         if op == "cancel":
@@ -464,6 +538,7 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
 
     def reader() -> None:
         while not stopping.is_set():
+            line = b""
             try:
                 line = read_line()
                 if line is None:
@@ -471,8 +546,14 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
                 one(line)
             except Exception as exc:  # never let one message end the reader: QGIS would wait forever
                 traceback.print_exc(file=sys.stderr)
-                send(protocol.error(None, "protocol", f"message ignored ({type(exc).__name__}: {exc})"))
+                send(protocol.error(protocol.peek_id(line or b""), "protocol",
+                                    f"message ignored ({type(exc).__name__}: {exc})"))
+            worker.line_done()  # after any error reply for it: a heartbeat never overtakes that reply
         stop("stdin closed")
+
+    def beat(every: float) -> None:
+        while not stopping.wait(every):
+            send(worker.heartbeat())
 
     def watch_parent() -> None:
         while not stopping.is_set():
@@ -486,7 +567,13 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
         threading.Thread(target=watch_parent, name="geoclip-parent", daemon=True).start()
     from .. import __version__
 
-    send({"type": "ready", "protocol": protocol.PROTOCOL_VERSION, "version": __version__, "pid": os.getpid()})
+    ready = {"type": "ready", "protocol": protocol.PROTOCOL_VERSION, "version": __version__, "pid": os.getpid()}
+    every = heartbeat_seconds()
+    if every:
+        ready["heartbeat"] = every
+    send(ready)
+    if every:
+        threading.Thread(target=beat, args=(every,), name="geoclip-heartbeat", daemon=True).start()
     while True:
         req = jobs.get()
         if req is None:
@@ -494,11 +581,24 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
         worker.handle(req)
 
 
+def heartbeat_seconds() -> Optional[float]:
+    """Seconds between heartbeats as the client asked ($GEOCLIP_HEARTBEAT), or None: none asked, none sent."""
+    try:
+        every = float(os.environ.get(protocol.HEARTBEAT_ENV, "") or 0)
+    except ValueError:
+        return None
+    return min(every, 60.0) if every > 0 and every == every else None
+
+
 def main() -> int:
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # anything else written to stdout, from Python or C, lands on stderr
     sys.stdout = sys.stderr
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="geoclip-worker %(levelname)s: %(message)s")
+    # Log records travel as protocol `log` messages (ProtocolLogHandler, added by serve); stderr keeps only what
+    # is not ours to format (C libraries, a crash's traceback).
+    logging.getLogger().setLevel(logging.WARNING)  # other libraries: their warnings and errors only
+    logging.getLogger("geoclip_qgis").setLevel(logging.INFO)
+    logging.captureWarnings(True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parent = os.environ.get(PARENT_ENV, "")
     parent_pid = int(parent) if parent.isdigit() else (os.getppid() if os.name == "posix" else None)

@@ -11,9 +11,7 @@ from qgis.core import (
     Qgis,
     QgsApplication,
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
     QgsFeature,
-    QgsGeometry,
     QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
@@ -40,6 +38,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ...client.engine_client import shared_client
 from ...client.messages import bar_text
+from ...layers.aoi import NoPolygon, aoi_geojson
 from ...layers.results import (
     region_fields,
     style_likelihood,
@@ -236,16 +235,15 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
             canvas = self.iface.mapCanvas()
             return visible_extent_4326(canvas.extent(), canvas.mapSettings().destinationCrs())
         if mode == "layer":
-            import json
-
             layer = self.iface.activeLayer()
             polygon = QgsWkbTypes.GeometryType.PolygonGeometry
             if not isinstance(layer, QgsVectorLayer) or layer.geometryType() != polygon:
                 raise ValueError(tr("Select a polygon layer in the Layers panel for the area of interest."))
             feats = list(layer.getSelectedFeatures()) or list(layer.getFeatures())
-            geom = QgsGeometry.unaryUnion([f.geometry() for f in feats if f.hasGeometry()])
-            geom.transform(QgsCoordinateTransform(layer.crs(), WGS84, QgsProject.instance()))
-            return json.loads(geom.asJson(6))
+            try:  # the one conversion (layers/aoi.py), as Processing's
+                return aoi_geojson(feats, layer.crs(), QgsProject.instance().transformContext())
+            except NoPolygon:
+                raise ValueError(tr("The selected layer has no polygon for the area of interest.")) from None
         return None
 
     def run(self) -> None:

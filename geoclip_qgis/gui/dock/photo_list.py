@@ -43,19 +43,19 @@ class PhotoList(QListWidget):
         return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
 
     def add(self, paths: List[str]) -> None:
-        known = set(self.paths())
-        for p in paths:
-            if os.path.isdir(p):
-                self.add(photo_list.list_photos(p, recursive=True))
-                known = set(self.paths())
-                continue
-            if p in known or not photo_list.is_photo_name(p):
+        """Files as given, folders listed recursively, each file once however it is spelled: the one photo-list
+        rule (shared/photo_list.collect), as the CLI and Processing read the same folder."""
+        known = {photo_list.identity(p) for p in self.paths()}
+        dropped = [p for p in paths if os.path.isdir(p) or photo_list.is_photo_name(p)]
+        for p in photo_list.collect(dropped, recursive=True):
+            key = photo_list.identity(p)
+            if key in known:
                 continue
             item = QListWidgetItem(Path(p).name)
             item.setData(Qt.ItemDataRole.UserRole, p)
             item.setToolTip(p)
             self.addItem(item)
-            known.add(p)
+            known.add(key)
         self.changed.emit()
 
     def dragEnterEvent(self, event):  # noqa: N802

@@ -43,6 +43,7 @@ from ...client.engine_client import (
 from ...shared import defaults, protocol
 from .. import settings_dialog as settings
 from ..settings_dialog import redact, tr
+from .install_plan import python_problem, weights_steps
 
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "resources" / "engine-requirements.txt"
 WORLD_FIELD_RES = 0.1  # the lattice the dock's "auto" likelihood resolution and the 10 s goal refer to
@@ -141,8 +142,7 @@ def install_steps(venv: Path, driver: Optional[str], system: str = sys.platform)
          ["-m", "pip", "install", torch_requirement()] + (["--index-url", index] if index else [])),
         (tr("Installing transformers, rasterio and the rest"), py,
          ["-m", "pip", "install", "-r", str(REQUIREMENTS)]),
-        (tr("Installing the GeoCLIP weights package"), py, ["-m", "pip", "install", "--no-deps", "geoclip==1.3.0"]),
-    ]
+    ] + weights_steps(py)
 
 
 def download_error_text(exc: BaseException) -> str:
@@ -447,6 +447,11 @@ class ManagerDialog(QDialog):
             self.append(tr("Looking for an NVIDIA driver…"))
             return
         venv = managed_env_dir()
+        problem = python_problem()  # said before anything is created or downloaded
+        if problem:
+            self.append(problem)
+            self._busy(False)
+            return
         try:
             self.steps = install_steps(venv, self.driver)
         except FileNotFoundError as exc:

@@ -1,0 +1,222 @@
+"""Numeric precision of the models on this machine: what the CPU runs natively, and how each model is converted.
+
+fp32 is the reference (bit-for-bit the oracle). bf16 is only worth it where the CPU multiplies bf16 in hardware
+(Intel AMX, AVX512-BF16 on Intel and AMD Zen 4+); elsewhere it is emulated and slower than fp32, so `auto` never
+picks it there. int8 (dynamic quantisation of nn.Linear, VNNI) is only used when asked.
+
+The CLIP towers in bf16 run under CPU autocast with fp32 weights (matrix products in bf16, the residual stream,
+norms and softmax in fp32): on the full-size ViT-L/14 it keeps the embedding cosine at 0.99999 and the top-5
+identical, where bf16 weights (cosine 0.9999) change the top-5 of one query in five; the GeoCLIP MLP stays fp32
+(a thousandth of the work).
+
+The location encoder is special: GeoCLIP's scores are 39.6 x cosine, and the 0.02-nat bound on maps and fields
+allows a cosine error of 5e-4 only. Measured (scripts/bench_precision.py, docs/benchmarks.md), bf16 anywhere in the
+sigma = 16 or sigma = 256 capsule breaks it: plain autocast by ~0.15 nats, bf16 only in the two 1024 x 1024 hidden
+layers ('hidden') by ~0.12, even bf16 rounding of one layer's output alone by ~0.06, and a split (hi + lo) bf16
+product with fp32 output is no faster than fp32 here. Only the sigma = 1 capsule's hidden layers fit ('sigma1',
+~0.013 nats) for a small gain, not worth a second set of multi-GB fields. So in every precision the location
+encoder, the gallery cache and the fields stay fp32 (exact, shared by all precisions); the mechanism to key them
+by scheme (PrecisionChoice.location_key) is in place for a scheme that holds the bound.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+from dataclasses import dataclass
+from typing import Dict, Iterable, Optional, Set
+
+import torch
+from torch import nn
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8", "fp16")
+# The fidelity gate every precision is held to against fp32 on the same inputs (tests/test_precision.py and
+# scripts/bench_precision.py measure it): embedding cosine, identical top-5 share, top-place probability
+# (relative), and map/field scores (nats, log-softmax over the gallery or the cells).
+GATE = {"cosine": 0.999, "top5": 0.99, "top1_rel": 0.01, "nats": 0.02}
+# Whether each precision held its gate when measured (docs/benchmarks.md, "Precision per CPU"): `auto` picks only
+# a precision marked True. Measured on an AMX CPU with a random-init ViT-L/14 (the real CLIP weights cannot be had
+# here): bf16 (autocast) holds the cosine and the top-5 but moves the top place's probability by 1.4 % (bound 1 %);
+# int8 fails all three. So neither is auto's pick until a run on the real weights shows the gate holding; both
+# run when asked. fp16 on CUDA is what the engine has always done there.
+GATE_HELD: Dict[str, bool] = {"fp32": True, "bf16": False, "int8": False, "fp16": True}
+# The location-encoder schemes the benchmark compares; LOCATION_SCHEME is what the engine uses per precision.
+LOCATION_SCHEMES = ("fp32", "autocast", "hidden", "sigma1", "int8")
+LOCATION_SCHEME = {"fp32": "fp32", "bf16": "fp32", "int8": "fp32", "fp16": "fp32"}
+
+
+def cpu_flags() -> Set[str]:
+    """The CPU's feature flags as the OS reports them (/proc/cpuinfo on Linux, py-cpuinfo elsewhere if present),
+    lower case; empty when unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    try:
+        import cpuinfo  # py-cpuinfo, when installed (macOS, Windows)
+
+        return {f.lower() for f in cpuinfo.get_cpu_info().get("flags", [])}
+    except Exception:
+        return set()
+
+
+def cpu_capabilities() -> Dict[str, object]:
+    """What this CPU runs natively, from torch's own runtime checks (the ones its kernels dispatch on), with the
+    OS's flags as a second witness."""
+    flags = cpu_flags()
+
+    def probe(name: str, *flag_names: str) -> bool:
+        fn = getattr(torch.cpu, name, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except Exception:
+            pass
+        return any(f in flags for f in flag_names)
+
+    try:
+        isa = torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        isa = "unknown"
+    return {
+        "isa": isa,
+        "amx": probe("_is_amx_tile_supported", "amx_bf16"),
+        "avx512_bf16": probe("_is_avx512_bf16_supported", "avx512_bf16"),
+        "vnni": probe("_is_vnni_supported", "avx512_vnni", "avx_vnni"),
+        "machine": platform.machine(),
+    }
+
+
+def physical_cores() -> int:
+    """Physical cores (not hyper-threads): what torch's matrix kernels scale with."""
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return int(n)
+    except Exception:
+        pass
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class PrecisionChoice:
+    """The precision the models run in, the reason (said to the user like the device's), and the scheme of the
+    location encoder."""
+
+    precision: str
+    reason: str
+
+    @property
+    def location_scheme(self) -> str:
+        return LOCATION_SCHEME[self.precision]
+
+    @property
+    def location_key(self) -> str:
+        """Suffix for caches whose bytes depend on the location encoder's precision ('' for fp32: the existing
+        caches stay valid)."""
+        scheme = self.location_scheme
+        return "" if scheme == "fp32" else f"-{scheme}"
+
+    def to_dict(self) -> dict:
+        return {"precision": self.precision, "reason": self.reason, "location": self.location_scheme}
+
+
+def native_bf16(caps: Dict[str, object]) -> Optional[str]:
+    """Why bf16 is native here ('this CPU has AMX'), or None."""
+    if caps.get("amx"):
+        return "this CPU has AMX"
+    if caps.get("avx512_bf16"):
+        return "this CPU has AVX512-BF16"
+    return None
+
+
+# ---- conversions ------------------------------------------------------------------------------------------------
+class BF16Linear(nn.Module):
+    """A Linear whose weights are bf16 and whose input and output stay fp32 (the rounding is the input's and
+    the weights', accumulation is fp32 inside the kernel)."""
+
+    def __init__(self, lin: nn.Linear):
+        super().__init__()
+        self.weight = nn.Parameter(lin.weight.detach().to(torch.bfloat16), requires_grad=False)
+        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().to(torch.bfloat16),
+                                                                requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).float()
+
+
+def _replace(module: nn.Module, names: Iterable[str], make) -> None:
+    for name in names:
+        parent, _, leaf = name.rpartition(".")
+        owner = module.get_submodule(parent) if parent else module
+        setattr(owner, leaf, make(owner.get_submodule(leaf)))
+
+
+def int8_linears(module: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations quantised per batch: VNNI)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+
+
+def convert_tower(model: nn.Module, precision: str) -> nn.Module:
+    """A CLIP tower's weights for `precision`: int8 Linear layers, else unchanged (fp32, and bf16 which runs them
+    under tower_context; fp16 is loaded as such on CUDA). 'bf16-weights' (bf16 weights, the benchmark's
+    comparison) casts them."""
+    if precision == "bf16-weights":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        return int8_linears(model)
+    return model
+
+
+def tower_context(precision: str, device: torch.device):
+    """The context a tower runs in: bf16 autocast for bf16 (CPU or GPU), nothing otherwise."""
+    import contextlib
+
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def convert_mlp(mlp: nn.Sequential, precision: str) -> nn.Module:
+    """The GeoCLIP image MLP: fp32 in and out whatever runs inside; int8 when asked, bf16 weights only for the
+    benchmark's 'bf16-weights' comparison, fp32 otherwise (bf16 leaves it fp32: it is a thousandth of the work)."""
+    if precision == "bf16-weights":
+        return _converted(mlp, [n for n, m in mlp.named_modules() if isinstance(m, nn.Linear)], BF16Linear)
+    if precision == "int8":
+        return int8_linears(mlp)
+    return mlp
+
+
+def _converted(module: nn.Module, names, make) -> nn.Module:
+    out = copy.deepcopy(module)
+    _replace(out, names, make)
+    return out
+
+
+def convert_location_encoder(enc: nn.Module, scheme: str) -> nn.Module:
+    """A copy of the location encoder in one of LOCATION_SCHEMES (the input is returned for 'fp32' and
+    'autocast': autocast is a context, see location_context)."""
+    if scheme in ("fp32", "autocast"):
+        return enc
+    if scheme == "int8":
+        return int8_linears(copy.deepcopy(enc))
+    capsules = range(1) if scheme == "sigma1" else range(len(enc.capsules))
+    names = [f"capsules.{i}.{name}" for i in capsules for name in ("hidden.2", "hidden.4")]
+    return _converted(enc, names, BF16Linear)
+
+
+def location_context(scheme: str):
+    """The context a location-encoder scheme runs in: bf16 autocast for 'autocast', nothing otherwise."""
+    import contextlib
+
+    if scheme == "autocast":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
