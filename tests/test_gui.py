@@ -472,8 +472,8 @@ def test_manager_reports_engine_and_models(qgis_iface, gui_settings):
 
 def test_manager_builds_the_world_field(qgis_iface, gui_settings, monkeypatch):
     """The manager reports the field missing, builds it through the worker and then reports it built."""
+    from geoclip_qgis.gui.manager import dialog as manager
     from geoclip_qgis.gui.manager.dialog import ManagerDialog
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
 
     monkeypatch.setattr(manager, "WORLD_FIELD_RES", 10.0)  # the real 0.1° build is the benchmark's job
     dlg = ManagerDialog()
@@ -519,7 +519,7 @@ def test_redaction_of_windows_and_posix_homes():
 def test_install_plan_per_platform(monkeypatch):
     """CUDA build where nvidia-smi shows a driver (Linux, Windows), PyPI's wheel on macOS (MPS), CPU otherwise; the
     venv is made from QGIS's own Python, found from sys.prefix when sys.executable is the QGIS binary."""
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     venv = Path("/tmp/venv")
     linux_gpu, linux_cpu = manager.install_steps(venv, "550.54", "linux"), manager.install_steps(venv, None, "linux")
@@ -542,7 +542,7 @@ def test_driver_probe_runs_off_the_gui_thread(qgis_iface):
     from qgis.core import QgsApplication
     from qgis.PyQt.QtCore import QThread
 
-    from geoclip_qgis.gui.manager.dialog import dialog as manager
+    from geoclip_qgis.gui.manager import dialog as manager
 
     threads, answers = [], []
     original = manager.nvidia_driver
