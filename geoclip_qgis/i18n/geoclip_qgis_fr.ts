@@ -315,6 +315,36 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Preparing the gallery of places (once per cache folder)…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Loading the model (CLIP, the first time in a session)…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Geolocating the photos…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Likelihood raster: encoding the query…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Likelihood raster: scoring the map cells…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Likelihood raster: writing the map and tracing the 50 % / 90 % regions…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
             <source>Geolocated {}</source>
             <translation type="unfinished" />
         </message>

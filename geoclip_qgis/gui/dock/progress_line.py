@@ -14,18 +14,18 @@ from typing import Optional
 from qgis.PyQt.QtCore import QObject, QTimer
 from qgis.PyQt.QtWidgets import QLabel, QProgressBar
 
-from ..settings_dialog import plural, tr
+from ..settings_dialog import plural, tr, tr_noop
 
 SHOW_SECONDS_AFTER = 3.0  # a step shorter than this never shows a clock
 
 # The worker's step messages, as the dock says them (others are shown as they come, capitalised).
 WORDS = {
-    "encoding the gallery": "Preparing the gallery of places (once per cache folder)…",
-    "loading the model": "Loading the model (CLIP, the first time in a session)…",
-    "geolocating": "Geolocating the photos…",
-    "encoding the query": "Likelihood raster: encoding the query…",
-    "scoring the grid": "Likelihood raster: scoring the map cells…",
-    "writing the GeoTIFF": "Likelihood raster: writing the map and tracing the 50 % / 90 % regions…",
+    "encoding the gallery": tr_noop("Preparing the gallery of places (once per cache folder)…"),
+    "loading the model": tr_noop("Loading the model (CLIP, the first time in a session)…"),
+    "geolocating": tr_noop("Geolocating the photos…"),
+    "encoding the query": tr_noop("Likelihood raster: encoding the query…"),
+    "scoring the grid": tr_noop("Likelihood raster: scoring the map cells…"),
+    "writing the GeoTIFF": tr_noop("Likelihood raster: writing the map and tracing the 50 % / 90 % regions…"),
 }
 
 
