@@ -242,3 +242,41 @@ def test_worker_ops_use_the_same_plan(case, inputs, tmp_path, tiny_clip, cache_d
     if kept:
         assert _digest(Path(kept)) == before
     assert w._engine is None, "refused before any model loads"
+
+
+# ---- Processing: its rasters are written by the worker's op, through the same plan ---------------------------
+@pytest.mark.parametrize("alg,params,clash", [
+    ("likelihood_raster", {"PHOTOS": ["{tif}"], "RESOLUTION": 5, "OUTPUT": "{tif}"}, "{tif}"),
+    ("places_like_here", {"POINT": "7,45 [EPSG:4326]", "RESOLUTION": 5, "OUTPUT": "{gpkg}"}, "{gpkg}"),
+])
+def test_processing_output_named_as_an_input_or_a_users_file_is_refused(alg, params, clash, inputs, tmp_path,
+                                                                      tiny_clip, cache_dir, qgis_processing,
+                                                                      monkeypatch):
+    import sys
+
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
+
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.processing.provider import GeoClipProvider
+
+    monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", sys.executable)
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("geoclip") is None:
+        registry.addProvider(GeoClipProvider())
+    user_gpkg = tmp_path / "notes.gpkg"
+    user_gpkg.write_bytes((inputs["aoi.geojson"]).read_bytes())  # the user's own file, whatever it holds
+    subst = {"{tif}": str(inputs["photo.tif"]), "{gpkg}": str(user_gpkg)}
+    params = {k: ([subst.get(x, x) for x in v] if isinstance(v, list) else subst.get(v, v)) for k, v in params.items()}
+    target = Path(subst[clash])
+    before = _digest(target)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    try:
+        with pytest.raises(Exception) as info:
+            processing.run(f"geoclip:{alg}", {**params, "DEVICE": 1, "CLIP_PATH": tiny_clip}, context=context)
+    finally:
+        shutdown_shared()
+    said = str(info.value)
+    assert any(s in said for s in ("would be overwritten", "cannot be", "did not write")), said
+    assert _digest(target) == before
