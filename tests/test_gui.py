@@ -472,10 +472,10 @@ def test_manager_reports_engine_and_models(qgis_iface, gui_settings):
 
 def test_manager_builds_the_world_field(qgis_iface, gui_settings, monkeypatch):
     """The manager reports the field missing, builds it through the worker and then reports it built."""
-    from geoclip_qgis.gui.manager import dialog as manager
+    from geoclip_qgis.gui.manager import field_panel
     from geoclip_qgis.gui.manager.dialog import ManagerDialog
 
-    monkeypatch.setattr(manager, "WORLD_FIELD_RES", 10.0)  # the real 0.1° build is the benchmark's job
+    monkeypatch.setattr(field_panel, "WORLD_FIELD_RES", 10.0)  # the real 0.1° build is the benchmark's job
     dlg = ManagerDialog()
     wait_for(lambda: "not built" in dlg.labels["field"].text(), 120)
     assert dlg.build_field.isEnabled()
@@ -542,7 +542,7 @@ def test_driver_probe_runs_off_the_gui_thread(qgis_iface):
     from qgis.core import QgsApplication
     from qgis.PyQt.QtCore import QThread
 
-    from geoclip_qgis.gui.manager import dialog as manager
+    from geoclip_qgis.gui.manager import install_plan as manager  # where the probe and nvidia_driver live
 
     threads, answers = [], []
     original = manager.nvidia_driver

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
-import shutil
-import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from qgis.core import Qgis, QgsApplication, QgsProxyProgressTask, QgsTask
-from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, Qt, pyqtSignal
+from qgis.core import Qgis, QgsApplication, QgsProxyProgressTask
+from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, Qt
 from qgis.PyQt.QtWidgets import (
     QApplication,
     QDialog,
@@ -40,178 +37,35 @@ from ...client.engine_client import (
     shutdown_shared,
     venv_python,
 )
-from ...shared import defaults, protocol
+from ...shared import defaults
 from .. import settings_dialog as settings
 from ..settings_dialog import redact, tr
-from .install_plan import python_problem, weights_steps
+from .downloads import (  # noqa: F401 - one module each; the dialog's callers look them up here (tests patch them)
+    DownloadTask,
+    clip_on_disk,
+    download_error_text,
+    qgis_proxy,
+    worker_can_download,
+)
+from .field_panel import WORLD_FIELD_RES, FieldPanel  # noqa: F401 - re-exported
+from .install_plan import (  # noqa: F401 - as above
+    REQUIREMENTS,
+    TORCH_INDEX,
+    DriverProbe,
+    base_python,
+    install_steps,
+    nvidia_driver,
+    python_problem,
+    torch_build,
+    torch_requirement,
+    weights_steps,
+)
 
-REQUIREMENTS = Path(__file__).resolve().parents[2] / "resources" / "engine-requirements.txt"
-WORLD_FIELD_RES = 0.1  # the lattice the dock's "auto" likelihood resolution and the 10 s goal refer to
 CLIP_HUB_ID = defaults.CLIP_REPO  # one definition: shared/defaults.py
 NO_CONNECTION = "no connection to the model host"
-TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu126", "cpu": "https://download.pytorch.org/whl/cpu"}
 
 
-def nvidia_driver() -> Optional[str]:
-    """The NVIDIA driver version when nvidia-smi works, else None. It can take seconds (the driver wakes up), so it
-    runs in DriverProbe, never on the GUI thread; on Windows it opens no console window."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                             text=True, errors="replace", timeout=10,
-                             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
-
-
-class DriverProbe(QgsTask):
-    """nvidia_driver() on a QGIS worker thread; `found` carries the answer (a version or None) to the main thread."""
-
-    found = pyqtSignal(object)
-
-    def __init__(self):
-        super().__init__(tr("GeoCLIP: looking for an NVIDIA driver"), QgsTask.Flag.CanCancel)
-        self.driver: Optional[str] = None
-
-    def run(self) -> bool:
-        self.driver = nvidia_driver()
-        return True
-
-    def finished(self, ok: bool) -> None:  # main thread
-        self.found.emit(self.driver)
-
-
-def _python_candidates() -> Iterator[Path]:
-    """Where QGIS's own Python is. sys.executable is QGIS itself inside QGIS (qgis-bin.exe on Windows, the QGIS
-    binary in QGIS.app on macOS) and the interpreter only elsewhere (qgis_process, Linux builds, a venv)."""
-    if Path(sys.executable).name.lower().startswith("python"):
-        yield Path(sys.executable)
-    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    prefixes = dict.fromkeys(filter(None, (sys.exec_prefix, sys.prefix, getattr(sys, "base_exec_prefix", ""),
-                                           getattr(sys, "base_prefix", ""))))
-    for prefix in map(Path, prefixes):
-        if sys.platform == "win32":  # OSGeo4W and the standalone installer: <root>/apps/Python3xx/python.exe
-            yield prefix / "python.exe"
-        else:  # QGIS.app: Contents/Frameworks/Python.framework/Versions/3.x/bin or Contents/MacOS/bin; Linux: /usr
-            yield from (prefix / "bin" / version, prefix / "bin" / "python3")
-    if sys.platform != "win32":  # never a Windows PATH python: the Store's python.exe stub opens the Store
-        found = shutil.which(version) or shutil.which("python3")
-        if found:
-            yield Path(found)
-
-
-def base_python() -> str:
-    """The Python to create the engine's venv from: QGIS's own, found from sys.prefix/sys.exec_prefix."""
-    for candidate in _python_candidates():
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise FileNotFoundError(f"no Python found to create the engine environment (looked in {sys.prefix})")
-
-
-def torch_requirement() -> str:
-    """The torch line of the engine requirements: one definition of the versions the engine supports."""
-    for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
-        spec = line.split("#")[0].strip()
-        if spec.split(";")[0].strip().startswith("torch") and spec[len("torch"):][:1] in ("", "=", "<", ">", "~", "!"):
-            return spec
-    return "torch"
-
-
-def torch_build(system: str, driver: Optional[str]) -> Tuple[str, Optional[str]]:
-    """(label, pip index URL or None for PyPI) for the torch build that suits this machine. macOS: PyPI's wheel,
-    which has the Apple GPU (MPS) backend; Linux and Windows: the CUDA build when nvidia-smi shows a driver, else
-    the CPU build (Linux's PyPI wheel would pull CUDA libraries no one uses)."""
-    if system == "darwin":
-        return tr("Apple GPU (MPS) / CPU"), None
-    if driver:
-        return "CUDA", TORCH_INDEX["cuda"]
-    return "CPU", TORCH_INDEX["cpu"]
-
-
-def install_steps(venv: Path, driver: Optional[str], system: str = sys.platform) -> List[Tuple[str, str, List[str]]]:
-    """(title, program, arguments) for each step of the engine install, run in order by QProcess."""
-    py = str(venv_python(venv))
-    label, index = torch_build(system, driver)
-    return [
-        (tr("Creating the environment"), base_python(), ["-m", "venv", str(venv)]),
-        (tr("Updating pip"), py, ["-m", "pip", "install", "-U", "pip"]),
-        (tr("Installing PyTorch ({})").format(label), py,
-         ["-m", "pip", "install", torch_requirement()] + (["--index-url", index] if index else [])),
-        (tr("Installing transformers, rasterio and the rest"), py,
-         ["-m", "pip", "install", "-r", str(REQUIREMENTS)]),
-    ] + weights_steps(py)
-
-
-def download_error_text(exc: BaseException) -> str:
-    """What the user reads when a download fails: a missing network is "no connection to the model host (…)",
-    never a raw urlopen error; disk, checksum and HTTP errors say what they are."""
-    import socket
-    import urllib.error
-
-    if isinstance(exc, urllib.error.HTTPError):
-        return tr("the model host answered HTTP {} ({})").format(exc.code, exc.reason)
-    reason = getattr(exc, "reason", None)
-    if isinstance(exc, (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError)) or \
-            isinstance(reason, (socket.gaierror, OSError)):
-        why = reason if reason is not None else exc
-        return tr("no connection to the model host ({}): check the network or proxy, or use a CLIP folder you "
-                  "already have").format(getattr(why, "strerror", None) or why)
-    return str(exc)
-
-
-class DownloadTask(QgsTask):
-    progressed = pyqtSignal(int, int, str)
-
-    def __init__(self, folder: Path):
-        super().__init__(tr("GeoCLIP: downloading CLIP ViT-L/14"), QgsTask.Flag.CanCancel)
-        self.folder = folder
-        self.error: Optional[str] = None
-
-    def run(self) -> bool:
-        try:
-            downloader.download_all(downloader.clip_url(), downloader.CLIP_FILES, self.folder,
-                                    lambda d, t, n: (self.setProgress(100.0 * d / max(t, 1)),
-                                                     self.progressed.emit(d, t, n)), self.isCanceled)
-            return True
-        except Exception as exc:  # network, disk, checksum: all shown to the user
-            self.error = download_error_text(exc)
-            return False
-
-
-def worker_can_download() -> bool:
-    """The worker's download_clip op is in the protocol (both its ops list and its schema) and an engine is
-    installed to run it."""
-    if "download_clip" not in protocol.OPS or "download_clip" not in protocol.SCHEMA:
-        return False
-    try:
-        engine_python()
-    except EngineError:
-        return False
-    return True
-
-
-def qgis_proxy() -> Optional[str]:
-    """QGIS's HTTP proxy (Settings › Options › Network) as a URL, or None."""
-    from qgis.core import QgsSettings
-
-    s = QgsSettings()
-    enabled = str(s.value("proxy/proxyEnabled", "false")).lower() in ("true", "1")
-    host, port = s.value("proxy/proxyHost", ""), s.value("proxy/proxyPort", "")
-    if not enabled or not host:
-        return None
-    return f"http://{host}:{port}" if port else f"http://{host}"
-
-
-def clip_on_disk(entry: dict) -> bool:
-    """The engine resolves a missing CLIP to the hub id (it would download on first use): that is not "ready"."""
-    path = str(entry.get("path") or "")
-    return bool(entry.get("ok")) and path != CLIP_HUB_ID and os.path.isdir(path)
-
-
-class ManagerDialog(QDialog):
+class ManagerDialog(FieldPanel, QDialog):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle(tr("GeoCLIP engine and models"))
@@ -362,49 +216,6 @@ class ManagerDialog(QDialog):
             self.labels["field"].setText(tr("needs the GeoCLIP weights"))
 
     # ---- world location field -----------------------------------------------------------------------------------
-    def check_field(self) -> None:
-        from ..tasks import EngineTask
-
-        self.task = EngineTask(tr("GeoCLIP: checking the world field"), "field_status",
-                               {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
-        self.task.done.connect(self.show_field)
-        self.task.failed.connect(self.field_check_failed)
-        QgsApplication.taskManager().addTask(self.task)
-
-    def field_check_failed(self, error: dict) -> None:
-        if self.closing:
-            return
-        self.task = None
-        self.labels["field"].setText(f"<span style='color:#b00'>✘</span> {redact(str(error.get('message')))}")
-
-    def show_field(self, status: dict) -> None:
-        if self.closing:
-            return
-        self.task = None
-        size = status.get("bytes", 0) / 1e9
-        if status.get("complete"):
-            self.labels["field"].setText(tr("<span style='color:#080'>✔</span> built ({:.1f} GB, {}): 0.1° world "
-                                            "rasters are read from it").format(size, redact(status.get("path", ""))))
-            self.build_field.setEnabled(False)
-            return
-        done, rows = status.get("rows_done", 0), max(status.get("rows", 1), 1)
-        text = tr("not built: 0.1° world maps are computed cell by cell (minutes on a CPU). Building it once "
-                  "takes {:.1f} GB of disk.").format(size)
-        if done:
-            text = tr("partly built ({:.0%}): Build resumes where it stopped.").format(done / rows)
-        if status.get("problem"):
-            text = tr("damaged ({}); Build repairs it.").format(status["problem"])
-        self.labels["field"].setText(text)
-        self.build_field.setEnabled(True)
-
-    def start_field_build(self) -> None:
-        from ..tasks import EngineTask
-
-        task = EngineTask(tr("GeoCLIP: building the world location field"), "build_field",
-                          {"engine": settings.engine_options(), "resolution": WORLD_FIELD_RES})
-        self.append(tr("Encoding the world at 0.1° (resumable: Cancel keeps the rows done)."))
-        self._start_engine_task(task, self.field_built, self.field_failed)
-
     def _start_engine_task(self, task, on_done, on_failed) -> None:
         """One long worker job in the dialog (field build, download): its progress in the bar, its end to the slots."""
         self.progress.setRange(0, 100)
@@ -423,21 +234,6 @@ class ManagerDialog(QDialog):
     def field_progress_text(self, message: str) -> None:
         if not self.closing:
             self.progress.setFormat(f"{message}: %p%")
-
-    def field_failed(self, error: dict) -> None:
-        if self.closing:
-            return
-        self.append(tr("Field build stopped: {}").format(error.get("message", "")))
-        self._busy(False)
-        self.check_field()
-
-    def field_built(self, result: dict) -> None:
-        if self.closing:
-            return
-        self._busy(False)
-        self.append(tr("Field build paused; click Build world field to resume.") if result.get("cancelled")
-                    else tr("World location field built."))
-        self.check_field()
 
     # ---- install ----------------------------------------------------------------------------------------------
     def start_install(self) -> None:
