@@ -43,7 +43,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import GeoClipError, InputError
 from .places import chord_to_km, unit_vectors
 
 log = logging.getLogger("geoclip_qgis")
@@ -238,3 +238,24 @@ def countries(cache_dir: Optional[os.PathLike] = None) -> List[Tuple[str, str]]:
     """(ISO 3166-1 alpha-2 code, English name) of every country the data knows."""
     ix = _index(cache_dir)
     return list(zip(ix.country_codes, ix.country_names))
+
+
+def name_ranked(ranked, cache_dir=None) -> Optional[str]:
+    """Name every raw prediction and every place of the engine's ranked answers in one vectorised lookup, in place;
+    returns why names are not available (the caller says it once), else None."""
+    try:
+        points = [(p.lat, p.lon) for preds, *_ in ranked for p in preds]
+        points += [(pl["lat"], pl["lon"]) for _, places, *_ in ranked for pl in places]
+        names = iter(place_names(np.array(points, dtype=np.float64).reshape(-1, 2), cache_dir=cache_dir))
+    except (ImportError, GeoClipError) as exc:
+        return str(exc)
+    for preds, *_ in ranked:
+        for p in preds:
+            n = next(names)
+            p.country, p.region, p.place, p.place_km = n.country, n.region, n.place, round(n.place_km, 3)
+    for _, places, *_ in ranked:
+        for pl in places:
+            n = next(names)
+            pl.update(country=n.country, region=n.region, place=n.place, place_km=round(n.place_km, 3),
+                      label=n.label())
+    return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -17,6 +17,7 @@ import torch
 
 from .. import cancel
 from ..answers.options import AnswerOptions
+from ..answers.query import Prediction, QueryResult  # noqa: F401 - re-exported (the engine's answers)
 from ..errors import GeoClipError, ImageError, InputError
 from ..io.photos import Photo, load_photo
 from ..maps.location_field import LocationField, available_memory, build_field, find_field
@@ -29,51 +30,6 @@ from .weights import GeoClipWeights, load_weights
 
 log = logging.getLogger("geoclip_qgis")
 ImageInput = Union[str, os.PathLike, "PIL.Image.Image"]  # noqa: F821
-
-
-@dataclass
-class Prediction:
-    """One gallery point of the raw top-k, with its offline name (country, region, nearest populated place)."""
-
-    rank: int
-    lat: float
-    lon: float
-    probability: float
-    gallery_index: int
-    country: Optional[str] = None
-    region: Optional[str] = None
-    place: Optional[str] = None
-    place_km: Optional[float] = None
-
-
-@dataclass
-class QueryResult:
-    """One photo or text query: the raw top-k gallery points, and the top-k distinct places (their probability
-    is the summed mass of the gallery points within the place radius; `remaining` is the mass no place holds).
-    `error` is set instead when the input could not be used."""
-
-    source: str
-    kind: str
-    predictions: List[Prediction] = field(default_factory=list)
-    gps: Optional[Tuple[float, float]] = None
-    error: Optional[dict] = None
-    places: List[dict] = field(default_factory=list)
-    remaining: Optional[float] = None
-    aoi_outside: Optional[float] = None  # with an area of interest: the share of the mass that fell outside it
-    region: Optional[dict] = None  # with region_res: the 90 % confidence region's area and parts
-    exif_problem: Optional[str] = None  # why the photo's EXIF GPS was not used (out of range, no fix…)
-
-    @property
-    def gps_problem(self) -> Optional[str]:
-        """The name the result writers read (core/io/results.py summary_row); the rows carry `exif_problem`."""
-        return self.exif_problem
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class GeoClipEngine:
@@ -437,27 +393,12 @@ class GeoClipEngine:
 
     def _name(self, ranked) -> None:
         """Offline names for every prediction and place in one lookup; a missing name package is said once."""
-        try:
-            from ..answers.placenames import place_names
+        from ..answers.placenames import name_ranked
 
-            points = [(p.lat, p.lon) for preds, *_ in ranked for p in preds]
-            points += [(pl["lat"], pl["lon"]) for _, places, *_ in ranked for pl in places]
-            names = iter(place_names(np.array(points, dtype=np.float64).reshape(-1, 2), cache_dir=self.cache_dir))
-        except (ImportError, GeoClipError) as exc:
-            if not getattr(self, "_names_warned", False):
-                log.warning("place names are not available (%s); install reverse-geocode in the engine's Python",
-                            exc)
-                self._names_warned = True
-            return
-        for preds, *_ in ranked:
-            for p in preds:
-                n = next(names)
-                p.country, p.region, p.place, p.place_km = n.country, n.region, n.place, round(n.place_km, 3)
-        for _, places, *_ in ranked:
-            for pl in places:
-                n = next(names)
-                pl.update(country=n.country, region=n.region, place=n.place, place_km=round(n.place_km, 3),
-                          label=n.label())
+        problem = name_ranked(ranked, self.cache_dir)
+        if problem and not getattr(self, "_names_warned", False):
+            log.warning("place names are not available (%s); install reverse-geocode in the engine's Python", problem)
+            self._names_warned = True
 
     def iter_predict_images(
         self, images: Iterable[ImageInput], top_k: int = 5, batch_size: Optional[int] = None,
