@@ -1,12 +1,13 @@
 """The engine's background work, shown in QGIS's task bar: the coarse world fields it builds after it starts.
 
-The worker builds the 0.5° and 0.25° world fields (location features of every cell) in a background thread at low
-priority, pausing whenever a request waits, so that world and continent maps read a field instead of running the
-encoder. Nothing of it used to show in QGIS while a core ran at ~96 %. This task watches the fields' meta.json in
-the cache folder (no request to the worker, which would pause the build) and reports their rows as progress.
-Cancel stops it for this session: the worker is restarted without background work as soon as it is idle (the rows
-done are kept, a later session resumes them). Settings › "Build coarse world fields in the background" turns it off
-for good.
+The worker builds the 0.5° and 0.25° world fields (location features of every cell) in a background thread that
+pauses whenever a request waits or runs (a GeoCLIP job never waits on it), so that world and continent maps read a
+field instead of running the encoder. (An OS priority for that thread was tried: on a loaded machine the build
+starved, as torch's other threads wait for the niced one.) Nothing of it used to show in QGIS while a core ran at
+~96 %. This task watches the fields' meta.json in the cache folder (no request to the worker, which would pause the
+build) and reports their rows as progress. Cancel stops it for this session: the worker is restarted without
+background work as soon as it is idle (the rows done are kept, a later session resumes them). Settings › "Build
+coarse world fields in the background" turns it off for good.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class BackgroundFieldTask(QgsTask):
     """A task-bar entry for the worker's background field build; its progress is the rows done on disk."""
 
     def __init__(self, cache_dir: str):
-        super().__init__(tr("GeoCLIP: building coarse world fields in the background (low priority)"),
+        super().__init__(tr("GeoCLIP: building coarse world fields in the background (pauses for your runs)"),
                          QgsTask.Flag.CanCancel)
         self.cache_dir = Path(cache_dir)
         self.outcome = ""

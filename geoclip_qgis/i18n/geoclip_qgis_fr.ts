@@ -5,8 +5,8 @@
         <name>GeoCLIP</name>
         <message>
             <location filename="../../geoclip_qgis/gui/background.py" />
-            <source>GeoCLIP: building coarse world fields in the background (low priority)</source>
-            <translation>GeoCLIP : construction des champs mondiaux en arrière-plan (priorité basse)</translation>
+            <source>GeoCLIP: building coarse world fields in the background (pauses for your runs)</source>
+            <translation>GeoCLIP : construction des champs mondiaux en arrière-plan (en pause pendant vos calculs)</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -1455,6 +1455,10 @@
             <location filename="../../geoclip_qgis/shared/defaults.py" />
             <source>fp16 (GPU)</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <source>GeoCLIP: building coarse world fields in the background (low priority)</source>
+            <translation type="obsolete">GeoCLIP : construction des champs mondiaux en arrière-plan (priorité basse)</translation>
         </message>
         <message>
             <source>Auto</source>

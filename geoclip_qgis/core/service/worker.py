@@ -8,7 +8,6 @@ C-level output cannot corrupt the framing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -110,9 +109,6 @@ class Worker:
 
         def run() -> None:
             log = logging.getLogger("geoclip_qgis")
-            if hasattr(os, "setpriority"):  # Linux: this thread only; a batch or the GUI goes first
-                with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
             with cancel_scope(stop.is_set):
                 try:
                     for status in build_pyramid(engine, levels, should_pause=self.busy):
