@@ -464,7 +464,7 @@ def test_processing_sends_the_canonical_engine_options(provider, tiny_clip):
     opts = alg.engine_options({"DEVICE": 1, "CLIP_PATH": tiny_clip, "GALLERY": "fibonacci:3000"}, ctx)
     assert opts == canonical_engine_options({**engine_defaults(), "device": "cpu", "clip_path": tiny_clip,
                                              "gallery": "fibonacci:3000"})
-    assert set(opts) == {"weights", "clip_path", "cache_dir", "device", "gallery", "batch_size"}
+    assert set(opts) == {"weights", "clip_path", "cache_dir", "device", "precision", "gallery", "batch_size"}
 
 
 def test_a_queued_run_says_what_it_waits_for_and_can_be_cancelled(provider):

@@ -507,21 +507,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>GeoCLIP: looking for an NVIDIA driver</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Apple GPU (MPS) / CPU</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>GeoCLIP: downloading CLIP ViT-L/14</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>GeoCLIP engine and models</source>
             <translation>Moteur et modèles GeoCLIP</translation>
         </message>
@@ -567,22 +552,13 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>GeoCLIP: checking the world field</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>GeoCLIP: building the world location field</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Encoding the world at 0.1° (resumable: Cancel keeps the rows done).</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>no NVIDIA driver</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>GeoCLIP: downloading CLIP ViT-L/14</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -637,31 +613,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Creating the environment</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Updating pip</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing transformers, rasterio and the rest</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>the model host answered HTTP {} ({})</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>no connection to the model host ({}): check the network or proxy, or use a CLIP folder you already have</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>checking…</source>
             <translation>vérification…</translation>
         </message>
@@ -683,21 +634,6 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>needs the GeoCLIP weights</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>not built: 0.1° world maps are computed cell by cell (minutes on a CPU). Building it once takes {:.1f} GB of disk.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Field build paused; click Build world field to resume.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>World location field built.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -758,21 +694,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>partly built ({:.0%}): Build resumes where it stopped.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>damaged ({}); Build repairs it.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Field build stopped: {}</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>NVIDIA driver {}</source>
             <translation type="unfinished" />
         </message>
@@ -813,11 +734,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Installing PyTorch ({})</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>needs the engine</source>
             <translation type="unfinished" />
         </message>
@@ -838,11 +754,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>&lt;span style='color:#080'&gt;✔&lt;/span&gt; built ({:.1f} GB, {}): 0.1° world rasters are read from it</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Step failed (exit code {}). See the log above; nothing else was changed.</source>
             <translation type="unfinished" />
         </message>
@@ -854,6 +765,66 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Using CLIP from {}; checking it…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>the model host answered HTTP {} ({})</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>no connection to the model host ({}): check the network or proxy, or use a CLIP folder you already have</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>GeoCLIP: checking the world field</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>GeoCLIP: building the world location field</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>Encoding the world at 0.1° (resumable: Cancel keeps the rows done).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>not built: 0.1° world maps are computed cell by cell (minutes on a CPU). Building it once takes {:.1f} GB of disk.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>Field build paused; click Build world field to resume.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>World location field built.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>partly built ({:.0%}): Build resumes where it stopped.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>damaged ({}); Build repairs it.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>Field build stopped: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/field_panel.py" />
+            <source>&lt;span style='color:#080'&gt;✔&lt;/span&gt; built ({:.1f} GB, {}): 0.1° world rasters are read from it</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -873,7 +844,37 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>GeoCLIP: looking for an NVIDIA driver</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Apple GPU (MPS) / CPU</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
             <source>QGIS runs Python {}, and the engine needs Python {}.{} to {}.{} (PyTorch and the other packages have no release for older Pythons). Install a newer QGIS, or set an engine Python you installed yourself in GeoCLIP &gt; Settings.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Creating the environment</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Updating pip</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Installing transformers, rasterio and the rest</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/install_plan.py" />
+            <source>Installing PyTorch ({})</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1423,12 +1424,12 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/shared/defaults.py" />
-            <source>CUDA device 1</source>
+            <source>Apple GPU (MPS)</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/shared/defaults.py" />
-            <source>Apple GPU (MPS)</source>
+            <source>CUDA device 1</source>
             <translation type="unfinished" />
         </message>
         <message>

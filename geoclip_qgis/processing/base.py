@@ -32,9 +32,12 @@ from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algor
 from ..layers.aoi import NoPolygon, aoi_geojson
 from ..shared import defaults, geopackage
 
-# The one device list (shared/defaults.py), after "the plugin's setting" (index 0, sends nothing).
-DEVICES = ["", *(v for v, _ in defaults.DEVICES)]
-DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), *(label for _, label in defaults.DEVICES)]
+# The one device list (shared/defaults.py): index 0 is "the plugin's setting" (sends nothing), then every device
+# with 'auto' last, so that the indices saved in models and batch files before keep their meaning (1 CPU, 2 CUDA,
+# 3 Apple GPU).
+_ORDER = [d for d in defaults.DEVICES if d[0] != "auto"] + [d for d in defaults.DEVICES if d[0] == "auto"]
+DEVICES = ["", *(v for v, _ in _ORDER)]
+DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), *(label for _, label in _ORDER)]
 # Our layer in a GeoPackage that already exists (issue 11): the other layers of the file are kept.
 GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_places",
                "SUMMARY": "geoclip_predictions_summary", "FAILED": "geoclip_failed", "REGIONS": "geoclip_regions"}

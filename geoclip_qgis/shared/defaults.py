@@ -48,12 +48,14 @@ def default_cache_dir(env: Optional[Mapping[str, str]] = None, platform: Optiona
 
 # Devices, in the order every front door offers them (dock, Settings, Processing, CLI help): (value sent, label).
 # 'cuda' means the first CUDA device; the engine resolves each and says why (core/model/device.py).
+# The order keeps Processing's saved enum indices meaning what they meant (1 CPU, 2 CUDA, 3 Apple GPU; see
+# processing/base.py); new entries go at the end.
 DEVICES: Tuple[Tuple[str, str], ...] = (
     ("auto", tr_noop("Auto (best available)")),
     ("cpu", tr_noop("CPU")),
     ("cuda:0", tr_noop("CUDA device 0")),
-    ("cuda:1", tr_noop("CUDA device 1")),
     ("mps", tr_noop("Apple GPU (MPS)")),
+    ("cuda:1", tr_noop("CUDA device 1")),
 )
 DEVICE_VALUES: Tuple[str, ...] = tuple(v for v, _ in DEVICES)
 
