@@ -239,25 +239,26 @@ def test_cancel_from_the_dock_keeps_rows(qgis_iface, qgis_new_project, gui_setti
     """12.1/12.5: Cancel mid-run ends the job within seconds, rows done are kept, the bar shows what was done."""
     from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock
 
+    n = 160  # enough batches that a quiet machine is still mid-run when the first row has arrived
     folder = tmp_path / "many"
-    for i in range(16):
-        make_photo(folder / f"c{i:02d}.jpg", seed=300 + i, size=(80, 80))
+    for i in range(n):
+        make_photo(folder / f"c{i:03d}.jpg", seed=300 + i, size=(80, 80))
     dock = GeolocationDock(qgis_iface)
     dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
     dock.photos.add([str(folder)])
     dock.top_k.setValue(1)
     dock.run()
+    task = dock.task  # held from the start: a job that ends before the cancel lands clears dock.task
     wait_for(lambda: dock.rows >= 1, 240)
-    task = dock.task
     dock.cancel()
     wait_for(lambda: dock.task is None, 60)
-    assert task.cancel_seconds is not None and task.cancel_seconds < 15, task.cancel_seconds
-    print(f"cancel geolocate_images: {task.cancel_seconds:.2f} s")
-    assert 1 <= dock.layer.featureCount() <= 16 and dock.layer.featureCount() == dock.rows
-    if dock.rows < 16:
+    assert 1 <= dock.layer.featureCount() <= n and dock.layer.featureCount() == dock.rows
+    if dock.rows < n:
+        assert task.cancel_seconds is not None and task.cancel_seconds < 15, task.cancel_seconds
+        print(f"cancel geolocate_images: {task.cancel_seconds:.2f} s")
         assert "cancelled after" in dock.status.text(), dock.status.text()
         assert dock.progress.value() < dock.progress.maximum(), "the bar shows what was done, not 100 %"
-        assert dock.run_state.group.name() == f"GeoCLIP · {dock.rows} of 16 photos"
+        assert dock.run_state.group.name() == f"GeoCLIP · {dock.rows} of {n} photos"
 
 
 def test_cancel_during_the_likelihood_adds_no_raster(qgis_iface, qgis_new_project, gui_settings):

@@ -109,13 +109,15 @@ def test_resume_skips_done_photos_and_drops_unfinished_tasks(cluster, setup, tmp
     opts = _engine_options(setup)
     first = run_batch(setup["photos"][:2], out, opts, top_k=3, task_photos=2, progress=False)
     assert (first["ok"], first["failed"], first["skipped"]) == (2, 0, 0)
-    orphan = tmp_path / "dataset" / "predictions" / "part-unfinished.parquet"
+    orphan = tmp_path / "dataset" / "predictions" / "part-0123456789abcdef0123.parquet"  # ours, its task unfinished
     orphan.write_bytes(b"cut off")
+    mine = tmp_path / "dataset" / "predictions" / "mine.parquet"  # the user's own file: never deleted
+    mine.write_bytes(b"the user's")
     with pytest.raises(Exception, match="already holds results"):
         run_batch(setup["photos"], out, opts, top_k=3, progress=False)
     second = run_batch(setup["photos"], out, opts, top_k=3, task_photos=2, resume=True, progress=False)
     assert (second["skipped"], second["ok"] + second["failed"]) == (2, len(setup["photos"]) - 2)
-    assert not orphan.exists()
+    assert not orphan.exists() and mine.read_bytes() == b"the user's"
     summary = read_table(out, "summary").column("source").to_pylist()
     assert sorted(summary) == sorted(str(Path(p)) for p in setup["photos"])  # each photo once
     assert len(read_table(out, "predictions")) == 3 * (len(setup["photos"]) - 1)

@@ -59,7 +59,10 @@ def weights_dir(cache_dir: Optional[os.PathLike] = None) -> Path:
 def is_unpacked(folder: Optional[os.PathLike] = None) -> bool:
     """All data files present at their known sizes (their sha256 is checked when the engine loads them)."""
     folder = Path(folder) if folder else weights_dir()
-    return all((folder / rel).is_file() for rel, _ in DATA_FILES.values())
+    try:
+        return all((folder / rel).is_file() for rel, _ in DATA_FILES.values())
+    except OSError:  # a cache folder that cannot be read: as if not unpacked (the wheel's weights are tried next)
+        return False
 
 
 def sha256_of(path: Path) -> str:
