@@ -68,7 +68,8 @@ class ProtocolLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SECONDS) -> int:
+def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SECONDS,
+          make_worker: Optional[Callable[[Callable[[Dict[str, Any]], None]], Any]] = None) -> int:
     """Read requests on a thread (so cancel arrives mid-job), run them one at a time on this one.
 
     The reader never dies: every line is decoded and checked on its own (a bad one gets a protocol error), and a
@@ -90,9 +91,9 @@ def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SEC
             except (OSError, ValueError):  # QGIS has gone: nobody reads any more
                 pass
 
-    from .worker import Worker  # late: worker.py re-exports this module's names
-
-    worker = Worker(send)
+    if make_worker is None:  # the worker module hands itself in (worker.serve); this module never imports it
+        raise TypeError("serve() needs make_worker (core/service/worker.Worker)")
+    worker = make_worker(send)
     handler = ProtocolLogHandler(send)
     logging.getLogger().addHandler(handler)  # the engine's log records reach QGIS with their levels
     jobs: queue.Queue[Optional[Dict[str, Any]]] = queue.Queue()
@@ -205,7 +206,7 @@ def heartbeat_seconds() -> Optional[float]:
     return min(every, 60.0) if every > 0 and every == every else None
 
 
-def main() -> int:
+def main(make_worker: Callable[[Callable[[Dict[str, Any]], None]], Any]) -> int:
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # anything else written to stdout, from Python or C, lands on stderr
     sys.stdout = sys.stderr
@@ -217,4 +218,4 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parent = os.environ.get(PARENT_ENV, "")
     parent_pid = int(parent) if parent.isdigit() else (os.getppid() if os.name == "posix" else None)
-    return serve(sys.stdin.buffer, proto_out, parent_pid)
+    return serve(sys.stdin.buffer, proto_out, parent_pid, make_worker=make_worker)

@@ -20,6 +20,8 @@ from ...shared import protocol
 from ...shared.protocol import ENGINE_DEFAULTS, PARENT_ENV, canonical_engine_options  # noqa: F401 - re-exported
 from ..cancel import Cancelled, cancel_scope
 from ..errors import GeoClipError, InputError
+from . import process
+from .process import GRACE_SECONDS, ProtocolLogHandler, heartbeat_seconds  # noqa: F401 - re-exported
 
 NOMINAL_VIEW_PX = (1800, 900)  # the view an 'auto' raster is sized for when the request names none
 # Background world fields at engine start: "" (default) 0.5° then 0.25°; "0" none; "10,5" those resolutions.
@@ -364,9 +366,16 @@ class Worker:
                              progress=self._progress(rid, "downloading CLIP ViT-L/14 (bytes)"))
 
 
-# The process around the Worker (the serve loop, the parent watch, heartbeats, log records as messages, main) lives in
-# core/service/process.py; re-exported here, where `python -m geoclip_qgis.core.service.worker` starts it.
-from .process import GRACE_SECONDS, ProtocolLogHandler, heartbeat_seconds, main, serve  # noqa: E402, F401
+# The process around the Worker (the serve loop, the parent watch, heartbeats, log records as messages) lives in
+# core/service/process.py, which never imports this module: the Worker is handed in.
+def serve(stdin, out, parent_pid: Optional[int] = None, grace: float = GRACE_SECONDS) -> int:
+    """The worker process around a Worker (core/service/process.serve)."""
+    return process.serve(stdin, out, parent_pid, grace, make_worker=Worker)
+
+
+def main() -> int:
+    return process.main(Worker)
+
 
 if __name__ == "__main__":
     code = main()
