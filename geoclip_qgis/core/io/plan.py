@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
-from ...shared import geopackage
+from ...shared import geopackage, photo_list
 from ...shared.schema import FAILURE_FIELDS, TABLES
 from ..errors import InputError
 from .files import _kind, check_output
@@ -49,15 +49,9 @@ Key = Tuple
 
 
 def identity(path: os.PathLike | str) -> Key:
-    """One key per file however it is spelled: (device, inode) when it exists (links followed, so a link to an
-    input is that input), else its folder's real path and its name as the OS compares names."""
-    p = os.path.expanduser(os.fspath(path))
-    try:
-        st = os.stat(p)
-        return ("inode", st.st_dev, st.st_ino)
-    except OSError:
-        parent, name = os.path.split(os.path.abspath(p))
-        return ("new", os.path.normcase(os.path.realpath(parent)), os.path.normcase(name))
+    """One key per file however it is spelled (`~` expanded): the one identity rule, shared/photo_list.identity —
+    (device, inode) when it exists (links followed, so a link to an input is that input), else its real path."""
+    return photo_list.identity(os.path.expanduser(os.fspath(path)))
 
 
 @dataclass(frozen=True)
@@ -126,6 +120,30 @@ class IOPlan:
         if path and os.path.lexists(os.path.expanduser(os.fspath(path))):
             p = Path(os.path.expanduser(os.fspath(path)))
             self.inputs.append(PlannedInput(what, p, identity(p)))
+
+    def read_run_inputs(self, photos: Iterable = (), list_file=None, gallery=None, aoi=None, weights=None,
+                        clip_path=None) -> IOPlan:
+        """The inputs every front door declares the same way (the CLI from its options, the worker from a request):
+        photos, a list file, a gallery CSV (not 'default' or 'fibonacci:N'), an area-of-interest file, the weights
+        and CLIP folders."""
+        self.read_many(photos, "photo")
+        self.read(list_file, "list file")
+        if gallery and gallery != "default" and not str(gallery).startswith("fibonacci:"):
+            self.read(gallery, "gallery")
+        if isinstance(aoi, (str, os.PathLike)):
+            self.read_if_file(aoi, "area of interest")
+        self.read_if_exists(weights or None, "weights folder")
+        self.read_if_exists(clip_path or None, "CLIP folder")
+        return self
+
+    def write_raster(self, out, preview=None, regions=None) -> IOPlan:
+        """A raster command's outputs: the GeoTIFF, its PNG preview and the confidence regions (our layer)."""
+        self.write(out, "output GeoTIFF", "raster")
+        if preview:
+            self.write(preview, "preview", "preview")
+        if regions:
+            self.write(regions, "regions output", "regions", ("geoclip_regions",))
+        return self
 
     def write(self, path: os.PathLike | str, what: str, kind: str, layers: Sequence[str] = ()) -> PlannedOutput:
         p = Path(os.path.expanduser(os.fspath(path)))

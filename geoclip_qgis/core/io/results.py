@@ -224,7 +224,7 @@ def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str
             with contextlib.suppress(Exception):
                 if staged in geopackage.layer_names(str(out.path)):
                     geopackage.drop_layer(str(out.path), staged)
-            if isinstance(exc, (geopackage.NotAGeoPackage, Exception)) and not isinstance(exc, InputError):
+            if isinstance(exc, Exception) and not isinstance(exc, InputError):  # an interrupt stays an interrupt
                 raise InputError(f"cannot write the results ({exc})", str(out.path), hint) from exc
             raise
         return

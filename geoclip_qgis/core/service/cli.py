@@ -139,16 +139,9 @@ def input_plan(args, photos=()):
     folders); the command adds its outputs and checks it (core/io/plan.py)."""
     from ..io.plan import IOPlan
 
-    plan = IOPlan("cli")
-    plan.read_many(photos, "photo")
-    plan.read(getattr(args, "list", None), "list file")
-    gallery = getattr(args, "gallery", None)
-    if gallery and gallery != "default" and not str(gallery).startswith("fibonacci:"):
-        plan.read(gallery, "gallery")
-    plan.read_if_file(getattr(args, "aoi", None), "area of interest")
-    plan.read_if_exists(getattr(args, "weights", None), "weights folder")
-    plan.read_if_exists(getattr(args, "clip_path", None), "CLIP folder")
-    return plan
+    return IOPlan("cli").read_run_inputs(photos, getattr(args, "list", None), getattr(args, "gallery", None),
+                                         getattr(args, "aoi", None), getattr(args, "weights", None),
+                                         getattr(args, "clip_path", None))
 
 
 def run_fingerprint(engine, args, kind: str) -> dict:
@@ -316,13 +309,7 @@ def _grid(args):
 def _raster_outputs(args, photos=(), regions: bool = False) -> None:
     """The run's I/O plan for a raster command: the GeoTIFF, the preview and the regions against every input and
     each other, before any model loads. Each is written under a temporary name and renamed when complete."""
-    plan = input_plan(args, photos)
-    plan.write(args.out, "output GeoTIFF", "raster")
-    if args.preview:
-        plan.write(args.preview, "preview", "preview")
-    if regions and args.regions:
-        plan.write(args.regions, "regions output", "regions", ("geoclip_regions",))
-    plan.check()
+    input_plan(args, photos).write_raster(args.out, args.preview, args.regions if regions else None).check()
 
 
 def _finish_raster(args, info: dict) -> int:

@@ -277,22 +277,10 @@ class Worker:
         each other before any work (a GeoTIFF named as the user's GeoPackage, a preview over a photo)."""
         from ..io.plan import IOPlan
 
-        plan = IOPlan("worker")
-        plan.read_many(photos, "photo")
-        if isinstance(params.get("aoi"), str):
-            plan.read_if_file(params["aoi"], "area of interest")
         eng = params.get("engine") or {}
-        plan.read_if_exists(eng.get("weights") or None, "weights folder")
-        plan.read_if_exists(eng.get("clip_path") or None, "CLIP folder")
-        gallery = eng.get("gallery")
-        if gallery and gallery != "default" and not str(gallery).startswith("fibonacci:"):
-            plan.read(gallery, "gallery")
-        plan.write(params["out"], "output GeoTIFF", "raster")
-        if params.get("preview"):
-            plan.write(params["preview"], "preview", "preview")
-        if params.get("regions_out"):
-            plan.write(params["regions_out"], "regions output", "regions", ("geoclip_regions",))
-        plan.check()
+        IOPlan("worker").read_run_inputs(photos, None, eng.get("gallery"), params.get("aoi"), eng.get("weights"),
+                                         eng.get("clip_path")) \
+            .write_raster(params["out"], params.get("preview"), params.get("regions_out")).check()
 
     @staticmethod
     def _grid(engine, params: Dict[str, Any], default):
