@@ -91,15 +91,8 @@ def keep_in_geopackage(run: Run, title: str,
     there: a user's layer is never replaced) and swap it in, same place in the tree, same style."""
     import re
 
-    from osgeo import ogr
-
     path = results_gpkg()
-    existing = set()
-    if os.path.exists(path):
-        ds = ogr.Open(path)
-        if ds is not None:
-            existing = {ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())}
-            ds = None
+    existing = set(geopackage.layer_names(path))  # the one GeoPackage reader (shared/geopackage.py)
     stamp = time.strftime("%Y%m%d_%H%M%S")
     for key, layer in list(run.layers.items()):
         if layer.providerType() != "memory":
