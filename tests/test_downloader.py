@@ -1,99 +1,120 @@
-"""Model downloads against a local HTTP server: Range resume, sha256 checks, free-space refusal."""
+"""The plugin's CLIP download without an engine (client/downloader.py: shared/hub_files.py over the standard
+library) against the same local hub as the engine's download: the same files, the sha256 read off the CDN
+redirect, Range resume after a drop or a cancel, a corrupt byte refused, the free disk checked first, and a
+folder the engine loads."""
 
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
+from support.fake_hub import FakeHub, repo_files_of
 
 from geoclip_qgis.client import downloader
+from geoclip_qgis.shared import hub_files
 
-PAYLOAD = bytes(range(256)) * 16384  # 4 MiB: several read chunks
 
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    files = {"model.safetensors": PAYLOAD, "config.json": b'{"model_type": "clip"}'}
-    ranges_seen: list = []
-
-    def log_message(self, *args):
-        pass
-
-    def _headers(self, name: str, body: bytes, status: int = 200, extra=None):
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        if name.endswith(".safetensors"):
-            self.send_header("X-Linked-Etag", f'"{hashlib.sha256(self.files[name]).hexdigest()}"')
-            self.send_header("X-Linked-Size", str(len(self.files[name])))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-
-    def do_HEAD(self):  # noqa: N802
-        name = self.path.rsplit("/", 1)[-1]
-        self._headers(name, self.files[name])
-
-    def do_GET(self):  # noqa: N802
-        name = self.path.rsplit("/", 1)[-1]
-        data = self.files[name]
-        rng = self.headers.get("Range")
-        if rng:
-            start = int(rng.split("=")[1].split("-")[0])
-            type(self).ranges_seen.append(start)
-            body = data[start:]
-            self._headers(name, body, 206, {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
-        else:
-            body = data
-            self._headers(name, body)
-        self.wfile.write(body)
+@pytest.fixture(scope="module")
+def repo_files(tiny_clip):
+    return repo_files_of(tiny_clip)
 
 
 @pytest.fixture()
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    Handler.ranges_seen = []
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/repo/resolve/main"
-    httpd.shutdown()
+def hub(repo_files):
+    server = FakeHub(dict(repo_files))
+    yield server
+    server.close()
 
 
-def test_download_checks_sha256(server, tmp_path):
+def _partials(root: Path) -> list:
+    return sorted(root.rglob("*.incomplete"))
+
+
+def test_the_folder_holds_the_hubs_files_checked_as_the_engine_checks_them(hub, repo_files, tmp_path):
     seen = []
-    downloader.download_all(server, ["config.json", "model.safetensors"], tmp_path, lambda d, t, n: seen.append(d))
-    assert (tmp_path / "model.safetensors").read_bytes() == PAYLOAD
-    assert seen[-1] == len(PAYLOAD) + len(Handler.files["config.json"])
-    assert not list(tmp_path.glob("*.part"))
+    out = downloader.download_clip_folder(tmp_path / "clip", lambda d, t: seen.append((d, t)),
+                                          endpoint=hub.endpoint)
+    folder = Path(out["path"])
+    assert sorted(out["files"]) == sorted(repo_files)
+    for name, data in repo_files.items():
+        assert (folder / name).read_bytes() == data
+    # the weights' sha256 came from the CDN redirect's X-Linked-Etag, the small files' git sha1 from their ETag
+    assert out["verified"]["model.safetensors"] == "sha256"
+    assert out["verified"]["config.json"] == "git-sha1"
+    assert seen[-1][0] == seen[-1][1] == sum(len(d) for d in repo_files.values())
+    assert _partials(folder) == []
+    from geoclip_qgis.core.model.image_encoder import check_clip_folder
+
+    check_clip_folder(folder)  # the engine loads what the plugin fetched
+    again = downloader.download_clip_folder(folder, lambda d, t: None, endpoint=hub.endpoint)
+    assert again["downloaded"] == 0  # all there and intact: nothing fetched twice
 
 
-def test_resume_from_partial(server, tmp_path):
-    (tmp_path / "model.safetensors.part").write_bytes(PAYLOAD[:300_000])
-    downloader.download_all(server, ["model.safetensors"], tmp_path, lambda *a: None)
-    assert Handler.ranges_seen == [300_000]
-    assert (tmp_path / "model.safetensors").read_bytes() == PAYLOAD
+def test_a_corrupted_byte_is_refused_and_the_file_removed(hub, tmp_path):
+    hub.corrupt.add("model.safetensors")
+    with pytest.raises(hub_files.ChecksumError, match="model.safetensors is corrupt"):
+        downloader.download_clip_folder(tmp_path / "clip", lambda d, t: None, endpoint=hub.endpoint)
+    assert not (tmp_path / "clip" / "model.safetensors").exists()
+    assert _partials(tmp_path / "clip") == []
 
 
-def test_corrupt_partial_is_caught_and_removed(server, tmp_path):
-    (tmp_path / "model.safetensors.part").write_bytes(b"\x00" * 300_000)  # wrong bytes, resumed after
-    with pytest.raises(downloader.DownloadError, match="does not match"):
-        downloader.download_all(server, ["model.safetensors"], tmp_path, lambda *a: None)
-    assert not (tmp_path / "model.safetensors.part").exists() and not (tmp_path / "model.safetensors").exists()
+def test_a_dropped_connection_resumes_with_a_range_request(hub, repo_files, tmp_path):
+    hub.drop_once.add("model.safetensors")
+    downloader.download_clip_folder(tmp_path / "clip", lambda d, t: None, endpoint=hub.endpoint)
+    data = repo_files["model.safetensors"]
+    assert (tmp_path / "clip" / "model.safetensors").read_bytes() == data
+    ranges = [r for m, p, r, _ in hub.log if m == "GET" and p.startswith("/cdn/") and r]
+    assert ranges and int(ranges[0].split("=")[1].rstrip("-")) > 0
 
 
-def test_cancel_keeps_partial_for_resume(server, tmp_path):
-    calls = {"n": 0}
+def test_cancel_keeps_the_partial_file_and_a_rerun_resumes_it(hub, repo_files, tmp_path):
+    hub.slow = True
+    data = repo_files["model.safetensors"]
+    state = {"bytes": 0}
 
-    def cancel_soon():
-        calls["n"] += 1
-        return calls["n"] > 1
+    def progress(done, total):
+        state["bytes"] = done
 
     with pytest.raises(downloader.Cancelled):
-        downloader.fetch(downloader.describe(server, ["model.safetensors"])[0], tmp_path, lambda d: None, cancel_soon)
-    assert 0 < (tmp_path / "model.safetensors.part").stat().st_size < len(PAYLOAD)
+        downloader.download_clip_folder(tmp_path / "clip", progress, lambda: state["bytes"] > len(data) // 4,
+                                        endpoint=hub.endpoint)
+    kept = _partials(tmp_path / "clip")
+    assert len(kept) == 1 and 0 < kept[0].stat().st_size < len(data)
+    hub.slow = False
+    hub.log.clear()
+    downloader.download_clip_folder(tmp_path / "clip", lambda d, t: None, endpoint=hub.endpoint)
+    assert hashlib.sha256((tmp_path / "clip" / "model.safetensors").read_bytes()).hexdigest() == \
+        hashlib.sha256(data).hexdigest()
+    ranges = [r for m, p, r, _ in hub.log if m == "GET" and p.startswith("/cdn/")]
+    assert ranges and ranges[0] is not None  # resumed, not started again
 
 
-def test_free_space_refusal(tmp_path):
-    with pytest.raises(downloader.DownloadError, match="not enough free disk space"):
-        downloader.check_free_space(Path(tmp_path), 1 << 60)
+def test_free_disk_is_checked_before_the_first_byte(hub, tmp_path, monkeypatch):
+    monkeypatch.setattr(hub_files, "free_bytes", lambda folder: 1024)
+    with pytest.raises(hub_files.DiskSpaceError, match="not enough free disk space"):
+        downloader.download_clip_folder(tmp_path / "clip", lambda d, t: None, endpoint=hub.endpoint)
+    assert not any(m == "GET" for m, *_ in hub.log)
+
+
+def test_no_network_says_no_connection(tmp_path):
+    with pytest.raises(hub_files.NetworkError, match="no connection to the model host"):
+        downloader.download_clip_folder(tmp_path / "clip", lambda d, t: None, endpoint="http://127.0.0.1:9",
+                                        timeout=2)
+
+
+def test_an_unknown_revision_or_repo_is_named(hub, tmp_path):
+    with pytest.raises(hub_files.DownloadError, match="refused openai/clip-vit-large-patch14/config.json"):
+        hub_files.download(downloader.UrllibTransport(), dest=tmp_path / "clip", revision="nope",
+                           endpoint=hub.endpoint)
+
+
+def test_one_download_rule_for_both_wings():
+    """The engine's download and the plugin's are one function with two transports: the file list, the checks
+    and the partial-file names cannot drift apart."""
+    from geoclip_qgis.core.io import hub_download
+
+    assert hub_download.CLIP_FILES is hub_files.CLIP_FILES
+    src = Path(hub_download.__file__).read_text(encoding="utf-8")
+    assert "hub_files.download(" in src and "def _fetch" not in src
+    assert "hub_files.download(" in Path(downloader.__file__).read_text(encoding="utf-8")

@@ -144,7 +144,7 @@ def test_clip_is_never_fetched_without_consent(monkeypatch, tmp_path):
 # Where a model download may start, and who may call it: the manager's buttons, the worker's download_clip op (sent
 # by the manager's button only) and the CLI's `download` command.
 DOWNLOADERS = {"download_clip": {"core/io/hub_download.py", "core/service/worker.py", "core/service/cli.py"},
-               "download_all": {"client/downloader.py", "gui/manager/downloads.py"},
+               "download_clip_folder": {"client/downloader.py", "gui/manager/downloads.py"},
                "start_worker_download": {"gui/manager/dialog.py"}}
 
 

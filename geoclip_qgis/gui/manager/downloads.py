@@ -19,13 +19,14 @@ CLIP_HUB_ID = defaults.CLIP_REPO
 
 
 def download_error_text(exc: BaseException) -> str:
-    """What the user reads when a download fails: a missing network is "no connection to the model host (…)",
-    never a raw urlopen error; disk, checksum and HTTP errors say what they are."""
+    """What the user reads when a download fails: the download's own refusals say what they are and what fixes
+    them (shared/hub_files.py: "no connection to the model host (…)", disk, checksum, host); anything else is
+    shown as it is, never a raw urlopen error."""
     import socket
     import urllib.error
 
-    if isinstance(exc, urllib.error.HTTPError):
-        return tr("the model host answered HTTP {} ({})").format(exc.code, exc.reason)
+    if isinstance(exc, downloader.DownloadError):
+        return str(exc)
     reason = getattr(exc, "reason", None)
     if isinstance(exc, (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError)) or \
             isinstance(reason, (socket.gaierror, OSError)):
@@ -38,16 +39,17 @@ def download_error_text(exc: BaseException) -> str:
 class DownloadTask(QgsTask):
     progressed = pyqtSignal(int, int, str)
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, endpoint: Optional[str] = None):
         super().__init__(tr("GeoCLIP: downloading CLIP ViT-L/14"), QgsTask.Flag.CanCancel)
-        self.folder = folder
+        self.folder, self.endpoint = folder, endpoint
         self.error: Optional[str] = None
 
     def run(self) -> bool:
         try:
-            downloader.download_all(downloader.clip_url(), downloader.CLIP_FILES, self.folder,
-                                    lambda d, t, n: (self.setProgress(100.0 * d / max(t, 1)),
-                                                     self.progressed.emit(d, t, n)), self.isCanceled)
+            downloader.download_clip_folder(
+                self.folder, lambda d, t: (self.setProgress(100.0 * d / max(t, 1)),
+                                           self.progressed.emit(d, t, "CLIP ViT-L/14")),
+                self.isCanceled, endpoint=self.endpoint, proxy=qgis_proxy())
             return True
         except Exception as exc:  # network, disk, checksum: all shown to the user
             self.error = download_error_text(exc)
