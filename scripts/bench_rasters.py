@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geoclip_qgis.core.maps.encoder_rasters import pca_raster, similarity_raster  # noqa: E402
+from geoclip_qgis.core.maps.field_choice import build_pyramid, view_grid  # noqa: E402
 from geoclip_qgis.core.maps.likelihood import LikelihoodMapper, density_from_scores, likelihood_map, write_likelihood  # noqa: E402
-from geoclip_qgis.core.maps.location_field import build_field, build_pyramid, view_grid  # noqa: E402
+from geoclip_qgis.core.maps.location_field import build_field  # noqa: E402
 from geoclip_qgis.core.maps.raster import Grid  # noqa: E402
 from geoclip_qgis.core.model.engine import GeoClipEngine  # noqa: E402
 

@@ -17,8 +17,9 @@ from test_rasters import photo_like_query
 from geoclip_qgis.core.errors import BudgetError, InputError
 from geoclip_qgis.core.maps import location_field as field_mod
 from geoclip_qgis.core.maps.encoder_rasters import pca_raster, similarity_raster
+from geoclip_qgis.core.maps.field_choice import find_field
 from geoclip_qgis.core.maps.likelihood import likelihood_map
-from geoclip_qgis.core.maps.location_field import LocationField, build_field, field_dir, find_field
+from geoclip_qgis.core.maps.location_field import LocationField, build_field, field_dir
 from geoclip_qgis.core.maps.raster import Grid
 from geoclip_qgis.core.model.engine import GeoClipEngine
 from geoclip_qgis.core.service.cli import main

@@ -376,7 +376,7 @@ def test_places_like_here_tool(qgis_iface, qgis_new_project, gui_settings):
     (core.field.choose_resolution, as Processing's "auto") picks the resolution."""
     from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
 
-    from geoclip_qgis.core.maps.location_field import choose_resolution
+    from geoclip_qgis.core.maps.field_choice import choose_resolution
     from geoclip_qgis.gui.map_tool import PlacesLikeHereTool, raster_request
 
     canvas = qgis_iface.mapCanvas()

@@ -15,8 +15,9 @@ import pytest
 import rasterio
 import torch
 
+from geoclip_qgis.core.maps.field_choice import find_field
 from geoclip_qgis.core.maps.likelihood import likelihood_map
-from geoclip_qgis.core.maps.location_field import CorruptField, LocationField, build_field, field_dir, find_field
+from geoclip_qgis.core.maps.location_field import CorruptField, LocationField, build_field, field_dir
 from geoclip_qgis.core.maps.raster import Grid
 from geoclip_qgis.core.model.engine import GeoClipEngine
 from geoclip_qgis.core.model.gallery import HEADER_BYTES, Gallery, fibonacci_grid

@@ -15,17 +15,9 @@ from test_rasters import photo_like_query
 
 from geoclip_qgis.core import cancel
 from geoclip_qgis.core.maps import location_field as field_mod
+from geoclip_qgis.core.maps.field_choice import build_pyramid, choose_resolution, find_field, view_grid
 from geoclip_qgis.core.maps.likelihood import likelihood_map
-from geoclip_qgis.core.maps.location_field import (
-    LocationField,
-    build_field,
-    build_pyramid,
-    bytes_per_cell,
-    choose_resolution,
-    field_dir,
-    find_field,
-    view_grid,
-)
+from geoclip_qgis.core.maps.location_field import LocationField, build_field, bytes_per_cell, field_dir
 from geoclip_qgis.core.maps.raster import Grid
 from geoclip_qgis.core.model.engine import GeoClipEngine
 

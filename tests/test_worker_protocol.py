@@ -168,7 +168,7 @@ def test_same_engine_options_mean_one_engine():
 def test_background_field_pyramid_builds_and_steps_aside(tmp_path, tiny_clip, monkeypatch):
     """At engine start the worker builds a coarse world field (here 1°: 64,800 cells) on a thread that pauses
     while a request waits or runs; afterwards an 'auto' world map is sized to the view and read from that field."""
-    from geoclip_qgis.core.maps.location_field import find_field
+    from geoclip_qgis.core.maps.field_choice import find_field
 
     monkeypatch.setenv("GEOCLIP_PYRAMID", "1.0")  # a 1° field; "1" alone means the default pyramid
     sent = []

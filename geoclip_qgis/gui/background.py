@@ -26,7 +26,7 @@ from . import settings_dialog as settings
 from .settings_dialog import tr
 
 PYRAMID_ENV = "GEOCLIP_PYRAMID"  # read by the worker at engine start (core/service/worker.py)
-LEVELS = (0.5, 0.25)  # core/maps/location_field.py PYRAMID: the levels the worker builds
+LEVELS = (0.5, 0.25)  # core/maps/field_choice.py PYRAMID: the levels the worker builds
 APPEAR_SECONDS = 180.0  # a build that has not started by then is not coming (disabled, or nothing to do)
 
 _watch: dict = {}

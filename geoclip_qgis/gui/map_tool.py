@@ -129,7 +129,7 @@ def _crosses_antimeridian(lons: List[float], densify: int) -> bool:
 def raster_request(extent, crs: Optional[QgsCoordinateReferenceSystem] = None,
                    view_px: Tuple[int, int] = (1800, 900)) -> dict:
     """The visible extent (see visible_extent_4326) cut to the CRS's valid area, and the view's size in pixels: the
-    engine picks the resolution by its one rule (core/maps/location_field.py `choose_resolution`: ~3 screen pixels
+    engine picks the resolution by its one rule (core/maps/field_choice.py `choose_resolution`: ~3 screen pixels
     a cell, the finest built field covering the view, the encoder only where none does), as Processing's "auto"."""
     ext = clip_to_valid_area(visible_extent_4326(extent, crs or WGS84), crs or WGS84)
     return {"extent": [round(v, 6) for v in ext], "resolution": "auto",

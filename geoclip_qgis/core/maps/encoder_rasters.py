@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .location_field import CorruptField, LocationField, Part, dot_covered, partial_cover
+from .field_choice import Part, dot_covered, partial_cover
+from .location_field import CorruptField, LocationField
 from .raster import GeoTiffWriter, Grid, check_budget, row_tiles
 
 TILE_CELLS = 32768

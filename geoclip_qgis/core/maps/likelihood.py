@@ -32,7 +32,8 @@ import torch
 from ...shared import photo_list
 from .. import cancel as cancelling
 from ..errors import InputError
-from .location_field import CorruptField, dot_covered, partial_cover
+from .field_choice import dot_covered, partial_cover
+from .location_field import CorruptField
 from .raster import Grid, check_budget, row_tiles
 
 BYTES_PER_CELL = 26  # float64 scores + float64 upsampling buffer + float32 density + masks

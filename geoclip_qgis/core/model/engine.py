@@ -20,7 +20,8 @@ from ..answers.options import AnswerOptions
 from ..answers.query import Prediction, QueryResult  # noqa: F401 - re-exported (the engine's answers)
 from ..errors import GeoClipError, ImageError, InputError
 from ..io.photos import Photo, load_photo
-from ..maps.location_field import LocationField, available_memory, build_field, find_field
+from ..maps.field_choice import find_field
+from ..maps.location_field import LocationField, available_memory, build_field
 from ..maps.raster import Grid
 from .device import DeviceChoice, select_device, select_precision
 from .gallery import Gallery, check_coordinates, check_top_k, default_cache_dir, load_gallery

@@ -94,7 +94,7 @@ class Worker:
         maps read a field within a minute instead of waiting for the encoder. It pauses while any request is
         waiting or running, stops when the engine is replaced or the worker stops, keeps finished rows, and is
         skipped (with a message) when the disk budget forbids it."""
-        from ..maps.location_field import PYRAMID, build_pyramid
+        from ..maps.field_choice import PYRAMID, build_pyramid
 
         self.stop_background()
         spec = os.environ.get(PYRAMID_ENV, "").strip().lower()
@@ -286,8 +286,8 @@ class Worker:
     def _grid(engine, params: Dict[str, Any], default):
         """The request's extent and resolution as a Grid. 'auto' sizes the raster to the view (`view_px`, else a
         nominal screen): about one cell per 3 pixels, read from the finest built field that covers the view,
-        the encoder only where no field does (core/maps/location_field.py `view_grid`, Processing's rule too)."""
-        from ..maps.location_field import view_grid
+        the encoder only where no field does (core/maps/field_choice.py `view_grid`, Processing's rule too)."""
+        from ..maps.field_choice import view_grid
         from ..maps.raster import Grid
 
         extent, res = params.get("extent"), params.get("resolution", default)
