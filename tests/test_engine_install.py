@@ -145,7 +145,7 @@ def test_clip_is_never_fetched_without_consent(monkeypatch, tmp_path):
 # by the manager's button only) and the CLI's `download` command.
 DOWNLOADERS = {"download_clip": {"core/io/hub_download.py", "core/service/worker.py", "core/service/cli.py"},
                "download_clip_folder": {"client/downloader.py", "gui/manager/downloads.py"},
-               "start_worker_download": {"gui/manager/dialog.py"}}
+               "start_worker_download": {"gui/manager/downloads.py"}}
 
 
 def _calls(path: Path):
@@ -157,7 +157,7 @@ def _calls(path: Path):
 
 def test_downloads_start_only_from_a_click_or_a_command():
     seen = {name: set() for name in DOWNLOADERS}
-    weights_download = set()
+    weights_download, hub_doors = set(), set()
     for path in PLUGIN.rglob("*.py"):
         rel = path.relative_to(PLUGIN).as_posix()
         text = path.read_text(encoding="utf-8")
@@ -166,8 +166,11 @@ def test_downloads_start_only_from_a_click_or_a_command():
                 seen[call].add(rel)
         if "weights_release.download(" in text or "pip_download_args(" in text:
             weights_download.add(rel)
+        if "hub_files.download(" in text:  # the one download rule, reached through its two transports only
+            hub_doors.add(rel)
     for name, allowed in DOWNLOADERS.items():
         assert seen[name] <= allowed, (name, seen[name] - allowed)
+    assert hub_doors == {"core/io/hub_download.py", "client/downloader.py"}, hub_doors
     assert weights_download <= {"core/service/cli.py", "gui/manager/install_plan.py", "shared/weights_release.py"}
     dialog = (PLUGIN / "gui" / "manager" / "dialog.py").read_text(encoding="utf-8")
     for slot in ("self.download.clicked.connect(self.start_download)",
@@ -178,7 +181,7 @@ def test_downloads_start_only_from_a_click_or_a_command():
     assert "op_download_clip" in worker
     sent = [p.relative_to(PLUGIN).as_posix() for p in PLUGIN.rglob("*.py")
             if '"download_clip", params' in p.read_text(encoding="utf-8")]
-    assert sent == ["gui/manager/dialog.py"], sent
+    assert sent == ["gui/manager/downloads.py"], sent
 
 
 def test_cli_download_command_is_the_only_cli_door(monkeypatch, tmp_path, capsys):

@@ -504,7 +504,9 @@ def test_download_clip_goes_through_the_worker_op_when_the_protocol_has_it(monke
     from geoclip_qgis.shared import protocol
 
     monkeypatch.setattr(manager.ManagerDialog, "refresh", lambda self: None)
-    monkeypatch.setattr(manager, "worker_can_download", lambda: True)
+    from geoclip_qgis.gui.manager import downloads
+
+    monkeypatch.setattr(downloads, "worker_can_download", lambda: True)
     added = []
 
     class Tasks:

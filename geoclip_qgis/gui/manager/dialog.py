@@ -7,7 +7,6 @@ import contextlib
 import json
 import platform
 import sys
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 from qgis.core import Qgis, QgsApplication, QgsProxyProgressTask
@@ -15,7 +14,6 @@ from qgis.PyQt.QtCore import QProcess, QProcessEnvironment, Qt
 from qgis.PyQt.QtWidgets import (
     QApplication,
     QDialog,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -26,11 +24,9 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from ...client import downloader
 from ...client.engine_client import (
     EngineError,
     child_env,
-    data_dir,
     engine_python,
     managed_env_dir,
     shared_client,
@@ -41,6 +37,7 @@ from ...shared import defaults
 from .. import settings_dialog as settings
 from ..settings_dialog import redact, tr
 from .downloads import (  # noqa: F401 - one module each; the dialog's callers look them up here (tests patch them)
+    DownloadPanel,
     DownloadTask,
     clip_on_disk,
     download_error_text,
@@ -65,7 +62,7 @@ CLIP_HUB_ID = defaults.CLIP_REPO  # one definition: shared/defaults.py
 NO_CONNECTION = "no connection to the model host"
 
 
-class ManagerDialog(FieldPanel, QDialog):
+class ManagerDialog(DownloadPanel, FieldPanel, QDialog):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle(tr("GeoCLIP engine and models"))
@@ -320,97 +317,6 @@ class ManagerDialog(FieldPanel, QDialog):
             return
         self.next_step()
 
-    # ---- models -----------------------------------------------------------------------------------------------
-    def models_dir(self) -> Path:
-        return data_dir() / "models" / "clip-vit-large-patch14"
-
-    def start_download(self) -> None:
-        """Through the worker's download_clip op (huggingface_hub layout in the HF cache, progress and cancel over
-        the protocol, "no connection to the model host" when offline) when the protocol has it and the engine is
-        installed; else the plugin's standard-library downloader into the plugin's models folder."""
-        if worker_can_download():
-            self.start_worker_download()
-            return
-        folder = self.models_dir()
-        self.append(tr("Downloading {} into {} (resumes if interrupted).").format(
-            downloader.CLIP_REPO, redact(str(folder))))
-        task = DownloadTask(folder)
-        task.progressed.connect(self.download_progress)
-        task.taskCompleted.connect(self.download_done)
-        task.taskTerminated.connect(self.download_stopped)
-        self.task = task
-        self._busy(True)
-        QgsApplication.taskManager().addTask(task)
-
-    def start_worker_download(self) -> None:
-        from ..tasks import EngineTask
-
-        self.append(tr("Downloading {} into the Hugging Face cache (resumes if interrupted; Cancel keeps the "
-                       "part done).").format(CLIP_HUB_ID))
-        params = {"dest": None}
-        proxy = qgis_proxy()
-        if proxy:
-            params["proxy"] = proxy
-        task = EngineTask(tr("GeoCLIP: downloading CLIP ViT-L/14"), "download_clip", params)
-        self._start_engine_task(task, self.worker_download_done, self.worker_download_failed)
-
-    def worker_download_done(self, result: dict) -> None:
-        if result.get("cancelled"):
-            self.worker_download_failed({"message": tr("cancelled; the part done is kept and resumes next time")})
-            return
-        if result.get("path"):
-            settings.put("clip_path", str(result["path"]))  # holds even when the dialog was closed meanwhile
-        if self.closing:
-            return
-        self.append(tr("CLIP downloaded and checked ({:,.0f} MiB).").format(result.get("bytes", 0) / 2**20))
-        self.task = None
-        self._busy(False)
-        self.refresh()
-
-    def worker_download_failed(self, error: dict) -> None:
-        if self.closing:
-            return
-        message = str(error.get("message") or tr("cancelled"))
-        hint = str(error.get("hint") or "")
-        self.append(tr("Download stopped: {}").format(message) + (f"\n{hint}" if hint and hint not in message else ""))
-        self.labels["clip"].setText("<span style='color:#b00'>✘</span> " + redact(message))
-        self.task = None
-        self._busy(False)
-
-    def download_progress(self, done: int, total: int, name: str) -> None:
-        if self.closing:
-            return
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(int(1000 * done / max(total, 1)))
-        self.progress.setFormat(f"{name}: {done / 2**20:,.0f} / {total / 2**20:,.0f} MiB")
-
-    def download_stopped(self) -> None:
-        if self.closing:
-            return
-        error = getattr(self.task, "error", None)
-        self.append(tr("Download stopped: {}").format(error or tr("cancelled")))
-        self.labels["clip"].setText("<span style='color:#b00'>✘</span> " + redact(error or tr("download cancelled")))
-        self.task = None
-        self._busy(False)
-
-    def download_done(self) -> None:
-        folder = self.models_dir()
-        settings.put("clip_path", str(folder))  # the setting holds even when the dialog was closed meanwhile
-        if self.closing:
-            return
-        self.append(tr("CLIP downloaded and checked."))
-        self.task = None
-        self._busy(False)
-        self.refresh()
-
-    def pick_clip_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, tr("Folder holding openai/clip-vit-large-patch14"))
-        if folder:
-            settings.put("clip_path", folder)
-            self.append(tr("Using CLIP from {}; checking it…").format(redact(folder)))
-            self.refresh()  # the worker rebuilds its engine itself for the new CLIP folder
-
-    # ---- closing ----------------------------------------------------------------------------------------------
     def running_job(self) -> Optional[str]:
         """What the dialog runs that outlives a click: the install, a CLIP download, a field build (None: nothing;
         the engine and field checks are cancelled silently)."""
