@@ -110,14 +110,20 @@ def read_list_file(text: str, base: os.PathLike | str, notes: Optional[List[str]
     return out
 
 
+def path_key(path: os.PathLike | str) -> str:
+    """One written form of a path (absolute, ~ expanded, links resolved, case as the OS compares it): the key a
+    file is stored under (the run journal's sources), stable across runs where an inode is not."""
+    return os.path.normcase(os.path.realpath(os.path.expanduser(os.fspath(path))))
+
+
 def identity(path: os.PathLike | str) -> Tuple:
     """One key per file however it is spelled (./a.jpg, a link to it, another case on a case-insensitive disk):
-    (device, inode) when it exists, else the normalised real path."""
+    (device, inode) when it exists, else its path_key."""
     try:
         st = os.stat(path)
         return ("inode", st.st_dev, st.st_ino)
     except OSError:
-        return ("path", os.path.normcase(os.path.realpath(path)))
+        return ("path", path_key(path))
 
 
 def unique(paths: Iterable[str], notes: Optional[List[str]] = None) -> List[str]:

@@ -90,12 +90,6 @@ def check_output(path: os.PathLike | str, what: str = "output") -> Path:
     return p
 
 
-def same_file_key(path: os.PathLike | str) -> str:
-    """One normalised form of a path (absolute, symlinks resolved, case as the OS compares it): how photos and
-    outputs are compared, so `./a.jpg`, `a.jpg` and `/abs/a.jpg` are the same photo."""
-    return os.path.normcase(os.path.realpath(os.path.expanduser(os.fspath(path))))
-
-
 # ---- the one atomic writer -------------------------------------------------------------------------------------
 KILL_ENV = "GEOCLIP_KILL_AT"  # tests only: "writer:point" SIGKILLs this process there (see tests/test_kill_matrix.py)
 

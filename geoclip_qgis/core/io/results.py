@@ -30,6 +30,7 @@ from typing import Dict, Iterable, List, Optional
 
 from ...shared import geopackage
 from ...shared.geodesy import haversine_km
+from ...shared.photo_list import path_key
 from ...shared.schema import (  # noqa: F401 - the result tables, re-exported for the engine's callers
     FAILURE_FIELDS,
     LAYER_MARK,
@@ -40,7 +41,7 @@ from ...shared.schema import (  # noqa: F401 - the result tables, re-exported fo
     TABLES,
 )
 from ..errors import InputError
-from .files import atomic_output, crash_point, same_file_key
+from .files import atomic_output, crash_point
 from .names import from_text, to_text
 from .plan import IOPlan
 
@@ -100,7 +101,7 @@ def failure_row(result) -> dict:
 
 def source_key(source: str, kind: str = "image") -> str:
     """How two runs' inputs are compared: photos by their normalised path, texts by their text."""
-    return same_file_key(source) if kind == "image" else source
+    return path_key(source) if kind == "image" else source
 
 
 # ---- CSV safety ------------------------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class Output:
 
     @property
     def key(self) -> str:
-        return same_file_key(self.path)
+        return path_key(self.path)
 
 
 # ---- writing whole outputs ---------------------------------------------------------------------------------------
