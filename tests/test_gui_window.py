@@ -331,6 +331,11 @@ def test_progress_line_names_each_step_and_shows_it_is_alive(qgis_app):
     assert label.text() == "2 of 8 photos geolocated; geolocating the next ones… 20 s", label.text()
     line.stage("scoring the grid")
     assert "scoring the map cells" in label.text()
+    line.counts(64_800, 259_200)  # the worker counts the map's cells as they are scored
+    assert label.text() == "Likelihood raster: 64,800 of 259,200 map cells scored", label.text()
+    assert (bar.value(), bar.maximum()) == (64_800, 259_200)
+    line.stage("tracing the confidence regions")
+    assert label.text() == "Likelihood raster: tracing the 50 % / 90 % regions…", label.text()
     line.begin("Mapping the likelihood…")
     line.end(complete=False)
     assert not line.timer.isActive() and bar.maximum() == 100 and bar.value() == 0

@@ -172,3 +172,31 @@ def test_views_partly_inside_fields_encode_only_the_rest(private_engine, tmp_pat
 
     with rasterio.open(plain["path"]) as a, rasterio.open(mixed["path"]) as b:
         assert a.bounds == b.bounds and np.abs(a.read(1) - b.read(1)).max() < 2e-5
+
+
+@pytest.mark.parametrize("method", ["field", "dense", "coarse-to-fine"])
+def test_a_map_counts_its_cells_as_it_scores_them(private_engine, monkeypatch, method):
+    """Issue 24 point 3: a likelihood map says how many of its cells are scored while it runs (a field read row
+    block by row block, the encoder batch by batch), never a frozen 'scoring' for a minute; the count only grows
+    and ends at the whole grid."""
+    from geoclip_qgis.core.maps import likelihood
+
+    eng = private_engine
+    grid = Grid.over((0, 30, 40, 60), 0.5) if method != "field" else Grid.over(None, 2.0)
+    if method == "field":  # 16,200 cells: four tiles of the field's 4,096-cell reads
+        build_field(eng.location_encoder, eng.location_digest, grid, eng.cache_dir)
+    monkeypatch.setattr(likelihood.CellMeter, "__call__", _every_call)  # no 0.25 s throttle in the test
+    q = torch.nn.functional.normalize(torch.randn(512, generator=torch.Generator().manual_seed(3)), dim=0)
+    seen = []
+    kwargs = {"coarse_cells": 100} if method == "coarse-to-fine" else {}
+    eng_method = "auto" if method == "field" else method
+    lmap = likelihood_map(eng, q, grid, method=eng_method, progress=lambda d, n: seen.append((d, n)), **kwargs)
+    cells = grid.width * grid.height
+    assert lmap.stats["method"] == method
+    assert len(seen) >= 3 and all(n == cells for _, n in seen), seen
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == cells and 0 < done[0] < cells, done
+
+
+def _every_call(meter, done):
+    meter.progress(min(int(done), meter.cells), meter.cells)

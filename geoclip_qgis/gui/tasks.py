@@ -88,12 +88,12 @@ class EngineTask(QgsTask):
 
     def run(self) -> bool:
         def progress(done: int, total: int, message: str) -> None:
+            if message:  # the step first, then its counts (a new step forgets the last one's)
+                self.progressText.emit(message)
             if total:
                 self.last = (done, total)
                 self.counts.emit(done, total)
                 self.setProgress(100.0 * done / total)
-            if message:
-                self.progressText.emit(message)
 
         client = self.client or shared_client()
         try:

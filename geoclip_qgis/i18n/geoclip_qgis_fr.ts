@@ -340,13 +340,28 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
-            <source>Likelihood raster: writing the map and tracing the 50 % / 90 % regions…</source>
-            <translation type="unfinished" />
+            <source>Likelihood raster: writing the map…</source>
+            <translation>Raster de vraisemblance : écriture de la carte…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Likelihood raster: tracing the 50 % / 90 % regions…</source>
+            <translation>Raster de vraisemblance : tracé des régions à 50 % / 90 %…</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
             <source>Geolocated {}</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Likelihood raster: {:,} of {:,} map cell scored</source>
+            <translation>Raster de vraisemblance : {:,} maille sur {:,} calculée</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
+            <source>Likelihood raster: {:,} of {:,} map cells scored</source>
+            <translation>Raster de vraisemblance : {:,} mailles sur {:,} calculées</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/progress_line.py" />
@@ -557,22 +572,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
-            <source>GeoCLIP: downloading CLIP ViT-L/14</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>CLIP downloaded and checked.</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Folder holding openai/clip-vit-large-patch14</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>The engine install</source>
             <translation type="unfinished" />
         </message>
@@ -653,11 +652,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>cancelled</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>Install cancelled.</source>
             <translation type="unfinished" />
         </message>
@@ -704,31 +698,6 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Downloading {} into {} (resumes if interrupted).</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Downloading {} into the Hugging Face cache (resumes if interrupted; Cancel keeps the part done).</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>cancelled; the part done is kept and resumes next time</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>CLIP downloaded and checked ({:,.0f} MiB).</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Download stopped: {}</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
             <source>{} is still running.</source>
             <translation type="unfinished" />
         </message>
@@ -758,23 +727,63 @@
             <translation type="unfinished" />
         </message>
         <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>download cancelled</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Using CLIP from {}; checking it…</source>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>GeoCLIP: downloading CLIP ViT-L/14</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
-            <source>the model host answered HTTP {} ({})</source>
+            <source>CLIP downloaded and checked.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>Folder holding openai/clip-vit-large-patch14</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
             <source>no connection to the model host ({}): check the network or proxy, or use a CLIP folder you already have</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>cancelled</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>Downloading {} into {} (resumes if interrupted).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>Downloading {} into the Hugging Face cache (resumes if interrupted; Cancel keeps the part done).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>cancelled; the part done is kept and resumes next time</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>CLIP downloaded and checked ({:,.0f} MiB).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>Download stopped: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>download cancelled</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <source>Using CLIP from {}; checking it…</source>
             <translation type="unfinished" />
         </message>
         <message>

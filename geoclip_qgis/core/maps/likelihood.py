@@ -57,12 +57,14 @@ class LikelihoodMap:
 class LikelihoodMapper:
     """Scores grid cells for a query vector with the location encoder, densely or coarse-to-fine."""
 
-    def __init__(self, encoder, scale: float, batch: int = 8192, autocast: bool = False):
+    def __init__(self, encoder, scale: float, batch: int = 8192, autocast: bool = False,
+                 on_cells: Optional[Callable[[int], None]] = None):
         self.encoder = encoder
         self.scale = float(scale)
         self.batch = batch
         self.autocast = autocast
         self.evaluated = 0
+        self.on_cells = on_cells  # told the cells encoded so far, after each encoder batch (the dock's counts)
 
     def scores(self, query: torch.Tensor, latlon: np.ndarray) -> np.ndarray:
         """s·(query · f̂(x)) for (N, 2) points, float64."""
@@ -72,6 +74,8 @@ class LikelihoodMapper:
         for emb in self.encoder.iter_encode(latlon, batch=self.batch, normalise=True, autocast=self.autocast):
             out[done:done + len(emb)] = (emb @ q).double().numpy() * self.scale
             done += len(emb)
+            if self.on_cells is not None:
+                self.on_cells(self.evaluated + done)
         self.evaluated += len(latlon)
         return out
 
@@ -228,19 +232,42 @@ def field_plan(engine, grid: Grid, method: str = "auto"):
     return field, snapped
 
 
-def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto", **kwargs) -> LikelihoodMap:
+class CellMeter:
+    """Map cells scored so far, passed on as progress(done, cells) at most every 0.25 s (and once at the end), so
+    a long map says how far it is without flooding the worker's line."""
+
+    def __init__(self, progress: Optional[Callable[[int, int], None]], cells: int):
+        self.progress, self.cells, self.last = progress, cells, 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if self.progress is not None and now - self.last >= 0.25:
+            self.last = now
+            self.progress(min(int(done), self.cells), self.cells)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress(self.cells, self.cells)
+
+
+def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto",
+                   progress: Optional[Callable[[int, int], None]] = None, **kwargs) -> LikelihoodMap:
     """Score `grid` for `query` (one unit feature or a fused sum) and turn it into a density per km².
+    `progress(done, cells)`: the map cells scored so far (read from a field, or encoded; coarse-to-fine counts
+    the cells it encodes, then the whole grid once the rest is filled in).
 
     auto: read a built location field when one covers the grid at its resolution (the extent is then snapped
     outward onto the field's lattice; the map's grid says so); else, when fields at that resolution hold part of
     the grid, read that part and encode only the rest; else dense for small grids, else coarse-to-fine."""
     t0 = time.perf_counter()
     field, grid = field_plan(engine, grid, method)
+    meter = CellMeter(progress, grid.width * grid.height)
     problem = None
     if field is not None:
         check_budget(grid, BYTES_PER_CELL, "a likelihood raster")
         try:
-            scores = field.dot(query.detach().float().cpu().numpy(), grid) * float(engine.scale)
+            scores = field.dot(query.detach().float().cpu().numpy(), grid,
+                               progress=lambda rows, _h, w=grid.width: meter(rows * w)) * float(engine.scale)
             stats = {"method": "field", "evaluated": 0, "cells": grid.width * grid.height, "field": str(field.path)}
         except CorruptField as exc:  # reported and moved aside; the encoder gives the same map
             field, problem = None, str(exc)
@@ -253,7 +280,7 @@ def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto"
         stats = {"method": "field+encoder", "evaluated": encoded, "cells": grid.width * grid.height,
                  "field": sorted({str(p[0].path) for p in parts})}
     elif field is None:
-        mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16)
+        mapper = LikelihoodMapper(engine.location_encoder, engine.scale, autocast=engine.choice.fp16, on_cells=meter)
         cells = grid.width * grid.height
         if method == "dense" or (method == "auto" and cells <= DENSE_CELLS):
             scores = mapper.dense(query, grid)
@@ -264,6 +291,7 @@ def likelihood_map(engine, query: torch.Tensor, grid: Grid, method: str = "auto"
             scores, stats = mapper.coarse_to_fine(query, grid, **kwargs)
         if problem:
             stats["field_problem"] = problem
+    meter.finish()
     density, best = density_from_scores(scores, grid)
     stats["seconds"] = time.perf_counter() - t0
     return LikelihoodMap(grid, density, best, stats)
@@ -320,12 +348,14 @@ def run_likelihood(engine, job: LikelihoodJob, progress: Optional[Callable[[int,
     if cancelled():
         raise cancelling.Cancelled()
     say(1, 3, "scoring the grid")
-    lmap = likelihood_map(engine, query, job.grid, method=job.method)
+    lmap = likelihood_map(engine, query, job.grid, method=job.method,
+                          progress=lambda done, cells: say(done, cells, "scoring the grid"))
     outside = None
     if job.aoi is not None:
         lmap, outside = restrict_map(lmap, job.aoi)
     say(2, 3, "writing the GeoTIFF")
     path = write_likelihood(lmap, job.out, label, cog=job.cog)
+    say(2, 3, "tracing the confidence regions")
     regions = confidence_regions(lmap, job.levels, polygons=bool(job.regions_out))
     if job.regions_out:
         write_regions(job.regions_out, region_features(regions, label))

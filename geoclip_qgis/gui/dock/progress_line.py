@@ -25,7 +25,8 @@ WORDS = {
     "geolocating": tr_noop("Geolocating the photos…"),
     "encoding the query": tr_noop("Likelihood raster: encoding the query…"),
     "scoring the grid": tr_noop("Likelihood raster: scoring the map cells…"),
-    "writing the GeoTIFF": tr_noop("Likelihood raster: writing the map and tracing the 50 % / 90 % regions…"),
+    "writing the GeoTIFF": tr_noop("Likelihood raster: writing the map…"),
+    "tracing the confidence regions": tr_noop("Likelihood raster: tracing the 50 % / 90 % regions…"),
 }
 
 
@@ -62,8 +63,8 @@ class ProgressLine(QObject):
     def stage(self, message: str) -> None:
         """A new step (the worker's progress text, or ours: waiting, cancelling)."""
         text = step_words(message) if message else self.text
-        if text != self.text:
-            self.text, self.since = text, time.monotonic()
+        if text != self.text:  # a new step: the last step's counts are not its own (the worker says a step first)
+            self.text, self.since, self.counted = text, time.monotonic(), None
         self._show()
 
     def counts(self, done: int, total: int) -> None:
@@ -92,7 +93,11 @@ class ProgressLine(QObject):
     def _show(self) -> None:
         text = self.text
         elapsed = time.monotonic() - self.since
-        if self.counted is not None and self.text.startswith(tr("Geolocated")):
+        if self.counted is not None and self.text == step_words("scoring the grid") and self.counted[1] > 3:
+            done, total = self.counted
+            text = plural(total, "Likelihood raster: {:,} of {:,} map cell scored",
+                          "Likelihood raster: {:,} of {:,} map cells scored").format(done, total)
+        elif self.counted is not None and self.text.startswith(tr("Geolocated")):
             done, total = self.counted
             text = plural(total, "{} of {} photo geolocated", "{} of {} photos geolocated").format(done, total)
             if elapsed >= SHOW_SECONDS_AFTER and done < total and self.timer.isActive():  # a batch takes a while
