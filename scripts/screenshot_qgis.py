@@ -147,7 +147,7 @@ def begin():
         dock.query.setText("")
         dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
         dock.raster.setChecked(True)
-        dock.likelihood_resolution = 2.0
+        dock.likelihood_resolution = float(os.environ.get("GEOCLIP_SHOT_RES", "2.0"))
         dock.region_res = 5.0  # per-photo regions: cheap on a loaded CI machine (the point is the window)
         state["statuses"] = []
         dock.run()
@@ -234,7 +234,8 @@ def analyst_poll():
         seen.append([text, round(now - state["started"], 1), [dock.progress.value(), dock.progress.maximum()]])
     task = dock.task
     if task is not None and getattr(task, "op", "") == "likelihood" and "progress_grab" not in state \
-            and task.started_running and time.monotonic() - task.started_running > 1.0:
+            and task.started_running and (" map cells " in text and not iface.mapCanvas().isDrawing()
+                                          or time.monotonic() - task.started_running > 12.0):
         places = dock.run_state.layers.get("places") if dock.run_state else None
         state["progress_grab"] = OUT[:-4] + "-progress.png"
         write(points_before_raster=bool(places is not None and places.featureCount() and not rasters()),

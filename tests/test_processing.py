@@ -465,6 +465,32 @@ def test_processing_sends_the_canonical_engine_options(provider, tiny_clip):
     assert opts == canonical_engine_options({**engine_defaults(), "device": "cpu", "clip_path": tiny_clip,
                                              "gallery": "fibonacci:3000"})
     assert set(opts) == {"weights", "clip_path", "cache_dir", "device", "precision", "gallery", "batch_size"}
+    from geoclip_qgis.processing import base
+
+    bf16 = base.PRECISIONS.index("bf16")
+    assert alg.engine_options({"PRECISION": bf16}, ctx)["precision"] == "bf16"  # 22: chosen per run, like the device
+    assert alg.engine_options({"PRECISION": 0}, ctx)["precision"] == engine_defaults()["precision"]
+
+
+def test_processing_says_what_the_engine_ran_on_and_why(provider, tiny_clip):
+    """Issue 22: the precision is chosen per machine, so a run says which it used and why (the worker's `ran_on`),
+    in the algorithm's log, as the dock's status line does."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802 - QGIS's name
+            self.lines.append(info)
+            super().pushInfo(info)
+
+    log = Log()
+    run("geolocate_text", common(tiny_clip, QUERY="a beach", OUTPUT="memory:"), log)
+    said = [line for line in log.lines if line.startswith("Ran on ")]
+    assert said and said[0].startswith("Ran on CPU in fp32: "), log.lines
+    assert len(said[0]) > len("Ran on CPU in fp32: ") + 10, "the reason is said"
 
 
 def test_a_queued_run_says_what_it_waits_for_and_can_be_cancelled(provider):

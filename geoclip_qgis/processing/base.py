@@ -38,9 +38,18 @@ from ..shared import defaults, geopackage
 _ORDER = [d for d in defaults.DEVICES if d[0] != "auto"] + [d for d in defaults.DEVICES if d[0] == "auto"]
 DEVICES = ["", *(v for v, _ in _ORDER)]
 DEVICE_LABELS = [tr_noop("Plugin setting (automatic unless set)"), *(label for _, label in _ORDER)]
+# The one precision list (shared/defaults.py), after "the plugin's setting" (sends nothing).
+PRECISIONS = ["", *defaults.PRECISION_VALUES]
+PRECISION_LABELS = [tr_noop("Plugin setting (automatic unless set)"), *(label for _, label in defaults.PRECISIONS)]
 # Our layer in a GeoPackage that already exists (issue 11): the other layers of the file are kept.
 GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_places",
                "SUMMARY": "geoclip_predictions_summary", "FAILED": "geoclip_failed", "REGIONS": "geoclip_regions"}
+
+
+def ran_on_text(ran_on: Dict[str, Any]) -> str:
+    """"Ran on CPU in fp32: …reason…": the engine's device and precision with the reason, as the worker said them."""
+    return tr("Ran on {} in {}: {}").format(str(ran_on.get("device", "?")).upper(), ran_on.get("precision", "?"),
+                                            ran_on.get("precision_reason") or ran_on.get("device_reason") or "")
 
 
 def gpkg_layer_uri(path: str, layer: str) -> str:
@@ -122,6 +131,9 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
                 100000))
         self.add_advanced(QgsProcessingParameterEnum("DEVICE", tr("Device"), [tr(d) for d in DEVICE_LABELS],
                                                      defaultValue=0))
+        self.add_advanced(QgsProcessingParameterEnum(
+            "PRECISION", tr("Precision (auto: the fastest that passes the fidelity gate on this machine)"),
+            [tr(p) for p in PRECISION_LABELS], defaultValue=0))
         if gallery:
             self.add_advanced(QgsProcessingParameterString(
                 "GALLERY", tr("GPS gallery: 'default' (100K Flickr points), 'fibonacci:N', or a CSV path"),
@@ -149,6 +161,10 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
         device = self.parameterAsEnum(parameters, "DEVICE", context) if self.parameterDefinition("DEVICE") else 0
         if device:
             overrides["device"] = DEVICES[device]
+        precision = self.parameterAsEnum(parameters, "PRECISION", context) if self.parameterDefinition("PRECISION") \
+            else 0
+        if precision:
+            overrides["precision"] = PRECISIONS[precision]
         if self.parameterDefinition("GALLERY") is not None:
             gallery = self.parameterAsString(parameters, "GALLERY", context)
             if gallery and gallery != "default":
@@ -266,8 +282,11 @@ class GeoClipAlgorithm(QgsProcessingAlgorithm):
                 feedback.setProgressText(message)
 
         try:
-            return shared_client().call(op, params, on_progress=progress, on_row=on_row,
-                                        is_cancelled=feedback.isCanceled, on_waiting=feedback.pushInfo)
+            out = shared_client().call(op, params, on_progress=progress, on_row=on_row,
+                                       is_cancelled=feedback.isCanceled, on_waiting=feedback.pushInfo)
+            if isinstance(out, dict) and isinstance(out.get("ran_on"), dict):
+                feedback.pushInfo(ran_on_text(out["ran_on"]))
+            return out
         except WorkerCrashed as exc:
             feedback.reportError(f"{exc} {exc.info.get('hint') or ''}".strip(), False)
             if exc.info.get("details"):

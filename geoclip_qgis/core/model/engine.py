@@ -163,6 +163,12 @@ class GeoClipEngine:
             "clip_loaded": self._image is not None or self._text is not None,
         }
 
+    def ran_on(self) -> dict:
+        """The device and precision this engine runs in, each with its reason: what a finished request tells the
+        analyst (issue 22: "fp32: bf16 misses the fidelity gate here")."""
+        return {"device": str(self.choice.device), "precision": self.precision.precision,
+                "device_reason": self.choice.reason, "precision_reason": self.precision.reason}
+
     def prepare(self, kind: str, top_k: int, backbone: bool = True) -> None:
         """Everything that can fail before a run writes anything: the gallery loaded, top-k within it, and the CLIP
         tower the run needs loaded (photos: vision, text: text; `backbone=False`: only its folder found, for a

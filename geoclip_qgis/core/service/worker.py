@@ -159,7 +159,10 @@ class Worker:
             if self.cancelled(rid):
                 return protocol.result(rid, {"cancelled": True, "started": False})
             with cancel_scope(lambda: self.cancelled(rid)):
-                return protocol.result(rid, getattr(self, f"op_{op}")(rid, params))
+                out = getattr(self, f"op_{op}")(rid, params)
+            if isinstance(params.get("engine"), dict) and self._engine is not None and isinstance(out, dict):
+                out = {**out, "ran_on": self._engine.ran_on()}  # what ran it, and why (the dock, Processing say it)
+            return protocol.result(rid, out)
         except Cancelled:
             return protocol.result(rid, {"cancelled": True})
         except GeoClipError as exc:
