@@ -48,8 +48,11 @@ GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_p
 
 def ran_on_text(ran_on: Dict[str, Any]) -> str:
     """"Ran on CPU in fp32: …reason…": the engine's device and precision with the reason, as the worker said them."""
-    return tr("Ran on {} in {}: {}").format(str(ran_on.get("device", "?")).upper(), ran_on.get("precision", "?"),
-                                            ran_on.get("precision_reason") or ran_on.get("device_reason") or "")
+    precision = str(ran_on.get("precision", "?"))
+    reason = str(ran_on.get("precision_reason") or ran_on.get("device_reason") or "")
+    if reason.startswith(precision + ": "):  # the engine's reasons name the precision first
+        reason = reason[len(precision) + 2:]
+    return tr("Ran on {} in {}: {}").format(str(ran_on.get("device", "?")).upper(), precision, reason)
 
 
 def gpkg_layer_uri(path: str, layer: str) -> str:
