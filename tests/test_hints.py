@@ -119,3 +119,32 @@ def test_cli_hint_and_constraint_columns(tmp_path, photos, tiny_clip, cache_dir)
     assert haversine_km(float(row["lat"]), float(row["lon"]), -33.45, -70.66) <= 400 + 25
     assert main(["photos", photos[0], "--hint", "x", "--hint-weight", "-2", *args]) == 2
     assert main(["photos", photos[0], "--near", "10,10", *args]) == 2
+
+
+def test_worker_takes_hint_and_named_areas(tiny_clip, cache_dir, photos, tmp_path):
+    from geoclip_qgis.core.service.worker import Worker
+    from geoclip_qgis.shared import protocol
+
+    sent = []
+    w = Worker(sent.append)
+    eng = {"clip_path": tiny_clip, "device": "cpu", "gallery": "fibonacci:3000", "cache_dir": str(cache_dir)}
+    req = {"paths": photos[:1], "top_k": 3, "engine": eng, "hint": "snowy mountains", "hint_weight": 2.0,
+           "aoi": ["Chile", {"near": [45.76, 4.84], "radius_km": 300}]}
+    w.handle({"id": 1, "op": "geolocate_images", "params": req})
+    row = [m for m in sent if m.get("type") == "row"][-1]["data"]
+    assert (row["hint"], row["hint_weight"]) == ("snowy mountains", 2.0)
+    assert row["constraint"] == "Chile, within 300 km of 45.76, 4.84" and row["aoi_outside"] is not None
+    assert sent[-1]["type"] == "result"
+    w.handle({"id": 2, "op": "geolocate_text", "params": {"queries": ["x"], "engine": eng, "aoi": "Chilie"}})
+    assert sent[-1]["type"] == "error" and "did you mean Chile" in (sent[-1]["error"]["hint"] or "")
+    for bad in ({"hint_weight": -1}, {"aoi": {"near": [1, 2]}}, {"aoi": [1, "x"]}):
+        with pytest.raises(protocol.SchemaError):
+            protocol.validate("geolocate_images", {"paths": ["a.jpg"], **bad})
+    tif = tmp_path / "l.tif"
+    base = {"engine": eng, "photos": photos[:1], "extent": [0, 40, 20, 50], "resolution": 1.0, "out": str(tif)}
+    w.handle({"id": 3, "op": "likelihood", "params": base})
+    plain = sent[-1]["data"]
+    w.handle({"id": 4, "op": "likelihood", "params": {**base, "hint": "snowy mountains", "hint_weight": 0.0}})
+    assert sent[-1]["data"]["best_lat"] == plain["best_lat"] and sent[-1]["data"]["top"] == plain["top"]
+    w.handle({"id": 5, "op": "likelihood", "params": {**base, "hint": "snowy mountains", "hint_weight": 3.0}})
+    assert sent[-1]["type"] == "result" and sent[-1]["data"]["top"] != plain["top"]

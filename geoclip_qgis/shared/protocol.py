@@ -233,11 +233,17 @@ _top_k = integer(1, 100_000)
 _raster = {"engine": ENGINE, "extent": _extent, "resolution": _resolution, "out": _path, "cog": boolean(),
            "preview": nullable(string(32768)), "view_px": nullable(listof(integer(1, 100_000), 2, 2))}
 MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; no text of more than ~2,000 characters fits in them
-# An area of interest: a GeoJSON geometry, WKT or a vector file's path, or a W,S,E,N bbox (core/answers/aoi.py).
+# An area of interest: a GeoJSON geometry, WKT or a vector file's path, a W,S,E,N bbox, a country or region name or
+# ISO code, 'within R km of LAT, LON' or {"near": [lat, lon], "radius_km": R}, or a list of these: their union
+# (core/answers/aoi.py AreaOfInterest.parse, the one reader).
+_circle = obj({"near": listof(number(-180, 180), 2, 2), "radius_km": number(positive=True, hi=20_100)},
+              ("near", "radius_km"))
 _aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, MAX_LINE_BYTES // 2)}),
-                       string(MAX_LINE_BYTES), listof(number(-180, 180), 4, 4)))
+                       _circle, string(MAX_LINE_BYTES), listof(number(-180, 180), 4, 4),
+                       listof(either(string(MAX_TEXT_CHARS, empty=False), _circle), 1, 1000)))
 _answers = {"aoi": _aoi, "region_res": nullable(number(positive=True, hi=10)),
-            "place_radius_km": number(positive=True, hi=20_000)}
+            "place_radius_km": number(positive=True, hi=20_000),
+            "hint": nullable(string(MAX_TEXT_CHARS)), "hint_weight": number(0, 100)}  # core/answers/hints.py
 SCHEMA: Dict[str, tuple] = {
     "info": ({"device": nullable(string(32)), "precision": nullable(string(8, choices=PRECISION_VALUES)),
               "engine": nullable(ENGINE), "check_models": boolean(),
@@ -247,6 +253,7 @@ SCHEMA: Dict[str, tuple] = {
                         "engine": ENGINE, **_answers}, ("queries",)),
     "likelihood": ({**_raster, "photos": listof(_path), "text": string(MAX_TEXT_CHARS), "top_k": _top_k,
                     "method": string(16, choices=("auto", "field", "dense", "coarse-to-fine")), "aoi": _aoi,
+                    "hint": _answers["hint"], "hint_weight": _answers["hint_weight"],
                     "regions_out": nullable(_path), "levels": listof(number(0, 1), 1, 9)}, ("out",)),
     "features": ({**_raster, "pca": boolean(), "bands": nullable(listof(integer(0, 511), 0, 512)),
                   "normalise": boolean()}, ("out",)),

@@ -45,5 +45,7 @@ class AnswerOptions:
 
     def labels(self) -> Dict[str, Any]:
         """What each result says it was answered with: the hint, its weight and the area's description."""
-        return {"hint": self.hint, "hint_weight": self.hint_weight if self.hint else None,
-                "constraint": None if self.aoi is None else self.aoi.name}
+        name = None if self.aoi is None else self.aoi.name
+        if name and len(name) > 200:  # a union of many areas: its start, so every row stays small
+            name = name[:197] + "..."
+        return {"hint": self.hint, "hint_weight": self.hint_weight if self.hint else None, "constraint": name}

@@ -259,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: a built location field when one covers the extent, else dense or coarse-to-fine")
     lk.add_argument("--aoi", default=None, help="area of interest (polygon file, WKT, GeoJSON or W,S,E,N): the map "
                                                 "is renormalised inside it")
+    lk.add_argument("--hint", default=None, help="words fused with the photos or text (p ∝ p · p_hint^weight)")
+    lk.add_argument("--hint-weight", type=float, default=1.0, help="the hint's weight (default 1; 0: no hint)")
     lk.add_argument("--regions", default=None,
                     help="also write the highest-density confidence regions as polygons (.gpkg or .geojson)")
     lk.add_argument("--levels", default="0.5,0.9", help="confidence-region levels (default 0.5,0.9)")
@@ -340,7 +342,7 @@ def cmd_likelihood(args) -> int:
     grid = _grid(args)
     engine = _engine(args)
     job = LikelihoodJob(grid, args.out, args.photos, args.text, args.method, engine.aoi, levels, args.regions,
-                        None, args.cog)  # the preview is rendered by _finish_raster, as for every raster
+                        None, args.cog, hint=args.hint, hint_weight=args.hint_weight)  # preview: _finish_raster
     res = run_likelihood(engine, job)
     for note in res["notes"]:
         logging.warning("%s", note)
