@@ -38,7 +38,8 @@ SYNONYMS = {"uk": "GB", "great britain": "GB", "britain": "GB", "england": "GB",
             "east timor": "TL", "swaziland": "SZ", "macedonia": "MK", "turkey": "TR", "russia": "RU",
             "south korea": "KR", "north korea": "KP", "vatican": "VA", "laos": "LA", "syria": "SY", "iran": "IR",
             "vietnam": "VN", "bolivia": "BO", "venezuela": "VE", "tanzania": "TZ", "moldova": "MD"}
-CIRCLE = re.compile(r"^\s*within\s+([0-9.eE+]+)\s*km\s+of\s+([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*$", re.IGNORECASE)
+CIRCLE = re.compile(r"^\s*within\s+([0-9.eE+]+)\s*km\s+of\s+([-+0-9.eE]+)\s*(?:,|;|\s)\s*([-+0-9.eE]+)\s*$",
+                    re.IGNORECASE)
 
 
 def norm(text: str) -> str:
