@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence, Tuple, Union
 
@@ -144,10 +145,17 @@ class AreaOfInterest:
         """Whatever a CLI or worker receives: a GeoJSON dict/string, WKT, 'W,S,E,N', a vector file path, a country or
         region name or ISO code, 'within R km of LAT, LON' (or {"near": [lat, lon], "radius_km": R}), or a union of
         these: a list, or parts separated by ';'."""
-        from .boundaries import parse_circle
-
         if isinstance(spec, AreaOfInterest):
             return spec
+        key = json.dumps(spec) if isinstance(spec, (str, list, tuple)) and not _names_a_file(spec) else ""
+        if 0 < len(key) <= 100_000:
+            return _parse_cached(key)  # the same words, the same area: the engine's masks are reused
+        return cls._parse(spec)
+
+    @classmethod
+    def _parse(cls, spec: Any) -> AreaOfInterest:
+        from .boundaries import parse_circle
+
         circle = parse_circle(spec)
         if circle is not None:
             return cls.from_circle(*circle)
@@ -274,6 +282,21 @@ def restrict_map(lmap, aoi: AreaOfInterest, all_touched: bool = False):
     best = (float(grid.row_lats(r)), float(grid.col_lons(c)))
     stats = dict(getattr(lmap, "stats", {}) or {}, aoi=aoi.name, outside_share=1.0 - held / total)
     return replace(lmap, density=new, best=best, stats=stats), 1.0 - held / total
+
+
+@lru_cache(maxsize=16)
+def _parse_cached(spec: str) -> AreaOfInterest:
+    """A named area, circle, bbox or WKT read once per process (an area is never changed once made), so repeated
+    requests with the same words share one area and so the engine's gallery mask and place finder for it."""
+    return AreaOfInterest._parse(json.loads(spec))
+
+
+def _names_a_file(spec: Any) -> bool:
+    """Whether a spec (or a part of a list) is a path on disk: files may change between requests, never cached."""
+    if isinstance(spec, (list, tuple)):
+        return any(_names_a_file(s) for s in spec)
+    return isinstance(spec, str) and not spec.lstrip().startswith("{") and len(spec) < 4096 and \
+        Path(spec.strip()).expanduser().is_file()
 
 
 def _is_wgs84(crs: str) -> bool:
