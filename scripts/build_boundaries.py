@@ -1,4 +1,4 @@
-"""Build the engine's offline country and first-level region boundaries (core/answers/data/boundaries.geojson.gz).
+"""Build the engine's offline country and first-level region boundaries (core/answers/data/boundaries.geojson).
 
 Source: the Natural Earth 1:10m admin-0 countries and admin-1 states/provinces (v4.1.0, public domain) as QGIS
 ships them generalised in resources/data/world_map.gpkg (every QGIS 3.x install has it). The ISO codes are
@@ -11,14 +11,13 @@ engine needs neither QGIS nor pycountry at run time: only shapely, which it alre
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "geoclip_qgis" / "core" / "answers" / "data" / "boundaries.geojson.gz"
+OUT = ROOT / "geoclip_qgis" / "core" / "answers" / "data" / "boundaries.geojson"  # text: no binary
 
 
 def norm(text: str) -> str:
@@ -91,8 +90,7 @@ def main(argv=None) -> int:
             f"generalised by QGIS (world_map.gpkg), simplified {args.tolerance} deg; ISO codes joined with pycountry "
             f"{getattr(pycountry, '__version__', '')}", "features": feats}
     raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    with gzip.GzipFile(OUT, "wb", compresslevel=9, mtime=0) as fh:
-        fh.write(raw)
+    OUT.write_bytes(raw)
     n_c = sum(f["properties"]["kind"] == "country" for f in feats)
     print(f"{OUT}: {n_c} countries, {len(feats) - n_c} regions ({matched} with an ISO 3166-2 code), "
           f"{OUT.stat().st_size / 1e6:.2f} MB", file=sys.stderr)

@@ -1,22 +1,23 @@
 """Countries and first-level regions by name or ISO code, and circles by centre and radius, offline.
 
 The boundaries are Natural Earth's 1:10m admin-0 and admin-1 polygons (v4.1.0, public domain), as QGIS ships them
-generalised, simplified to ~2 km and stored with their ISO 3166-1 / 3166-2 codes in data/boundaries.geojson.gz
-(2 MB; scripts/build_boundaries.py makes it). Why a bundled file: no maintained package on PyPI ships admin-0 *and*
-admin-1 polygons offline with wheels for every Python we support (geodatasets and cartopy download on first use,
-pycountry and countryinfo have names but no shapes, geopandas' old naturalearth_lowres had only 110m countries and
-is gone since geopandas 1.0); shapely, which the engine already has, reads the file.
+generalised, simplified to ~2 km and stored with their ISO 3166-1 / 3166-2 codes in data/boundaries.geojson
+(6.8 MB of text, 2 MB in the zip; scripts/build_boundaries.py makes it). Why a bundled file: no maintained package
+on PyPI ships admin-0 *and* admin-1 polygons offline with wheels for every Python we support (geodatasets and
+cartopy download on first use, pycountry and countryinfo have names but no shapes, geopandas' old
+naturalearth_lowres had only 110m countries and is gone since geopandas 1.0); shapely, which the engine already
+has, reads the file.
 
 Names are matched forgivingly: case, accents and punctuation do not matter, official and common names and ISO codes
-all work ("Czech Republic", "czechia", "CZ", "CZE"; "Bavaria, Germany", "DE-BY"). An unknown name is an error that
-lists the closest names (difflib). A country's name wins over a region of another country with the same name
-("Georgia"); a region name shared by several countries must be qualified ("Córdoba, Argentina").
+all work ("Czech Republic", "czechia", "CZ", "CZE"; "Bayern, Germany", "DE-BY": regions go by Natural Earth's
+names, often the local ones). An unknown name is an error that lists the closest names (difflib). A country's name
+wins over a region of another country with the same name ("Georgia"); a region name shared by several countries
+must be qualified ("Córdoba, Argentina").
 """
 
 from __future__ import annotations
 
 import difflib
-import gzip
 import json
 import math
 import re
@@ -30,7 +31,7 @@ import numpy as np
 from ...shared.geodesy import EARTH_RADIUS_KM
 from ..errors import InputError
 
-DATA = Path(__file__).resolve().parent / "data" / "boundaries.geojson.gz"
+DATA = Path(__file__).resolve().parent / "data" / "boundaries.geojson"
 MAX_RADIUS_KM = math.pi * EARTH_RADIUS_KM  # half the circumference: the whole sphere
 # Everyday names that neither Natural Earth nor ISO 3166 spell (their ISO alpha-2 code).
 SYNONYMS = {"uk": "GB", "great britain": "GB", "britain": "GB", "england": "GB", "usa": "US", "america": "US",
@@ -54,7 +55,7 @@ def _index() -> Tuple[List[dict], Dict[str, List[int]]]:
     if not DATA.is_file():
         raise InputError("the country and region boundaries are missing from the engine", str(DATA),
                          "reinstall the plugin, or give a polygon file instead of a name")
-    with gzip.open(DATA, "rt", encoding="utf-8") as fh:
+    with open(DATA, encoding="utf-8") as fh:
         feats = json.load(fh)["features"]
     keys: Dict[str, List[int]] = {}
 
