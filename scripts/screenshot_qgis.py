@@ -215,6 +215,8 @@ def poll():
     if layers:
         iface.setActiveLayer(layers[0])
         canvas = iface.mapCanvas(); canvas.zoomToFullExtent(); canvas.refresh()
+        if SCENARIO == "case":  # the constrained answer, close enough to see it keeps to Chile and Argentina
+            ext = QgsRectangle(layers[0].extent()); ext.grow(12); canvas.setExtent(ext); canvas.refresh()
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtWidgets import QDockWidget
     win = iface.mainWindow()
