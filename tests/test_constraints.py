@@ -76,7 +76,7 @@ def test_a_circle_keeps_the_points_within_its_great_circle_distance():
 def test_area_spec_joins_the_fields_of_a_front_door():
     assert area_spec() is None and area_spec("Chile") == "Chile"
     assert area_spec("Chile", "45.76, 4.84", 50) == ["Chile", "within 50 km of 45.76, 4.84"]
-    assert area_spec(None, "45.76,4.84", 50) == "within 50 km of 45.76, 4.84"
+    assert AreaOfInterest.parse(area_spec(None, "45.76,4.84", 50)).name == "within 50 km of 45.76, 4.84"
     with pytest.raises(InputError, match="centre and a radius"):
         area_spec("Chile", "45.76,4.84", None)
     with pytest.raises(InputError, match="centre"):
@@ -99,3 +99,23 @@ def test_the_engine_keeps_only_gallery_points_inside(engine):
         assert outside == pytest.approx(1 - full[inside].sum(), abs=1e-6)
         res = next(engine.iter_predict_text(["a harbour at dusk"], 5, options=opts))
         assert res.constraint == aoi.name and res.aoi_outside == pytest.approx(outside)
+
+
+def test_every_front_door_joins_its_area_fields_by_one_rule():
+    """shared/protocol.area_request: the dock's area (a bbox or a polygon), 'Limit to' and 'Near' + radius, one
+    request value the schema accepts and the engine reads as their union."""
+    from geoclip_qgis.shared import protocol
+
+    bbox = [-10.0, 35.0, 30.0, 60.0]
+    assert protocol.area_request() is None and protocol.area_request(bbox) == bbox
+    joined = protocol.area_request(bbox, "Chile", "-34.6, -58.38", 100)
+    assert joined == [bbox, "Chile", "within 100 km of -34.6, -58.38"]
+    assert protocol.validate("geolocate_text", {"queries": ["x"], "aoi": joined})["aoi"] == joined
+    aoi = AreaOfInterest.parse(joined)
+    assert aoi.points_mask([[48.85, 2.35], SANTIAGO, BUENOS_AIRES, LIMA]).tolist() == [True, True, True, False]
+    square = {"type": "Polygon", "coordinates": [[[0, 40], [10, 40], [10, 50], [0, 50], [0, 40]]]}
+    both = protocol.area_request(square, "CL")
+    assert protocol.validate("geolocate_text", {"queries": ["x"], "aoi": both})["aoi"] == both
+    assert AreaOfInterest.parse(both).points_mask([[45, 5], SANTIAGO, LIMA]).tolist() == [True, True, False]
+    with pytest.raises(ValueError):
+        protocol.area_request(None, None, "1, 2", 0)

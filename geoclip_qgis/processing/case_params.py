@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional
 from qgis.core import QgsProcessingException, QgsProcessingParameterNumber, QgsProcessingParameterString
 
 from ..i18n import tr
+from ..shared.protocol import area_request
 
 DEFAULT_HINT_WEIGHT = 1.0  # as the engine's (core/answers/hints.py)
 
@@ -36,18 +37,14 @@ def case_request(alg, parameters, context, aoi: Optional[Any] = None) -> Dict[st
         return alg.parameterAsString(parameters, name, context).strip() if alg.parameterDefinition(name) else ""
 
     out: Dict[str, Any] = {}
-    parts = [] if aoi is None else [aoi]
-    if text("LIMIT_TO"):
-        parts.append(text("LIMIT_TO"))
-    near = text("NEAR")
     radius = alg.parameterAsDouble(parameters, "RADIUS_KM", context) if alg.parameterDefinition("RADIUS_KM") else 0
-    if bool(near) != (radius > 0):
+    try:  # the one rule every front door joins its area fields by
+        area = area_request(aoi, text("LIMIT_TO"), text("NEAR"), radius)
+    except ValueError:
         raise QgsProcessingException(tr("Give both a point (lat, lon) and a radius to limit the answer near a "
-                                        "point."))
-    if near:
-        parts.append(f"within {radius:g} km of {near}")
-    if parts:
-        out["aoi"] = parts[0] if len(parts) == 1 else parts
+                                        "point.")) from None
+    if area is not None:
+        out["aoi"] = area
     if text("HINT"):
         out["hint"] = text("HINT")
         out["hint_weight"] = float(alg.parameterAsDouble(parameters, "HINT_WEIGHT", context))

@@ -238,9 +238,31 @@ MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; no text of more than ~2,000 chara
 # (core/answers/aoi.py AreaOfInterest.parse, the one reader).
 _circle = obj({"near": listof(number(-180, 180), 2, 2), "radius_km": number(positive=True, hi=20_100)},
               ("near", "radius_km"))
-_aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, MAX_LINE_BYTES // 2)}),
-                       _circle, string(MAX_LINE_BYTES), listof(number(-180, 180), 4, 4),
-                       listof(either(string(MAX_TEXT_CHARS, empty=False), _circle), 1, 1000)))
+_geometry = obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, MAX_LINE_BYTES // 2)})
+_bbox = listof(number(-180, 180), 4, 4)
+_aoi = nullable(either(_geometry, _circle, string(MAX_LINE_BYTES), _bbox,
+                       listof(either(string(MAX_LINE_BYTES, empty=False), _circle, _geometry, _bbox), 1, 1000)))
+
+
+def area_request(base: Any = None, limit_to: Optional[str] = None, near: Optional[str] = None,
+                 radius_km: Optional[float] = None) -> Any:
+    """The request's `aoi` from a front door's separate fields (the CLI's --aoi/--near/--radius-km, the dock's and
+    Processing's area, 'Limit to', 'Near' and radius): one value, or a list of parts whose union the engine takes.
+    A circle is sent in the engine's text form, 'within R km of LAT, LON', which the engine reads and checks
+    (core/answers/boundaries.py). Raises ValueError when only one of the point and the radius is given."""
+    near = str(near or "").strip()
+    radius = float(radius_km or 0)
+    if bool(near) != (radius > 0):
+        raise ValueError("a circle needs both a centre and a radius")
+    parts = [] if base in (None, "") else (list(base) if isinstance(base, list) and base and
+                                            not all(isinstance(v, (int, float)) for v in base) else [base])
+    if limit_to and str(limit_to).strip():
+        parts.append(str(limit_to).strip())
+    if near:
+        parts.append(f"within {radius:g} km of {near}")
+    return None if not parts else parts[0] if len(parts) == 1 else parts
+
+
 _answers = {"aoi": _aoi, "region_res": nullable(number(positive=True, hi=10)),
             "place_radius_km": number(positive=True, hi=20_000),
             "hint": nullable(string(MAX_TEXT_CHARS)), "hint_weight": number(0, 100)}  # core/answers/hints.py

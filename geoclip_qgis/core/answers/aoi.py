@@ -229,23 +229,20 @@ class AreaOfInterest:
 
 
 def area_spec(aoi: Any = None, near: Optional[str] = None, radius_km: Optional[float] = None) -> Any:
-    """The one area a front door's separate fields name: `aoi` (any form parse takes) and a circle given as
-    near='LAT,LON' with radius_km, together as a union (the CLI's --aoi/--within, --near, --radius-km; the
-    dock's and Processing's fields). None when nothing is given; an error naming the missing half of a circle."""
-    if (near in (None, "")) != (radius_km in (None, "", 0)):
-        raise InputError("a circle needs both a centre and a radius", hint="e.g. --near 45.76,4.84 --radius-km 50")
-    parts = [] if aoi in (None, "") else (list(aoi) if isinstance(aoi, list) and aoi and
-                                          not all(isinstance(v, (int, float)) for v in aoi) else [aoi])
-    if near not in (None, ""):
-        from .boundaries import check_circle, circle_spec
+    """The one area the CLI's --aoi/--within, --near and --radius-km name, as shared/protocol.area_request joins
+    every front door's fields (the dock's and Processing's too), with the circle checked here, before any model
+    loads. None when nothing is given."""
+    from ...shared.protocol import area_request
+    from .boundaries import parse_circle
 
-        try:
-            lat, lon = (float(v) for v in str(near).replace(";", ",").split(","))
-            radius = float(radius_km)
-        except ValueError as exc:
-            raise InputError(f"cannot read the centre {near!r}", hint="LAT,LON in degrees, e.g. 45.76,4.84") from exc
-        parts.append(circle_spec(*check_circle(lat, lon, radius)))
-    return None if not parts else parts[0] if len(parts) == 1 else parts
+    try:
+        spec = area_request(aoi, None, near, radius_km)
+    except ValueError as exc:
+        raise InputError(str(exc), hint="e.g. --near 45.76,4.84 --radius-km 50") from None
+    circle = spec[-1] if isinstance(spec, list) else spec
+    if near not in (None, "") and parse_circle(circle) is None:
+        raise InputError(f"cannot read the centre {near!r}", hint="LAT,LON in degrees, e.g. 45.76,4.84")
+    return spec
 
 
 def restrict_probs(probs: np.ndarray, inside: np.ndarray) -> Tuple[np.ndarray, float]:

@@ -23,6 +23,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ...shared.protocol import area_request
 from ..settings_dialog import tr
 
 DEFAULT_HINT_WEIGHT = 1.0  # as the engine's (core/answers/hints.py): the hint counts as much as the photo
@@ -105,21 +106,12 @@ class CaseOptions(QWidget):
         text = self.hint.text().strip()
         return {"hint": text, "hint_weight": float(self.hint_weight.value())} if text else {}
 
-    def area_parts(self) -> List[Any]:
-        """The `aoi` parts typed here: the names as typed (the engine splits them at ';') and the circle as the
-        engine's own text form. A point without a radius, or a radius without a point, is said here."""
-        parts: List[Any] = []
-        if self.limit.text().strip():
-            parts.append(self.limit.text().strip())
-        near, radius = self.near.text().strip(), float(self.radius.value())
-        if bool(near) != (radius > 0):
-            raise ValueError(tr("Give both a point (lat, lon) and a radius to limit the answer near a point."))
-        if near:
-            parts.append(f"within {radius:g} km of {near}")
-        return parts
-
-
-def joined_area(base: Any, parts: List[Any]) -> Any:
-    """The request's `aoi`: the panel's area (extent or layer) and the typed parts together (either counts)."""
-    every = ([] if base is None else [base]) + list(parts)
-    return None if not every else every[0] if len(every) == 1 else every
+    def area(self, base: Any = None) -> Any:
+        """The request's `aoi`: the panel's area (extent or layer) and the names and circle typed here, joined by
+        the one rule every front door uses (shared/protocol.area_request). A point without a radius, or a radius
+        without a point, is said here, before any run."""
+        try:
+            return area_request(base, self.limit.text(), self.near.text(), float(self.radius.value()))
+        except ValueError:
+            raise ValueError(tr("Give both a point (lat, lon) and a radius to limit the answer near a point.")
+                             ) from None

@@ -50,7 +50,7 @@ from .. import settings_dialog as settings
 from ..map_tool import WORLD, clip_to_valid_area, visible_extent_4326
 from ..settings_dialog import plural, tr
 from ..tasks import EngineTask
-from .case_options import CaseOptions, joined_area
+from .case_options import CaseOptions
 from .map_sync import MapSync
 from .photo_list import PhotoList
 from .progress_line import ProgressLine
@@ -257,7 +257,7 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
             self.status.setText(tr("Add photos or type a description first."))
             return
         try:
-            aoi = joined_area(self.area_of_interest(), self.case.area_parts())
+            aoi = self.case.area(self.area_of_interest())
         except ValueError as exc:
             self.status.setText(str(exc))
             return
