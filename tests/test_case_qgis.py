@@ -120,3 +120,30 @@ def test_processing_passes_hint_and_constraints(qgis_processing, tiny_clip, cach
                            context=context)
     finally:
         shutdown_shared()
+
+
+def test_processing_likelihood_takes_hint_and_names(qgis_processing, tiny_clip, cache_dir, case_photos, tmp_path):
+    """The likelihood raster fuses the hint and keeps its regions inside the named country."""
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.processing.provider import GeoClipProvider
+
+    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("geoclip") is None:
+        registry.addProvider(GeoClipProvider())
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    try:
+        res = processing.run("geoclip:likelihood_raster", {
+            "PHOTOS": case_photos, "EXTENT": "-80,-56,-50,-16 [EPSG:4326]", "RESOLUTION": 2.0, "DEVICE": 1,
+            "CLIP_PATH": tiny_clip, "HINT": "a harbour", "HINT_WEIGHT": 1.5, "LIMIT_TO": "Chile", "LEVELS": "90",
+            "OUTPUT": str(tmp_path / "lk.tif"), "REGIONS": str(tmp_path / "regions.gpkg")}, context=context)
+        assert QgsRasterLayer(res["OUTPUT"], "lk").isValid()
+        regions = QgsVectorLayer(res["REGIONS"], "r", "ogr")
+        box = next(regions.getFeatures()).geometry().boundingBox()
+        assert box.xMinimum() >= -80 and box.xMaximum() <= -65.5 and box.yMaximum() <= -16  # Chile's mainland box
+    finally:
+        shutdown_shared()
