@@ -50,6 +50,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Click the map to set the point</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
             <source>Hint</source>
             <translation type="unfinished" />
         </message>

@@ -12,14 +12,24 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
-from qgis.core import QgsApplication, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsPointXY,
+    QgsProject,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsMapToolEmitPoint
 from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
     QCompleter,
     QDoubleSpinBox,
     QGridLayout,
     QLabel,
     QLineEdit,
+    QToolButton,
     QWidget,
 )
 
@@ -45,8 +55,11 @@ class CaseOptions(QWidget):
     """Hint + weight, 'Limit to' names, and 'Near' lat, lon + radius: the request's `hint`, `hint_weight` and the
     parts of its `aoi`."""
 
-    def __init__(self, parent: Optional[QWidget] = None):
+    def __init__(self, parent: Optional[QWidget] = None, canvas=None):
         super().__init__(parent)
+        self.canvas = canvas
+        self._tool = None
+        self._previous_tool = None
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         self.hint = QLineEdit()
@@ -80,7 +93,13 @@ class CaseOptions(QWidget):
         self.radius.setSuffix(" km")
         self.radius.setSpecialValueText(tr("no radius"))
         grid.addWidget(QLabel(tr("Near")), 2, 0)
-        grid.addWidget(self.near, 2, 1, 1, 3)
+        grid.addWidget(self.near, 2, 1, 1, 2)
+        self.pick = QToolButton()
+        self.pick.setIcon(QIcon(QgsApplication.iconPath("mActionCapturePoint.svg")))
+        self.pick.setToolTip(tr("Click the map to set the point"))
+        self.pick.setEnabled(canvas is not None)
+        self.pick.clicked.connect(self.pick_on_map)
+        grid.addWidget(self.pick, 2, 3)
         grid.addWidget(QLabel(tr("radius")), 2, 4)
         grid.addWidget(self.radius, 2, 5)
         self._completer_ready = False
@@ -96,6 +115,26 @@ class CaseOptions(QWidget):
             completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
             completer.setFilterMode(Qt.MatchFlag.MatchContains)
             self.limit.setCompleter(completer)
+
+    def pick_on_map(self) -> None:
+        """The next click on the map sets the point (in degrees, whatever the map's CRS); the map tool in use before
+        comes back after it."""
+        if self.canvas is None:
+            return
+        self._previous_tool = self.canvas.mapTool()
+        self._tool = QgsMapToolEmitPoint(self.canvas)
+        self._tool.canvasClicked.connect(self.clicked)
+        self.canvas.setMapTool(self._tool)
+
+    def clicked(self, point: QgsPointXY, _button=None) -> None:
+        xf = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(),
+                                    QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+        p = xf.transform(point)
+        self.set_near(p.y(), p.x())
+        if self._previous_tool is not None:
+            self.canvas.setMapTool(self._previous_tool)
+        else:
+            self.canvas.unsetMapTool(self._tool)
 
     def set_near(self, lat: float, lon: float) -> None:
         """The point (e.g. from the map), typed as the analyst would."""

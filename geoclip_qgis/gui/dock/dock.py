@@ -162,7 +162,7 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         self.store.currentIndexChanged.connect(lambda _i: settings.put("results_store", self.store.currentData()))
         where.addWidget(self.store, 1)
         v.addLayout(where)
-        self.case = CaseOptions()  # a hint in words, and where the photo must be by name or near a point
+        self.case = CaseOptions(canvas=self.iface.mapCanvas())  # a hint, and where the photo must be
         v.addWidget(self.case)
         run_row = QHBoxLayout()
         self.run_button = QPushButton(QIcon(QgsApplication.iconPath("mActionStart.svg")), tr("Run"))
