@@ -152,6 +152,13 @@ def begin():
         state["statuses"] = []
         dock.run()
         QTimer.singleShot(100, analyst_poll); return
+    if SCENARIO == "case":  # issue 25: a hint and a constraint typed in the dock, and the run's answer
+        dock.store.setCurrentIndex(dock.store.findData("memory"))
+        dock.query.setText("")
+        dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
+        dock.case.hint.setText("snowy peaks above a mining town")
+        dock.case.hint_weight.setValue(1.0)
+        dock.case.limit.setText("Chile; Argentina")
     if SCENARIO == "photos":  # a saved project (the GeoPackage goes next to it) and a folder with unreadable files
         QgsProject.instance().write(os.environ["GEOCLIP_SHOT_PROJECT"])
         write(project_dir=os.path.dirname(os.environ["GEOCLIP_SHOT_PROJECT"]))
@@ -208,6 +215,8 @@ def poll():
     if layers:
         iface.setActiveLayer(layers[0])
         canvas = iface.mapCanvas(); canvas.zoomToFullExtent(); canvas.refresh()
+        if SCENARIO == "case":  # the constrained answer, close enough to see it keeps to Chile and Argentina
+            ext = QgsRectangle(layers[0].extent()); ext.grow(12); canvas.setExtent(ext); canvas.refresh()
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtWidgets import QDockWidget
     win = iface.mainWindow()
@@ -556,7 +565,7 @@ def main() -> int:
     ap.add_argument("--gallery", default="default")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected", "photos", "waiting", "world",
-                                           "analyst", "manager"),
+                                           "analyst", "manager", "case"),
                     default="text",
                     help="text: a query's points; cancel: Cancel while the likelihood grid is scored; layers: two "
                          "text runs with the raster (layer tree, legend); projected: places like here in --crs; "
@@ -564,7 +573,8 @@ def main() -> int:
                          "waiting: a query behind a field build, cancelled while it waits; world: the 0.5° field "
                          "built from the engine start, then a world 'places like here', timed; analyst: photos "
                          "with the raster at the dock's default width (table, progress, view after the run); "
-                         "manager: the manager switched to a Python without torch")
+                         "manager: the manager switched to a Python without torch; case: photos with a hint and "
+                         "'Limit to: Chile; Argentina' (issue 25)")
     ap.add_argument("--crs", default="EPSG:3857", help="the map's CRS for --scenario projected")
     ap.add_argument("--plugin-dir", help="install this geoclip_qgis folder instead of the zip (before/after)")
     ap.add_argument("--size", default="1600x1000", help="the Xvfb screen, WIDTHxHEIGHT")
@@ -588,7 +598,7 @@ def main() -> int:
             prefs["gallery"] = "fibonacci:3000"
     if args.scenario == "world":
         extra_env["GEOCLIP_PYRAMID"] = "on"  # the default pyramid, as a user's engine builds it (tests turn it off)
-    if args.scenario in ("photos", "analyst"):
+    if args.scenario in ("photos", "analyst", "case"):
         make_photos(work / "photos")
     if args.scenario == "manager":  # a Python without torch: a bare venv of the system's Python
         subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(work / "bare")], check=True)
@@ -638,7 +648,7 @@ def main() -> int:
     info["qgis_exit"] = qgis.returncode
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]
     print(json.dumps(info, indent=1))
-    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst")
+    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "case")
                             and not info.get("layer_added")):
         sys.stderr.write(stderr[-3000:])
         return 1

@@ -9,6 +9,82 @@
             <translation>GeoCLIP : construction des champs mondiaux en arrière-plan (en pause pendant vos calculs)</translation>
         </message>
         <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>what you know, e.g. signs in Cyrillic, a snowy pass</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Words fused with each photo: the photo's answer times the words' answer, raised to the weight. Weight 0 gives the photo's answer alone.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>How much the hint counts against the photo (1: as much)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>countries or regions, e.g. Chile; Argentina, or FR, DE-BY</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Only places inside these countries or first-level regions (names or ISO codes, separated by ;). The share of the probability that fell outside is reported.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>lat, lon</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Only places within the radius of this point (latitude, longitude in degrees)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>no radius</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Click the map to set the point</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Hint</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>weight</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Limit to</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>Near</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <source>radius</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/case_options.py" />
+            <location filename="../../geoclip_qgis/processing/case_params.py" />
+            <source>Give both a point (lat, lon) and a radius to limit the answer near a point.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>GeoCLIP geolocation</source>
             <translation>Géolocalisation GeoCLIP</translation>
@@ -265,6 +341,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>; hint “{}”, weight {:g}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>The points stay.</source>
             <translation>Les points restent.</translation>
         </message>
@@ -287,6 +368,11 @@
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>{} photos could not be read; see the GeoCLIP panel</source>
             <translation>{} photos illisibles ; voir le panneau GeoCLIP</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source> ({})</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -1160,13 +1246,38 @@
             <translation type="unfinished" />
         </message>
         <message>
+            <location filename="../../geoclip_qgis/processing/case_params.py" />
+            <source>Limit to countries or regions (names or ISO codes, separated by ;)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_params.py" />
+            <source>Near a point (lat, lon in degrees)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_params.py" />
+            <source>Radius around the point (km)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_params.py" />
+            <source>Hint in words, fused with each photo (e.g. signs in Cyrillic)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_params.py" />
+            <source>Hint weight (0: the photo alone; 1: as much as the photo)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>Geolocate photos</source>
             <translation>Géolocaliser des photos</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
-            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Each prediction is named offline (country, region, nearest populated place). Optional outputs: the distinct places (gallery points within 25 km merged, probabilities summed, with names) and one summary row per photo (best place, its name and probability, or why the photo failed). An optional area of interest (polygons) restricts the answer to it: probabilities renormalise inside, and the share that fell outside is reported. Photos that cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already written. An existing GeoPackage output keeps its other layers.</source>
+            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Each prediction is named offline (country, region, nearest populated place). Optional outputs: the distinct places (gallery points within 25 km merged, probabilities summed, with names) and one summary row per photo (best place, its name and probability, or why the photo failed). An optional area of interest (polygons) restricts the answer to it: probabilities renormalise inside, and the share that fell outside is reported; countries or regions by name or ISO code (Limit to) and a point with a radius do the same. A hint in words is fused with each photo (the photo's answer times the hint's, raised to its weight). Photos that cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already written. An existing GeoPackage output keeps its other layers.</source>
             <translation type="unfinished" />
         </message>
         <message>

@@ -114,6 +114,8 @@ def summary_feature(row: Dict[str, Any], fields: QgsFields, project_home: Option
         f["places_mass"] = 1.0 - float(row["remaining"])
     _set(f, "aoi_outside", row.get("aoi_outside"))
     _set(f, "exif_problem", row.get("exif_problem"))
+    for key in ("hint", "hint_weight", "constraint"):  # what the answer was given besides the photo
+        _set(f, key, row.get(key))
     region = region or row.get("region")
     if region:
         _set(f, "region90_km2", region.get("area_km2"))

@@ -36,6 +36,7 @@ from ..layers.results import (
 )
 from ..shared import photo_list
 from .base import GeoClipAlgorithm, tr, tr_noop
+from .case_params import add_case_parameters, case_request
 from .postprocess import StyleOnLoad
 
 
@@ -56,7 +57,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
         "populated place). Optional outputs: the distinct places (gallery points within 25 km merged, "
         "probabilities summed, with names) and one summary row per photo (best place, its name and "
         "probability, or why the photo failed). An optional area of interest (polygons) restricts the answer "
-        "to it: probabilities renormalise inside, and the share that fell outside is reported. Photos that "
+        "to it: probabilities renormalise inside, and the share that fell outside is reported; countries or "
+        "regions by name or ISO code (Limit to) and a point with a radius do the same. A hint in words is fused "
+        "with each photo (the photo's answer times the hint's, raised to its weight). Photos that "
         "cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already "
         "written. An existing GeoPackage output keeps its other layers.")
 
@@ -77,6 +80,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Predicted places"),
                                                             QgsProcessing.SourceType.TypeVectorPoint))
         self.add_aoi_parameter()
+        add_case_parameters(self)
         self.addParameter(QgsProcessingParameterFeatureSink("FAILED", tr("Photos that could not be read"),
                                                             QgsProcessing.SourceType.TypeVector, optional=True,
                                                             createByDefault=True))
@@ -142,8 +146,7 @@ class GeolocatePhotos(GeoClipAlgorithm):
         feedback.pushInfo(tr("Geolocating {} photo(s)").format(len(paths)))
         params = {"paths": paths, "top_k": self.parameterAsInt(parameters, "TOP_K", context),
                   "engine": self.engine_options(parameters, context)}
-        if aoi is not None:
-            params["aoi"] = aoi
+        params.update(case_request(self, parameters, context, aoi))  # the AOI layer, names, circle, hint
         result = {} if not paths else self.run_engine("geolocate_images", params, feedback, on_row=on_row,
                                                       keep_partial=True)
         feedback.pushInfo(tr("{} geolocated, {} could not be read{}").format(

@@ -15,6 +15,7 @@ from qgis.core import (
 
 from ..layers.results import prediction_features, prediction_fields, style_likelihood, style_predictions
 from .base import GeoClipAlgorithm, tr, tr_noop
+from .case_params import add_case_parameters, case_request
 from .geolocate_photos import AnswerSinks, add_answer_sinks
 from .postprocess import StyleOnLoad
 
@@ -37,6 +38,7 @@ class GeolocateText(GeoClipAlgorithm):
         self.add_engine_parameters()
         self.add_extent_parameters(0.5)
         self.add_aoi_parameter()
+        add_case_parameters(self, hint=False)
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", tr("Matching places"),
                                                             QgsProcessing.SourceType.TypeVectorPoint))
         add_answer_sinks(self)
@@ -47,7 +49,7 @@ class GeolocateText(GeoClipAlgorithm):
         queries = [q.strip() for q in self.parameterAsString(parameters, "QUERY", context).splitlines() if q.strip()]
         if not queries:
             raise QgsProcessingException(tr("Type a description, e.g. 'snowy alpine village'"))
-        aoi = self.aoi_geojson(parameters, context)
+        aoi = case_request(self, parameters, context, self.aoi_geojson(parameters, context)).get("aoi")
         fields = prediction_fields()
         sink, dest = self.sink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Point,
                                QgsCoordinateReferenceSystem("EPSG:4326"))

@@ -24,6 +24,7 @@ from qgis.core import (
 
 from ..layers.results import region_fields, style_likelihood, style_regions
 from .base import GeoClipAlgorithm, tr, tr_noop
+from .case_params import add_case_parameters, case_request
 from .postprocess import StyleOnLoad
 
 METHODS = ["auto", "coarse-to-fine", "dense", "field"]  # appended only: saved models keep their index
@@ -53,6 +54,7 @@ class LikelihoodRaster(GeoClipAlgorithm):
         self.add_advanced(QgsProcessingParameterEnum("METHOD", tr("Method"), METHODS, defaultValue=0))
         self.add_advanced(QgsProcessingParameterBoolean("COG", tr("Write a Cloud Optimised GeoTIFF"), False))
         self.add_aoi_parameter()
+        add_case_parameters(self)
         self.addParameter(QgsProcessingParameterString("LEVELS", tr("Confidence levels of the regions (0-1, "
                                                                     "comma-separated)"), "0.5,0.9", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Likelihood raster")))
@@ -80,8 +82,7 @@ class LikelihoodRaster(GeoClipAlgorithm):
             "cog": self.parameterAsBool(parameters, "COG", context), "out": out}
         if levels:
             params["levels"] = levels
-        if aoi is not None:
-            params["aoi"] = aoi
+        params.update(case_request(self, parameters, context, aoi))  # the AOI layer, names, circle, hint
         if regions_tmp:
             params["regions_out"] = regions_tmp
         res = self.run_engine("likelihood", params, feedback)

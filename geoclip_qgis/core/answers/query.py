@@ -38,6 +38,9 @@ class QueryResult:
     aoi_outside: Optional[float] = None  # with an area of interest: the share of the mass that fell outside it
     region: Optional[dict] = None  # with region_res: the 90 % confidence region's area and parts
     exif_problem: Optional[str] = None  # why the photo's EXIF GPS was not used (out of range, no fix…)
+    hint: Optional[str] = None  # the words fused with the photo (core/answers/hints.py)
+    hint_weight: Optional[float] = None
+    constraint: Optional[str] = None  # the area of interest's description ("Chile, Argentina", "within 50 km of …")
 
     @property
     def gps_problem(self) -> Optional[str]:

@@ -87,7 +87,9 @@ def summary_row(result) -> dict:
            "probability": best["probability"], "lat": best["lat"], "lon": best["lon"],
            "places_mass": None if result.remaining is None else 1.0 - result.remaining,
            "country": best.get("country"), "region": best.get("region"), "place": best.get("place"),
-           "aoi_outside": result.aoi_outside, "exif_problem": getattr(result, "gps_problem", None)}
+           "aoi_outside": result.aoi_outside, "exif_problem": getattr(result, "gps_problem", None),
+           "hint": getattr(result, "hint", None), "hint_weight": getattr(result, "hint_weight", None),
+           "constraint": getattr(result, "constraint", None)}
     if result.region:
         row["region90_km2"], row["region90_parts"] = result.region["area_km2"], result.region["parts"]
         row["label"] = f"{row['label']}; {result.region['summary']}"

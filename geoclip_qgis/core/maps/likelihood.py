@@ -325,6 +325,8 @@ class LikelihoodJob:
     preview: Optional[str] = None
     cog: bool = False
     top_k: int = 5
+    hint: Optional[str] = None  # words fused with the query (core/answers/hints.py), weighted
+    hint_weight: float = 1.0
 
 
 def run_likelihood(engine, job: LikelihoodJob, progress: Optional[Callable[[int, int, str], None]] = None,
@@ -343,6 +345,11 @@ def run_likelihood(engine, job: LikelihoodJob, progress: Optional[Callable[[int,
     say(0, 3, "encoding the query")
     notes: List[str] = []
     query, label = query_for(engine, job.photos, job.text, notes)
+    if job.hint and job.hint_weight:
+        from ..answers.hints import with_hint
+
+        query = with_hint(engine, query[None], job.hint, job.hint_weight)[0]  # p ∝ p_query · p_hint^w
+        label = f"{label} + hint '{job.hint}' (weight {job.hint_weight:g})"
     for note in notes:  # a photo named twice is fused once, and the caller is told
         say(0, 3, note)
     if cancelled():

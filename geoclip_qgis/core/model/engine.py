@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import cancel
+from ..answers.hints import with_hint
 from ..answers.options import AnswerOptions
 from ..answers.query import Prediction, QueryResult  # noqa: F401 - re-exported (the engine's answers)
 from ..errors import GeoClipError, ImageError, InputError
@@ -51,6 +52,8 @@ class GeoClipEngine:
         region_res: Optional[float] = None,
         exact_decode: bool = False,
         decode_workers: Optional[int] = None,
+        hint: Optional[str] = None,
+        hint_weight: float = 1.0,
     ):
         self.weights = weights if isinstance(weights, GeoClipWeights) else load_weights(weights)
         self.choice: DeviceChoice = select_device(device)
@@ -74,7 +77,7 @@ class GeoClipEngine:
         self.names = names
         self._aoi_mask: Optional[Tuple[object, np.ndarray]] = None
         # The answers' defaults for a direct API call; a request carries its own (AnswerOptions), never set here.
-        self.answers = AnswerOptions.make(aoi, region_res, place_radius_km)
+        self.answers = AnswerOptions.make(aoi, region_res, place_radius_km, hint, hint_weight)
 
     # ---- lazily built parts -------------------------------------------------------------------------
     @property
@@ -348,7 +351,8 @@ class GeoClipEngine:
     def set_answers(self, **changes) -> None:
         """Change the API's default answer options (aoi, region_res, place_radius_km), checked."""
         cur = {"aoi": self.answers.aoi, "region_res": self.answers.region_res,
-               "place_radius_km": self.answers.place_radius_km}
+               "place_radius_km": self.answers.place_radius_km, "hint": self.answers.hint,
+               "hint_weight": self.answers.hint_weight}
         self.answers = AnswerOptions.make(**{**cur, **changes})
 
     def _inside_mask(self, aoi) -> np.ndarray:
@@ -434,13 +438,15 @@ class GeoClipEngine:
         def flush() -> None:
             if not pending:
                 return
-            feats = self.embed_pixels(torch.stack([d.pixels for d in pending]))
+            feats = with_hint(self, self.embed_pixels(torch.stack([d.pixels for d in pending])), opts.hint,
+                              opts.hint_weight)
             ranked = self.rank(feats, top_k, opts)
             regions = self.region_of(feats, opts.region_res, aoi=opts.aoi) if opts.region_res else \
                 [None] * len(ranked)
             for d, (preds, places, remaining, outside), region in zip(pending, ranked, regions):
                 results[d.index] = QueryResult(d.source, "image", preds, d.gps, places=places, remaining=remaining,
-                                               aoi_outside=outside, region=region, exif_problem=d.gps_problem)
+                                               aoi_outside=outside, region=region, exif_problem=d.gps_problem,
+                                               **opts.labels())
             pending.clear()
 
         for d in decode_ahead(images, load, lambda im: enc.preprocess([im])[0], self.decode_workers, 2 * bs):
@@ -474,13 +480,13 @@ class GeoClipEngine:
         check_top_k(top_k, len(self.gallery()))
         for start in range(0, len(queries), batch_size):
             chunk = queries[start:start + batch_size]
-            feats = self.embed_text(chunk)
+            feats = with_hint(self, self.embed_text(chunk), opts.hint, opts.hint_weight)
             ranked = self.rank(feats, top_k, opts)
             regions = self.region_of(feats, opts.region_res, aoi=opts.aoi) if opts.region_res else \
                 [None] * len(ranked)
             for q, (preds, places, remaining, outside), region in zip(chunk, ranked, regions):
                 yield QueryResult(q, "text", preds, places=places, remaining=remaining, aoi_outside=outside,
-                                  region=region)
+                                  region=region, **opts.labels())
 
     def predict_text(self, queries: Sequence[str], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_text(queries, top_k))

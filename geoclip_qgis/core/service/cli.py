@@ -54,9 +54,13 @@ def _common(ap: argparse.ArgumentParser) -> None:
                          "summary row per input (a GeoPackage holds all three)")
     ap.add_argument("--place-radius", type=float, default=25.0,
                     help="gallery points within this many km of a place's best point are one place (default 25)")
-    ap.add_argument("--aoi", default=None,
-                    help="area of interest: a polygon file (.gpkg/.geojson/.shp), WKT, GeoJSON, or W,S,E,N; "
+    ap.add_argument("--aoi", "--within", dest="aoi", default=None,
+                    help="area of interest: a polygon file (.gpkg/.geojson/.shp), WKT, GeoJSON, W,S,E,N, or countries "
+                         "and regions by name or ISO code separated by ';' (e.g. 'Chile; Argentina', 'DE-BY'); "
                          "probabilities renormalise inside it and the share outside is reported")
+    ap.add_argument("--near", default=None, metavar="LAT,LON",
+                    help="with --radius-km: only places within that distance of this point (with --aoi: either)")
+    ap.add_argument("--radius-km", type=float, default=None, help="the radius of --near, in km")
     ap.add_argument("--region-res", type=float, default=None,
                     help="also map each input's likelihood at this resolution (degrees) for the summary's 90 %% "
                          "confidence-region area (fast with a built location field)")
@@ -76,6 +80,7 @@ def _engine_options(args) -> dict:
         cache_dir=args.cache_dir, batch_size=args.batch_size, place_radius_km=getattr(args, "place_radius", 25.0),
         aoi=getattr(args, "aoi", None), region_res=getattr(args, "region_res", None),
         exact_decode=getattr(args, "exact_decode", False),
+        hint=getattr(args, "hint", None), hint_weight=getattr(args, "hint_weight", 1.0),
     )
 
 
@@ -151,10 +156,12 @@ def run_fingerprint(engine, args, kind: str) -> dict:
 
     fp = dict(engine.run_fingerprint(kind, args.top_k))
     aoi = getattr(args, "aoi", None)
-    if aoi and os.path.isfile(os.path.expanduser(aoi)):
+    if isinstance(aoi, str) and os.path.isfile(os.path.expanduser(aoi)):
         with open(os.path.expanduser(aoi), "rb") as fh:
             aoi = "sha256:" + hashlib.sha256(fh.read()).hexdigest()
     fp.update(aoi=aoi or None, place_radius_km=float(getattr(args, "place_radius", 25.0)))
+    if getattr(args, "hint", None):  # a hinted run's rows never mix with the photo-alone ones
+        fp.update(hint=args.hint, hint_weight=float(args.hint_weight))
     return fp
 
 
@@ -233,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "manifests")
     p.add_argument("--actors", type=positive_int, default=None, help="with --ray: engines (default: one per GPU)")
     p.add_argument("--path-column", default="path", help="with --ray: the manifests' photo path column")
+    p.add_argument("--hint", default=None, help="words fused with each photo, e.g. 'signs in Cyrillic' "
+                                                "(p ∝ p_photo · p_text^weight)")
+    p.add_argument("--hint-weight", type=float, default=1.0,
+                   help="the hint's weight (default 1: as much as the photo; 0: the photo alone)")
     _common(p)
     p.set_defaults(func=cmd_photos)
     t = sub.add_parser("text", help="geolocate text descriptions")
@@ -248,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: a built location field when one covers the extent, else dense or coarse-to-fine")
     lk.add_argument("--aoi", default=None, help="area of interest (polygon file, WKT, GeoJSON or W,S,E,N): the map "
                                                 "is renormalised inside it")
+    lk.add_argument("--hint", default=None, help="words fused with the photos or text (p ∝ p · p_hint^weight)")
+    lk.add_argument("--hint-weight", type=float, default=1.0, help="the hint's weight (default 1; 0: no hint)")
     lk.add_argument("--regions", default=None,
                     help="also write the highest-density confidence regions as polygons (.gpkg or .geojson)")
     lk.add_argument("--levels", default="0.5,0.9", help="confidence-region levels (default 0.5,0.9)")
@@ -329,7 +342,7 @@ def cmd_likelihood(args) -> int:
     grid = _grid(args)
     engine = _engine(args)
     job = LikelihoodJob(grid, args.out, args.photos, args.text, args.method, engine.aoi, levels, args.regions,
-                        None, args.cog)  # the preview is rendered by _finish_raster, as for every raster
+                        None, args.cog, hint=args.hint, hint_weight=args.hint_weight)  # preview: _finish_raster
     res = run_likelihood(engine, job)
     for note in res["notes"]:
         logging.warning("%s", note)
@@ -398,7 +411,7 @@ def _glue_extent(argv: List[str]) -> List[str]:
     """`--extent -10,35,30,60` (or --aoi) would read as an unknown option to argparse: pass it as `--extent=...`."""
     out, i = [], 0
     while i < len(argv):
-        if argv[i] in ("--extent", "--aoi") and i + 1 < len(argv):
+        if argv[i] in ("--extent", "--aoi", "--within", "--near") and i + 1 < len(argv):
             out.append(f"{argv[i]}={argv[i + 1]}")
             i += 2
         else:
@@ -414,6 +427,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")
         sys.stderr.reconfigure(errors="backslashreplace")  # Python's own default for stderr, whatever wraps it
     try:
+        if hasattr(args, "near"):  # --aoi and a circle, one area (core/answers/aoi.area_spec)
+            from ..answers.aoi import area_spec
+
+            args.aoi = area_spec(args.aoi, args.near, args.radius_km)
         return args.func(args)
     except GeoClipError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -265,12 +265,15 @@ class Worker:
         from ..maps.likelihood import LikelihoodJob, run_likelihood
 
         levels = check_levels(params.get("levels") or DEFAULT_LEVELS)  # before the engine, before any write
+        from ..answers.hints import check_hint, check_hint_weight
+
         aoi = None if params.get("aoi") is None else AreaOfInterest.parse(params["aoi"])
+        hint, weight = check_hint(params.get("hint")), check_hint_weight(params.get("hint_weight"))
         self.io_plan(params, photos=params.get("photos") or ())  # before any model loads
         engine = self.engine(params.get("engine"))
         job = LikelihoodJob(self._grid(engine, params, "auto"), params["out"], params.get("photos") or (),
                             params.get("text"), params.get("method", "auto"), aoi, levels, params.get("regions_out"),
-                            params.get("preview"), bool(params.get("cog")), params.get("top_k", 5))
+                            params.get("preview"), bool(params.get("cog")), params.get("top_k", 5), hint, weight)
         return run_likelihood(engine, job, lambda d, n, m: self.send(protocol.progress(rid, d, n, m)),
                               lambda: self.cancelled(rid))
 

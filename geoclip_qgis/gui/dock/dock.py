@@ -50,6 +50,7 @@ from .. import settings_dialog as settings
 from ..map_tool import WORLD, clip_to_valid_area, visible_extent_4326
 from ..settings_dialog import plural, tr
 from ..tasks import EngineTask
+from .case_options import CaseOptions
 from .map_sync import MapSync
 from .photo_list import PhotoList
 from .progress_line import ProgressLine
@@ -161,6 +162,8 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         self.store.currentIndexChanged.connect(lambda _i: settings.put("results_store", self.store.currentData()))
         where.addWidget(self.store, 1)
         v.addLayout(where)
+        self.case = CaseOptions(canvas=self.iface.mapCanvas())  # a hint, and where the photo must be
+        v.addWidget(self.case)
         run_row = QHBoxLayout()
         self.run_button = QPushButton(QIcon(QgsApplication.iconPath("mActionStart.svg")), tr("Run"))
         self.cancel_button = QPushButton(tr("Cancel"))
@@ -254,7 +257,7 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
             self.status.setText(tr("Add photos or type a description first."))
             return
         try:
-            aoi = self.area_of_interest()
+            aoi = self.case.area(self.area_of_interest())
         except ValueError as exc:
             self.status.setText(str(exc))
             return
@@ -266,6 +269,8 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         params: Dict[str, Any] = {"engine": self.engine_options(), "top_k": self.top_k.value()}
         if aoi is not None:
             params["aoi"] = aoi
+        hint = self.case.hint_params()
+        params.update(hint)
         if photos:
             op, params["paths"] = "geolocate_images", photos
             self.run_state = Run("image", len(photos))
@@ -277,6 +282,7 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
             self.run_state = Run("text", 1, text)
             title = tr("GeoCLIP: “{}”").format(text)
         self.run_state.aoi = aoi
+        self.run_state.hint = hint
         self._start(EngineTask(title, op, params), self.predictions_done)
 
     def _start(self, task: EngineTask, on_done) -> None:
@@ -334,6 +340,11 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         if outside:
             msg += tr("; {:.0%} of the probability fell outside the area of interest").format(
                 sum(outside) / len(outside))
+            said = next((r.get("constraint") for r in run.rows if r.get("constraint")), None)
+            if said:
+                msg += tr(" ({})").format(said)
+        if run.rows and run.rows[0].get("hint"):
+            msg += tr("; hint “{}”, weight {:g}").format(run.rows[0]["hint"], run.rows[0].get("hint_weight") or 0)
         if cancelled:
             done, total = self.task.last if self.task is not None else (0, 0)
             msg += tr(" (cancelled after {}/{}; finished rows kept)").format(done, total) if total else \
@@ -371,6 +382,7 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         params["view_px"] = [max(1, size.width()), max(1, size.height())]  # "auto": ~3 px a cell of the map
         if getattr(run, "aoi", None) is not None:
             params["aoi"] = run.aoi
+        params.update(getattr(run, "hint", None) or {})  # the map fuses the same hint
         self._start(EngineTask(tr("GeoCLIP likelihood raster"), "likelihood", params), self.raster_done)
         self.line.stage(tr("Mapping the likelihood…"))
 
