@@ -1172,6 +1172,16 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Ran on {} in {}: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Precision (auto: the fastest that passes the fidelity gate on this machine)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Extent (empty: the whole world)</source>
             <translation type="unfinished" />
         </message>
