@@ -165,7 +165,8 @@ def main() -> None:
 
     print(f"{len(photos)} photos of {args.size} px; {args.repeats} interleaved repeats of each precision after a "
           "warm-up batch (model load) per precision")
-    idle = lateness_while(lambda _t=time.perf_counter() + 3.0: time.perf_counter() > _t, app)
+    idle_until = time.perf_counter() + 3.0
+    idle = lateness_while(lambda: time.perf_counter() > idle_until, app)
     for p in precisions:  # warm-up: the model loads, the gallery is read
         run(p)
         print(f"warm: {p} ran on {clients[p].proc.pid} ({clients[p].alive})")
