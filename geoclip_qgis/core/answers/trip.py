@@ -1,0 +1,319 @@
+"""A trip: photos of one journey answered jointly. Consecutive photos cannot lie farther apart than a travel speed
+allows, so a confident photo pulls an ambiguous neighbour to its side, and a photo with EXIF GPS fixes the others.
+
+The model (one chain, sum-product = forward-backward):
+- the photos, ordered by their EXIF capture time (core/io/photos.read_taken_at; file order when none has one, said
+  in the note); a photo without a time while others have one is answered alone, and the note says so;
+- a shared lattice of gallery points: the union of every chain photo's top points (LATTICE_TOP, fewer per photo
+  when many photos would make the lattice larger than MAX_LATTICE) and the gallery points nearest each GPS anchor;
+- emission: the photo's own probability at each lattice point (from the full gallery softmax, the one rank uses:
+  engine.gallery_probabilities); an anchor's is a narrow kernel (ANCHOR_SIGMA_KM) around its GPS point;
+- between consecutive photos Δt apart, a symmetric reachability kernel on the great-circle distance d:
+  K = exp(-max(0, d - v·Δt - slack) / SCALE_KM) + FLOOR. Within reach every place is as likely as any other (no
+  preference for short hops), beyond it the weight decays with the excess; FLOOR keeps a photo that contradicts
+  its neighbours answerable (its own evidence wins) instead of zeroing the chain. With v·Δt + slack beyond half
+  the Earth's circumference the kernel is flat and the step decouples: an infinite speed gives back each photo's
+  own answer on the lattice.
+The marginals (the joint posterior of each photo) are then merged into places by the one place rule
+(core/answers/places.PlaceFinder) at the run's radius; the 90 % region is the smallest set of lattice points
+holding 90 % of the posterior, its area the sum of the REGION_CELL_DEG cells those points fall in.
+
+Defaults (documented in docs/trip.md): 900 km/h (an airliner's cruise: nothing that photographs moves faster),
+a slack of 50 km (a place is a town, not a point; clocks drift), a decay of 100 km beyond reach."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ...shared.geodesy import EARTH_RADIUS_KM
+from ..errors import InputError
+
+DEFAULT_SPEED_KMH = 900.0
+DEFAULT_SLACK_KM = 50.0
+SCALE_KM = 100.0
+FLOOR = 1e-12
+LATTICE_TOP = 512
+MAX_LATTICE = 2048
+MIN_TOP = 32
+ANCHOR_SIGMA_KM = 5.0
+ANCHOR_NEIGHBOURS = 16
+FILE_ORDER_GAP_H = 1.0  # no capture times at all: consecutive photos are taken as an hour apart (said in the note)
+REGION_CELL_DEG = 0.25
+HALF_EARTH_KM = math.pi * EARTH_RADIUS_KM
+CHUNK = 64
+
+NOTE_ALONE = "no capture time in its EXIF while the others have one: answered alone"
+NOTE_FILE_ORDER = f"no capture times: file order, {FILE_ORDER_GAP_H:g} h assumed between photos"
+NOTE_LOCAL = "no time offset in EXIF: the camera's local clock is used"
+NOTE_ANCHOR = "EXIF GPS: an anchor of the trip"
+NOTE_SINGLE = "the only photo of the trip: its own answer"
+
+
+@dataclass(frozen=True)
+class TripOptions:
+    """A request's trip: on or off, the travel speed and the slack (checked once, here)."""
+
+    enabled: bool = False
+    speed_kmh: float = DEFAULT_SPEED_KMH
+    slack_km: float = DEFAULT_SLACK_KM
+
+    @classmethod
+    def make(cls, enabled=False, speed_kmh=None, slack_km=None) -> TripOptions:
+        speed = DEFAULT_SPEED_KMH if speed_kmh is None else float(speed_kmh)
+        slack = DEFAULT_SLACK_KM if slack_km is None else float(slack_km)
+        if not (speed > 0 and math.isfinite(speed) or speed == math.inf):
+            raise InputError(f"the trip's travel speed must be a positive number of km/h, got {speed_kmh!r}",
+                             hint=f"e.g. {DEFAULT_SPEED_KMH:g} (an airliner), 120 (a car), 5 (on foot)")
+        if not (slack >= 0 and math.isfinite(slack)):
+            raise InputError(f"the trip's slack must be 0 km or more, got {slack_km!r}", hint="e.g. 50")
+        return cls(bool(enabled), speed, slack)
+
+    @classmethod
+    def from_params(cls, params: Dict[str, Any]) -> TripOptions:
+        """A worker request's trip (shared/protocol.py's `trip`, `trip_speed_kmh`, `trip_slack_km`)."""
+        return cls.make(params.get("trip", False), params.get("trip_speed_kmh"), params.get("trip_slack_km"))
+
+
+# ---- the chain, pure numpy ---------------------------------------------------------------------------------------
+def haversine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, m) great-circle km between (n, 2) and (m, 2) lat, lon arrays: shared/geodesy's formula, vectorised."""
+    a, b = np.radians(np.asarray(a, np.float64).reshape(-1, 2)), np.radians(np.asarray(b, np.float64).reshape(-1, 2))
+    dlat = b[None, :, 0] - a[:, None, 0]
+    dlon = b[None, :, 1] - a[:, None, 1]
+    h = np.sin(dlat / 2) ** 2 + np.cos(a[:, None, 0]) * np.cos(b[None, :, 0]) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def reach_km(hours: float, speed_kmh: float, slack_km: float) -> float:
+    """How far the next photo can be: v·Δt + slack (an infinite speed reaches everywhere)."""
+    return math.inf if math.isinf(speed_kmh) else speed_kmh * max(0.0, hours) + slack_km
+
+
+class _Kernel:
+    """The reachability kernel for any Δt from one precomputed exp(-d / SCALE_KM): a step costs a multiply and a
+    clip, never an exp over the lattice."""
+
+    def __init__(self, dist_km: np.ndarray, scale_km: float = SCALE_KM, floor: float = FLOOR):
+        self.scale, self.floor = scale_km, floor
+        self.decay = np.exp(-np.asarray(dist_km, np.float64) / scale_km)  # >= e^-200: no underflow in float64
+
+    def apply(self, msg: np.ndarray, reach: float) -> np.ndarray:
+        """msg @ K for this reach (K is symmetric); a reach past half the Earth is the flat kernel."""
+        total = msg.sum()
+        if reach >= HALF_EARTH_KM:
+            return np.full_like(msg, total * (1.0 + self.floor))
+        k = np.minimum(self.decay * math.exp(reach / self.scale), 1.0)
+        return msg @ k + self.floor * total
+
+
+def forward_backward(emission: np.ndarray, dist_km: np.ndarray, reaches: Sequence[float],
+                     scale_km: float = SCALE_KM, floor: float = FLOOR) -> np.ndarray:
+    """(T, L) marginals of a chain of T photos over L lattice points: `emission` (T, L) each photo's evidence
+    (any positive scale), `dist_km` (L, L), `reaches[t]` the reach between photo t and t+1 in km."""
+    e = np.asarray(emission, np.float64)
+    t_len = e.shape[0]
+    if len(reaches) != max(0, t_len - 1):
+        raise ValueError(f"{t_len} photos need {t_len - 1} reaches, got {len(reaches)}")
+    kern = _Kernel(dist_km, scale_km, floor)
+    alpha = np.empty_like(e)
+    alpha[0] = e[0] / e[0].sum()
+    for t in range(1, t_len):
+        a = e[t] * kern.apply(alpha[t - 1], reaches[t - 1])
+        alpha[t] = a / a.sum()
+    beta = np.ones_like(e)
+    for t in range(t_len - 2, -1, -1):
+        b = kern.apply(e[t + 1] * beta[t + 1], reaches[t])
+        beta[t] = b / b.sum()
+    post = alpha * beta
+    return post / post.sum(axis=1, keepdims=True)
+
+
+def region_area_km2(lat: np.ndarray, lon: np.ndarray, posterior: np.ndarray, level: float = 0.9,
+                    cell_deg: float = REGION_CELL_DEG) -> float:
+    """Area of the cells (cell_deg) holding the smallest set of lattice points with `level` of the posterior."""
+    order = np.argsort(-posterior, kind="stable")
+    n = int(np.searchsorted(np.cumsum(posterior[order]), level * posterior.sum()) + 1)
+    pick = order[:n]
+    cells = {(math.floor(a / cell_deg), math.floor(o / cell_deg)) for a, o in zip(lat[pick], lon[pick])}
+    r = math.radians(cell_deg)
+    return float(sum(EARTH_RADIUS_KM ** 2 * r * abs(math.sin(math.radians((i + 1) * cell_deg))
+                                                    - math.sin(math.radians(i * cell_deg))) for i, _ in cells))
+
+
+# ---- ordering by time ---------------------------------------------------------------------------------------------
+@dataclass
+class TripPlan:
+    """Which photos form the chain, in time order, the hours between them, and each photo's note."""
+
+    chain: List[int]
+    hours: List[float]
+    alone: List[int]
+    notes: Dict[int, str] = field(default_factory=dict)
+    taken_at: Dict[int, str] = field(default_factory=dict)
+
+
+def order_photos(times: Sequence[Optional[datetime]]) -> TripPlan:
+    """The chain from the photos' capture times (None: none read). With every time offset known the gaps are
+    true (UTC); otherwise the camera's local clocks are compared, said in the note of each photo without offset."""
+    idx = list(range(len(times)))
+    timed = [i for i in idx if times[i] is not None]
+    taken = {i: times[i].isoformat() for i in timed}
+    if not timed:
+        return TripPlan(idx, [FILE_ORDER_GAP_H] * max(0, len(idx) - 1), [], {i: NOTE_FILE_ORDER for i in idx}, taken)
+    notes = {i: NOTE_ALONE for i in idx if times[i] is None}
+    aware = all(times[i].tzinfo is not None for i in timed)
+    if aware:
+        key = {i: times[i].astimezone(timezone.utc).replace(tzinfo=None) for i in timed}
+    else:
+        key = {i: times[i].replace(tzinfo=None) for i in timed}
+        notes.update({i: NOTE_LOCAL for i in timed if times[i].tzinfo is None})
+    chain = sorted(timed, key=lambda i: (key[i], i))
+    hours = [(key[b] - key[a]).total_seconds() / 3600.0 for a, b in zip(chain, chain[1:])]
+    return TripPlan(chain, hours, [i for i in idx if times[i] is None], notes, taken)
+
+
+def _note(*parts: Optional[str]) -> Optional[str]:
+    said = [p for p in parts if p]
+    return "; ".join(said) if said else None
+
+
+# ---- the engine's side: collect a run's photos, answer the trip at its end ---------------------------------------
+@dataclass
+class TripAnswer:
+    """Per source the trip's columns (shared/schema.SUMMARY_FIELDS' trip_*), and the track in time order."""
+
+    rows: Dict[str, Dict[str, Any]]
+    track: List[Tuple[float, float, str]]  # (lat, lon, source) of the chain's photos, in time order
+    summary: Dict[str, Any]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"photos": self.rows, "track": [list(t) for t in self.track], "summary": self.summary}
+
+
+class TripCollector:
+    """What every front door does for a trip: hand `features` to engine.iter_predict_images, `add` each result as it
+    comes, `solve` at the end (the photos' times are read then, from the files' EXIF headers)."""
+
+    def __init__(self, engine, options, trip: TripOptions):
+        self.engine, self.options, self.trip = engine, options, trip
+        self.features: Dict[int, Any] = {}
+        self.results: List[Any] = []
+
+    def add(self, result) -> None:
+        self.results.append(result)
+
+    def solve(self, times: Optional[Sequence[Optional[datetime]]] = None) -> TripAnswer:
+        """The joint answer of the readable photos; `times` overrides the EXIF times (by result position)."""
+        from ..io.photos import read_taken_at
+
+        ok = [(i, r) for i, r in enumerate(self.results) if r.ok and i in self.features]
+        if times is None:
+            times = [read_taken_at(r.source)[0] if r.kind == "image" else None for _, r in ok]
+        else:
+            times = [times[i] for i, _ in ok]
+        return solve(self.engine, [r for _, r in ok], [self.features[i] for i, _ in ok], times, self.options,
+                     self.trip)
+
+
+def _lattice(engine, feats, options, anchors: Dict[int, Tuple[float, float]], per_photo: int):
+    """Gallery indices of the lattice: each photo's top points and the points nearest each anchor."""
+    import torch
+
+    coords = engine.gallery().coords
+    picked = []
+    for start in range(0, len(feats), CHUNK):
+        probs, _ = engine.gallery_probabilities(torch.stack(feats[start:start + CHUNK]), options)
+        picked.append(torch.topk(probs, min(per_photo, probs.shape[1]), dim=1).indices.cpu().numpy().ravel())
+    for lat, lon in anchors.values():
+        d = haversine_matrix(np.array([[lat, lon]]), coords)[0]
+        picked.append(np.argpartition(d, min(ANCHOR_NEIGHBOURS, d.size - 1))[:ANCHOR_NEIGHBOURS])
+    return np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+
+
+def _emissions(engine, feats, options, lattice: np.ndarray) -> np.ndarray:
+    import torch
+
+    out = []
+    for start in range(0, len(feats), CHUNK):
+        probs, _ = engine.gallery_probabilities(torch.stack(feats[start:start + CHUNK]), options)
+        out.append(probs[:, torch.from_numpy(lattice).to(probs.device)].double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, lattice.size))
+
+
+def anchor_emission(lattice_coords: np.ndarray, gps: Tuple[float, float], sigma_km: float = ANCHOR_SIGMA_KM
+                    ) -> np.ndarray:
+    """A narrow kernel at an anchor's GPS point, scaled so its nearest lattice point weighs 1 (no underflow)."""
+    d = haversine_matrix(np.array([gps]), lattice_coords)[0]
+    return np.exp(-(d ** 2 - d.min() ** 2) / (2 * sigma_km ** 2))
+
+
+def solve(engine, results: Sequence[Any], feats: Sequence[Any], times: Sequence[Optional[datetime]], options,
+          trip: TripOptions) -> TripAnswer:
+    """The trip's joint answer for readable photo results (their features and capture times, by position)."""
+    plan = order_photos(times)
+    n = len(results)
+    anchors = {i: tuple(r.gps) for i, r in enumerate(results) if r.gps is not None}
+    per_photo = max(MIN_TOP, min(LATTICE_TOP, MAX_LATTICE // max(1, n)))
+    rows: Dict[str, Dict[str, Any]] = {}
+    if n == 0:
+        return TripAnswer(rows, [], {"photos": 0})
+    lattice = _lattice(engine, list(feats), options, anchors, per_photo)
+    coords = engine.gallery().coords[lattice]
+    emission = _emissions(engine, list(feats), options, lattice)
+    emission /= np.maximum(emission.max(axis=1, keepdims=True), 1e-300)
+    for i, gps in anchors.items():
+        emission[i] = anchor_emission(coords, gps)
+    post = np.empty_like(emission)
+    if len(plan.chain) > 1:
+        dist = haversine_matrix(coords, coords)
+        reaches = [reach_km(h, trip.speed_kmh, trip.slack_km) for h in plan.hours]
+        post[plan.chain] = forward_backward(emission[plan.chain], dist, reaches)
+    for i in (plan.alone if len(plan.chain) > 1 else range(n)):
+        post[i] = emission[i] / emission[i].sum()
+    finder = engine.finder(options)
+    order = {i: k + 1 for k, i in enumerate(plan.chain)} if len(plan.chain) > 1 else {}
+    track = []
+    for i, res in enumerate(results):
+        if i in anchors:
+            lat, lon = anchors[i]
+            prob = float(post[i][haversine_matrix(np.array([anchors[i]]), coords)[0] <= finder.radius_km].sum())
+        else:
+            found = finder.find(post[i], 1, indices=lattice)
+            best = found.places[0] if found.places else None
+            lat, lon, prob = (best.lat, best.lon, best.probability) if best else (None, None, None)
+        single = NOTE_SINGLE if len(plan.chain) == 1 and i in plan.chain else None
+        rows[res.source] = {
+            "trip_order": order.get(i), "taken_at": plan.taken_at.get(i), "trip_lat": lat, "trip_lon": lon,
+            "trip_probability": prob,
+            "trip_region90_km2": region_area_km2(coords[:, 0], coords[:, 1], post[i]),
+            "trip_note": _note(NOTE_ANCHOR if i in anchors else None, plan.notes.get(i), single),
+        }
+        if i in order and lat is not None:
+            track.append((float(lat), float(lon), res.source))
+    track.sort(key=lambda t: rows[t[2]]["trip_order"])
+    summary = {"photos": n, "chain": len(order), "alone": len(plan.alone), "anchors": len(anchors),
+               "lattice": int(lattice.size), "speed_kmh": trip.speed_kmh, "slack_km": trip.slack_km,
+               "start": plan.taken_at.get(plan.chain[0]) if order else None,
+               "end": plan.taken_at.get(plan.chain[-1]) if order else None,
+               "note": NOTE_FILE_ORDER if order and not plan.taken_at else None}
+    return TripAnswer(rows, track, summary)
+
+
+def track_length_km(track: Sequence[Tuple[float, float, str]]) -> float:
+    pts = np.array([t[:2] for t in track], np.float64).reshape(-1, 2)
+    if len(pts) < 2:
+        return 0.0
+    return float(sum(haversine_matrix(pts[k:k + 1], pts[k + 1:k + 2])[0, 0] for k in range(len(pts) - 1)))
+
+
+def apply_to_summary(rows: List[Dict[str, Any]], answer: TripAnswer) -> None:
+    """Write the trip's columns into summary rows (dicts from core/io/results.summary_row), by source, in place."""
+    for row in rows:
+        got = answer.rows.get(row.get("source"))
+        if got is not None:
+            row.update(got)
