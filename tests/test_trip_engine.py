@@ -129,3 +129,42 @@ def test_cli_refuses_trip_with_resume(tmp_path, photos, tiny_clip, cache_dir, ca
     rc = main(["photos", *photos, "--trip", "--resume", "-o", str(tmp_path / "r.csv"), "--clip-path", tiny_clip,
                "--device", "cpu", "--cache-dir", str(cache_dir)])
     assert rc == 2 and "cannot resume" in capsys.readouterr().err
+
+
+def test_worker_answers_the_trip_with_its_result(trip_photos, tiny_clip, cache_dir):
+    from geoclip_qgis.core.service.worker import Worker
+    from geoclip_qgis.shared import protocol
+
+    paths, gps = trip_photos
+    sent = []
+    engine = {"device": "cpu", "clip_path": tiny_clip, "cache_dir": str(cache_dir), "gallery": "fibonacci:3000"}
+    Worker(sent.append).handle({"id": 5, "op": "geolocate_images", "params": {
+        "paths": paths, "top_k": 2, "engine": engine, "trip": True, "trip_speed_kmh": 120.0}})
+    reply = sent[-1]
+    assert reply["type"] == "result", reply
+    got = reply["data"]["trip"]
+    by_index = {p["index"]: p for p in got["photos"]}
+    assert [by_index[i]["trip_order"] for i in range(5)] == [1, 2, 3, 4, None]
+    assert (by_index[1]["trip_lat"], by_index[1]["trip_lon"]) == gps
+    assert [t[2] for t in got["track"]] == [0, 1, 2, 3] and got["summary"]["speed_kmh"] == 120.0
+    protocol.encode(reply)  # JSON all through (no NaN)
+    with pytest.raises(protocol.SchemaError, match="trip_speed_kmh"):
+        protocol.validate("geolocate_images", {"paths": paths, "trip": True, "trip_speed_kmh": 0})
+
+
+def test_a_trip_too_large_is_refused_before_any_model_loads():
+    from geoclip_qgis.core.service.worker import Worker
+
+    sent = []
+    worker = Worker(sent.append)
+    worker.handle({"id": 6, "op": "geolocate_images", "params": {
+        "paths": ["/x.jpg"] * (trip.MAX_TRIP_PHOTOS + 1), "trip": True}})
+    assert sent[-1]["type"] == "error" and "split the photos" in sent[-1]["error"]["hint"]
+    assert worker._engine is None
+
+
+def test_the_lattice_stays_bounded_however_many_photos(engine, trip_photos, monkeypatch):
+    monkeypatch.setattr(trip, "MAX_LATTICE", 40)
+    paths, _ = trip_photos
+    _, answer = _run(engine, paths, trip.TripOptions.make(True))
+    assert answer.summary["lattice"] <= 40 + trip.ANCHOR_NEIGHBOURS  # one anchor's neighbours beside the cap

@@ -46,6 +46,7 @@ FILE_ORDER_GAP_H = 1.0  # no capture times at all: consecutive photos are taken 
 REGION_CELL_DEG = 0.25
 HALF_EARTH_KM = math.pi * EARTH_RADIUS_KM
 CHUNK = 64
+MAX_TRIP_PHOTOS = 20_000
 
 NOTE_ALONE = "no capture time in its EXIF while the others have one: answered alone"
 NOTE_FILE_ORDER = f"no capture times: file order, {FILE_ORDER_GAP_H:g} h assumed between photos"
@@ -191,8 +192,19 @@ class TripAnswer:
     track: List[Tuple[float, float, str]]  # (lat, lon, source) of the chain's photos, in time order
     summary: Dict[str, Any]
 
-    def to_dict(self) -> Dict[str, Any]:
-        return {"photos": self.rows, "track": [list(t) for t in self.track], "summary": self.summary}
+    def to_dict(self, sources: Sequence[str]) -> Dict[str, Any]:
+        """The worker's form: photos and track by their position in the request's `sources` (a reply never repeats
+        the paths, so its size stays bounded by MAX_TRIP_PHOTOS, not by their length)."""
+        at = {s: i for i, s in enumerate(sources)}
+        return {"photos": [{"index": at[s], **row} for s, row in self.rows.items() if s in at],
+                "track": [[lat, lon, at[s]] for lat, lon, s in self.track if s in at], "summary": self.summary}
+
+
+def check_trip_size(n: int) -> None:
+    """A trip is answered in memory over all its photos at once: at most MAX_TRIP_PHOTOS (one rule, every door)."""
+    if n > MAX_TRIP_PHOTOS:
+        raise InputError(f"a trip of {n:,} photos is more than the {MAX_TRIP_PHOTOS:,} answered jointly",
+                         hint="split the photos into trips (by day, say), or run without the trip")
 
 
 class TripCollector:
@@ -225,14 +237,19 @@ def _lattice(engine, feats, options, anchors: Dict[int, Tuple[float, float]], pe
     import torch
 
     coords = engine.gallery().coords
-    picked = []
+    score = np.zeros(len(coords))  # each gallery point's best probability among the photos that put it on top
     for start in range(0, len(feats), CHUNK):
         probs, _ = engine.gallery_probabilities(torch.stack(feats[start:start + CHUNK]), options)
-        picked.append(torch.topk(probs, min(per_photo, probs.shape[1]), dim=1).indices.cpu().numpy().ravel())
+        top = torch.topk(probs, min(per_photo, probs.shape[1]), dim=1)
+        np.maximum.at(score, top.indices.cpu().numpy().ravel(), top.values.double().cpu().numpy().ravel())
+    picked = np.flatnonzero(score)
+    if picked.size > MAX_LATTICE:  # many photos: the points they hold most, the lattice bounded (L² memory)
+        picked = picked[np.argsort(-score[picked], kind="stable")[:MAX_LATTICE]]
+    near = [picked]
     for lat, lon in anchors.values():
         d = haversine_matrix(np.array([[lat, lon]]), coords)[0]
-        picked.append(np.argpartition(d, min(ANCHOR_NEIGHBOURS, d.size - 1))[:ANCHOR_NEIGHBOURS])
-    return np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+        near.append(np.argpartition(d, min(ANCHOR_NEIGHBOURS, d.size - 1))[:ANCHOR_NEIGHBOURS])
+    return np.unique(np.concatenate(near)).astype(np.int64)
 
 
 def _emissions(engine, feats, options, lattice: np.ndarray) -> np.ndarray:
@@ -255,6 +272,7 @@ def anchor_emission(lattice_coords: np.ndarray, gps: Tuple[float, float], sigma_
 def solve(engine, results: Sequence[Any], feats: Sequence[Any], times: Sequence[Optional[datetime]], options,
           trip: TripOptions) -> TripAnswer:
     """The trip's joint answer for readable photo results (their features and capture times, by position)."""
+    check_trip_size(len(results))
     plan = order_photos(times)
     n = len(results)
     anchors = {i: tuple(r.gps) for i, r in enumerate(results) if r.gps is not None}

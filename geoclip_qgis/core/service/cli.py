@@ -97,6 +97,7 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,
                                plan=plan)
     trip, trip_outs = plan_trip(args, writer, plan)
+    _check_trip(trip, inputs)
     plan.check()  # every input against every output, before any model loads or any byte is written
     if kind == "text":
         from ..model.image_encoder import check_text_query
@@ -159,6 +160,13 @@ def plan_trip(args, writer, plan):
         raise InputError("a trip is answered over all its photos at once and cannot resume",
                          hint="run again without --resume (or without --trip)")
     return trip, plan_trip_outputs(writer.outputs, plan, args.layer)
+
+
+def _check_trip(trip, inputs) -> None:
+    if trip.enabled:
+        from ..answers.trip import check_trip_size
+
+        check_trip_size(len(inputs))
 
 
 def finish_trip(collector, writer, trip_outs, layer) -> None:
