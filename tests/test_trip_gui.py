@@ -1,0 +1,73 @@
+"""The trip in QGIS (real QGIS headless, the real worker with the tiny random CLIP): the dock's 'Photos are one
+trip' run adds a track line layer on top of the run's group, the trip columns in the summary layer and the joint
+answer in the table; the Processing algorithm writes the track to its sink."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from conftest import make_photo, wait_for
+from test_trip_engine import _exif
+
+
+@pytest.fixture(scope="module")
+def gui_settings(tiny_clip, cache_dir):
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.gui import settings_dialog as settings
+
+    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
+    values = {"clip_path": tiny_clip, "gallery": "fibonacci:3000", "device": "cpu", "cache_dir": str(cache_dir),
+              "engine_python": sys.executable, "weights": ""}
+    for k, v in values.items():
+        settings.put(k, v)
+    yield values
+    shutdown_shared()
+    from qgis.core import QgsSettings
+
+    QgsSettings().remove("geoclip")
+
+
+@pytest.fixture(scope="module")
+def trip_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dock trip")
+    for i, (stamp, gps) in enumerate((("2026:05:01 10:00:00", None), ("2026:05:01 10:20:00", (45.76, 4.84)),
+                                      ("2026:05:01 10:40:00", None))):
+        make_photo(folder / f"t{i}.jpg", seed=70 + i, exif=_exif(stamp, "+02:00", gps))
+    make_photo(folder / "untimed.jpg", seed=80)
+    return folder
+
+
+def test_dock_trip_adds_the_track_and_the_joint_answer(qgis_iface, qgis_new_project, gui_settings, trip_folder):
+    from qgis.core import QgsWkbTypes
+
+    from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock
+
+    dock = GeolocationDock(qgis_iface)
+    dock.store.setCurrentIndex(dock.store.findData(STORE_MEMORY))
+    dock.photos.add([str(trip_folder)])
+    assert not dock.trip_speed.isEnabled()
+    dock.trip.setChecked(True)
+    assert dock.trip_speed.isEnabled() and dock.trip_speed.value() == 900
+    dock.trip_speed.setValue(120)
+    dock.top_k.setValue(2)
+    dock.run()
+    wait_for(lambda: dock.task is None and dock.run_button.isEnabled(), 300)
+    run = dock.run_state
+    assert len(run.rows) == 4, dock.status.text()
+    track = run.layers["trip"]
+    assert track.geometryType() == QgsWkbTypes.GeometryType.LineGeometry and track.featureCount() == 1
+    line = next(track.getFeatures())
+    pts = line.geometry().asPolyline()
+    assert len(pts) == 3 and (pts[1].y(), pts[1].x()) == pytest.approx((45.76, 4.84)), "the anchor's GPS"
+    assert line["photos"] == 3 and line["start"] == "2026-05-01T10:00:00+02:00" and line["speed_kmh"] == 120
+    first = run.group.children()[0]
+    assert first.layer() is track, "the track on top of the run's group"
+    summary = {os.path.basename(f["source"]): f for f in run.layers["summary"].getFeatures()}
+    assert [summary[f"t{i}.jpg"]["trip_order"] for i in range(3)] == [1, 2, 3]
+    assert summary["untimed.jpg"]["trip_note"].startswith("no capture time")
+    assert "Trip: 3 photos in time order" in dock.status.text(), dock.status.text()
+    trip_cells = [dock.table.item(r, 7).text() for r in range(dock.table.rowCount()) if dock.table.item(r, 7)]
+    assert sum(t.startswith("#") for t in trip_cells) == 3 and any(t.startswith("alone") for t in trip_cells)
+    assert not dock.table.isColumnHidden(7)
