@@ -71,3 +71,43 @@ def test_dock_trip_adds_the_track_and_the_joint_answer(qgis_iface, qgis_new_proj
     trip_cells = [dock.table.item(r, 7).text() for r in range(dock.table.rowCount()) if dock.table.item(r, 7)]
     assert sum(t.startswith("#") for t in trip_cells) == 3 and any(t.startswith("alone") for t in trip_cells)
     assert not dock.table.isColumnHidden(7)
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_processing, cache_dir, tiny_clip):
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.processing.provider import GeoClipProvider
+
+    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
+    registry = QgsApplication.processingRegistry()
+    prov = registry.providerById("geoclip")
+    if prov is None:
+        prov = GeoClipProvider()
+        registry.addProvider(prov)
+    yield prov
+    shutdown_shared()
+
+
+def test_processing_photos_as_a_trip(provider, trip_folder, tiny_clip, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProject, QgsVectorLayer, QgsWkbTypes
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    out = tmp_path / "trip.gpkg"
+    res = processing.run("geoclip:geolocate_photos", {
+        "FOLDER": str(trip_folder), "TOP_K": 2, "DEVICE": 1, "GALLERY": "fibonacci:3000", "CLIP_PATH": tiny_clip,
+        "OUTPUT": str(out), "SUMMARY": str(tmp_path / "s.gpkg"), "TRIP": True, "TRIP_SPEED": 120,
+        "TRIP_TRACK": str(tmp_path / "track.gpkg")}, context=context)
+    track = QgsVectorLayer(res["TRIP_TRACK"], "track", "ogr")
+    assert track.isValid() and track.geometryType() == QgsWkbTypes.GeometryType.LineGeometry
+    feats = list(track.getFeatures())
+    assert len(feats) == 1 and feats[0]["photos"] == 3 and feats[0]["speed_kmh"] == 120
+    assert (feats[0].geometry().asPolyline()[1].y()) == pytest.approx(45.76), "through the anchor's GPS"
+    summary = {os.path.basename(f["source"]): f for f in QgsVectorLayer(res["SUMMARY"], "s", "ogr").getFeatures()}
+    assert [summary[f"t{i}.jpg"]["trip_order"] for i in range(3)] == [1, 2, 3]
+    assert summary["t1.jpg"]["trip_lat"] == pytest.approx(45.76)
+    assert summary["untimed.jpg"]["trip_note"].startswith("no capture time")
+    assert summary["t0.jpg"]["taken_at"] == "2026-05-01T10:00:00+02:00"

@@ -172,6 +172,8 @@ def summary_feature(row: Dict[str, Any], fields: QgsFields, project_home: Option
     if region:
         _set(f, "region90_km2", region.get("area_km2"))
         _set(f, "region90_parts", region.get("parts"))
+    for key, value in trip_values(row.get("trip") or {}).items():  # a trip's joint answer, when known
+        _set(f, key, value)
     return f
 
 
