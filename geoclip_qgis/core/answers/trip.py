@@ -40,6 +40,7 @@ FLOOR = 1e-12
 LATTICE_TOP = 512
 MAX_LATTICE = 2048
 MIN_TOP = 32
+KEEP_OWN = 8  # each photo's best points on the lattice whatever the cap
 ANCHOR_SIGMA_KM = 5.0
 ANCHOR_NEIGHBOURS = 16
 FILE_ORDER_GAP_H = 1.0  # no capture times at all: consecutive photos are taken as an hour apart (said in the note)
@@ -238,18 +239,21 @@ def _lattice(engine, feats, options, anchors: Dict[int, Tuple[float, float]], pe
 
     coords = engine.gallery().coords
     score = np.zeros(len(coords))  # each gallery point's best probability among the photos that put it on top
+    own = []  # every photo's own best points stay, whatever the cap drops
     for start in range(0, len(feats), CHUNK):
         probs, _ = engine.gallery_probabilities(torch.stack(feats[start:start + CHUNK]), options)
         top = torch.topk(probs, min(per_photo, probs.shape[1]), dim=1)
-        np.maximum.at(score, top.indices.cpu().numpy().ravel(), top.values.double().cpu().numpy().ravel())
+        idx = top.indices.cpu().numpy()
+        np.maximum.at(score, idx.ravel(), top.values.double().cpu().numpy().ravel())
+        own.append(idx[:, :KEEP_OWN].ravel())
     picked = np.flatnonzero(score)
     if picked.size > MAX_LATTICE:  # many photos: the points they hold most, the lattice bounded (L² memory)
         picked = picked[np.argsort(-score[picked], kind="stable")[:MAX_LATTICE]]
-    near = [picked]
+    near = [picked, *own]
     for lat, lon in anchors.values():
         d = haversine_matrix(np.array([[lat, lon]]), coords)[0]
         near.append(np.argpartition(d, min(ANCHOR_NEIGHBOURS, d.size - 1))[:ANCHOR_NEIGHBOURS])
-    return np.unique(np.concatenate(near)).astype(np.int64)
+    return np.unique(np.concatenate(near)).astype(np.int64)  # the cap + KEEP_OWN a photo + anchors' neighbours
 
 
 def _emissions(engine, feats, options, lattice: np.ndarray) -> np.ndarray:
@@ -283,7 +287,8 @@ def solve(engine, results: Sequence[Any], feats: Sequence[Any], times: Sequence[
     lattice = _lattice(engine, list(feats), options, anchors, per_photo)
     coords = engine.gallery().coords[lattice]
     emission = _emissions(engine, list(feats), options, lattice)
-    emission /= np.maximum(emission.max(axis=1, keepdims=True), 1e-300)
+    peak = emission.max(axis=1, keepdims=True)
+    emission = np.where(peak > 0, emission / np.where(peak > 0, peak, 1.0), 1.0)  # none on the lattice: no opinion
     for i, gps in anchors.items():
         emission[i] = anchor_emission(coords, gps)
     post = np.empty_like(emission)

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Issue 25's speed goals for an analyst's case, each part in its own function (run whichever exist):
+
+bench_trip()  a batch of photos with and without the trip (core/answers/trip.py), on CPU, through the engine as the
+              CLI's `photos` runs it: A = the batch (iter_predict_images), B = the same batch collecting each photo's
+              feature and answering the trip at its end (TripCollector.solve: two more passes over the gallery, the
+              lattice, forward-backward). Interleaved A B A B ..., medians; the goal is B / A <= 1.10. Photos are
+              640 x 480 JPEGs with EXIF times 10 minutes apart (one with GPS, one without a time), the real GeoCLIP
+              weights and 100K gallery, and a random CLIP of ViT-L/14 size (speed does not depend on the weights).
+
+The CPU's flags are printed first: every figure belongs to that CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_header() -> str:
+    import torch
+
+    from geoclip_qgis.core.model import precision as P
+
+    name = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    have = " ".join(f for f in FLAGS if f in P.cpu_flags()) or "(none of the listed)"
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"CPU: {name}, {P.physical_cores()} physical cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, load average {load}\nflags: {have}")
+
+
+def _trip_photos(folder: Path, n: int) -> list:
+    """n photos of one trip, 10 minutes apart (+02:00); photo 3 carries GPS (Lyon), the last has no time."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = datetime(2026, 5, 1, 9, 0)
+    paths = []
+    for i in range(n):
+        path = folder / f"trip_{i:03d}.jpg"
+        if not path.is_file():
+            rng = np.random.default_rng(i)
+            arr = (rng.integers(0, 255, (480, 640, 3)) * 0.3 + np.linspace(0, 180, 640)[None, :, None])
+            exif = Image.Exif()
+            if i < n - 1:
+                sub = exif.get_ifd(0x8769)
+                sub[0x9003] = (t0 + timedelta(minutes=10 * i)).strftime("%Y:%m:%d %H:%M:%S")
+                sub[0x9011] = "+02:00"
+            if i == 3:
+                exif.get_ifd(0x8825).update({1: "N", 2: (45.76, 0.0, 0.0), 3: "E", 4: (4.84, 0.0, 0.0)})
+            Image.fromarray(arr.astype("uint8"), "RGB").save(path, quality=90, exif=exif)
+        paths.append(str(path))
+    return paths
+
+
+def bench_trip(photos: int = 16, repeats: int = 3, clip_path: str = "", precision: str = "fp32") -> float:
+    """Prints A (batch), B (batch + trip), their medians and B / A; returns the ratio."""
+    import torch
+
+    from geoclip_qgis.core.answers.trip import TripCollector, TripOptions
+    from geoclip_qgis.core.model.engine import GeoClipEngine
+
+    clip = clip_path or str(ROOT / ".cache" / "bench-clip-vit-l-14")
+    if not (Path(clip) / "model.safetensors").is_file():
+        from support.random_clip import make_random_clip
+
+        make_random_clip(clip, "vit-l-14")
+    paths = _trip_photos(ROOT / ".cache" / "bench-trip-photos", photos)
+    engine = GeoClipEngine(clip_path=clip, device="cpu", precision=precision, batch_size=8)
+    engine.prepare("image", 5)
+    print(f"trip: {photos} photos, batch 8, precision {engine.precision.precision}, gallery "
+          f"{len(engine.gallery()):,} points, clip {clip}")
+    trip = TripOptions.make(True)
+
+    def batch() -> float:
+        t = time.perf_counter()
+        for _ in engine.iter_predict_images(paths, 5):
+            pass
+        return time.perf_counter() - t
+
+    def batch_trip() -> tuple:
+        t = time.perf_counter()
+        collector = TripCollector(engine, engine.answers, trip)
+        for res in engine.iter_predict_images(paths, 5, features=collector.features):
+            collector.add(res)
+        s, c = time.perf_counter(), time.process_time()
+        answer = collector.solve()
+        solve, solve_cpu = time.perf_counter() - s, time.process_time() - c
+        assert len(answer.track) == photos - 1, answer.summary
+        return time.perf_counter() - t, solve, solve_cpu, answer.summary["lattice"]
+
+    batch()  # warm: the model, the gallery, the OS caches
+    a, b, solves, cpus = [], [], [], []
+    for r in range(repeats):
+        a.append(batch())
+        tb, solve, cpu, lattice = batch_trip()
+        b.append(tb)
+        solves.append(solve)
+        cpus.append(cpu)
+        print(f"  repeat {r + 1}: A {a[-1]:.2f} s   B {tb:.2f} s (the trip's solve {solve:.2f} s wall, "
+              f"{cpu:.2f} s CPU, lattice {lattice} points)", flush=True)
+    ma, mb = statistics.median(a), statistics.median(b)
+    ratio = mb / ma
+    print(f"trip: A median {ma:.2f} s ({ma / photos:.2f} s/photo), B median {mb:.2f} s; B / A = {ratio:.3f} "
+          f"(goal <= 1.10); the solve alone: median {statistics.median(solves):.2f} s wall = "
+          f"{statistics.median(solves) / ma:.1%} of A; torch threads {torch.get_num_threads()}")
+    return ratio
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help="run only these parts (comma-separated: trip, ...)")
+    ap.add_argument("--photos", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--clip-path", default="")
+    ap.add_argument("--precision", default="fp32")
+    args = ap.parse_args(argv)
+    print(cpu_header(), flush=True)
+    parts = {name[len("bench_"):]: fn for name, fn in globals().items() if name.startswith("bench_") and callable(fn)}
+    wanted = [p for p in args.only.split(",") if p] or sorted(parts)
+    for name in wanted:
+        if name == "trip":
+            bench_trip(args.photos, args.repeats, args.clip_path, args.precision)
+        elif name in parts:
+            parts[name]()
+        else:
+            print(f"no part {name!r} here (parts: {', '.join(sorted(parts))})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
