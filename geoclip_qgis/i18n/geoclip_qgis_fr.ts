@@ -47,6 +47,26 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Photos are one trip</source>
+            <translation>Les photos forment un voyage</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Answer the photos together, in the order their EXIF times give (file order without times): two photos taken an hour apart cannot be farther apart than the speed allows; photos with GPS fix their neighbours. Adds a track layer.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source> km/h</source>
+            <translation> km/h</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>The fastest travel between two photos of the trip (900 km/h: an airliner; 120 km/h: a car)</source>
+            <translation>Le déplacement le plus rapide entre deux photos du voyage (900 km/h : un avion de ligne ; 120 km/h : une voiture)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Anywhere</source>
             <translation type="unfinished" />
         </message>
@@ -135,6 +155,11 @@
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Device</source>
             <translation>Processeur</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>at most</source>
+            <translation>au plus</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -396,6 +421,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Trip (joint answer)</source>
+            <translation>Voyage (réponse conjointe)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
             <source>{}, {} part</source>
             <translation>{}, {} partie</translation>
         </message>
@@ -413,6 +443,11 @@
             <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
             <source>{:,.0f} km²</source>
             <translation>{:,.0f} km²</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>alone: {}</source>
+            <translation>seule : {}</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/run.py" />
@@ -484,6 +519,26 @@
             <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
             <source>confidence regions</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>trip track</source>
+            <translation>trajet du voyage</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Trip: {} photo in time order</source>
+            <translation>Voyage : {} photo dans l'ordre du temps</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Trip: {} photos in time order</source>
+            <translation>Voyage : {} photos dans l'ordre du temps</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>, {} without a time answered alone</source>
+            <translation>, {} sans heure traitée(s) seule(s)</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
@@ -1157,7 +1212,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
-            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Each prediction is named offline (country, region, nearest populated place). Optional outputs: the distinct places (gallery points within 25 km merged, probabilities summed, with names) and one summary row per photo (best place, its name and probability, or why the photo failed). An optional area of interest (polygons) restricts the answer to it: probabilities renormalise inside, and the share that fell outside is reported. Photos that cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already written. An existing GeoPackage output keeps its other layers.</source>
+            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Each prediction is named offline (country, region, nearest populated place). Optional outputs: the distinct places (gallery points within 25 km merged, probabilities summed, with names) and one summary row per photo (best place, its name and probability, or why the photo failed). An optional area of interest (polygons) restricts the answer to it: probabilities renormalise inside, and the share that fell outside is reported. Photos that cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already written. An existing GeoPackage output keeps its other layers. Photos of one trip can be answered jointly: in the order of their EXIF capture times (file order when none has one), two consecutive photos cannot lie farther apart than the travel speed allows in the time between them, and photos with EXIF GPS fix their neighbours. The summary then holds each photo's joint answer beside its own (trip_ columns; photos without a time are answered alone, and the note says so), and the trip track is a line through the joint answers in time order.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1207,6 +1262,21 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>The photos are one trip (answer them jointly in time order)</source>
+            <translation>Les photos forment un voyage (réponse conjointe dans l'ordre du temps)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Trip: fastest travel between two photos (km/h)</source>
+            <translation>Voyage : déplacement le plus rapide entre deux photos (km/h)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Trip track</source>
+            <translation>Trajet du voyage</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>Photos geolocated</source>
             <translation type="unfinished" />
         </message>
@@ -1214,6 +1284,11 @@
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>No photos to geolocate: choose a folder with photos, photo files, or a layer with a photo path field.</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>The trip could not be answered (the run stopped early).</source>
+            <translation>Le voyage n'a pas pu être traité (l'exécution s'est arrêtée trop tôt).</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
@@ -1234,6 +1309,11 @@
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source> (cancelled)</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Trip: {} photo(s) in time order, {} answered alone</source>
+            <translation>Voyage : {} photo(s) dans l'ordre du temps, {} traitée(s) seule(s)</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
