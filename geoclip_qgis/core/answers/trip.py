@@ -103,14 +103,17 @@ class _Kernel:
     def __init__(self, dist_km: np.ndarray, scale_km: float = SCALE_KM, floor: float = FLOOR):
         self.scale, self.floor = scale_km, floor
         self.decay = np.exp(-np.asarray(dist_km, np.float64) / scale_km)  # >= e^-200: no underflow in float64
+        self.k = np.empty_like(self.decay)  # one buffer for every step: no L x L temporaries
 
     def apply(self, msg: np.ndarray, reach: float) -> np.ndarray:
-        """msg @ K for this reach (K is symmetric); a reach past half the Earth is the flat kernel."""
+        """K @ msg for this reach (K is symmetric: the same as msg @ K, and the faster of the two); a reach past
+        half the Earth is the flat kernel."""
         total = msg.sum()
         if reach >= HALF_EARTH_KM:
             return np.full_like(msg, total * (1.0 + self.floor))
-        k = np.minimum(self.decay * math.exp(reach / self.scale), 1.0)
-        return msg @ k + self.floor * total
+        np.multiply(self.decay, math.exp(reach / self.scale), out=self.k)
+        np.minimum(self.k, 1.0, out=self.k)
+        return self.k @ msg + self.floor * total
 
 
 def forward_backward(emission: np.ndarray, dist_km: np.ndarray, reaches: Sequence[float],
