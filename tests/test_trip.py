@@ -121,3 +121,22 @@ def test_region_area_counts_the_cells_of_the_90_percent_set():
         return trip.EARTH_RADIUS_KM ** 2 * np.radians(0.25) * band
 
     assert area == pytest.approx(cell(45.75) + cell(45.5), rel=1e-9)  # 45.76 and 45.70 lie in two rows of cells
+
+
+def test_the_kernel_is_the_documented_formula():
+    kern = trip._Kernel(DIST)
+    for reach in (0.0, 80.0, 5_000.0, 16_800.0):
+        for i in range(len(LATTICE)):
+            unit = np.eye(len(LATTICE))[i]
+            want = np.minimum(np.exp((reach - DIST[:, i]) / trip.SCALE_KM), 1.0) + trip.FLOOR
+            assert np.allclose(kern.apply(unit, reach), want, rtol=1e-9, atol=1e-300)
+
+
+def test_a_photo_cannot_outrun_the_speed_against_strong_evidence():
+    """Lyon (GPS) then, 30 minutes later at 120 km/h, a photo whose own answer favours Genoa (350 km) a million
+    times over Grenoble (95 km): the trip puts it at Grenoble, the only place in reach."""
+    lattice = np.array([(45.76, 4.84), (45.19, 5.72), (44.41, 8.93)])
+    dist = trip.haversine_matrix(lattice, lattice)
+    emission = np.stack([trip.anchor_emission(lattice, (45.76, 4.84)), np.array([0.0, 1e-6, 1.0])])
+    post = trip.forward_backward(emission, dist, [trip.reach_km(0.5, 120, trip.DEFAULT_SLACK_KM)])
+    assert post[1, 1] > 0.99

@@ -167,5 +167,5 @@ def test_the_lattice_stays_bounded_however_many_photos(engine, trip_photos, monk
     monkeypatch.setattr(trip, "MAX_LATTICE", 40)
     paths, _ = trip_photos
     _, answer = _run(engine, paths, trip.TripOptions.make(True))
-    bound = 40 + trip.ANCHOR_NEIGHBOURS + trip.KEEP_OWN * len(paths)  # the cap, one anchor, each photo's own best
+    bound = 40 + trip.ANCHOR_NEIGHBOURS + trip.ANCHOR_REACH_POINTS + trip.KEEP_OWN * len(paths)  # cap, anchor, own
     assert answer.summary["lattice"] <= bound

@@ -93,7 +93,7 @@ def trip_feature(trip: Dict[str, Any], fields: QgsFields) -> Optional[QgsFeature
 
 
 def style_trip(layer: QgsVectorLayer) -> None:
-    """The track: a line with an arrowhead on each leg, pointing the way time goes."""
+    """The track: a line with an arrowhead on each leg, pointing the way time goes, and a dot on each photo."""
     from qgis.core import QgsLineSymbol, QgsMarkerLineSymbolLayer, QgsMarkerSymbol, QgsSingleSymbolRenderer
 
     colour = "25,90,190"
@@ -104,6 +104,11 @@ def style_trip(layer: QgsVectorLayer) -> None:
     arrows.setSubSymbol(QgsMarkerSymbol.createSimple({"name": "filled_arrowhead", "color": colour, "size": "4",
                                                       "outline_style": "no"}))
     sym.appendSymbolLayer(arrows)
+    photos = QgsMarkerLineSymbolLayer(False, 10.0)  # each photo's joint answer: a dot on every vertex
+    photos.setPlacement(placement.Vertex)
+    photos.setSubSymbol(QgsMarkerSymbol.createSimple({"name": "circle", "color": "255,255,255", "size": "2.4",
+                                                      "outline_color": colour, "outline_width": "0.5"}))
+    sym.appendSymbolLayer(photos)
     layer.setRenderer(QgsSingleSymbolRenderer(sym))
     layer.setMapTipTemplate("[% 'photos: ' || \"photos\" || '<br>' || coalesce(\"start\", '') || ' → ' || "
                             "coalesce(\"end\", '') || '<br>' || round(\"length_km\") || ' km' %]")

@@ -19,7 +19,8 @@ The marginals (the joint posterior of each photo) are then merged into places by
 holding 90 % of the posterior, its area the sum of the REGION_CELL_DEG cells those points fall in.
 
 Defaults (documented in docs/trip.md): 900 km/h (an airliner's cruise: nothing that photographs moves faster),
-a slack of 50 km (a place is a town, not a point; clocks drift), a decay of 100 km beyond reach."""
+a slack of 50 km (a place is a town, not a point; clocks drift), a decay of 10 km beyond reach (near-hard: "cannot
+be farther apart" is a physical limit, the slack already holds the imprecision)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from ..errors import InputError
 
 DEFAULT_SPEED_KMH = 900.0
 DEFAULT_SLACK_KM = 50.0
-SCALE_KM = 100.0
+SCALE_KM = 10.0  # beyond reach the weight falls by e every 10 km: 280 km too far weighs less than the floor
 FLOOR = 1e-12
 LATTICE_TOP = 512
 MAX_LATTICE = 2048
@@ -43,6 +44,8 @@ MIN_TOP = 32
 KEEP_OWN = 8  # each photo's best points on the lattice whatever the cap
 ANCHOR_SIGMA_KM = 5.0
 ANCHOR_NEIGHBOURS = 16
+ANCHOR_REACH_POINTS = 128  # gallery points spread over the disc an anchor's neighbours must lie in
+MAX_ANCHOR_REACH_KM = 2000.0  # beyond, the disc is a continent: the photos' own top points cover it
 FILE_ORDER_GAP_H = 1.0  # no capture times at all: consecutive photos are taken as an hour apart (said in the note)
 REGION_CELL_DEG = 0.25
 HALF_EARTH_KM = math.pi * EARTH_RADIUS_KM
@@ -101,8 +104,12 @@ class _Kernel:
     clip, never an exp over the lattice."""
 
     def __init__(self, dist_km: np.ndarray, scale_km: float = SCALE_KM, floor: float = FLOOR):
-        self.scale, self.floor = scale_km, floor
-        self.decay = np.exp(-np.asarray(dist_km, np.float64) / scale_km)  # >= e^-200: no underflow in float64
+        if not scale_km >= 10.0:
+            raise ValueError(f"the decay beyond reach must be 10 km or more, got {scale_km!r}")
+        # K = min(exp((reach - d) / s), 1) = min(exp((reach - d) / 4s), 1) ** 4: the stored exp(-d / 4s) stays
+        # >= e^-501 for any d on Earth and s >= 10 km (no underflow in float64); the power: two squarings in place.
+        self.scale, self.floor = 4.0 * scale_km, floor
+        self.decay = np.exp(-np.asarray(dist_km, np.float64) / self.scale)
         self.k = np.empty_like(self.decay)  # one buffer for every step: no L x L temporaries
 
     def apply(self, msg: np.ndarray, reach: float) -> np.ndarray:
@@ -113,6 +120,8 @@ class _Kernel:
             return np.full_like(msg, total * (1.0 + self.floor))
         np.multiply(self.decay, math.exp(reach / self.scale), out=self.k)
         np.minimum(self.k, 1.0, out=self.k)
+        np.multiply(self.k, self.k, out=self.k)
+        np.multiply(self.k, self.k, out=self.k)
         return self.k @ msg + self.floor * total
 
 
@@ -236,8 +245,11 @@ class TripCollector:
                      self.trip)
 
 
-def _lattice(engine, feats, options, anchors: Dict[int, Tuple[float, float]], per_photo: int):
-    """Gallery indices of the lattice: each photo's top points and the points nearest each anchor."""
+def _lattice(engine, feats, options, anchors: Dict[int, Tuple[float, float]], per_photo: int,
+             reach: Optional[Dict[int, float]] = None):
+    """Gallery indices of the lattice: each photo's top points, and around each anchor its nearest points and
+    ANCHOR_REACH_POINTS spread over the disc its neighbours must lie in (`reach`, km: the farther of its two
+    steps), so that a neighbour always has places in reach even where no photo ranks any."""
     import torch
 
     coords = engine.gallery().coords
@@ -253,10 +265,14 @@ def _lattice(engine, feats, options, anchors: Dict[int, Tuple[float, float]], pe
     if picked.size > MAX_LATTICE:  # many photos: the points they hold most, the lattice bounded (L² memory)
         picked = picked[np.argsort(-score[picked], kind="stable")[:MAX_LATTICE]]
     near = [picked, *own]
-    for lat, lon in anchors.values():
+    for i, (lat, lon) in anchors.items():
         d = haversine_matrix(np.array([[lat, lon]]), coords)[0]
         near.append(np.argpartition(d, min(ANCHOR_NEIGHBOURS, d.size - 1))[:ANCHOR_NEIGHBOURS])
-    return np.unique(np.concatenate(near)).astype(np.int64)  # the cap + KEEP_OWN a photo + anchors' neighbours
+        inside = np.flatnonzero(d <= min((reach or {}).get(i, 0.0), MAX_ANCHOR_REACH_KM))
+        if inside.size:  # evenly over the distances: near and far rings alike
+            ring = inside[np.argsort(d[inside], kind="stable")]
+            near.append(ring[np.linspace(0, ring.size - 1, min(ANCHOR_REACH_POINTS, ring.size)).astype(np.int64)])
+    return np.unique(np.concatenate(near)).astype(np.int64)  # the cap + KEEP_OWN a photo + around the anchors
 
 
 def _emissions(engine, feats, options, lattice: np.ndarray) -> np.ndarray:
@@ -287,7 +303,12 @@ def solve(engine, results: Sequence[Any], feats: Sequence[Any], times: Sequence[
     rows: Dict[str, Dict[str, Any]] = {}
     if n == 0:
         return TripAnswer(rows, [], {"photos": 0})
-    lattice = _lattice(engine, list(feats), options, anchors, per_photo)
+    chain_reach = {}
+    if len(plan.chain) > 1:
+        steps = [reach_km(h, trip.speed_kmh, trip.slack_km) for h in plan.hours]
+        for k, i in enumerate(plan.chain):
+            chain_reach[i] = max(steps[k - 1] if k > 0 else 0.0, steps[k] if k < len(steps) else 0.0)
+    lattice = _lattice(engine, list(feats), options, anchors, per_photo, chain_reach)
     coords = engine.gallery().coords[lattice]
     emission = _emissions(engine, list(feats), options, lattice)
     peak = emission.max(axis=1, keepdims=True)
@@ -297,8 +318,7 @@ def solve(engine, results: Sequence[Any], feats: Sequence[Any], times: Sequence[
     post = np.empty_like(emission)
     if len(plan.chain) > 1:
         dist = haversine_matrix(coords, coords)
-        reaches = [reach_km(h, trip.speed_kmh, trip.slack_km) for h in plan.hours]
-        post[plan.chain] = forward_backward(emission[plan.chain], dist, reaches)
+        post[plan.chain] = forward_backward(emission[plan.chain], dist, steps)
     for i in (plan.alone if len(plan.chain) > 1 else range(n)):
         post[i] = emission[i] / emission[i].sum()
     finder = engine.finder(options)

@@ -41,10 +41,10 @@ def region_text(region: Dict[str, Any]) -> str:
 
 
 def trip_text(trip: Dict[str, Any]) -> str:
-    """'#2 · 45.762, 4.840 · 93 %' (the photo's place in time order and its joint answer), or why it is alone."""
+    """'#2 · 45.76, 4.84 · 93%' (the photo's place in time order and its joint answer), or why it is alone."""
     if trip.get("trip_lat") is None:
         return str(trip.get("trip_note") or "")
-    where = f"{trip['trip_lat']:.3f}, {trip['trip_lon']:.3f}"
+    where = f"{trip['trip_lat']:.2f}, {trip['trip_lon']:.2f}"
     prob = "" if trip.get("trip_probability") is None else f" · {trip['trip_probability']:.0%}"
     if trip.get("trip_order") is None:
         return tr("alone: {}").format(where + prob)
