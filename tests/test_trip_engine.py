@@ -47,13 +47,8 @@ def test_exif_capture_time_with_and_without_offset(tmp_path):
     assert read_taken_at(none) == (None, None)
 
 
-def _run(engine, paths, trip_options, times=None):
-    collector = trip.TripCollector(engine, engine.answers, trip_options)
-    results = []
-    for res in engine.iter_predict_images(paths, 3, features=collector.features):
-        collector.add(res)
-        results.append(res)
-    return results, collector.solve(times)
+def _run(engine, paths, trip_options):
+    return trip.predict_trip(engine, paths, 3, trip_options)
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +164,20 @@ def test_the_lattice_stays_bounded_however_many_photos(engine, trip_photos, monk
     _, answer = _run(engine, paths, trip.TripOptions.make(True))
     bound = 40 + trip.ANCHOR_NEIGHBOURS + trip.ANCHOR_REACH_POINTS + trip.KEEP_OWN * len(paths)  # cap, anchor, own
     assert answer.summary["lattice"] <= bound
+
+
+def test_cli_without_a_geopackage_writes_the_track_as_geojson_and_prints_without_outputs(
+        tmp_path, trip_photos, tiny_clip, cache_dir, capsys):
+    import json
+
+    paths, _ = trip_photos
+    common = ["--clip-path", tiny_clip, "--device", "cpu", "--gallery", "fibonacci:3000", "--cache-dir",
+              str(cache_dir)]
+    assert main(["photos", *paths, "--trip", "-o", str(tmp_path / "r.csv"), *common]) == 0
+    track = json.loads((tmp_path / "r.trip.geojson").read_text())
+    assert track["name"] == "geoclip_trip" and track["features"][0]["geometry"]["type"] == "LineString"
+    assert len(track["features"][0]["geometry"]["coordinates"]) == 4
+    capsys.readouterr()
+    assert main(["photos", *paths, "--trip", *common]) == 0
+    out = capsys.readouterr().out
+    assert "trip (time order):" in out and trip.NOTE_ALONE in out and trip.NOTE_ANCHOR in out

@@ -110,7 +110,10 @@ class _Kernel:
         # >= e^-501 for any d on Earth and s >= 10 km (no underflow in float64); the power: two squarings in place.
         self.scale, self.floor = 4.0 * scale_km, floor
         self.decay = np.exp(-np.asarray(dist_km, np.float64) / self.scale)
-        self.k = np.empty_like(self.decay)  # one buffer for every step: no L x L temporaries
+        # One float32 buffer for every step: no L x L temporaries, half the memory traffic (2.7x faster at 2,064
+        # points). Its 7 digits suffice: messages are renormalised every step, and what float32 flushes to zero
+        # lies far below the floor, added apart.
+        self.k = np.empty(self.decay.shape, np.float32)
 
     def apply(self, msg: np.ndarray, reach: float) -> np.ndarray:
         """K @ msg for this reach (K is symmetric: the same as msg @ K, and the faster of the two); a reach past
@@ -118,11 +121,12 @@ class _Kernel:
         total = msg.sum()
         if reach >= HALF_EARTH_KM:
             return np.full_like(msg, total * (1.0 + self.floor))
-        np.multiply(self.decay, math.exp(reach / self.scale), out=self.k)
+        with np.errstate(over="ignore"):  # past float32's range is far past 1: the clip below makes it 1
+            np.multiply(self.decay, math.exp(reach / self.scale), out=self.k, casting="unsafe")
         np.minimum(self.k, 1.0, out=self.k)
         np.multiply(self.k, self.k, out=self.k)
         np.multiply(self.k, self.k, out=self.k)
-        return self.k @ msg + self.floor * total
+        return (self.k @ (msg / total).astype(np.float32)).astype(np.float64) * total + self.floor * total
 
 
 def forward_backward(emission: np.ndarray, dist_km: np.ndarray, reaches: Sequence[float],
@@ -232,17 +236,26 @@ class TripCollector:
     def add(self, result) -> None:
         self.results.append(result)
 
-    def solve(self, times: Optional[Sequence[Optional[datetime]]] = None) -> TripAnswer:
-        """The joint answer of the readable photos; `times` overrides the EXIF times (by result position)."""
+    def solve(self) -> TripAnswer:
+        """The joint answer of the readable photos, their capture times read now from the files' EXIF."""
         from ..io.photos import read_taken_at
 
         ok = [(i, r) for i, r in enumerate(self.results) if r.ok and i in self.features]
-        if times is None:
-            times = [read_taken_at(r.source)[0] if r.kind == "image" else None for _, r in ok]
-        else:
-            times = [times[i] for i, _ in ok]
+        times = [read_taken_at(r.source)[0] if r.kind == "image" else None for _, r in ok]
         return solve(self.engine, [r for _, r in ok], [self.features[i] for i, _ in ok], times, self.options,
                      self.trip)
+
+
+def predict_trip(engine, images: Sequence[Any], top_k: int = 5, trip: Optional[TripOptions] = None,
+                 options=None) -> Tuple[List[Any], TripAnswer]:
+    """The API's trip: every photo's own answer (engine.iter_predict_images) and the trip's joint answer."""
+    opts = options or engine.answers
+    collector = TripCollector(engine, opts, trip or TripOptions.make(True))
+    results = []
+    for res in engine.iter_predict_images(images, top_k, options=opts, features=collector.features):
+        collector.add(res)
+        results.append(res)
+    return results, collector.solve()
 
 
 def _lattice(engine, feats, options, anchors: Dict[int, Tuple[float, float]], per_photo: int,
