@@ -116,8 +116,8 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
         from ..answers.trip import TripCollector
 
         collector = TripCollector(engine, engine.answers, trip)
-    feats = None if collector is None else collector.features
-    results = engine.iter_predict_images(inputs, args.top_k, features=feats) if kind == "image" else \
+    extra = {} if collector is None else {"features": collector.features}  # without a trip: the call as before
+    results = engine.iter_predict_images(inputs, args.top_k, **extra) if kind == "image" else \
         engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:

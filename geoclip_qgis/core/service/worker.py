@@ -238,8 +238,8 @@ class Worker:
         engine.prepare("image", top_k)  # top-k and the model checked before the first photo
         n_ok = n_bad = 0
         collector = TripCollector(engine, options, trip) if trip.enabled else None
-        feats = None if collector is None else collector.features
-        for i, res in enumerate(engine.iter_predict_images(paths, top_k, options=options, features=feats)):
+        extra = {} if collector is None else {"features": collector.features}  # without a trip: the call as before
+        for i, res in enumerate(engine.iter_predict_images(paths, top_k, options=options, **extra)):
             self.send(protocol.row(rid, res.to_dict()))
             n_ok += res.ok
             n_bad += not res.ok
