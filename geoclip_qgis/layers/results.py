@@ -92,6 +92,17 @@ def trip_feature(trip: Dict[str, Any], fields: QgsFields) -> Optional[QgsFeature
     return f
 
 
+def _place(marker_line, where: str) -> None:
+    """A marker line's placement: Qgis.MarkerLinePlacement flags from QGIS 3.24, the class's enum before."""
+    from qgis.core import Qgis
+
+    flags = getattr(Qgis, "MarkerLinePlacement", None)
+    if flags is not None and hasattr(marker_line, "setPlacements"):
+        marker_line.setPlacements(getattr(flags, where))  # an enum member stands for its flags (PyQt5 and 6)
+    else:
+        marker_line.setPlacement(getattr(type(marker_line).Placement, where))
+
+
 def style_trip(layer: QgsVectorLayer) -> None:
     """The track: a line with an arrowhead on each leg, pointing the way time goes, and a dot on each photo."""
     from qgis.core import QgsLineSymbol, QgsMarkerLineSymbolLayer, QgsMarkerSymbol, QgsSingleSymbolRenderer
@@ -99,13 +110,12 @@ def style_trip(layer: QgsVectorLayer) -> None:
     colour = "25,90,190"
     sym = QgsLineSymbol.createSimple({"color": colour, "width": "0.7", "capstyle": "round"})
     arrows = QgsMarkerLineSymbolLayer(True, 10.0)
-    placement = getattr(QgsMarkerLineSymbolLayer, "Placement", QgsMarkerLineSymbolLayer)
-    arrows.setPlacement(placement.SegmentCenter)
+    _place(arrows, "SegmentCenter")
     arrows.setSubSymbol(QgsMarkerSymbol.createSimple({"name": "filled_arrowhead", "color": colour, "size": "4",
                                                       "outline_style": "no"}))
     sym.appendSymbolLayer(arrows)
     photos = QgsMarkerLineSymbolLayer(False, 10.0)  # each photo's joint answer: a dot on every vertex
-    photos.setPlacement(placement.Vertex)
+    _place(photos, "Vertex")
     photos.setSubSymbol(QgsMarkerSymbol.createSimple({"name": "circle", "color": "255,255,255", "size": "2.4",
                                                       "outline_color": colour, "outline_width": "0.5"}))
     sym.appendSymbolLayer(photos)
