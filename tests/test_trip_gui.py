@@ -111,3 +111,16 @@ def test_processing_photos_as_a_trip(provider, trip_folder, tiny_clip, tmp_path)
     assert summary["t1.jpg"]["trip_lat"] == pytest.approx(45.76)
     assert summary["untimed.jpg"]["trip_note"].startswith("no capture time")
     assert summary["t0.jpg"]["taken_at"] == "2026-05-01T10:00:00+02:00"
+
+
+def test_trip_in_a_real_qgis_window(tmp_path, tiny_clip, cache_dir):
+    """The desktop under Xvfb (scripts/screenshot_qgis.py --scenario trip): eight timed photos Lyon -> Geneva ->
+    Milan (three with GPS) and one without a time; the track layer tops the run's group with a vertex per photo,
+    and the table's Trip column holds the joint answers."""
+    from test_real_window import shoot
+
+    status = shoot(tmp_path, tiny_clip, "trip")
+    assert status["trip_track"] and status["trip_vertices"] == 8 and status["trip_photos"] == 8, status
+    assert status["tree"][1].endswith("trip track"), status["tree"]
+    assert "Trip: 8 photos in time order, 1 without a time answered alone" in status["status"], status
+    assert sum(c.startswith("#") for c in status["trip_cells"]) == 8 and status["trip_cells"][-1].startswith("alone")
