@@ -171,6 +171,11 @@ def begin():
             win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, viewer)
             win.splitDockWidget(dock, viewer, Qt.Orientation.Vertical)
             viewer.show()
+    if SCENARIO == "trip":  # issue 25.3: photos of one trip answered jointly; the track with arrows on the map
+        dock.query.setText("")
+        dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
+        dock.trip.setChecked(True)
+        dock.trip_speed.setValue(120)
     if SCENARIO == "waiting":  # a field build holds the worker; the query waits behind it
         from geoclip_qgis.gui import settings_dialog as gs
         from geoclip_qgis.gui.tasks import EngineTask
@@ -225,12 +230,32 @@ def poll():
         win.resizeDocks([tree_dock, dock], [420, 560], Qt.Orientation.Horizontal)
     if SCENARIO == "photos":
         select_rows()
+    if SCENARIO == "trip":
+        trip_view(dock)
     write(layer_added=bool(layers), features=max((l.featureCount() for l in layers if isinstance(l, QgsVectorLayer)),
                                                  default=0),
           layers=sorted(l.name() for l in layers), rasters=len(rasters()), tree=tree(),
           table_rows=dock.table.rowCount(), status=dock.status.text(),
           progress=[dock.progress.value(), dock.progress.maximum(), dock.progress.text()])
     QTimer.singleShot(2500, shoot)
+
+def trip_view(dock):
+    """The map on the trip: the track's extent (and the summary points'), in the canvas's CRS, with a margin."""
+    canvas = iface.mapCanvas()
+    run = dock.run_state
+    track = run.layers.get("trip") if run else None
+    if track is None:
+        write(trip_track=False); return
+    xf = QgsCoordinateTransform(track.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+    box = xf.transformBoundingBox(track.extent())
+    box.scale(2.2)
+    canvas.setExtent(box); canvas.refresh()
+    iface.setActiveLayer(track)
+    line = next(track.getFeatures())
+    trip_cells = [dock.table.item(r, 7).text() for r in range(dock.table.rowCount())
+                  if dock.table.item(r, 7) is not None and dock.table.item(r, 7).text()]
+    write(trip_track=True, trip_vertices=len(line.geometry().asPolyline()), trip_photos=line["photos"],
+          trip_cells=trip_cells)
 
 @guarded
 def analyst_poll():
@@ -557,6 +582,28 @@ def make_photos(folder: Path) -> None:
     (folder / "empty.jpg").write_bytes(b"")
 
 
+def make_trip_photos(folder: Path) -> None:
+    """A day's trip Lyon -> Geneva -> Milan: eight photos half an hour apart (+02:00), three with camera GPS (the
+    anchors), and one without any time (answered alone)."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(11)
+    gps = {0: (45.76, 4.84), 4: (46.20, 6.14), 7: (45.46, 9.19)}
+    for i in range(9):
+        img = Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+        exif = Image.Exif()
+        if i < 8:
+            sub = exif.get_ifd(0x8769)
+            sub[0x9003] = f"2026:05:01 {9 + i // 2:02d}:{30 * (i % 2):02d}:00"
+            sub[0x9011] = "+02:00"
+        if i in gps:
+            lat, lon = gps[i]
+            exif.get_ifd(0x8825).update({1: "N", 2: (lat, 0.0, 0.0), 3: "E", 4: (lon, 0.0, 0.0)})
+        img.save(folder / (f"day_{i + 1:02d}.jpg" if i < 8 else "no_time.jpg"), quality=90, exif=exif)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "out" / "qgis_window.png"))
@@ -565,7 +612,7 @@ def main() -> int:
     ap.add_argument("--gallery", default="default")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected", "photos", "waiting", "world",
-                                           "analyst", "manager", "case"),
+                                           "analyst", "manager", "case", "trip"),
                     default="text",
                     help="text: a query's points; cancel: Cancel while the likelihood grid is scored; layers: two "
                          "text runs with the raster (layer tree, legend); projected: places like here in --crs; "
@@ -574,7 +621,8 @@ def main() -> int:
                          "built from the engine start, then a world 'places like here', timed; analyst: photos "
                          "with the raster at the dock's default width (table, progress, view after the run); "
                          "manager: the manager switched to a Python without torch; case: photos with a hint and "
-                         "'Limit to: Chile; Argentina' (issue 25)")
+                         "'Limit to: Chile; Argentina' (issue 25); trip: a day's photos as one trip (three with GPS, "
+                         "one without a time), the track on the map")
     ap.add_argument("--crs", default="EPSG:3857", help="the map's CRS for --scenario projected")
     ap.add_argument("--plugin-dir", help="install this geoclip_qgis folder instead of the zip (before/after)")
     ap.add_argument("--size", default="1600x1000", help="the Xvfb screen, WIDTHxHEIGHT")
@@ -600,6 +648,8 @@ def main() -> int:
         extra_env["GEOCLIP_PYRAMID"] = "on"  # the default pyramid, as a user's engine builds it (tests turn it off)
     if args.scenario in ("photos", "analyst", "case"):
         make_photos(work / "photos")
+    if args.scenario == "trip":
+        make_trip_photos(work / "photos")
     if args.scenario == "manager":  # a Python without torch: a bare venv of the system's Python
         subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(work / "bare")], check=True)
         extra_env["GEOCLIP_SHOT_BARE_PYTHON"] = str(work / "bare" / "bin" / "python")
@@ -648,7 +698,7 @@ def main() -> int:
     info["qgis_exit"] = qgis.returncode
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]
     print(json.dumps(info, indent=1))
-    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "case")
+    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "case", "trip")
                             and not info.get("layer_added")):
         sys.stderr.write(stderr[-3000:])
         return 1

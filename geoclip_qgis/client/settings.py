@@ -10,6 +10,7 @@ PREFIX = "geoclip"
 DEFAULTS: Dict[str, Any] = {
     "engine_python": "", "device": "auto", "precision": "auto", "clip_path": "", "weights": "", "gallery": "default",
     "cache_dir": "", "top_k": 5, "background_fields": "on",
+    "trip_speed_kmh": 900,  # a trip's fastest travel between two photos (core/answers/trip.py's default)
 }
 
 

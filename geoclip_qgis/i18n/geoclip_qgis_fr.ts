@@ -123,6 +123,26 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Photos are one trip</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Answer the photos together, in the order their EXIF times give (file order without times): two photos taken an hour apart cannot be farther apart than the speed allows; photos with GPS fix their neighbours. Adds a track layer.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source> km/h</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>The fastest travel between two photos of the trip (900 km/h: an airliner; 120 km/h: a car)</source>
+            <translation>Le déplacement le plus rapide entre deux photos du voyage (900 km/h : un avion de ligne ; 120 km/h : une voiture)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Anywhere</source>
             <translation type="unfinished" />
         </message>
@@ -211,6 +231,11 @@
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Device</source>
             <translation>Processeur</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>at most</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
@@ -497,6 +522,11 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>Trip (joint answer)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
             <source>{}, {} part</source>
             <translation>{}, {} partie</translation>
         </message>
@@ -514,6 +544,11 @@
             <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
             <source>{:,.0f} km²</source>
             <translation>{:,.0f} km²</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/results_table.py" />
+            <source>alone: {}</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/run.py" />
@@ -585,6 +620,26 @@
             <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
             <source>confidence regions</source>
             <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>trip track</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Trip: {} photo in time order</source>
+            <translation>Voyage : {} photo dans l'ordre du temps</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>Trip: {} photos in time order</source>
+            <translation>Voyage : {} photos dans l'ordre du temps</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
+            <source>, {} without a time answered alone</source>
+            <translation>, {} sans heure traitée(s) seule(s)</translation>
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/run_layers.py" />
@@ -1287,7 +1342,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
-            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Each prediction is named offline (country, region, nearest populated place). Optional outputs: the distinct places (gallery points within 25 km merged, probabilities summed, with names) and one summary row per photo (best place, its name and probability, or why the photo failed). An optional area of interest (polygons) restricts the answer to it: probabilities renormalise inside, and the share that fell outside is reported; countries or regions by name or ISO code (Limit to) and a point with a radius do the same. A hint in words is fused with each photo (the photo's answer times the hint's, raised to its weight). Photos that cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already written. An existing GeoPackage output keeps its other layers.</source>
+            <source>Predicts where each photo was taken with GeoCLIP: the top-k most likely places as points, ranked, with their probability. Photos come from a folder (optionally with sub-folders), a list of files, or a layer with a field holding photo paths. Where a photo has EXIF GPS, its position and the distance to each prediction are added. Each prediction is named offline (country, region, nearest populated place). Optional outputs: the distinct places (gallery points within 25 km merged, probabilities summed, with names) and one summary row per photo (best place, its name and probability, or why the photo failed). An optional area of interest (polygons) restricts the answer to it: probabilities renormalise inside, and the share that fell outside is reported; countries or regions by name or ISO code (Limit to) and a point with a radius do the same. A hint in words is fused with each photo (the photo's answer times the hint's, raised to its weight). Photos that cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already written. An existing GeoPackage output keeps its other layers. Photos of one trip can be answered jointly: in the order of their EXIF capture times (file order when none has one), two consecutive photos cannot lie farther apart than the travel speed allows in the time between them, and photos with EXIF GPS fix their neighbours. The summary then holds each photo's joint answer beside its own (trip_ columns; photos without a time are answered alone, and the note says so), and the trip track is a line through the joint answers in time order.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1337,12 +1392,32 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>The photos are one trip (answer them jointly in time order)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Trip: fastest travel between two photos (km/h)</source>
+            <translation>Voyage : déplacement le plus rapide entre deux photos (km/h)</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Trip track</source>
+            <translation>Trajet du voyage</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>Photos geolocated</source>
             <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>No photos to geolocate: choose a folder with photos, photo files, or a layer with a photo path field.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>The trip could not be answered (the run stopped early).</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1363,6 +1438,11 @@
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source> (cancelled)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>Trip: {} photo(s) in time order, {} answered alone</source>
             <translation type="unfinished" />
         </message>
         <message>

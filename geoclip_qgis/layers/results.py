@@ -23,7 +23,13 @@ from qgis.core import (
 
 from ..qt_compat import field_type
 from ..shared.geodesy import haversine_km
-from ..shared.schema import LAYER_MARK, PLACE_FIELDS, REGION_FIELDS, SUMMARY_FIELDS  # noqa: F401 - one definition
+from ..shared.schema import (  # noqa: F401 - one definition
+    LAYER_MARK,
+    PLACE_FIELDS,
+    REGION_FIELDS,
+    SUMMARY_FIELDS,
+    TRIP_FIELDS,
+)
 
 STYLES = Path(__file__).resolve().parents[1] / "resources" / "styles"
 
@@ -54,6 +60,69 @@ def summary_fields() -> QgsFields:
 
 def region_fields() -> QgsFields:
     return make_fields(REGION_FIELDS)
+
+
+def trip_fields() -> QgsFields:
+    return make_fields(TRIP_FIELDS)
+
+
+TRIP_COLUMNS = ("trip_order", "taken_at", "trip_lat", "trip_lon", "trip_probability", "trip_region90_km2",
+                "trip_note")
+
+
+def trip_values(photo: Dict[str, Any]) -> Dict[str, Any]:
+    """A photo's trip columns of the summary (shared/schema.SUMMARY_FIELDS) from the worker's trip answer."""
+    return {k: photo.get(k) for k in TRIP_COLUMNS}
+
+
+def trip_feature(trip: Dict[str, Any], fields: QgsFields) -> Optional[QgsFeature]:
+    """The track: one line through the trip's joint best places in time order (None under two points)."""
+    track = trip.get("track") or []
+    if len(track) < 2:
+        return None
+    from ..shared.geodesy import haversine_km as km
+
+    f = QgsFeature(fields)
+    f.setGeometry(QgsGeometry.fromPolylineXY([QgsPointXY(t[1], t[0]) for t in track]))
+    s = trip.get("summary") or {}
+    f["photos"] = len(track)
+    f["length_km"] = sum(km(a[0], a[1], b[0], b[1]) for a, b in zip(track, track[1:]))
+    for key in ("start", "end", "speed_kmh", "slack_km", "note"):
+        _set(f, key, s.get(key))
+    return f
+
+
+def _place(marker_line, where: str) -> None:
+    """A marker line's placement: Qgis.MarkerLinePlacement flags from QGIS 3.24, the class's enum before."""
+    from qgis.core import Qgis
+
+    flags = getattr(Qgis, "MarkerLinePlacement", None)
+    if flags is not None and hasattr(marker_line, "setPlacements"):
+        marker_line.setPlacements(getattr(flags, where))  # an enum member stands for its flags (PyQt5 and 6)
+    else:
+        marker_line.setPlacement(getattr(type(marker_line).Placement, where))
+
+
+def style_trip(layer: QgsVectorLayer) -> None:
+    """The track: a line with an arrowhead on each leg, pointing the way time goes, and a dot on each photo."""
+    from qgis.core import QgsLineSymbol, QgsMarkerLineSymbolLayer, QgsMarkerSymbol, QgsSingleSymbolRenderer
+
+    colour = "25,90,190"
+    sym = QgsLineSymbol.createSimple({"color": colour, "width": "0.7", "capstyle": "round"})
+    arrows = QgsMarkerLineSymbolLayer(True, 10.0)
+    _place(arrows, "SegmentCenter")
+    arrows.setSubSymbol(QgsMarkerSymbol.createSimple({"name": "filled_arrowhead", "color": colour, "size": "4",
+                                                      "outline_style": "no"}))
+    sym.appendSymbolLayer(arrows)
+    photos = QgsMarkerLineSymbolLayer(False, 10.0)  # each photo's joint answer: a dot on every vertex
+    _place(photos, "Vertex")
+    photos.setSubSymbol(QgsMarkerSymbol.createSimple({"name": "circle", "color": "255,255,255", "size": "2.4",
+                                                      "outline_color": colour, "outline_width": "0.5"}))
+    sym.appendSymbolLayer(photos)
+    layer.setRenderer(QgsSingleSymbolRenderer(sym))
+    layer.setMapTipTemplate("[% 'photos: ' || \"photos\" || '<br>' || coalesce(\"start\", '') || ' → ' || "
+                            "coalesce(\"end\", '') || '<br>' || round(\"length_km\") || ' km' %]")
+    layer.triggerRepaint()
 
 
 def _set(f: QgsFeature, key: str, value: Any) -> None:
@@ -120,6 +189,8 @@ def summary_feature(row: Dict[str, Any], fields: QgsFields, project_home: Option
     if region:
         _set(f, "region90_km2", region.get("area_km2"))
         _set(f, "region90_parts", region.get("parts"))
+    for key, value in trip_values(row.get("trip") or {}).items():  # a trip's joint answer, when known
+        _set(f, key, value)
     return f
 
 

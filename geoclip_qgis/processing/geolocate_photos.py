@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
 
@@ -31,8 +32,11 @@ from ..layers.results import (
     prediction_fields,
     style_places,
     style_predictions,
+    style_trip,
     summary_feature,
     summary_fields,
+    trip_feature,
+    trip_fields,
 )
 from ..shared import photo_list
 from .base import GeoClipAlgorithm, tr, tr_noop
@@ -61,7 +65,12 @@ class GeolocatePhotos(GeoClipAlgorithm):
         "regions by name or ISO code (Limit to) and a point with a radius do the same. A hint in words is fused "
         "with each photo (the photo's answer times the hint's, raised to its weight). Photos that "
         "cannot be read are listed, with the reason; the batch goes on. Cancelling keeps the rows already "
-        "written. An existing GeoPackage output keeps its other layers.")
+        "written. An existing GeoPackage output keeps its other layers. "
+        "Photos of one trip can be answered jointly: in the order of their EXIF capture times (file order when "
+        "none has one), two consecutive photos cannot lie farther apart than the travel speed allows in the time "
+        "between them, and photos with EXIF GPS fix their neighbours. The summary then holds each photo's joint "
+        "answer beside its own (trip_ columns; photos without a time are answered alone, and the note says so), "
+        "and the trip track is a line through the joint answers in time order.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("FOLDER", tr("Folder of photos"), optional=True,
@@ -85,6 +94,15 @@ class GeolocatePhotos(GeoClipAlgorithm):
                                                             QgsProcessing.SourceType.TypeVector, optional=True,
                                                             createByDefault=True))
         add_answer_sinks(self)
+        self.addParameter(QgsProcessingParameterBoolean("TRIP", tr("The photos are one trip (answer them jointly "
+                                                                   "in time order)"), False))
+        self.addParameter(QgsProcessingParameterNumber("TRIP_SPEED", tr("Trip: fastest travel between two photos "
+                                                                        "(km/h)"),
+                                                       QgsProcessingParameterNumber.Type.Double, 900.0,
+                                                       minValue=1.0, maxValue=1e9))
+        self.addParameter(QgsProcessingParameterFeatureSink("TRIP_TRACK", tr("Trip track"),
+                                                            QgsProcessing.SourceType.TypeVectorLine, optional=True,
+                                                            createByDefault=True))
         self.addOutput(QgsProcessingOutputNumber("GEOLOCATED", tr("Photos geolocated")))
         self.addOutput(QgsProcessingOutputNumber("FAILED_COUNT", tr("Photos that could not be read")))
 
@@ -128,7 +146,8 @@ class GeolocatePhotos(GeoClipAlgorithm):
                                QgsCoordinateReferenceSystem("EPSG:4326"))
         fsink, fdest = self.sink(parameters, "FAILED", context, failed_fields(), QgsWkbTypes.Type.NoGeometry,
                                  QgsCoordinateReferenceSystem())
-        answers = AnswerSinks(self, parameters, context)
+        trip = self.parameterAsBool(parameters, "TRIP", context)
+        answers = AnswerSinks(self, parameters, context, hold=trip)
         home = context.project().homePath() if context.project() else None
         counts = {"ok": 0, "failed": 0}
 
@@ -147,14 +166,45 @@ class GeolocatePhotos(GeoClipAlgorithm):
         params = {"paths": paths, "top_k": self.parameterAsInt(parameters, "TOP_K", context),
                   "engine": self.engine_options(parameters, context)}
         params.update(case_request(self, parameters, context, aoi))  # the AOI layer, names, circle, hint
+        if trip:
+            params["trip"] = True
+            params["trip_speed_kmh"] = self.parameterAsDouble(parameters, "TRIP_SPEED", context)
         result = {} if not paths else self.run_engine("geolocate_images", params, feedback, on_row=on_row,
                                                       keep_partial=True)
         feedback.pushInfo(tr("{} geolocated, {} could not be read{}").format(
             counts["ok"], counts["failed"], tr(" (cancelled)") if result.get("cancelled") else ""))
+        outputs = {}
+        if trip:
+            outputs["TRIP_TRACK"] = self.trip_track(parameters, context, feedback, result.get("trip"), paths,
+                                                    answers)
+        answers.flush(home or None)
         answers.report(feedback)
         StyleOnLoad.attach(context, dest, style_predictions)
         return {"OUTPUT": dest, "FAILED": fdest, "GEOLOCATED": counts["ok"], "FAILED_COUNT": counts["failed"],
-                **answers.outputs(context)}
+                **answers.outputs(context), **outputs}
+
+    def trip_track(self, parameters, context, feedback, trip, paths, answers):
+        """The trip's joint answer into the held summary rows, and its track into the TRIP_TRACK sink."""
+        if not trip:
+            feedback.pushWarning(tr("The trip could not be answered (the run stopped early)."))
+            return None
+        by_source = {paths[p["index"]]: p for p in trip.get("photos") or [] if 0 <= p["index"] < len(paths)}
+        for row in answers.held:
+            if row.get("source") in by_source:
+                row["trip"] = by_source[row["source"]]
+        sink, dest = self.sink(parameters, "TRIP_TRACK", context, trip_fields(), QgsWkbTypes.Type.LineString,
+                               QgsCoordinateReferenceSystem("EPSG:4326"))
+        track = trip_feature(trip, trip_fields())
+        if sink is not None and track is not None:
+            sink.addFeature(track, QgsFeatureSink.Flag.FastInsert)
+        alone = sum(1 for p in by_source.values() if p.get("trip_order") is None)
+        feedback.pushInfo(tr("Trip: {} photo(s) in time order, {} answered alone").format(
+            len(trip.get("track") or []), alone))
+        note = (trip.get("summary") or {}).get("note")
+        if note:
+            feedback.pushInfo(note)
+        StyleOnLoad.attach(context, dest, style_trip)
+        return dest
 
 
 def add_answer_sinks(alg) -> None:
@@ -170,8 +220,10 @@ def add_answer_sinks(alg) -> None:
 class AnswerSinks:
     """The PLACES and SUMMARY sinks of one run, fed from the worker's rows."""
 
-    def __init__(self, alg, parameters, context):
+    def __init__(self, alg, parameters, context, hold: bool = False):
         wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+        self.hold = hold  # a trip: summary rows wait for its joint answer (flush)
+        self.held: List[dict] = []
         self.place_fields, self.summary_fields = place_fields(), summary_fields()
         self.places, self.places_dest = alg.sink(parameters, "PLACES", context, self.place_fields,
                                                  QgsWkbTypes.Type.Point, wgs84)
@@ -184,8 +236,17 @@ class AnswerSinks:
             self.outside.append(float(row["aoi_outside"]))
         if self.places is not None and not row.get("error"):
             self.places.addFeatures(place_features(row, self.place_fields, home), QgsFeatureSink.Flag.FastInsert)
-        if self.summary is not None:
+        if self.summary is not None and self.hold:
+            self.held.append(row)
+        elif self.summary is not None:
             self.summary.addFeature(summary_feature(row, self.summary_fields, home), QgsFeatureSink.Flag.FastInsert)
+
+    def flush(self, home=None) -> None:
+        """The held summary rows (a trip's), with its joint answer when it came."""
+        if self.summary is not None and self.held:
+            self.summary.addFeatures([summary_feature(r, self.summary_fields, home) for r in self.held],
+                                     QgsFeatureSink.Flag.FastInsert)
+        self.held = []
 
     def report(self, feedback) -> None:
         if self.outside:

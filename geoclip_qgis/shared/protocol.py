@@ -266,11 +266,14 @@ def area_request(base: Any = None, limit_to: Optional[str] = None, near: Optiona
 _answers = {"aoi": _aoi, "region_res": nullable(number(positive=True, hi=10)),
             "place_radius_km": number(positive=True, hi=20_000),
             "hint": nullable(string(MAX_TEXT_CHARS)), "hint_weight": number(0, 100)}  # core/answers/hints.py
+# A trip (core/answers/trip.py): the photos answered jointly in time order; the travel speed and the slack.
+_trip = {"trip": boolean(), "trip_speed_kmh": number(positive=True, hi=1e9), "trip_slack_km": number(0, 20_000)}
 SCHEMA: Dict[str, tuple] = {
     "info": ({"device": nullable(string(32)), "precision": nullable(string(8, choices=PRECISION_VALUES)),
               "engine": nullable(ENGINE), "check_models": boolean(),
               "clip_path": nullable(string(32768)), "weights": nullable(string(32768))}, ()),
-    "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE, **_answers}, ("paths",)),
+    "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE, **_answers, **_trip},
+                         ("paths",)),
     "geolocate_text": ({"queries": listof(string(MAX_TEXT_CHARS, empty=False), 1, 10_000), "top_k": _top_k,
                         "engine": ENGINE, **_answers}, ("queries",)),
     "likelihood": ({**_raster, "photos": listof(_path), "text": string(MAX_TEXT_CHARS), "top_k": _top_k,

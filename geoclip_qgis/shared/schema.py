@@ -35,11 +35,21 @@ SUMMARY_FIELDS = [
     ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
     ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("exif_problem", "str"), ("message", "str"),
     ("hint", "str"), ("hint_weight", "float"), ("constraint", "str"),  # issue 25: the hint and area used
+    # With a trip (core/answers/trip.py): the photo's place in time order, its capture time, and the joint answer
+    # beside its own (best place, probability, 90 % region), with why it was answered alone or how it was ordered.
+    ("trip_order", "int"), ("taken_at", "str"), ("trip_lat", "float"), ("trip_lon", "float"),
+    ("trip_probability", "float"), ("trip_region90_km2", "float"), ("trip_note", "str"),
 ]
 # Confidence regions (core/answers/regions.py): one multipolygon per level and input.
 REGION_FIELDS = [
     ("source", "str"), ("level", "float"), ("area_km2", "float"), ("parts", "int"), ("mass", "float"),
     ("summary", "str"),
 ]
+# A trip's track (core/answers/trip.py): one line through the photos' joint best places, in time order.
+TRIP_FIELDS = [
+    ("photos", "int"), ("start", "str"), ("end", "str"), ("length_km", "float"), ("speed_kmh", "float"),
+    ("slack_km", "float"), ("note", "str"),
+]
+TRIP_LAYER = "geoclip_trip"  # the track's layer name in a GeoPackage the CLI writes, and in QGIS
 TABLES = {"ranks": PREDICTION_FIELDS, "places": PLACE_FIELDS, "summary": SUMMARY_FIELDS}
 FAILURE_FIELDS = [("source", "str"), ("code", "str"), ("message", "str")]

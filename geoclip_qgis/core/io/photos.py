@@ -7,6 +7,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -132,6 +133,53 @@ def read_gps(path: os.PathLike | str) -> Optional[Tuple[float, float]]:
             return gps_from_exif(im.getexif())
     except Exception:
         return None
+
+
+_EXIF_IFD = 0x8769
+# (time tag, its offset tag): DateTimeOriginal first (when the shutter fired), then DateTimeDigitized, then IFD0's
+# DateTime (last modified in camera: what phones without the others write).
+_TIME_TAGS = ((0x9003, 0x9011), (0x9004, 0x9012), (0x0132, 0x9010))
+
+
+def _exif_time(text, offset) -> datetime:
+    """'YYYY:MM:DD HH:MM:SS' (+ an OffsetTime '+HH:MM'): aware when the offset is readable, else naive (the camera
+    clock's local time). ValueError when the text is no time (blank, '0000:00:00 00:00:00')."""
+    when = datetime.strptime(_letter(text)[:19], "%Y:%m:%d %H:%M:%S")
+    off = _letter(offset)
+    if len(off) == 6 and off[0] in "+-" and off[3] == ":":
+        minutes = int(off[1:3]) * 60 + int(off[4:6])
+        if minutes <= 14 * 60:
+            when = when.replace(tzinfo=timezone(timedelta(minutes=-minutes if off[0] == "-" else minutes)))
+    return when
+
+
+def read_time_exif(exif: Image.Exif) -> Tuple[Optional[datetime], Optional[str]]:
+    """(when the photo was taken, None); (None, None) when EXIF holds no time; (None, reason) when it holds one that
+    cannot be read. Aware (UTC offset known, EXIF 2.31 OffsetTimeOriginal) or naive (the camera's local clock)."""
+    try:
+        sub = exif.get_ifd(_EXIF_IFD)
+    except Exception as exc:  # a damaged IFD: Pillow raises many kinds
+        sub, problem = {}, f"unreadable EXIF block ({type(exc).__name__})"
+    else:
+        problem = None
+    for tag, off_tag in _TIME_TAGS:
+        text = exif.get(tag) if tag == 0x0132 else sub.get(tag)
+        if text is None:
+            continue
+        try:
+            return _exif_time(text, sub.get(off_tag)), None
+        except (ValueError, TypeError, UnicodeError):
+            problem = f"EXIF time {_letter(text)[:19]!r} is not a date and time"
+    return None, problem
+
+
+def read_taken_at(path: os.PathLike | str) -> Tuple[Optional[datetime], Optional[str]]:
+    """A file's EXIF capture time without decoding its pixels (read_time_exif); (None, reason) when unreadable."""
+    try:
+        with open_regular(path, "photo", error=ImageError) as fh, Image.open(fh) as im:
+            return read_time_exif(im.getexif())
+    except Exception as exc:
+        return None, f"EXIF unreadable ({type(exc).__name__})"
 
 
 _PHOTO_HINT = "check the path; give photo files (JPEG, PNG, TIFF, WebP, HEIC), or a folder as a folder input"

@@ -34,6 +34,7 @@ SUFFIXES = {
     "raster": (".tif", ".tiff"),
     "preview": (".png",),
     "regions": (".gpkg", ".geojson", ".json"),
+    "track": (".gpkg", ".geojson", ".json"),
     "folder": None,
 }
 FIX = {
@@ -43,6 +44,7 @@ FIX = {
     "raster": "name it .tif",
     "preview": "name it .png",
     "regions": "confidence regions are polygons: write them to .gpkg or .geojson",
+    "track": "a trip's track is a line: write it to .gpkg or .geojson",
 }
 OUR_CSV_HEADERS = {",".join(n for n, _ in fields) for fields in (*TABLES.values(), FAILURE_FIELDS)}
 Key = Tuple

@@ -240,6 +240,11 @@ def _write_vector(out: Output, fields, rows: List[dict], metadata: Dict[str, str
         raise InputError(f"cannot write the results ({exc})", str(out.path), hint) from exc
 
 
+def write_features(out: Output, fields, rows: List[dict], wkb: List[bytes], geometry_type: str, layer: str) -> None:
+    """Features with their own geometry (a trip's track) through the one vector writer (_write_vector)."""
+    _write_vector(out, fields, rows, {}, layer, wkb, geometry_type)
+
+
 def _table_of(fields) -> str:
     for table, f in TABLES.items():
         if f is fields or list(f) == list(fields):

@@ -327,8 +327,7 @@ class GeoClipEngine:
         opts = options or self.answers
         gallery = self.gallery()
         check_top_k(top_k, len(gallery))
-        probs = gallery.logits(feats, self.scale).softmax(dim=-1)
-        outside = self._restrict(probs, opts.aoi)
+        probs, outside = self.gallery_probabilities(feats, opts)
         inside = None if opts.aoi is None else self._inside_mask(opts.aoi)
         top = torch.topk(probs, min(len(gallery), max(top_k, DEFAULT_MAX_POINTS)), dim=1)
         tp, ti = top.values.double().cpu().numpy(), top.indices.cpu().numpy()
@@ -342,6 +341,16 @@ class GeoClipEngine:
         if self.names:
             self._name(out)
         return out
+
+    @torch.inference_mode()
+    def gallery_probabilities(self, feats: torch.Tensor, options: Optional[AnswerOptions] = None
+                              ) -> Tuple[torch.Tensor, List[Optional[float]]]:
+        """(Q, N) each query's probability over the whole gallery, as `rank` answers from it (one softmax, zeroed
+        outside the area of interest and renormalised inside), and the share that fell outside. The trip
+        (core/answers/trip.py) reads its lattice from it."""
+        opts = options or self.answers
+        probs = self.gallery().logits(feats, self.scale).softmax(dim=-1)
+        return probs, self._restrict(probs, opts.aoi)
 
     def set_aoi(self, aoi=None) -> None:
         """The default area of interest of direct API calls (AreaOfInterest, GeoJSON geometry, WKT, a vector file
@@ -413,10 +422,11 @@ class GeoClipEngine:
 
     def iter_predict_images(
         self, images: Iterable[ImageInput], top_k: int = 5, batch_size: Optional[int] = None,
-        options: Optional[AnswerOptions] = None,
+        options: Optional[AnswerOptions] = None, features: Optional[Dict[int, torch.Tensor]] = None,
     ) -> Iterator[QueryResult]:
         """Yield one QueryResult per input, in order, as soon as its batch is done; bad files yield errors.
-        `options`: this request's answer options (else the engine's defaults).
+        `options`: this request's answer options (else the engine's defaults). `features`: a dict that receives
+        each readable input's image feature by its position (what a trip ranks again at the end, 2 KB a photo).
 
         Photos are decoded and preprocessed by core.decode's threads up to two batches ahead of the model, at
         reduced size unless `exact_decode`."""
@@ -440,6 +450,8 @@ class GeoClipEngine:
                 return
             feats = with_hint(self, self.embed_pixels(torch.stack([d.pixels for d in pending])), opts.hint,
                               opts.hint_weight)
+            if features is not None:  # the trip reads each photo's feature, its hint fused in
+                features.update((d.index, f) for d, f in zip(pending, feats.detach().float().cpu()))
             ranked = self.rank(feats, top_k, opts)
             regions = self.region_of(feats, opts.region_res, aoi=opts.aoi) if opts.region_res else \
                 [None] * len(ranked)

@@ -101,6 +101,8 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     plan = input_plan(args, photos=inputs if kind == "image" else ())
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,
                                plan=plan)
+    trip, trip_outs = plan_trip(args, writer, plan)
+    _check_trip(trip, inputs)
     plan.check()  # every input against every output, before any model loads or any byte is written
     if kind == "text":
         from ..model.image_encoder import check_text_query
@@ -114,12 +116,20 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
         inputs = [q for q in inputs if source_key(q, kind) not in done]
         print(f"resume: {before - len(inputs)} {unit}(s) already done, {len(inputs)} to go", file=sys.stderr)
     writer.open()
-    results = engine.iter_predict_images(inputs, args.top_k) if kind == "image" else \
+    collector = None
+    if trip.enabled:
+        from ..answers.trip import TripCollector
+
+        collector = TripCollector(engine, engine.answers, trip)
+    extra = {} if collector is None else {"features": collector.features}  # without a trip: the call as before
+    results = engine.iter_predict_images(inputs, args.top_k, **extra) if kind == "image" else \
         engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
             writer.add(res)
+            if collector is not None:
+                collector.add(res)
             if res.ok:
                 n_ok += 1
                 if not writer.outputs:
@@ -133,10 +143,55 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
             print(f"stopped: the {n_ok + n_bad} {unit}(s) done are kept in {writer.journal}; the outputs are "
                   "unchanged. Run the same command with --resume to finish.", file=sys.stderr)
         raise
+    if collector is not None:
+        finish_trip(collector, writer, trip_outs, args.layer)
     writer.finish()
-    names = ", ".join(str(o.path) for o in writer.outputs)
+    names = ", ".join(str(o.path) for o in writer.outputs + trip_outs)
     print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {names}" if names else ""), file=sys.stderr)
     return 0 if n_bad == 0 else 3
+
+
+def plan_trip(args, writer, plan):
+    """`--trip`: the request's TripOptions, and the track's outputs declared in the run's plan (core/io/plan.py)
+    before any model loads. A trip is answered over the whole run at its end, so it cannot resume half done."""
+    from ..answers.trip import TripOptions
+    from ..io.trip_output import plan_trip_outputs
+
+    trip = TripOptions.make(getattr(args, "trip", False), getattr(args, "trip_speed", None),
+                            getattr(args, "trip_slack", None))
+    if not trip.enabled:
+        return trip, []
+    if getattr(args, "resume", False):
+        raise InputError("a trip is answered over all its photos at once and cannot resume",
+                         hint="run again without --resume (or without --trip)")
+    return trip, plan_trip_outputs(writer.outputs, plan, args.layer)
+
+
+def _check_trip(trip, inputs) -> None:
+    if trip.enabled:
+        from ..answers.trip import check_trip_size
+
+        check_trip_size(len(inputs))
+
+
+def finish_trip(collector, writer, trip_outs, layer) -> None:
+    """The trip's joint answer into the summary rows (the trip_* columns) and its track into the planned outputs;
+    without outputs, printed."""
+    from ..answers.trip import apply_to_summary
+    from ..io.trip_output import write_trip
+
+    answer = collector.solve()
+    apply_to_summary(writer.summary, answer)
+    write_trip(trip_outs, answer, layer)
+    if not writer.outputs:
+        print("trip (time order):")
+        for lat, lon, source in answer.track:
+            row = answer.rows[source]
+            print(f"  {row['trip_order']}. {lat:9.4f} {lon:10.4f}  {row['trip_probability']:6.1%}  {source}"
+                  + (f"  ({row['trip_note']})" if row.get("trip_note") else ""))
+        for source, row in answer.rows.items():
+            if row.get("trip_order") is None:
+                print(f"  -  {source}: {row.get('trip_note') or 'answered alone'}")
 
 
 def input_plan(args, photos=()):
@@ -179,6 +234,8 @@ def cmd_photos(args) -> int:
     from ..io.photos import collect_photos
 
     if args.ray is not None:
+        if args.trip:
+            raise InputError("--trip is not offered with --ray", hint="run the trip's photos without --ray")
         return cmd_photos_ray(args)
     return run_queries(args, "image", collect_photos(args.inputs, args.recursive, args.list), "photo")
 
@@ -244,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(p ∝ p_photo · p_text^weight)")
     p.add_argument("--hint-weight", type=float, default=1.0,
                    help="the hint's weight (default 1: as much as the photo; 0: the photo alone)")
+    p.add_argument("--trip", action="store_true",
+                   help="the photos are one trip: answer them jointly in EXIF time order (file order without "
+                        "times), consecutive photos no farther apart than --trip-speed allows; adds the trip_* "
+                        "summary columns and a track line layer (geoclip_trip)")
+    p.add_argument("--trip-speed", type=float, default=None, metavar="KMH",
+                   help="with --trip: the fastest travel between two photos (default 900 km/h, an airliner)")
+    p.add_argument("--trip-slack", type=float, default=None, metavar="KM",
+                   help="with --trip: km allowed beyond speed × time (default 50)")
     _common(p)
     p.set_defaults(func=cmd_photos)
     t = sub.add_parser("text", help="geolocate text descriptions")

@@ -224,10 +224,14 @@ class Worker:
 
     def op_geolocate_images(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from ..answers.options import AnswerOptions
+        from ..answers.trip import TripCollector, TripOptions, check_trip_size
 
         paths = params["paths"]
         top_k = params.get("top_k", 5)
         options = AnswerOptions.from_params(params)  # this request's own, checked before the engine loads
+        trip = TripOptions.from_params(params)
+        if trip.enabled:
+            check_trip_size(len(paths))  # before the engine loads
         engine = self.engine(params.get("engine"))
         if engine.image_encoder_loaded:
             self.send(protocol.progress(rid, 0, len(paths), "geolocating"))
@@ -236,14 +240,22 @@ class Worker:
             self.send(protocol.progress(rid, 0, len(paths), "loading the model"))
         engine.prepare("image", top_k)  # top-k and the model checked before the first photo
         n_ok = n_bad = 0
-        for i, res in enumerate(engine.iter_predict_images(paths, top_k, options=options)):
+        collector = TripCollector(engine, options, trip) if trip.enabled else None
+        extra = {} if collector is None else {"features": collector.features}  # without a trip: the call as before
+        for i, res in enumerate(engine.iter_predict_images(paths, top_k, options=options, **extra)):
             self.send(protocol.row(rid, res.to_dict()))
             n_ok += res.ok
             n_bad += not res.ok
+            if collector is not None:
+                collector.add(res)
             self.send(protocol.progress(rid, i + 1, len(paths), res.source))
             if self.cancelled(rid):
                 return {"done": n_ok, "failed": n_bad, "cancelled": True}
-        return {"done": n_ok, "failed": n_bad, "cancelled": False}
+        out = {"done": n_ok, "failed": n_bad, "cancelled": False}
+        if collector is not None:  # the joint answer needs every photo: it comes with the result
+            self.send(protocol.progress(rid, len(paths), len(paths), "answering the trip"))
+            out["trip"] = collector.solve().to_dict(paths)
+        return out
 
     def op_geolocate_text(self, rid: int, params: Dict[str, Any]) -> Dict[str, Any]:
         from ..answers.options import AnswerOptions

@@ -145,6 +145,24 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         opts.addWidget(self.raster)
         opts.addStretch(1)
         v.addLayout(opts)
+        trip_row = QHBoxLayout()
+        self.trip = QCheckBox(tr("Photos are one trip"))
+        self.trip.setToolTip(tr("Answer the photos together, in the order their EXIF times give (file order "
+                                "without times): two photos taken an hour apart cannot be farther apart than the "
+                                "speed allows; photos with GPS fix their neighbours. Adds a track layer."))
+        trip_row.addWidget(self.trip)
+        trip_row.addWidget(QLabel(tr("at most")))
+        self.trip_speed = QSpinBox()
+        self.trip_speed.setRange(1, 100_000)
+        self.trip_speed.setSuffix(tr(" km/h"))
+        self.trip_speed.setValue(settings.get("trip_speed_kmh"))
+        self.trip_speed.setToolTip(tr("The fastest travel between two photos of the trip (900 km/h: an airliner; "
+                                      "120 km/h: a car)"))
+        self.trip_speed.setEnabled(False)
+        self.trip.toggled.connect(self.trip_speed.setEnabled)
+        trip_row.addWidget(self.trip_speed)
+        trip_row.addStretch(1)
+        v.addLayout(trip_row)
         where = QHBoxLayout()
         where.addWidget(QLabel(tr("Area of interest")))
         self.aoi = QComboBox()
@@ -277,6 +295,10 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
             title = plural(len(photos), "GeoCLIP: {} photo", "GeoCLIP: {} photos").format(len(photos))
             if self.raster.isChecked():
                 params["region_res"] = self.region_res
+            if self.trip.isChecked():
+                params["trip"], params["trip_speed_kmh"] = True, float(self.trip_speed.value())
+                settings.put("trip_speed_kmh", self.trip_speed.value())
+            self.run_state.paths = list(photos)
         else:
             op, params["queries"] = "geolocate_text", [text]
             self.run_state = Run("text", 1, text)
@@ -326,6 +348,7 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
             return
         if run.pending_summary and "summary" in run.layers:
             self._flush_summary(QgsProject.instance().homePath() or None)
+        trip_note = self.add_trip(result["trip"]) if result.get("trip") and not cancelled else ""
         msg = plural(len(run.rows), "{} query geolocated", "{} queries geolocated").format(len(run.rows))
         if run.kind == "image":
             msg = plural(run.n_inputs, "{} of {} photo geolocated", "{} of {} photos geolocated").format(
@@ -352,6 +375,8 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         if run.group is None:
             msg += tr("; no layer added")
         msg += tr(" in {:.1f} s.").format(time.monotonic() - self.started_at)
+        if trip_note:
+            msg += " " + trip_note
         notes = self._finish_layers() if not (self.raster.isChecked() and not cancelled and run.rows) else []
         if notes:
             msg += " " + " ".join(notes)

@@ -21,15 +21,15 @@ from ...shared.geodesy import haversine_km
 from ..settings_dialog import plural, tr, tr_noop
 
 COLUMNS = ["", tr_noop("Photo / query"), tr_noop("Rank"), tr_noop("Place"), tr_noop("Probability"),
-           tr_noop("EXIF GPS (km)"), tr_noop("90 % region")]
+           tr_noop("EXIF GPS (km)"), tr_noop("90 % region"), tr_noop("Trip (joint answer)")]
 ROLE_POINT = Qt.ItemDataRole.UserRole
 ROLE_FEATURE = Qt.ItemDataRole.UserRole + 1
-TEXT_COLUMNS = (1, 3, 6)  # elastic: they share the room the numbers leave, and elide
+TEXT_COLUMNS = (1, 3, 6, 7)  # elastic: they share the room the numbers leave, and elide
 NUMBER_COLUMNS = (2, 4, 5)
-OPTIONAL_COLUMNS = (5, 6)  # hidden while no row has a value: no empty column takes room
+OPTIONAL_COLUMNS = (5, 6, 7)  # hidden while no row has a value: no empty column takes room
 MIN_TEXT = 48  # px: below this an elided name says nothing
 READABLE = 90  # px: the text columns' share below which the number columns give up their headers' width
-WEIGHTS = {1: 1, 3: 2, 6: 1}  # the place's name gets twice the share of the photo's name and the region
+WEIGHTS = {1: 1, 3: 2, 6: 1, 7: 1}  # the place's name gets twice the share of the photo's name and the region
 
 
 def region_text(region: Dict[str, Any]) -> str:
@@ -38,6 +38,17 @@ def region_text(region: Dict[str, Any]) -> str:
     area = float(region["area_km2"])
     size = tr("{:,.1f} M km²").format(area / 1e6) if area >= 1e6 else tr("{:,.0f} km²").format(area)
     return plural(parts, "{}, {} part", "{}, {} parts").format(size, parts)
+
+
+def trip_text(trip: Dict[str, Any]) -> str:
+    """'#2 · 45.76, 4.84 · 93%' (the photo's place in time order and its joint answer), or why it is alone."""
+    if trip.get("trip_lat") is None:
+        return str(trip.get("trip_note") or "")
+    where = f"{trip['trip_lat']:.2f}, {trip['trip_lon']:.2f}"
+    prob = "" if trip.get("trip_probability") is None else f" · {trip['trip_probability']:.0%}"
+    if trip.get("trip_order") is None:
+        return tr("alone: {}").format(where + prob)
+    return f"#{trip['trip_order']} · {where}{prob}"
 
 
 class ResultsTable(QTableWidget):
@@ -91,11 +102,14 @@ class ResultsTable(QTableWidget):
             self.setItem(r, 0, icon)
             dist = "" if not gps else f"{haversine_km(gps[0], gps[1], p['lat'], p['lon']):,.1f}"
             area = region_text(region) if i == 0 and region.get("area_km2") is not None else ""
-            values = [name, str(p["rank"]), place_label(p), f"{p['probability']:.4f}", dist, area]
+            trip = trip_text(row["trip"]) if i == 0 and row.get("trip") else ""
+            values = [name, str(p["rank"]), place_label(p), f"{p['probability']:.4f}", dist, area, trip]
             where = f"{p['lat']:.5f}, {p['lon']:.5f}"
             for c, text in enumerate(values, start=1):
                 item = QTableWidgetItem(text)
                 # the full text first: an elided cell shows it on hover
+                if c == 7 and text:
+                    text = f"{text}\n{row['trip'].get('trip_note') or ''}".strip()
                 item.setToolTip(f"{text}\n{row['source']}\n{where}" if c == 3 else
                                 f"{row['source']}\n{where}" if c == 1 else f"{text}\n{row['source']}")
                 if c in NUMBER_COLUMNS:

@@ -72,6 +72,7 @@ class Run:
         self.layers: Dict[str, QgsVectorLayer] = {}
         self.group: Optional[QgsLayerTreeGroup] = None
         self.pending_summary: List[Dict[str, Any]] = []
+        self.paths: List[str] = []  # the request's photos: a trip's answer names them by position
 
     def title(self, final: bool = False) -> str:
         if self.kind == "text":

@@ -23,11 +23,16 @@ from ...layers.results import (
     prediction_features,
     prediction_fields,
     region_fields,
+    stored_path,
     style_places,
     style_predictions,
     style_regions,
+    style_trip,
     summary_feature,
     summary_fields,
+    trip_feature,
+    trip_fields,
+    trip_values,
 )
 from ..settings_dialog import plural, tr
 from .photo_list import thumbnail
@@ -47,14 +52,16 @@ class RunLayers:
 
     def _layer(self, key: str) -> QgsVectorLayer:
         """The run's layer `key` (places, ranks, summary, regions), made and added when its first row exists.
-        Order in the run's group, top to bottom: places, summary, raw top-k (unticked), regions, likelihood."""
+        Order in the run's group, top to bottom: trip track, places, summary, raw top-k (unticked), regions,
+        likelihood."""
         run = self.run_state
         if key in run.layers:
             return run.layers[key]
         spec = {"places": ("Point", place_fields(), tr("places"), style_places),
                 "summary": ("Point", summary_fields(), tr("summary, one row per photo"), style_places),
                 "ranks": ("Point", prediction_fields(), tr("raw top-k"), style_predictions),
-                "regions": ("MultiPolygon", region_fields(), tr("confidence regions"), style_regions)}[key]
+                "regions": ("MultiPolygon", region_fields(), tr("confidence regions"), style_regions),
+                "trip": ("LineString", trip_fields(), tr("trip track"), style_trip)}[key]
         group = self._group()
         layer = QgsVectorLayer(f"{spec[0]}?crs=EPSG:4326", f"{group.name()} · {spec[2]}", "memory")
         layer.dataProvider().addAttributes(spec[1].toList())
@@ -62,7 +69,7 @@ class RunLayers:
         spec[3](layer)
         layer.setCustomProperty("geoclip/kind", key)
         QgsProject.instance().addMapLayer(layer, False)
-        order = ["places", "summary", "ranks", "regions", "likelihood"]
+        order = ["trip", "places", "summary", "ranks", "regions", "likelihood"]
         index = sum(1 for k in order[:order.index(key)] if k in run.layers)
         node = group.insertLayer(index, layer)
         if key == "ranks":
@@ -111,6 +118,41 @@ class RunLayers:
         run.pending_summary = []
         self._add("summary", feats)
 
+    def add_trip(self, trip: Dict[str, Any]) -> str:
+        """The trip's joint answer (the worker's result, photos by position in the request): its columns into the
+        summary layer and the table's rows, its track as a line layer on top of the run's group. Returns the
+        status line's words."""
+        run = self.run_state
+        by_source = {run.paths[p["index"]]: p for p in trip.get("photos") or [] if 0 <= p["index"] < len(run.paths)}
+        for row in run.rows:
+            if row.get("source") in by_source:
+                row["trip"] = by_source[row["source"]]
+        layer = run.layers.get("summary")
+        if layer is not None:
+            home = QgsProject.instance().homePath() or None
+            stored = {stored_path(src, home): trip_values(p) for src, p in by_source.items()}
+            fields = layer.fields()
+            changes = {}
+            for f in layer.getFeatures():
+                values = stored.get(f["source"])
+                if values:
+                    changes[f.id()] = {fields.indexOf(k): v for k, v in values.items()
+                                       if v is not None and fields.indexOf(k) >= 0}
+            layer.dataProvider().changeAttributeValues(changes)
+            layer.triggerRepaint()
+        track = trip_feature(trip, trip_fields())
+        if track is not None:
+            self._add("trip", [track])
+        self.refill_table()
+        alone = sum(1 for p in by_source.values() if p.get("trip_order") is None)
+        text = plural(len(trip.get("track") or []), "Trip: {} photo in time order", "Trip: {} photos in time order"
+                      ).format(len(trip.get("track") or []))
+        if alone:
+            text += plural(alone, ", {} without a time answered alone", ", {} without a time answered alone"
+                           ).format(alone)
+        note = (trip.get("summary") or {}).get("note")
+        return text + (f" ({note})." if note else ".")
+
     def _failure_shown(self, source: str, message: str) -> None:
         """One row of the failure table: the file's name, and why (the engine's message without the path it starts
         with; the tooltips hold both in full)."""
@@ -143,7 +185,7 @@ class RunLayers:
         title = unique_layer_name(run.title(final=True), own=run.group)
         run.group.setName(title)
         suffix = {"places": tr("places"), "summary": tr("summary, one row per photo"), "ranks": tr("raw top-k"),
-                  "regions": tr("confidence regions")}
+                  "regions": tr("confidence regions"), "trip": tr("trip track")}
         for key, layer in run.layers.items():
             if key in suffix:
                 layer.setName(f"{title} · {suffix[key]}")
