@@ -129,3 +129,24 @@ def make_photo(path: Path, seed: int = 0, size=(320, 240), mode: str = "RGB", ex
 def photos(tmp_path_factory) -> list:
     folder = tmp_path_factory.mktemp("photos")
     return [str(make_photo(folder / f"photo_{i}.jpg", seed=i, size=(320 + 40 * i, 240))) for i in range(3)]
+
+
+_PROVIDERS: list = []  # the provider's Python object must outlive every test: QGIS's registry keeps a bare pointer
+
+
+@pytest.fixture(scope="session")
+def geoclip_provider(qgis_processing):
+    """GeoCLIP's Processing provider, registered once for the session (the one place tests register it: a provider
+    made in one module's fixture and freed with it left the registry pointing at nothing for the next module)."""
+    from qgis.core import QgsApplication
+
+    from geoclip_qgis.processing.provider import GeoClipProvider
+
+    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
+    registry = QgsApplication.processingRegistry()
+    prov = registry.providerById("geoclip")
+    if prov is None:
+        prov = GeoClipProvider()
+        registry.addProvider(prov)
+    _PROVIDERS.append(prov)
+    return prov

@@ -250,20 +250,15 @@ def test_worker_ops_use_the_same_plan(case, inputs, tmp_path, tiny_clip, cache_d
     ("places_like_here", {"POINT": "7,45 [EPSG:4326]", "RESOLUTION": 5, "OUTPUT": "{gpkg}"}, "{gpkg}"),
 ])
 def test_processing_output_named_as_an_input_or_a_users_file_is_refused(alg, params, clash, inputs, tmp_path,
-                                                                      tiny_clip, cache_dir, qgis_processing,
+                                                                      tiny_clip, cache_dir, geoclip_provider,
                                                                       monkeypatch):
     import sys
 
     import processing
-    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
+    from qgis.core import QgsProcessingContext, QgsProject
 
     from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.processing.provider import GeoClipProvider
-
     monkeypatch.setenv("GEOCLIP_ENGINE_PYTHON", sys.executable)
-    registry = QgsApplication.processingRegistry()
-    if registry.providerById("geoclip") is None:
-        registry.addProvider(GeoClipProvider())
     user_gpkg = tmp_path / "notes.gpkg"
     user_gpkg.write_bytes((inputs["aoi.geojson"]).read_bytes())  # the user's own file, whatever it holds
     subst = {"{tif}": str(inputs["photo.tif"]), "{gpkg}": str(user_gpkg)}

@@ -100,16 +100,10 @@ def test_bad_photos_cli(bad_folder, tiny_clip, cache_dir, tmp_path):
     assert len(outcomes) == len(CASES) + 1, "the duplicate _good.jpg is geolocated once"
 
 
-def test_bad_photos_processing(qgis_processing, bad_folder, tiny_clip, cache_dir, tmp_path):
+def test_bad_photos_processing(geoclip_provider, bad_folder, tiny_clip, cache_dir, tmp_path):
     import processing
-    from qgis.core import QgsApplication, QgsVectorLayer
+    from qgis.core import QgsVectorLayer
 
-    from geoclip_qgis.processing.provider import GeoClipProvider
-
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    if QgsApplication.processingRegistry().providerById("geoclip") is None:
-        test_bad_photos_processing.provider = GeoClipProvider()
-        QgsApplication.processingRegistry().addProvider(test_bad_photos_processing.provider)
     res = processing.run("geoclip:geolocate_photos", {
         "FOLDER": str(bad_folder), "TOP_K": 1, "DEVICE": 1, "GALLERY": "fibonacci:2000", "CLIP_PATH": tiny_clip,
         "OUTPUT": str(tmp_path / "p.gpkg"), "FAILED": str(tmp_path / "f.gpkg")})

@@ -80,17 +80,11 @@ def test_dock_sends_hint_and_constraint(qgis_iface, qgis_new_project, gui_settin
     assert dock.task is None and "radius" in dock.status.text()
 
 
-def test_processing_passes_hint_and_constraints(qgis_processing, tiny_clip, cache_dir, case_photos):
+def test_processing_passes_hint_and_constraints(geoclip_provider, tiny_clip, cache_dir, case_photos):
     import processing
-    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject, QgsVectorLayer
+    from qgis.core import QgsProcessingContext, QgsProject, QgsVectorLayer
 
     from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.processing.provider import GeoClipProvider
-
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    registry = QgsApplication.processingRegistry()
-    if registry.providerById("geoclip") is None:
-        registry.addProvider(GeoClipProvider())
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
     common = {"TOP_K": 3, "DEVICE": 1, "GALLERY": "fibonacci:3000", "CLIP_PATH": tiny_clip, "OUTPUT": "memory:",
@@ -122,18 +116,12 @@ def test_processing_passes_hint_and_constraints(qgis_processing, tiny_clip, cach
         shutdown_shared()
 
 
-def test_processing_likelihood_takes_hint_and_names(qgis_processing, tiny_clip, cache_dir, case_photos, tmp_path):
+def test_processing_likelihood_takes_hint_and_names(geoclip_provider, tiny_clip, cache_dir, case_photos, tmp_path):
     """The likelihood raster fuses the hint and keeps its regions inside the named country."""
     import processing
-    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject, QgsRasterLayer, QgsVectorLayer
+    from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer, QgsVectorLayer
 
     from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.processing.provider import GeoClipProvider
-
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    registry = QgsApplication.processingRegistry()
-    if registry.providerById("geoclip") is None:
-        registry.addProvider(GeoClipProvider())
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
     try:

@@ -3,7 +3,6 @@ real engine worker, the tiny CLIP and the real GeoCLIP weights; crash recovery a
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,19 +15,10 @@ pytestmark = pytest.mark.usefixtures("qgis_processing")
 
 
 @pytest.fixture(scope="module")
-def provider(qgis_processing, cache_dir, tiny_clip):
-    from qgis.core import QgsApplication
-
+def provider(geoclip_provider, cache_dir, tiny_clip):
     from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.processing.provider import GeoClipProvider
 
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    registry = QgsApplication.processingRegistry()
-    prov = registry.providerById("geoclip")
-    if prov is None:
-        prov = GeoClipProvider()
-        registry.addProvider(prov)
-    yield prov
+    yield geoclip_provider
     shutdown_shared()
 
 

@@ -74,19 +74,10 @@ def test_dock_trip_adds_the_track_and_the_joint_answer(qgis_iface, qgis_new_proj
 
 
 @pytest.fixture(scope="module")
-def provider(qgis_processing, cache_dir, tiny_clip):
-    from qgis.core import QgsApplication
-
+def provider(geoclip_provider, cache_dir, tiny_clip):
     from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.processing.provider import GeoClipProvider
 
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    registry = QgsApplication.processingRegistry()
-    prov = registry.providerById("geoclip")
-    if prov is None:
-        prov = GeoClipProvider()
-        registry.addProvider(prov)
-    yield prov
+    yield geoclip_provider
     shutdown_shared()
 
 
