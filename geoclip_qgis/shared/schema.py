@@ -34,6 +34,7 @@ SUMMARY_FIELDS = [
     ("lat", "float"), ("lon", "float"), ("places_mass", "float"), ("country", "str"), ("region", "str"),
     ("place", "str"), ("region90_km2", "float"), ("region90_parts", "int"), ("aoi_outside", "float"),
     ("exif_lat", "float"), ("exif_lon", "float"), ("error_km", "float"), ("exif_problem", "str"), ("message", "str"),
+    ("sha256", "str"), ("saliency", "str"),
 ]
 # Confidence regions (core/answers/regions.py): one multipolygon per level and input.
 REGION_FIELDS = [

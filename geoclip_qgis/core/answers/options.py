@@ -18,19 +18,22 @@ class AnswerOptions:
     aoi: Any = None  # an AreaOfInterest, or None
     region_res: Optional[float] = None  # degrees; None: no per-query region map
     place_radius_km: float = DEFAULT_RADIUS_KM
+    saliency_dir: Optional[str] = None  # photos: write a 'why' overlay per photo here (core/model/saliency.py)
 
     @classmethod
-    def make(cls, aoi=None, region_res=None, place_radius_km=DEFAULT_RADIUS_KM) -> AnswerOptions:
+    def make(cls, aoi=None, region_res=None, place_radius_km=DEFAULT_RADIUS_KM,
+             saliency_dir: Optional[str] = None) -> AnswerOptions:
         """Checked and parsed once, by the one rule of each: the area (any form AreaOfInterest.parse takes), the
         region resolution (regions.check_region_res), the radius (places.check_radius)."""
         from .aoi import AreaOfInterest
 
         if aoi is not None and not isinstance(aoi, AreaOfInterest):
             aoi = AreaOfInterest.parse(aoi)
-        return cls(aoi, check_region_res(region_res), check_radius(place_radius_km))
+        return cls(aoi, check_region_res(region_res), check_radius(place_radius_km), saliency_dir or None)
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> AnswerOptions:
-        """A worker request's answer options (shared/protocol.py's `aoi`, `region_res`, `place_radius_km`)."""
+        """A worker request's answer options (shared/protocol.py's `aoi`, `region_res`, `place_radius_km`,
+        `saliency`)."""
         return cls.make(params.get("aoi"), params.get("region_res"),
-                        params.get("place_radius_km", DEFAULT_RADIUS_KM))
+                        params.get("place_radius_km", DEFAULT_RADIUS_KM), params.get("saliency"))

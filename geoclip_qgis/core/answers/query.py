@@ -38,6 +38,8 @@ class QueryResult:
     aoi_outside: Optional[float] = None  # with an area of interest: the share of the mass that fell outside it
     region: Optional[dict] = None  # with region_res: the 90 % confidence region's area and parts
     exif_problem: Optional[str] = None  # why the photo's EXIF GPS was not used (out of range, no fix…)
+    sha256: Optional[str] = None  # the photo file's SHA-256, hashed when it was read (core/io/decode.py)
+    saliency: Optional[str] = None  # with AnswerOptions.saliency_dir: the 'why' overlay PNG
 
     @property
     def gps_problem(self) -> Optional[str]:

@@ -433,7 +433,10 @@ class GeoClipEngine:
                 [None] * len(ranked)
             for d, (preds, places, remaining, outside), region in zip(pending, ranked, regions):
                 results[d.index] = QueryResult(d.source, "image", preds, d.gps, places=places, remaining=remaining,
-                                               aoi_outside=outside, region=region, exif_problem=d.gps_problem)
+                                               aoi_outside=outside, region=region, exif_problem=d.gps_problem,
+                                               sha256=d.sha256)
+                if opts.saliency_dir and preds:  # only when asked: one backward pass per photo
+                    results[d.index].saliency = self._explain(d, preds[0].gallery_index, opts.saliency_dir, side)
             pending.clear()
 
         for d in decode_ahead(images, load, lambda im: enc.preprocess([im])[0], self.decode_workers, 2 * bs):
@@ -451,6 +454,17 @@ class GeoClipEngine:
         while next_out in results:
             yield results.pop(next_out)
             next_out += 1
+
+    def _explain(self, decoded, gallery_index: int, folder: str, side: Optional[int]) -> Optional[str]:
+        """The photo's 'why' overlay (core/model/saliency.py) for its top gallery point; a photo whose overlay
+        cannot be made keeps its answer, and the reason is logged."""
+        from .saliency import explain
+
+        try:
+            return str(explain(self, decoded.pixels, gallery_index, decoded.source, folder, side))
+        except (GeoClipError, OSError, RuntimeError) as exc:
+            log.warning("no saliency map for %s: %s", decoded.source, exc)
+            return None
 
     def predict_images(self, images: Sequence[ImageInput], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_images(images, top_k))

@@ -96,6 +96,9 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     plan = input_plan(args, photos=inputs if kind == "image" else ())
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,
                                plan=plan)
+    saliency = getattr(args, "saliency", None)
+    if saliency:
+        plan.write(saliency, "saliency folder", "folder")
     plan.check()  # every input against every output, before any model loads or any byte is written
     if kind == "text":
         from ..model.image_encoder import check_text_query
@@ -109,8 +112,8 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
         inputs = [q for q in inputs if source_key(q, kind) not in done]
         print(f"resume: {before - len(inputs)} {unit}(s) already done, {len(inputs)} to go", file=sys.stderr)
     writer.open()
-    results = engine.iter_predict_images(inputs, args.top_k) if kind == "image" else \
-        engine.iter_predict_text(inputs, args.top_k)
+    results = engine.iter_predict_images(inputs, args.top_k, options=_with_saliency(engine, saliency)) \
+        if kind == "image" else engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
@@ -132,6 +135,13 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     names = ", ".join(str(o.path) for o in writer.outputs)
     print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {names}" if names else ""), file=sys.stderr)
     return 0 if n_bad == 0 else 3
+
+
+def _with_saliency(engine, folder: Optional[str]):
+    """The run's answer options: the engine's, plus the saliency folder when --saliency asks for one."""
+    from dataclasses import replace
+
+    return replace(engine.answers, saliency_dir=folder) if folder else None
 
 
 def input_plan(args, photos=()):
@@ -172,6 +182,9 @@ def cmd_photos(args) -> int:
     from ..io.photos import collect_photos
 
     if args.ray is not None:
+        if args.saliency:
+            raise InputError("--saliency is not offered with --ray", hint="run the photos that need a 'why' "
+                             "without --ray")
         return cmd_photos_ray(args)
     return run_queries(args, "image", collect_photos(args.inputs, args.recursive, args.list), "photo")
 
@@ -233,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "manifests")
     p.add_argument("--actors", type=positive_int, default=None, help="with --ray: engines (default: one per GPU)")
     p.add_argument("--path-column", default="path", help="with --ray: the manifests' photo path column")
+    p.add_argument("--saliency", default=None, metavar="DIR",
+                   help="also write, per photo, what in it drove the top place (a heat map on the photo, PNG) into "
+                        "DIR; one backward pass per photo (about 2× its forward pass)")
     _common(p)
     p.set_defaults(func=cmd_photos)
     t = sub.add_parser("text", help="geolocate text descriptions")
