@@ -62,6 +62,7 @@ from .run import (  # noqa: F401 - re-exported (tests, callers of the one-file d
     keep_in_geopackage,
     results_gpkg,
     results_store,
+    saliency_folder,
     unique_layer_name,
 )
 from .run_layers import RunLayers
@@ -142,6 +143,10 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         self.raster.setToolTip(tr("Also map the probability density and its 50 % / 90 % confidence regions "
                                   "(photos of one place are fused)"))
         opts.addWidget(self.raster)
+        self.why = QCheckBox(tr("Why"))
+        self.why.setToolTip(tr("Also map, on each photo, what drove its top place (shown in the photo viewer and "
+                               "the report); about twice the time of a run"))
+        opts.addWidget(self.why)
         opts.addStretch(1)
         v.addLayout(opts)
         where = QHBoxLayout()
@@ -272,6 +277,8 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
             title = plural(len(photos), "GeoCLIP: {} photo", "GeoCLIP: {} photos").format(len(photos))
             if self.raster.isChecked():
                 params["region_res"] = self.region_res
+            if self.why.isChecked():
+                params["saliency"] = saliency_folder()
         else:
             op, params["queries"] = "geolocate_text", [text]
             self.run_state = Run("text", 1, text)
