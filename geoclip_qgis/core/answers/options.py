@@ -19,6 +19,7 @@ class AnswerOptions:
     region_res: Optional[float] = None  # degrees; None: no per-query region map
     place_radius_km: float = DEFAULT_RADIUS_KM
     saliency_dir: Optional[str] = None  # photos: write a 'why' overlay per photo here (core/model/saliency.py)
+    support: bool = False  # keep each answer's 90 % gallery points (core/answers/support.py): a report's map
 
     @classmethod
     def make(cls, aoi=None, region_res=None, place_radius_km=DEFAULT_RADIUS_KM,

@@ -40,6 +40,7 @@ class QueryResult:
     exif_problem: Optional[str] = None  # why the photo's EXIF GPS was not used (out of range, no fix…)
     sha256: Optional[str] = None  # the photo file's SHA-256, hashed when it was read (core/io/decode.py)
     saliency: Optional[str] = None  # with AnswerOptions.saliency_dir: the 'why' overlay PNG
+    support: Optional[list] = None  # with AnswerOptions.support: [(lat, lon, p), ...] holding 90 % of the mass
 
     @property
     def gps_problem(self) -> Optional[str]:

@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 import torch
 
+from ... import __version__
 from .. import cancel
 from ..answers.options import AnswerOptions
 from ..answers.query import Prediction, QueryResult  # noqa: F401 - re-exported (the engine's answers)
@@ -160,7 +161,18 @@ class GeoClipEngine:
             "cache_dir": str(self.cache_dir),
             "gallery": None if self._gallery is None else {"name": self._gallery.name, "size": len(self._gallery)},
             "clip_loaded": self._image is not None or self._text is not None,
+            "clip_path": str(self.clip_path or ""),
+            "weights_sha256": self.weights_sha256(),
+            "version": __version__,
         }
+
+    def weights_sha256(self) -> Dict[str, str]:
+        """The weights' files and their SHA-256 (hashed once per engine), for reports."""
+        if getattr(self, "_weights_sha256", None) is None:
+            from .weights import file_digests
+
+            self._weights_sha256 = file_digests(self.weights)
+        return self._weights_sha256
 
     def prepare(self, kind: str, top_k: int, backbone: bool = True) -> None:
         """Everything that can fail before a run writes anything: the gallery loaded, top-k within it, and the CLIP
@@ -409,6 +421,7 @@ class GeoClipEngine:
 
         Photos are decoded and preprocessed by core.decode's threads up to two batches ahead of the model, at
         reduced size unless `exact_decode`."""
+        from ..answers.support import mass_support
         from ..io.decode import decode_ahead, input_side, open_photo
 
         opts = options or self.answers
@@ -431,10 +444,11 @@ class GeoClipEngine:
             ranked = self.rank(feats, top_k, opts)
             regions = self.region_of(feats, opts.region_res, aoi=opts.aoi) if opts.region_res else \
                 [None] * len(ranked)
-            for d, (preds, places, remaining, outside), region in zip(pending, ranked, regions):
+            support = mass_support(self, feats, opts.aoi) if opts.support else [None] * len(ranked)
+            for d, (preds, places, remaining, outside), region, sup in zip(pending, ranked, regions, support):
                 results[d.index] = QueryResult(d.source, "image", preds, d.gps, places=places, remaining=remaining,
                                                aoi_outside=outside, region=region, exif_problem=d.gps_problem,
-                                               sha256=d.sha256)
+                                               sha256=d.sha256, support=sup)
                 if opts.saliency_dir and preds:  # only when asked: one backward pass per photo
                     results[d.index].saliency = self._explain(d, preds[0].gallery_index, opts.saliency_dir, side)
             pending.clear()

@@ -94,10 +94,10 @@ def crop_box(size: Tuple[int, int]) -> Tuple[int, int, int, int]:
 
 
 def _colour(heat: np.ndarray) -> np.ndarray:
-    """(H, W) in [0, 1] -> (H, W, 3) uint8: dark red through orange to yellow-white (reads on photos and in grey)."""
-    r = np.clip(heat * 3.0, 0, 1)
-    g = np.clip(heat * 3.0 - 1.0, 0, 1)
-    b = np.clip(heat * 3.0 - 2.0, 0, 1)
+    """(H, W) in [0, 1] -> (H, W, 3) uint8: red through orange to yellow (reads on photos, in colour and in grey)."""
+    r = np.full_like(heat, 1.0)
+    g = np.clip(heat * 1.1, 0, 1) * 0.9
+    b = np.clip(heat * 2.0 - 1.0, 0, 1) * 0.4
     return (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
 
 
@@ -115,7 +115,7 @@ def render_overlay(image, heat: np.ndarray):
     if side > 0:
         h = Image.fromarray((heat * 255).astype(np.uint8), "L").resize((side, side), Image.BILINEAR)
         h = np.asarray(h, dtype=np.float32) / 255.0
-        alpha = (0.15 + 0.6 * h)[..., None]
+        alpha = (0.8 * np.clip(h * 1.25 - 0.1, 0, 1))[..., None]  # the weakest tenth leaves the photo clear
         inside = base[top:bottom, left:right] * (1 - alpha) + _colour(h).astype(np.float32) * alpha
         out[top:bottom, left:right] = inside
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
@@ -123,9 +123,15 @@ def render_overlay(image, heat: np.ndarray):
 
 def write_overlay(image, heat: np.ndarray, path: os.PathLike | str) -> Path:
     """Render and write the overlay PNG atomically (core/io/files.py)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from ..io.plan import MARK
+
+    info = PngInfo()
+    info.add_text(MARK, "saliency")  # ours (core/io/plan.py is_ours), as the raster previews are
     final = Path(path)
     with atomic_output(final, "saliency") as tmp:
-        render_overlay(image, heat).save(tmp, format="PNG")
+        render_overlay(image, heat).save(tmp, format="PNG", pnginfo=info)
     return final
 
 

@@ -91,14 +91,16 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     from tqdm import tqdm
 
     from ..io.journal import ResultWriter
-    from ..io.results import source_key
+    from ..io.results import source_key, summary_row
 
     plan = input_plan(args, photos=inputs if kind == "image" else ())
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,
                                plan=plan)
-    saliency = getattr(args, "saliency", None)
+    saliency, report_path = getattr(args, "saliency", None), getattr(args, "report", None)
     if saliency:
         plan.write(saliency, "saliency folder", "folder")
+    if report_path:
+        plan.write(report_path, "case report", "report")
     plan.check()  # every input against every output, before any model loads or any byte is written
     if kind == "text":
         from ..model.image_encoder import check_text_query
@@ -112,12 +114,15 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
         inputs = [q for q in inputs if source_key(q, kind) not in done]
         print(f"resume: {before - len(inputs)} {unit}(s) already done, {len(inputs)} to go", file=sys.stderr)
     writer.open()
-    results = engine.iter_predict_images(inputs, args.top_k, options=_with_saliency(engine, saliency)) \
+    report = _case_report(engine, args) if report_path else None
+    results = engine.iter_predict_images(inputs, args.top_k, options=_photo_options(engine, saliency, report)) \
         if kind == "image" else engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
             writer.add(res)
+            if report is not None:
+                report.add(res, summary_row(res))
             if res.ok:
                 n_ok += 1
                 if not writer.outputs:
@@ -132,16 +137,31 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
                   "unchanged. Run the same command with --resume to finish.", file=sys.stderr)
         raise
     writer.finish()
+    if report is not None:
+        report.write(report_path)
+        print(f"case report: {report_path}", file=sys.stderr)
     names = ", ".join(str(o.path) for o in writer.outputs)
     print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {names}" if names else ""), file=sys.stderr)
     return 0 if n_bad == 0 else 3
 
 
-def _with_saliency(engine, folder: Optional[str]):
-    """The run's answer options: the engine's, plus the saliency folder when --saliency asks for one."""
+def _photo_options(engine, saliency: Optional[str], report) -> object:
+    """The run's answer options: the engine's, plus the saliency folder (--saliency) and, for --report, each
+    answer's 90 % gallery points (its maps)."""
     from dataclasses import replace
 
-    return replace(engine.answers, saliency_dir=folder) if folder else None
+    if not saliency and report is None:
+        return None
+    return replace(engine.answers, saliency_dir=saliency or None, support=report is not None)
+
+
+def _case_report(engine, args):
+    """--report: the run's case report, fed row by row (core/io/report_html.py), written after the outputs."""
+    from ..io.report_html import CaseReport
+
+    options = {"top-k": args.top_k, "place radius km": getattr(args, "place_radius", None),
+               "aoi": getattr(args, "aoi", None), "region resolution °": getattr(args, "region_res", None)}
+    return CaseReport(engine, options)
 
 
 def input_plan(args, photos=()):
@@ -182,9 +202,9 @@ def cmd_photos(args) -> int:
     from ..io.photos import collect_photos
 
     if args.ray is not None:
-        if args.saliency:
-            raise InputError("--saliency is not offered with --ray", hint="run the photos that need a 'why' "
-                             "without --ray")
+        if args.saliency or args.report:
+            raise InputError("--saliency and --report are not offered with --ray",
+                             hint="run the photos of a case without --ray")
         return cmd_photos_ray(args)
     return run_queries(args, "image", collect_photos(args.inputs, args.recursive, args.list), "photo")
 
@@ -249,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saliency", default=None, metavar="DIR",
                    help="also write, per photo, what in it drove the top place (a heat map on the photo, PNG) into "
                         "DIR; one backward pass per photo (about 2× its forward pass)")
+    p.add_argument("--report", default=None, metavar="FILE.html",
+                   help="also write a case report: one self-contained HTML file, a summary page then a page per "
+                        "photo (photo, its 'why' overlay with --saliency, maps, places, EXIF, SHA-256, model)")
     _common(p)
     p.set_defaults(func=cmd_photos)
     t = sub.add_parser("text", help="geolocate text descriptions")
