@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsWkbTypes,
 )
@@ -81,6 +82,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
                                                             QgsProcessing.SourceType.TypeVector, optional=True,
                                                             createByDefault=True))
         add_answer_sinks(self)
+        self.add_advanced(QgsProcessingParameterFolderDestination(
+            "SALIENCY", tr("What drove each answer: a heat map per photo into this folder (about twice the time)"),
+            optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber("GEOLOCATED", tr("Photos geolocated")))
         self.addOutput(QgsProcessingOutputNumber("FAILED_COUNT", tr("Photos that could not be read")))
 
@@ -144,6 +148,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
                   "engine": self.engine_options(parameters, context)}
         if aoi is not None:
             params["aoi"] = aoi
+        why = self.parameterAsString(parameters, "SALIENCY", context)
+        if why:
+            params["saliency"] = why  # the summary's saliency column names each overlay
         result = {} if not paths else self.run_engine("geolocate_images", params, feedback, on_row=on_row,
                                                       keep_partial=True)
         feedback.pushInfo(tr("{} geolocated, {} could not be read{}").format(

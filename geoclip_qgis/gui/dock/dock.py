@@ -48,6 +48,7 @@ from ...shared.photo_list import IMAGE_SUFFIXES
 from .. import background
 from .. import settings_dialog as settings
 from ..map_tool import WORLD, clip_to_valid_area, visible_extent_4326
+from ..report import start_from_dock
 from ..settings_dialog import plural, tr
 from ..tasks import EngineTask
 from .map_sync import MapSync
@@ -203,6 +204,12 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         self.raw.toggled.connect(self.refill_table)
         view_row.addWidget(self.raw)
         view_row.addStretch(1)
+        self.report_button = QPushButton(tr("Report (PDF)…"))
+        self.report_button.setToolTip(tr("A PDF to hand on: a case page, then one page per photo (photo, what drove "
+                                         "the answer, maps, places, EXIF, SHA-256, model)"))
+        self.report_button.clicked.connect(lambda: start_from_dock(self))
+        self.report_job = None
+        view_row.addWidget(self.report_button)
         v.addLayout(view_row)
         self.table = ResultsTable()
         v.addWidget(self.table, 1)

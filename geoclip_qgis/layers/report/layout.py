@@ -88,6 +88,16 @@ def exif_text(path: str) -> Tuple[str, str]:
     return (f"{when} {offset}".strip(), camera)
 
 
+def engine_meta(info: Dict[str, Any]) -> Dict[str, Any]:
+    """The report's model lines from the worker's `info` answer (engine.info()); empty when the engine could not
+    say (the report then names no weights rather than guessing)."""
+    eng = info.get("engine") or {}
+    precision = (eng.get("precision") or {}).get("precision", "")
+    clip = eng.get("clip_path") or "openai/clip-vit-large-patch14"
+    return {"version": eng.get("version", ""), "weights_sha256": eng.get("weights_sha256") or {},
+            "model": f"CLIP {os.path.basename(clip.rstrip('/')) or clip} + GeoCLIP 1.3.0 weights, {precision}"}
+
+
 def meta_text(meta: Dict[str, Any]) -> str:
     """The model, the weights' SHA-256, the software version and the date: every page's fingerprint block."""
     lines = [f"Model: {meta.get('model') or 'CLIP ViT-L/14 + GeoCLIP'}", "Weights SHA-256:"]
