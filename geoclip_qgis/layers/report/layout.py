@@ -133,6 +133,7 @@ def _context(f: QgsFeature, photo: str) -> str:
             if (n.startswith("trip_") or n == "trip_note") and _value(f, n) is not None]
     if trip:
         lines.append("Trip: " + "; ".join(trip))
+    lines.append("Maps: the places in red, numbered as in the table; the EXIF position as a blue cross.")
     return "\n".join(lines)
 
 
@@ -221,12 +222,37 @@ def _copy(source: Optional[QgsVectorLayer], name: str) -> Optional[QgsVectorLaye
     root = QgsRuleBasedRenderer.Rule(None)
     root.appendChild(QgsRuleBasedRenderer.Rule(symbol, filterExp=rule))
     layer.setRenderer(QgsRuleBasedRenderer(root))
-    if "rank" in layer.fields().names():  # the places' numbers, as in the table
+    if "rank" in layer.fields().names():  # the places' numbers, as in the table (photo pages only)
         labels = QgsPalLayerSettings()
-        labels.fieldName = f"if({rule}, \"rank\", '')"
+        labels.fieldName = "if(\"source\" = attribute(@atlas_feature, 'source'), \"rank\", '')"
         labels.isExpression = True
         layer.setLabeling(QgsVectorLayerSimpleLabeling(labels))
         layer.setLabelsEnabled(True)
+    return layer
+
+
+def exif_layer(summary: QgsVectorLayer) -> Optional[QgsVectorLayer]:
+    """The photos' EXIF GPS positions (a blue cross), each drawn on its own page only."""
+    names = summary.fields().names()
+    if not {"exif_lat", "exif_lon", "source"} <= set(names):
+        return None
+    layer = QgsVectorLayer("Point?crs=EPSG:4326&field=source:string", "EXIF position", "memory")
+    feats = []
+    for f in summary.getFeatures():
+        lat, lon = _value(f, "exif_lat"), _value(f, "exif_lon")
+        if lat is not None and lon is not None:
+            g = QgsFeature(layer.fields())
+            g["source"] = str(f["source"])
+            g.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(lon), float(lat))))
+            feats.append(g)
+    if not feats:
+        return None
+    layer.dataProvider().addFeatures(feats)
+    symbol = QgsMarkerSymbol.createSimple({"name": "cross2", "color": "20,90,220", "outline_color": "20,90,220",
+                                           "size": "4", "outline_width": "0.8"})
+    root = QgsRuleBasedRenderer.Rule(None)
+    root.appendChild(QgsRuleBasedRenderer.Rule(symbol, filterExp="\"source\" = attribute(@atlas_feature, 'source')"))
+    layer.setRenderer(QgsRuleBasedRenderer(root))
     return layer
 
 
@@ -258,6 +284,7 @@ class CaseLayout:
         self.places = _copy(places, "places")
         self.regions = _copy(regions, "regions")
         self.world = world_layer()
+        self.exif = exif_layer(summary)
         self.layout = QgsPrintLayout(project)
         doc = QDomDocument()
         doc.setContent(TEMPLATE.read_text(encoding="utf-8"))
@@ -273,7 +300,7 @@ class CaseLayout:
 
     def _bind(self) -> None:
         wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-        drawn = [x for x in (self.places, self.regions, self.likelihood, self.world) if x is not None]
+        drawn = [x for x in (self.exif, self.places, self.regions, self.likelihood, self.world) if x is not None]
         for item_id, extent in (("detail_map", QgsRectangle(-15, -10, 15, 10)),
                                 ("world_map", QgsRectangle(-180, -90, 180, 90))):
             item = self.layout.itemById(item_id)
