@@ -115,7 +115,11 @@ def render_overlay(image, heat: np.ndarray):
     if side > 0:
         h = Image.fromarray((heat * 255).astype(np.uint8), "L").resize((side, side), Image.BILINEAR)
         h = np.asarray(h, dtype=np.float32) / 255.0
-        alpha = (0.8 * np.clip(h * 1.25 - 0.1, 0, 1))[..., None]  # the weakest tenth leaves the photo clear
+        # Shown: what stands out above the photo's typical pixel (its median), so a map that is high everywhere
+        # does not paint the whole photo; below the median the photo stays clear.
+        base_level = float(np.median(h))
+        h = np.clip((h - base_level) / max(1e-6, 1.0 - base_level), 0, 1)
+        alpha = (0.85 * np.clip(h * 1.2, 0, 1))[..., None]
         inside = base[top:bottom, left:right] * (1 - alpha) + _colour(h).astype(np.float32) * alpha
         out[top:bottom, left:right] = inside
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
