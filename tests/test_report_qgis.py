@@ -42,14 +42,14 @@ def run_rows(engine, tmp_path_factory):
 
 def _layers(rows, extra=None):
     from qgis.core import QgsField, QgsVectorLayer
-    from qgis.PyQt.QtCore import QVariant
 
     from geoclip_qgis.layers.results import place_features, place_fields, summary_feature, summary_fields
+    from geoclip_qgis.qt_compat import field_type
 
     summary = QgsVectorLayer("Point?crs=EPSG:4326", "summary", "memory")
     summary.dataProvider().addAttributes(summary_fields().toList())
     for name in extra or {}:
-        summary.dataProvider().addAttributes([QgsField(name, QVariant.String)])
+        summary.dataProvider().addAttributes([QgsField(name, field_type("QString"))])
     summary.updateFields()
     feats = []
     for row in rows:

@@ -145,3 +145,16 @@ def test_worker_request_carries_the_saliency_folder(tiny_clip, cache_dir, photos
         "paths": [photos[0]], "top_k": 2, "engine": engine, "saliency": photos[0]}})
     err = next(m for m in sent if m["type"] == "error")["error"]
     assert "saliency folder" in err["message"]  # a photo named as the folder: refused before any write
+
+
+def test_int8_has_no_gradients_the_answer_is_kept_and_the_reason_logged(weights, tiny_clip, small_gallery,
+                                                                         cache_dir, photos, tmp_path, caplog):
+    from geoclip_qgis.core.model.engine import GeoClipEngine
+
+    eng = GeoClipEngine(weights=weights, clip_path=tiny_clip, device="cpu", precision="int8", gallery=small_gallery,
+                        cache_dir=cache_dir)
+    opts = replace(eng.answers, saliency_dir=str(tmp_path / "why"))
+    with caplog.at_level("WARNING", logger="geoclip_qgis"):
+        res = list(eng.iter_predict_images([photos[0]], 2, options=opts))[0]
+    assert res.ok and res.places and res.saliency is None
+    assert "int8" in caplog.text and "no saliency map" in caplog.text

@@ -168,10 +168,9 @@ class GeoClipEngine:
 
     def weights_sha256(self) -> Dict[str, str]:
         """The weights' files and their SHA-256 (hashed once per engine), for reports."""
-        if getattr(self, "_weights_sha256", None) is None:
-            from .weights import file_digests
+        from .weights import file_digests
 
-            self._weights_sha256 = file_digests(self.weights)
+        self._weights_sha256 = getattr(self, "_weights_sha256", None) or file_digests(self.weights)
         return self._weights_sha256
 
     def prepare(self, kind: str, top_k: int, backbone: bool = True) -> None:
@@ -450,7 +449,10 @@ class GeoClipEngine:
                                                aoi_outside=outside, region=region, exif_problem=d.gps_problem,
                                                sha256=d.sha256, support=sup)
                 if opts.saliency_dir and preds:  # only when asked: one backward pass per photo
-                    results[d.index].saliency = self._explain(d, preds[0].gallery_index, opts.saliency_dir, side)
+                    from .saliency import explain_or_log
+
+                    results[d.index].saliency = explain_or_log(self, d, preds[0].gallery_index, opts.saliency_dir,
+                                                               side)
             pending.clear()
 
         for d in decode_ahead(images, load, lambda im: enc.preprocess([im])[0], self.decode_workers, 2 * bs):
@@ -468,17 +470,6 @@ class GeoClipEngine:
         while next_out in results:
             yield results.pop(next_out)
             next_out += 1
-
-    def _explain(self, decoded, gallery_index: int, folder: str, side: Optional[int]) -> Optional[str]:
-        """The photo's 'why' overlay (core/model/saliency.py) for its top gallery point; a photo whose overlay
-        cannot be made keeps its answer, and the reason is logged."""
-        from .saliency import explain
-
-        try:
-            return str(explain(self, decoded.pixels, gallery_index, decoded.source, folder, side))
-        except (GeoClipError, OSError, RuntimeError) as exc:
-            log.warning("no saliency map for %s: %s", decoded.source, exc)
-            return None
 
     def predict_images(self, images: Sequence[ImageInput], top_k: int = 5) -> List[QueryResult]:
         return list(self.iter_predict_images(images, top_k))

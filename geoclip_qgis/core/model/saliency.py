@@ -149,3 +149,15 @@ def explain(engine, pixels: torch.Tensor, gallery_index: int, source: str, folde
     Path(folder).mkdir(parents=True, exist_ok=True)
     image = open_photo(source, max(min_side or 0, OVERLAY_MAX_SIDE)).image
     return write_overlay(image, heat, overlay_path(folder, source))
+
+
+def explain_or_log(engine, decoded, gallery_index: int, folder: str, min_side: Optional[int]) -> Optional[str]:
+    """`explain` for a decoded photo of a run; a photo whose overlay cannot be made keeps its answer, and the
+    reason is logged (int8 precision, a file gone since it was read, a full disk)."""
+    from ..errors import GeoClipError
+
+    try:
+        return str(explain(engine, decoded.pixels, gallery_index, decoded.source, folder, min_side))
+    except (GeoClipError, OSError, RuntimeError) as exc:
+        log.warning("no saliency map for %s: %s", decoded.source, exc)
+        return None

@@ -38,9 +38,11 @@ from qgis.core import (
     QgsVectorLayerSimpleLabeling,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import Qt, QVariant
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QImageReader
 from qgis.PyQt.QtXml import QDomDocument
+
+from ...qt_compat import field_type
 
 TEMPLATE = Path(__file__).with_name("case_report.qpt")
 REPORT_FIELDS = ("source", "page_kind", "page_order", "title", "answer", "photo", "overlay", "context",
@@ -167,7 +169,7 @@ def report_layer(summary: QgsVectorLayer, meta: Dict[str, Any], home: str = "",
     a rectangle around what its page's map must show (its places and EXIF position)."""
     fields = QgsFields()
     for name in REPORT_FIELDS:
-        fields.append(QgsField(name, QVariant.Int if name == "page_order" else QVariant.String))
+        fields.append(QgsField(name, field_type("Int" if name == "page_order" else "QString")))
     layer = QgsVectorLayer("Polygon?crs=EPSG:4326", "GeoCLIP case report", "memory")
     layer.dataProvider().addAttributes(fields.toList())
     layer.updateFields()
