@@ -29,8 +29,8 @@ body{font-family:Helvetica,Arial,sans-serif;font-size:12px;color:#222;margin:0 a
 h1{font-size:20px;margin:4px 0} h2{font-size:16px;margin:2px 0 6px;word-break:break-all}
 section{border-top:2px solid #555;padding-top:8px;margin-top:18px}
 section.page{page-break-before:always;break-before:page}
-.row{display:flex;gap:10px;flex-wrap:wrap;align-items:flex-start}
-.row figure{margin:0} figcaption{font-size:11px;color:#555}
+.row{display:-webkit-flex;display:flex;-webkit-flex-wrap:wrap;gap:10px;flex-wrap:wrap;align-items:flex-start}
+.row figure{margin:0;display:inline-block;vertical-align:top} figcaption{font-size:11px;color:#555}
 img.photo{max-width:470px;max-height:330px} img.map{width:470px}
 table{border-collapse:collapse;margin:4px 0} td,th{border:1px solid #bbb;padding:2px 6px;text-align:left}
 th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}

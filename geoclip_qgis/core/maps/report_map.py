@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 Extent = Tuple[float, float, float, float]  # W, S, E, N
 WORLD: Extent = (-180.0, -90.0, 180.0, 90.0)
 SEA = (236, 242, 248)
-LAND = (196, 200, 196)
+LAND = (150, 156, 150)
 GPS = (20, 90, 220)
 
 
@@ -27,7 +27,7 @@ def _xy(extent: Extent, size: Tuple[int, int], lat, lon):
 
 
 def basemap(coords: np.ndarray, extent: Extent = WORLD, size: Tuple[int, int] = (720, 360)) -> Image.Image:
-    """The land as the gallery's points: one grey pixel per point inside `extent` (a 2 × 2 dot when zoomed in)."""
+    """The land as the gallery's points: a grey 2 × 2 dot per point inside `extent`."""
     arr = np.empty((size[1], size[0], 3), dtype=np.uint8)
     arr[:] = SEA
     coords = np.asarray(coords, dtype=np.float64)
@@ -35,11 +35,10 @@ def basemap(coords: np.ndarray, extent: Extent = WORLD, size: Tuple[int, int] = 
         x, y = _xy(extent, size, coords[:, 0], coords[:, 1])
         ok = (x >= 0) & (x < size[0] - 1) & (y >= 0) & (y < size[1] - 1)
         xi, yi = x[ok].astype(int), y[ok].astype(int)
-        arr[yi, xi] = LAND
-        if (extent[2] - extent[0]) < 120:  # zoomed: fatter dots, or the land is dust
-            arr[yi + 1, xi] = LAND
-            arr[yi, xi + 1] = LAND
-            arr[yi + 1, xi + 1] = LAND
+        arr[yi, xi] = LAND  # a 2 x 2 dot: single pixels of 100,000 points on 720 x 360 read as dust
+        arr[yi + 1, xi] = LAND
+        arr[yi, xi + 1] = LAND
+        arr[yi + 1, xi + 1] = LAND
     return Image.fromarray(arr, "RGB")
 
 
@@ -81,7 +80,7 @@ def draw_answer(base: Image.Image, extent: Extent, support: Optional[Sequence] =
         draw.line([x - 7, y + 7, x + 7, y - 7], fill=GPS, width=3)
     if highlight is not None:
         x, y = (float(v) for v in _xy(extent, size, highlight[0], highlight[1]))
-        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(170, 0, 20), outline=(0, 0, 0))
+        draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(200, 0, 20), outline=(255, 255, 255), width=2)
     draw.rectangle([0, 0, size[0] - 1, size[1] - 1], outline=(120, 120, 120))
     return img
 
