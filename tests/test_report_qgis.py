@@ -187,7 +187,7 @@ def test_dock_why_then_report(qgis_iface, qgis_new_project, gui_settings, tmp_pa
     """The dock end to end: 'Why' ticked -> overlays beside the results, named in the summary layer; then the
     report of that run (the file dialog answered in code) -> one PDF with a page per photo plus the case page."""
     from geoclip_qgis.gui.dock.dock import STORE_MEMORY, GeolocationDock
-    from geoclip_qgis.gui.report import start_report
+    from geoclip_qgis.gui.report import run_layers_for_report, start_report
 
     for i in range(2):
         make_photo(tmp_path / f"w{i}.jpg", seed=60 + i)
@@ -196,14 +196,18 @@ def test_dock_why_then_report(qgis_iface, qgis_new_project, gui_settings, tmp_pa
     dock.photos.add([str(tmp_path / "w0.jpg"), str(tmp_path / "w1.jpg")])
     assert not dock.why.isChecked()  # off by default: nothing computed unless asked
     dock.why.setChecked(True)
+    dock.raster.setChecked(True)  # the run's likelihood raster goes under the report's maps
+    dock.likelihood_resolution, dock.likelihood_extent, dock.region_res = 4.0, [-40, -40, 40, 40], 10.0
     dock.run()
     wait_for(lambda: dock.task is None and dock.run_button.isEnabled(), 300)
     summary = dock.run_state.layers["summary"]
     overlays = [f["saliency"] for f in summary.getFeatures()]
     assert len(overlays) == 2 and all(o and Path(o).is_file() for o in overlays), overlays
     assert all(len(f["sha256"] or "") == 64 for f in summary.getFeatures())
+    layers = run_layers_for_report(dock.run_state, None)
+    assert layers["likelihood"] is not None and layers["places"] is not None
     out = tmp_path / "dock case.pdf"
-    start_report(dock, summary, str(out), dock.run_state.layers)
+    start_report(dock, summary, str(out), layers)
     wait_for(lambda: dock.report_job is None, 180)
     assert out.is_file() and pdf_pages(out) == 3, dock.status.text()
     assert "Case report written" in dock.status.text()

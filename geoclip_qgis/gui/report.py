@@ -98,6 +98,12 @@ def run_layers_for_report(run, active) -> Dict[str, Any]:
     """The layers a report is made of: the dock's last run (summary, places, regions, likelihood), else the active
     layer when it is a GeoCLIP summary layer (a kept run opened from its GeoPackage)."""
     layers = dict(getattr(run, "layers", None) or {}) if run is not None else {}
+    group = getattr(run, "group", None)
+    if group is not None and layers.get("likelihood") is None:  # the run's raster, when it made one
+        for node in group.findLayers():
+            layer = node.layer()
+            if layer is not None and layer.customProperty("geoclip/kind") == "likelihood":
+                layers["likelihood"] = layer
     if layers.get("summary") is None and isinstance(active, QgsVectorLayer) and \
             {"source", "status", "sha256"} <= set(active.fields().names()):
         layers = {"summary": active}
