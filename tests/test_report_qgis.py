@@ -237,3 +237,37 @@ def test_processing_case_report(qgis_processing, qgis_new_project, run_rows, tin
     assert res["OUTPUT"] == str(out) and pdf_pages(out) == 3
     text = out.read_bytes()
     assert text[:5] == b"%PDF-"
+
+
+def test_processing_geolocate_photos_saliency_only_when_asked(qgis_processing, qgis_new_project, tiny_clip,
+                                                             cache_dir, tmp_path):
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject, QgsVectorLayer
+
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.processing.provider import GeoClipProvider
+
+    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("geoclip") is None:
+        registry.addProvider(GeoClipProvider())
+    make_photo(tmp_path / "photos" / "a.jpg", seed=70)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    common = {"FOLDER": str(tmp_path / "photos"), "TOP_K": 2, "DEVICE": 1, "GALLERY": "fibonacci:3000",
+              "CLIP_PATH": tiny_clip, "OUTPUT": "memory:", "SUMMARY": "memory:"}
+    try:
+        plain = processing.run("geoclip:geolocate_photos", common, context=context)
+        why = processing.run("geoclip:geolocate_photos", {**common, "SALIENCY": str(tmp_path / "why")},
+                             context=context)
+    finally:
+        shutdown_shared()
+
+    def overlays(result):
+        layer = result["SUMMARY"]
+        layer = layer if isinstance(layer, QgsVectorLayer) else context.getMapLayer(layer)
+        return [f["saliency"] for f in layer.getFeatures()]
+
+    assert overlays(plain) in ([None], [""])  # without the folder, no map is made
+    (made,) = overlays(why)
+    assert Path(made).is_file() and Path(made).parent == tmp_path / "why"
