@@ -42,6 +42,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QImageReader
 from qgis.PyQt.QtXml import QDomDocument
 
+from ...i18n import tr
 from ...qt_compat import field_type
 
 TEMPLATE = Path(__file__).with_name("case_report.qpt")
@@ -105,40 +106,42 @@ def engine_meta(info: Dict[str, Any]) -> Dict[str, Any]:
 
 def meta_text(meta: Dict[str, Any]) -> str:
     """The model, the weights' SHA-256, the software version and the date: every page's fingerprint block."""
-    lines = [f"Model: {meta.get('model') or 'CLIP ViT-L/14 + GeoCLIP'}", "Weights SHA-256:"]
+    lines = [tr("Model: {}").format(meta.get("model") or "CLIP ViT-L/14 + GeoCLIP"), tr("Weights SHA-256:")]
     for name, digest in (meta.get("weights_sha256") or {}).items():
         lines.append(f" {name}\n  {_hash_lines(digest)}")
-    lines.append(f"GeoCLIP for QGIS {meta.get('version', '')} · made {meta.get('made', '')}")
+    lines.append(tr("GeoCLIP for QGIS {} · made {}").format(meta.get("version", ""), meta.get("made", "")))
     return "\n".join(lines)
 
 
 def _context(f: QgsFeature, photo: str) -> str:
     when, camera = exif_text(photo) if photo else ("", "")
-    when = str(_value(f, "taken_at") or when or "none")
-    lines = [f"EXIF time: {when} · camera: {camera or 'none'}"]
+    when = str(_value(f, "taken_at") or when or tr("none"))
+    lines = [tr("EXIF time: {} · camera: {}").format(when, camera or tr("none"))]
     lat, lon = _value(f, "exif_lat"), _value(f, "exif_lon")
     if lat is not None and lon is not None:
         km = _value(f, "error_km")
-        lines.append(f"EXIF GPS: {float(lat):.5f}, {float(lon):.5f}" +
-                     ("" if km is None else f" — {float(km):,.1f} km from the answer"))
+        lines.append(tr("EXIF GPS: {}").format(f"{float(lat):.5f}, {float(lon):.5f}") +
+                     ("" if km is None else tr(" — {} km from the answer").format(f"{float(km):,.1f}")))
     else:
-        lines.append(f"EXIF GPS: {_value(f, 'exif_problem') or 'none'}")
+        lines.append(tr("EXIF GPS: {}").format(_value(f, "exif_problem") or tr("none")))
     mass = _value(f, "places_mass")
     if mass is not None:
-        lines.append(f"The places hold {_pct(mass)} of the probability; elsewhere {_pct(1 - float(mass))}")
+        lines.append(tr("The places hold {} of the probability; elsewhere {}").format(_pct(mass),
+                                                                                     _pct(1 - float(mass))))
     area = _value(f, "region90_km2")
     if area is not None:
-        lines.append(f"90 % confidence region: {float(area):,.0f} km² in {_value(f, 'region90_parts') or 1} part(s)")
+        lines.append(tr("90 % confidence region: {} km² in {} part(s)").format(
+            f"{float(area):,.0f}", _value(f, "region90_parts") or 1))
     hints = [f"{k.replace('_', ' ')}: {_value(f, k)}" for k in HINT_KEYS if _value(f, k) is not None]
     outside = _value(f, "aoi_outside")
     if outside is not None:
-        hints.append(f"area of interest: {_pct(outside)} of the probability fell outside")
-    lines.append("Hints and constraints: " + ("; ".join(hints) if hints else "none, the pixels alone"))
+        hints.append(tr("area of interest: {} of the probability fell outside").format(_pct(outside)))
+    lines.append(tr("Hints and constraints: {}").format("; ".join(hints) if hints else tr("none, the pixels alone")))
     trip = [f"{n.replace('_', ' ')}: {_value(f, n)}" for n in f.fields().names()
             if (n.startswith("trip_") or n == "trip_note") and _value(f, n) is not None]
     if trip:
-        lines.append("Trip: " + "; ".join(trip))
-    lines.append("Maps: the places in red, numbered as in the table; the EXIF position as a blue cross.")
+        lines.append(tr("Trip: {}").format("; ".join(trip)))
+    lines.append(tr("Maps: the places in red, numbered as in the table; the EXIF position as a blue cross."))
     return "\n".join(lines)
 
 
@@ -183,11 +186,11 @@ def report_layer(summary: QgsVectorLayer, meta: Dict[str, Any], home: str = "",
         photo = _resolve(_value(f, "source"), home)
         name = os.path.basename(photo)
         label = _value(f, "label") or ""
-        answer = f"Answer: {label} — {_pct(_value(f, 'probability'))}"
+        answer = tr("Answer: {} — {}").format(label, _pct(_value(f, "probability")))
         page = QgsFeature(layer.fields())
         page.setAttributes([str(_value(f, "source")), "photo", len(pages) + 1, f"{len(pages) + 1}. {name}", answer,
                             photo, _resolve(_value(f, "saliency"), home), _context(f, photo),
-                            f"File SHA-256:\n  {_hash_lines(_value(f, 'sha256'))}\n{fingerprint}", ""])
+                            tr("File SHA-256:") + f"\n  {_hash_lines(_value(f, 'sha256'))}\n{fingerprint}", ""])
         shown = [f.geometry().asPoint()] + near.get(str(_value(f, "source")), [])
         lat, lon = _value(f, "exif_lat"), _value(f, "exif_lon")
         if lat is not None and lon is not None:
@@ -198,10 +201,11 @@ def report_layer(summary: QgsVectorLayer, meta: Dict[str, Any], home: str = "",
         if len(lines) < MAX_CASE_LINES:
             lines.append(f"{len(pages)}. {name} — {label} ({_pct(_value(f, 'probability'))})")
     more = len(pages) - len(lines)
-    case_text = "\n".join([f"{len(pages)} photo(s) answered, {failed} could not be read.", ""] + lines +
-                          ([f"… and {more} more (one page each)"] if more > 0 else []))
+    case_text = "\n".join([tr("{} photo(s) answered, {} could not be read.").format(len(pages), failed), ""] +
+                          lines + ([tr("… and {} more (one page each)").format(more)] if more > 0 else []))
     case = QgsFeature(layer.fields())
-    case.setAttributes(["", "case", 0, "GeoCLIP case report", f"{len(pages)} photo(s) · made {meta.get('made', '')}",
+    case.setAttributes(["", "case", 0, tr("GeoCLIP case report"),
+                        tr("{} photo(s) · made {}").format(len(pages), meta.get("made", "")),
                         "", "", "", fingerprint, case_text])
     case.setGeometry(_frame(points, 20.0, 12.0))
     layer.dataProvider().addFeatures([case] + pages)
