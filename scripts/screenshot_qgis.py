@@ -159,6 +159,18 @@ def begin():
         dock.case.hint.setText("snowy peaks above a mining town")
         dock.case.hint_weight.setValue(1.0)
         dock.case.limit.setText("Chile; Argentina")
+    if SCENARIO == "why":  # issue 25: photos run with 'Why' ticked; the photo viewer's toggle on, under the dock
+        dock.store.setCurrentIndex(dock.store.findData("memory"))
+        dock.query.setText("")
+        dock.photos.add([os.environ["GEOCLIP_SHOT_PHOTOS"]])
+        dock.why.setChecked(True)
+        viewer = plugin.gui.viewer
+        if viewer is not None:
+            viewer.setFloating(True)
+            viewer.setFloating(False)
+            win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, viewer)
+            win.splitDockWidget(dock, viewer, Qt.Orientation.Vertical)
+            viewer.show()
     if SCENARIO == "photos":  # a saved project (the GeoPackage goes next to it) and a folder with unreadable files
         QgsProject.instance().write(os.environ["GEOCLIP_SHOT_PROJECT"])
         write(project_dir=os.path.dirname(os.environ["GEOCLIP_SHOT_PROJECT"]))
@@ -232,6 +244,8 @@ def poll():
         select_rows()
     if SCENARIO == "trip":
         trip_view(dock)
+    if SCENARIO == "why":
+        show_why()
     write(layer_added=bool(layers), features=max((l.featureCount() for l in layers if isinstance(l, QgsVectorLayer)),
                                                  default=0),
           layers=sorted(l.name() for l in layers), rasters=len(rasters()), tree=tree(),
@@ -394,6 +408,19 @@ def after_build_cancel():
           **warnings_seen())
     iface.mainWindow().grab().save(OUT[:-4] + "-after-cancel.png")
     QTimer.singleShot(300, lambda: (write(screenshot=OUT), leave()))
+
+@guarded
+def show_why():
+    """The first photo of the summary layer selected: the viewer shows it, with 'Show what drove the answer' on."""
+    dock, viewer = state["_dock"], state["_plugin"].gui.viewer
+    summary = dock.run_state.layers.get("summary") if dock.run_state is not None else None
+    if summary is None or viewer is None:
+        write(why="no summary layer or no viewer"); return
+    iface.setActiveLayer(summary)
+    summary.selectByIds([sorted(summary.allFeatureIds())[0]])
+    viewer.why.setChecked(True)
+    write(why_visible=viewer.why.isVisible(), why_checked=viewer.why.isChecked(), overlay=viewer.overlay_path,
+          overlays=[f["saliency"] for f in summary.getFeatures()])
 
 @guarded
 def select_rows():
@@ -604,6 +631,34 @@ def make_trip_photos(folder: Path) -> None:
         img.save(folder / (f"day_{i + 1:02d}.jpg" if i < 8 else "no_time.jpg"), quality=90, exif=exif)
 
 
+def make_scenes(folder: Path) -> None:
+    """Three photo-like scenes (sky, a skyline, a street) for the 'why' overlay to be read on."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(25)
+    for i in range(3):
+        w, h = 800, 600
+        sky = np.linspace([120, 170, 235], [230, 240, 250], h // 2).astype(np.uint8)
+        img = Image.new("RGB", (w, h), (90, 95, 90))
+        img.paste(Image.fromarray(np.repeat(sky[:, None, :], w, axis=1)), (0, 0))
+        draw = ImageDraw.Draw(img)
+        x = 0
+        while x < w:
+            bw, bh = int(rng.integers(40, 110)), int(rng.integers(80, 260))
+            colour = tuple(int(c) for c in rng.integers(90, 220, 3))
+            draw.rectangle([x, h // 2 - bh + 60, x + bw, h // 2 + 60], fill=colour)
+            for wy in range(h // 2 - bh + 75, h // 2 + 50, 22):
+                for wx in range(x + 6, x + bw - 10, 16):
+                    draw.rectangle([wx, wy, wx + 8, wy + 12], fill=(250, 235, 160) if rng.random() < 0.4 else
+                                   (60, 70, 80))
+            x += bw + int(rng.integers(2, 12))
+        draw.polygon([(w * 0.35, h), (w * 0.48, h // 2 + 60), (w * 0.52, h // 2 + 60), (w * 0.65, h)],
+                     fill=(60, 60, 65))
+        img.save(folder / f"scene_{i + 1}.jpg", quality=90)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "out" / "qgis_window.png"))
@@ -612,7 +667,7 @@ def main() -> int:
     ap.add_argument("--gallery", default="default")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--scenario", choices=("text", "cancel", "layers", "projected", "photos", "waiting", "world",
-                                           "analyst", "manager", "case", "trip"),
+                                           "analyst", "manager", "case", "trip", "why"),
                     default="text",
                     help="text: a query's points; cancel: Cancel while the likelihood grid is scored; layers: two "
                          "text runs with the raster (layer tree, legend); projected: places like here in --crs; "
@@ -622,7 +677,8 @@ def main() -> int:
                          "with the raster at the dock's default width (table, progress, view after the run); "
                          "manager: the manager switched to a Python without torch; case: photos with a hint and "
                          "'Limit to: Chile; Argentina' (issue 25); trip: a day's photos as one trip (three with GPS, "
-                         "one without a time), the track on the map")
+                         "one without a time), the track on the map; why: photos with 'Why' ticked, the photo viewer's "
+                         "'Show what drove the answer' on")
     ap.add_argument("--crs", default="EPSG:3857", help="the map's CRS for --scenario projected")
     ap.add_argument("--plugin-dir", help="install this geoclip_qgis folder instead of the zip (before/after)")
     ap.add_argument("--size", default="1600x1000", help="the Xvfb screen, WIDTHxHEIGHT")
@@ -650,6 +706,8 @@ def main() -> int:
         make_photos(work / "photos")
     if args.scenario == "trip":
         make_trip_photos(work / "photos")
+    if args.scenario == "why":
+        make_scenes(work / "photos")
     if args.scenario == "manager":  # a Python without torch: a bare venv of the system's Python
         subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(work / "bare")], check=True)
         extra_env["GEOCLIP_SHOT_BARE_PYTHON"] = str(work / "bare" / "bin" / "python")
@@ -699,6 +757,7 @@ def main() -> int:
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]
     print(json.dumps(info, indent=1))
     if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "case", "trip")
+    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "why")
                             and not info.get("layer_added")):
         sys.stderr.write(stderr[-3000:])
         return 1

@@ -47,9 +47,9 @@ def run(alg, params, feedback=None):
     return processing.run(f"geoclip:{alg}", params, feedback=feedback, context=context)
 
 
-def test_provider_lists_six_algorithms(provider):
+def test_provider_lists_its_algorithms(provider):
     names = sorted(a.name() for a in provider.algorithms())
-    assert names == ["build_location_field", "geolocate_photos", "geolocate_text", "likelihood_raster",
+    assert names == ["build_location_field", "case_report", "geolocate_photos", "geolocate_text", "likelihood_raster",
                      "location_features", "places_like_here"]
     for alg in provider.algorithms():
         assert len(alg.shortHelpString()) > 80, alg.name()

@@ -6,11 +6,11 @@ import contextlib
 import os
 from typing import Optional
 
-from qgis.core import QgsProject, QgsVectorLayer
+from qgis.core import QgsExpression, QgsFeatureRequest, QgsProject, QgsVectorLayer
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QImageReader, QPixmap
-from qgis.PyQt.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from .settings_dialog import tr
 
@@ -43,6 +43,23 @@ def photo_of(feature) -> str:
     return (feature["source"] or "") if feature["kind"] == "image" else ""
 
 
+def overlay_of(feature, source: str) -> str:
+    """The photo's 'why' overlay (the summary's `saliency` column): from the feature itself, else from a summary
+    layer of the project that lists the same photo (the places and raw top-k layers do not carry it)."""
+    if feature is not None and "saliency" in feature.fields().names() and feature["saliency"]:
+        return resolve(str(feature["saliency"]))
+    if not source:
+        return ""
+    request = QgsFeatureRequest(QgsExpression(f'"source" = {QgsExpression.quotedValue(source)} '
+                                              'AND "saliency" IS NOT NULL')).setLimit(1)
+    request.setFlags(QgsFeatureRequest.Flag.NoGeometry)
+    for layer in QgsProject.instance().mapLayers().values():
+        if isinstance(layer, QgsVectorLayer) and {"source", "saliency"} <= set(layer.fields().names()):
+            for found in layer.getFeatures(request):
+                return resolve(str(found["saliency"]))
+    return ""
+
+
 class PhotoViewer(QgsDockWidget):
     def __init__(self, iface, parent=None):
         super().__init__(tr("GeoCLIP photo"), parent)
@@ -56,10 +73,19 @@ class PhotoViewer(QgsDockWidget):
         self.image.setMinimumHeight(180)
         self.caption = QLabel()
         self.caption.setWordWrap(True)
+        self.why = QCheckBox(tr("Show what drove the answer"))
+        self.why.setToolTip(tr("A heat map of the parts of the photo that raised the top place's score most "
+                               "(runs with 'Why' ticked). The model sees the centre square; the sides are dimmed."))
+        self.why.setVisible(False)
+        self.why.toggled.connect(self._show_current)
         v.addWidget(self.image, 1)
+        v.addWidget(self.why)
         v.addWidget(self.caption)
         self.setWidget(body)
         self.pixmap: Optional[QPixmap] = None
+        self.photo_pixmap: Optional[QPixmap] = None
+        self.photo_path = ""
+        self.overlay_path = ""
         self.layer: Optional[QgsVectorLayer] = None
         iface.currentLayerChanged.connect(self.watch)
         self.watch(iface.activeLayer())
@@ -80,12 +106,17 @@ class PhotoViewer(QgsDockWidget):
         self.show_photo(resolve(photo_of(f) or ""), f)
 
     def show_photo(self, path: str, feature=None) -> bool:
-        self.pixmap = load_upright(path) if path else None
+        self.photo_path = path
+        self.overlay_path = overlay_of(feature, photo_of(feature) if feature is not None else path) if path else ""
+        if self.overlay_path and not os.path.isfile(self.overlay_path):
+            self.overlay_path = ""
+        self.why.setVisible(bool(self.overlay_path))
+        self.pixmap = self.photo_pixmap = load_upright(path) if path else None
         if self.pixmap is None:
             self.image.setText(tr("Photo not found: {}").format(path) if path else tr("(text query: no photo)"))
             self.caption.setText("")
             return False
-        self._fit()
+        self._show_current()
         if feature is not None:
             names = feature.fields().names()
             rank = feature["rank"] if "rank" in names else 1
@@ -96,6 +127,16 @@ class PhotoViewer(QgsDockWidget):
                 text += "\n" + str(feature["label"])
             self.caption.setText(text)
         return True
+
+    def _show_current(self, *_args) -> None:
+        """The photo, or its overlay when the toggle is on and the overlay exists (same aspect as the photo)."""
+        if self.overlay_path and self.why.isChecked():
+            overlay = load_upright(self.overlay_path)
+            if overlay is not None:
+                self.pixmap = overlay
+        else:
+            self.pixmap = self.photo_pixmap
+        self._fit()
 
     def _fit(self) -> None:
         if self.pixmap is not None:

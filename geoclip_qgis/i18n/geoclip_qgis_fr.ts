@@ -123,6 +123,16 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Why</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Also map, on each photo, what drove its top place (shown in the photo viewer and the report); about twice the time of a run</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Photos are one trip</source>
             <translation type="unfinished" />
         </message>
@@ -195,6 +205,16 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>Report (PDF)…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source>A PDF to hand on: a case page, then one page per photo (photo, what drove the answer, maps, places, EXIF, SHA-256, model)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Photos to geolocate</source>
             <translation type="unfinished" />
         </message>
@@ -250,11 +270,6 @@
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Photo</source>
-            <translation type="unfinished" />
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
-            <source>Why</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -889,6 +904,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
+            <location filename="../../geoclip_qgis/gui/report.py" />
             <source>cancelled</source>
             <translation type="unfinished" />
         </message>
@@ -1064,6 +1080,16 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
+            <source>Show what drove the answer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
+            <source>A heat map of the parts of the photo that raised the top place's score most (runs with 'Why' ticked). The model sees the centre square; the sides are dimmed.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
             <source>(text query: no photo)</source>
             <translation type="unfinished" />
         </message>
@@ -1076,6 +1102,54 @@
             <location filename="../../geoclip_qgis/gui/photo_viewer.py" />
             <source>Photo not found: {}</source>
             <translation>Photo introuvable : {}</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Case report</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>PDF files (*.pdf)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <source>Making the case report…</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>GeoCLIP case report</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <source>GeoCLIP: which model answered</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <source>Run some photos first, or select a GeoCLIP summary layer, to make a report.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <source>Case report written: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <source>The case report was not written: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/report.py" />
+            <source>unknown reason</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/settings_dialog.py" />
@@ -1192,6 +1266,101 @@
             <location filename="../../geoclip_qgis/gui/toolbar.py" />
             <source>Settings…</source>
             <translation>Paramètres…</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>Weights SHA-256:</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>Maps: the places in red, numbered as in the table; the EXIF position as a blue cross.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>none</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>Model: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>GeoCLIP for QGIS {} · made {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>EXIF time: {} · camera: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>Hints and constraints: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>none, the pixels alone</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>Answer: {} — {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>EXIF GPS: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>The places hold {} of the probability; elsewhere {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>90 % confidence region: {} km² in {} part(s)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>area of interest: {} of the probability fell outside</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>Trip: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>File SHA-256:</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>{} photo(s) · made {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source> — {} km from the answer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>{} photo(s) answered, {} could not be read.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>… and {} more (one page each)</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/plugin.py" />
@@ -1336,6 +1505,56 @@
             <translation type="unfinished" />
         </message>
         <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Case report (PDF)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>A PDF to hand on, from a GeoCLIP summary layer (one row per photo): a case page, then one page per photo with the photo, what drove its answer (when the run asked 'Why'), a map of its places and regions, the places table, EXIF time, camera and GPS with the distance to the answer, the photo's SHA-256, the model, the weights' SHA-256, the software version and the date. The layout comes from the plugin's template (case_report.qpt), which can be edited in the layout designer.</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Asking the engine which model answered</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Summary layer (one row per photo)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Places layer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Confidence regions layer</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>The summary layer must be a GeoCLIP summary (one row per photo).</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Name the case report .pdf</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>Writing {} pages</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/case_report.py" />
+            <source>The PDF was not written: {}</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>Geolocate photos</source>
             <translation>Géolocaliser des photos</translation>
@@ -1404,6 +1623,11 @@
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
             <source>Trip track</source>
             <translation>Trajet du voyage</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />
+            <source>What drove each answer: a heat map per photo into this folder (about twice the time)</source>
+            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/geolocate_photos.py" />

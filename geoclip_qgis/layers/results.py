@@ -167,9 +167,12 @@ def summary_feature(row: Dict[str, Any], fields: QgsFields, project_home: Option
     kind = row.get("kind")
     f["source"] = row["source"] if kind == "text" else stored_path(row.get("source", ""), project_home)
     f["kind"] = kind
+    _set(f, "sha256", row.get("sha256"))  # hashed by the engine when it read the photo (the report cites it)
     if row.get("error"):
         f["status"], f["message"] = "failed", (row["error"] or {}).get("message", "")
         return f
+    if row.get("saliency"):
+        f["saliency"] = stored_path(row["saliency"], project_home)
     f["status"] = "ok"
     places = row.get("places") or []
     best = places[0] if places else None

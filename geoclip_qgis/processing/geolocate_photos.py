@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsWkbTypes,
@@ -103,6 +104,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSink("TRIP_TRACK", tr("Trip track"),
                                                             QgsProcessing.SourceType.TypeVectorLine, optional=True,
                                                             createByDefault=True))
+        self.add_advanced(QgsProcessingParameterFolderDestination(
+            "SALIENCY", tr("What drove each answer: a heat map per photo into this folder (about twice the time)"),
+            optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber("GEOLOCATED", tr("Photos geolocated")))
         self.addOutput(QgsProcessingOutputNumber("FAILED_COUNT", tr("Photos that could not be read")))
 
@@ -169,6 +173,9 @@ class GeolocatePhotos(GeoClipAlgorithm):
         if trip:
             params["trip"] = True
             params["trip_speed_kmh"] = self.parameterAsDouble(parameters, "TRIP_SPEED", context)
+        why = self.parameterAsString(parameters, "SALIENCY", context)
+        if why:
+            params["saliency"] = why  # the summary's saliency column names each overlay
         result = {} if not paths else self.run_engine("geolocate_images", params, feedback, on_row=on_row,
                                                       keep_partial=True)
         feedback.pushInfo(tr("{} geolocated, {} could not be read{}").format(

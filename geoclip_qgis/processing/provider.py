@@ -7,13 +7,15 @@ from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON
 from .build_location_field import BuildLocationField
+from .case_report import CaseReport
 from .geolocate_photos import GeolocatePhotos
 from .geolocate_text import GeolocateText
 from .likelihood_raster import LikelihoodRaster
 from .location_features import LocationFeatures
 from .places_like_here import PlacesLikeHere
 
-ALGORITHMS = (GeolocatePhotos, GeolocateText, LikelihoodRaster, LocationFeatures, PlacesLikeHere, BuildLocationField)
+ALGORITHMS = (GeolocatePhotos, GeolocateText, LikelihoodRaster, LocationFeatures, PlacesLikeHere, BuildLocationField,
+              CaseReport)
 
 
 class GeoClipProvider(QgsProcessingProvider):

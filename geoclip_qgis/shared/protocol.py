@@ -272,8 +272,8 @@ SCHEMA: Dict[str, tuple] = {
     "info": ({"device": nullable(string(32)), "precision": nullable(string(8, choices=PRECISION_VALUES)),
               "engine": nullable(ENGINE), "check_models": boolean(),
               "clip_path": nullable(string(32768)), "weights": nullable(string(32768))}, ()),
-    "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE, **_answers, **_trip},
-                         ("paths",)),
+    "geolocate_images": ({"paths": listof(_path, 1), "top_k": _top_k, "engine": ENGINE, **_answers, **_trip,
+                          "saliency": nullable(_path)}, ("paths",)),  # a folder: each photo's 'why' overlay
     "geolocate_text": ({"queries": listof(string(MAX_TEXT_CHARS, empty=False), 1, 10_000), "top_k": _top_k,
                         "engine": ENGINE, **_answers}, ("queries",)),
     "likelihood": ({**_raster, "photos": listof(_path), "text": string(MAX_TEXT_CHARS), "top_k": _top_k,

@@ -39,6 +39,7 @@ SUMMARY_FIELDS = [
     # beside its own (best place, probability, 90 % region), with why it was answered alone or how it was ordered.
     ("trip_order", "int"), ("taken_at", "str"), ("trip_lat", "float"), ("trip_lon", "float"),
     ("trip_probability", "float"), ("trip_region90_km2", "float"), ("trip_note", "str"),
+    ("sha256", "str"), ("saliency", "str"),
 ]
 # Confidence regions (core/answers/regions.py): one multipolygon per level and input.
 REGION_FIELDS = [

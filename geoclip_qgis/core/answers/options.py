@@ -22,10 +22,12 @@ class AnswerOptions:
     place_radius_km: float = DEFAULT_RADIUS_KM
     hint: Optional[str] = None  # words fused with each photo (core/answers/hints.py)
     hint_weight: float = DEFAULT_HINT_WEIGHT
+    saliency_dir: Optional[str] = None  # photos: write a 'why' overlay per photo here (core/model/saliency.py)
+    support: bool = False  # keep each answer's 90 % gallery points (core/answers/support.py): a report's map
 
     @classmethod
     def make(cls, aoi=None, region_res=None, place_radius_km=DEFAULT_RADIUS_KM, hint=None,
-             hint_weight=DEFAULT_HINT_WEIGHT) -> AnswerOptions:
+             hint_weight=DEFAULT_HINT_WEIGHT, saliency_dir: Optional[str] = None) -> AnswerOptions:
         """Checked and parsed once, by the one rule of each: the area (any form AreaOfInterest.parse takes), the
         region resolution (regions.check_region_res), the radius (places.check_radius)."""
         from .aoi import AreaOfInterest
@@ -33,15 +35,15 @@ class AnswerOptions:
         if aoi is not None and not isinstance(aoi, AreaOfInterest):
             aoi = AreaOfInterest.parse(aoi)
         return cls(aoi, check_region_res(region_res), check_radius(place_radius_km), check_hint(hint),
-                   check_hint_weight(hint_weight))
+                   check_hint_weight(hint_weight), saliency_dir or None)
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> AnswerOptions:
         """A worker request's answer options (shared/protocol.py's `aoi`, `region_res`, `place_radius_km`, `hint`,
-        `hint_weight`)."""
+        `hint_weight`, `saliency`)."""
         return cls.make(params.get("aoi"), params.get("region_res"),
                         params.get("place_radius_km", DEFAULT_RADIUS_KM), params.get("hint"),
-                        params.get("hint_weight", DEFAULT_HINT_WEIGHT))
+                        params.get("hint_weight", DEFAULT_HINT_WEIGHT), params.get("saliency"))
 
     def labels(self) -> Dict[str, Any]:
         """What each result says it was answered with: the hint, its weight and the area's description."""

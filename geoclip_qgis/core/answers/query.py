@@ -41,6 +41,9 @@ class QueryResult:
     hint: Optional[str] = None  # the words fused with the photo (core/answers/hints.py)
     hint_weight: Optional[float] = None
     constraint: Optional[str] = None  # the area of interest's description ("Chile, Argentina", "within 50 km of …")
+    sha256: Optional[str] = None  # the photo file's SHA-256, hashed when it was read (core/io/decode.py)
+    saliency: Optional[str] = None  # with AnswerOptions.saliency_dir: the 'why' overlay PNG
+    support: Optional[list] = None  # with AnswerOptions.support: [(lat, lon, p), ...] holding 90 % of the mass
 
     @property
     def gps_problem(self) -> Optional[str]:

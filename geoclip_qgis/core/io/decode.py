@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 
 from ..errors import ImageError
 from .files import open_regular
-from .photos import Photo, _to_rgb, load_photo, read_gps_exif
+from .photos import Photo, _to_rgb, file_sha256, load_photo, read_gps_exif
 
 
 def input_side(processor) -> int:
@@ -95,6 +95,7 @@ class Decoded:
     pixels: Optional[object] = None  # torch.Tensor
     error: Optional[ImageError] = None
     gps_problem: Optional[str] = None  # why an EXIF GPS block was not used (carried to the summary's exif_problem)
+    sha256: Optional[str] = None  # the file's SHA-256 (a path input only): one home for the report's fingerprint
 
 
 def decode_ahead(
@@ -112,8 +113,9 @@ def decode_ahead(
             photo = load(item, i)
         except ImageError as exc:
             return Decoded(i, exc.path or str(item), error=exc)
+        digest = file_sha256(item) if isinstance(item, (str, os.PathLike)) else None
         return Decoded(i, photo.path, photo.gps, preprocess(photo.image),
-                       gps_problem=getattr(photo, "gps_problem", None))
+                       gps_problem=getattr(photo, "gps_problem", None), sha256=digest)
 
     if workers <= 0:  # inline: no threads (debugging, or a caller that is already parallel)
         for i, item in enumerate(items):

@@ -185,6 +185,21 @@ def read_taken_at(path: os.PathLike | str) -> Tuple[Optional[datetime], Optional
 _PHOTO_HINT = "check the path; give photo files (JPEG, PNG, TIFF, WebP, HEIC), or a folder as a folder input"
 
 
+def file_sha256(path: os.PathLike | str) -> Optional[str]:
+    """The file's SHA-256 (hex), the fingerprint a case report cites; None when it cannot be read again. Hashed on
+    the decoding threads, next to the decode (the file is then in the page cache), never on QGIS's side."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path, "photo", error=ImageError) as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, ImageError):
+        return None
+    return digest.hexdigest()
+
+
 def load_photo(path: os.PathLike | str) -> Photo:
     """Decode `path` fully, upright and RGB; every failure is an ImageError naming the file and the fix. Only a
     regular file is opened (core.files): a FIFO, a device or a folder is refused by what it is, never read."""

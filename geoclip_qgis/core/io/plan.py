@@ -33,6 +33,7 @@ SUFFIXES = {
     "journal": (".jsonl",),
     "raster": (".tif", ".tiff"),
     "preview": (".png",),
+    "report": (".html", ".htm"),
     "regions": (".gpkg", ".geojson", ".json"),
     "track": (".gpkg", ".geojson", ".json"),
     "folder": None,
@@ -43,11 +44,13 @@ FIX = {
     "journal": "name it .jsonl",
     "raster": "name it .tif",
     "preview": "name it .png",
+    "report": "a case report is one HTML file: name it .html",
     "regions": "confidence regions are polygons: write them to .gpkg or .geojson",
     "track": "a trip's track is a line: write it to .gpkg or .geojson",
 }
 OUR_CSV_HEADERS = {",".join(n for n, _ in fields) for fields in (*TABLES.values(), FAILURE_FIELDS)}
 Key = Tuple
+REPORT_MARK = f'<meta name="generator" content="{MARK}">'  # in the head of our HTML case reports
 
 
 def identity(path: os.PathLike | str) -> Key:
@@ -250,6 +253,9 @@ def is_ours(path: Path, kind: str) -> bool:
 
             with rasterio.open(path) as ds:
                 return MARK in ds.tags()
+        if suffix in (".html", ".htm"):
+            with open(path, "rb") as fh:
+                return REPORT_MARK in fh.read(4096).decode("utf-8", "replace")
         if suffix == ".png":
             from PIL import Image
 

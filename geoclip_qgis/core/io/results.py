@@ -79,17 +79,19 @@ def summary_row(result) -> dict:
     if not result.ok:
         err = result.error or {}
         return {"source": result.source, "kind": result.kind, "status": "failed", "lat": None, "lon": None,
-                "message": err.get("message", "")}
+                "message": err.get("message", ""), "sha256": getattr(result, "sha256", None)}
     best = result.places[0] if result.places else None
     if best is None:
-        return {"source": result.source, "kind": result.kind, "status": "ok", "lat": None, "lon": None}
+        return {"source": result.source, "kind": result.kind, "status": "ok", "lat": None, "lon": None,
+                "sha256": getattr(result, "sha256", None)}
     row = {"source": result.source, "kind": result.kind, "status": "ok", "label": best.get("label"),
            "probability": best["probability"], "lat": best["lat"], "lon": best["lon"],
            "places_mass": None if result.remaining is None else 1.0 - result.remaining,
            "country": best.get("country"), "region": best.get("region"), "place": best.get("place"),
            "aoi_outside": result.aoi_outside, "exif_problem": getattr(result, "gps_problem", None),
            "hint": getattr(result, "hint", None), "hint_weight": getattr(result, "hint_weight", None),
-           "constraint": getattr(result, "constraint", None)}
+           "constraint": getattr(result, "constraint", None),
+           "sha256": getattr(result, "sha256", None), "saliency": getattr(result, "saliency", None)}
     if result.region:
         row["region90_km2"], row["region90_parts"] = result.region["area_km2"], result.region["parts"]
         row["label"] = f"{row['label']}; {result.region['summary']}"

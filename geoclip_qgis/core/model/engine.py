@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 import torch
 
+from ... import __version__
 from .. import cancel
 from ..answers.hints import with_hint
 from ..answers.options import AnswerOptions
@@ -164,6 +165,9 @@ class GeoClipEngine:
             "cache_dir": str(self.cache_dir),
             "gallery": None if self._gallery is None else {"name": self._gallery.name, "size": len(self._gallery)},
             "clip_loaded": self._image is not None or self._text is not None,
+            "clip_path": str(self.clip_path or ""),
+            "weights_sha256": self.weights_sha256(),
+            "version": __version__,
         }
 
     def ran_on(self) -> dict:
@@ -171,6 +175,13 @@ class GeoClipEngine:
         analyst (issue 22: "fp32: bf16 misses the fidelity gate here")."""
         return {"device": str(self.choice.device), "precision": self.precision.precision,
                 "device_reason": self.choice.reason, "precision_reason": self.precision.reason}
+
+    def weights_sha256(self) -> Dict[str, str]:
+        """The weights' files and their SHA-256 (hashed once per engine), for reports."""
+        from .weights import file_digests
+
+        self._weights_sha256 = getattr(self, "_weights_sha256", None) or file_digests(self.weights)
+        return self._weights_sha256
 
     def prepare(self, kind: str, top_k: int, backbone: bool = True) -> None:
         """Everything that can fail before a run writes anything: the gallery loaded, top-k within it, and the CLIP
@@ -430,6 +441,7 @@ class GeoClipEngine:
 
         Photos are decoded and preprocessed by core.decode's threads up to two batches ahead of the model, at
         reduced size unless `exact_decode`."""
+        from ..answers.support import mass_support
         from ..io.decode import decode_ahead, input_side, open_photo
 
         opts = options or self.answers
@@ -455,10 +467,16 @@ class GeoClipEngine:
             ranked = self.rank(feats, top_k, opts)
             regions = self.region_of(feats, opts.region_res, aoi=opts.aoi) if opts.region_res else \
                 [None] * len(ranked)
-            for d, (preds, places, remaining, outside), region in zip(pending, ranked, regions):
+            support = mass_support(self, feats, opts.aoi) if opts.support else [None] * len(ranked)
+            for d, (preds, places, remaining, outside), region, sup in zip(pending, ranked, regions, support):
                 results[d.index] = QueryResult(d.source, "image", preds, d.gps, places=places, remaining=remaining,
                                                aoi_outside=outside, region=region, exif_problem=d.gps_problem,
-                                               **opts.labels())
+                                               sha256=d.sha256, support=sup, **opts.labels())
+                if opts.saliency_dir and preds:  # only when asked: one backward pass per photo
+                    from .saliency import explain_or_log
+
+                    results[d.index].saliency = explain_or_log(self, d, preds[0].gallery_index, opts.saliency_dir,
+                                                               side)
             pending.clear()
 
         for d in decode_ahead(images, load, lambda im: enc.preprocess([im])[0], self.decode_workers, 2 * bs):

@@ -263,6 +263,19 @@ def load_weights(folder: Optional[os.PathLike] = None, verify: bool = True) -> G
     return weights
 
 
+def file_digests(weights: GeoClipWeights) -> Dict[str, str]:
+    """{file name: sha256} of the weights' files, what a case report cites: the release's known value where the
+    file is one of the release's (verify_known_files checked it at load), else hashed here (small files)."""
+    out: Dict[str, str] = {}
+    for fname in sorted(weights.files.values()):
+        name = Path(fname).name
+        try:
+            out[name] = KNOWN_SHA256.get(name) or sha256_file(Path(fname))
+        except WeightsError:
+            out[name] = "unreadable"
+    return out
+
+
 def verify_known_files(weights: GeoClipWeights) -> None:
     """Compare the wheel's files with their recorded sha256, so a corrupt copy is named, not used."""
     for key, fname in weights.files.items():

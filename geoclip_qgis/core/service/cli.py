@@ -96,13 +96,18 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     from tqdm import tqdm
 
     from ..io.journal import ResultWriter
-    from ..io.results import source_key
+    from ..io.results import source_key, summary_row
 
     plan = input_plan(args, photos=inputs if kind == "image" else ())
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,
                                plan=plan)
     trip, trip_outs = plan_trip(args, writer, plan)
     _check_trip(trip, inputs)
+    saliency, report_path = getattr(args, "saliency", None), getattr(args, "report", None)
+    if saliency:
+        plan.write(saliency, "saliency folder", "folder")
+    if report_path:
+        plan.write(report_path, "case report", "report")
     plan.check()  # every input against every output, before any model loads or any byte is written
     if kind == "text":
         from ..model.image_encoder import check_text_query
@@ -122,14 +127,17 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
 
         collector = TripCollector(engine, engine.answers, trip)
     extra = {} if collector is None else {"features": collector.features}  # without a trip: the call as before
-    results = engine.iter_predict_images(inputs, args.top_k, **extra) if kind == "image" else \
-        engine.iter_predict_text(inputs, args.top_k)
+    report = _case_report(engine, args) if report_path else None
+    results = engine.iter_predict_images(inputs, args.top_k, options=_photo_options(engine, saliency, report),
+                                         **extra) if kind == "image" else engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
             writer.add(res)
             if collector is not None:
                 collector.add(res)
+            if report is not None:
+                report.add(res, summary_row(res))
             if res.ok:
                 n_ok += 1
                 if not writer.outputs:
@@ -143,9 +151,15 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
             print(f"stopped: the {n_ok + n_bad} {unit}(s) done are kept in {writer.journal}; the outputs are "
                   "unchanged. Run the same command with --resume to finish.", file=sys.stderr)
         raise
-    if collector is not None:
-        finish_trip(collector, writer, trip_outs, args.layer)
+    trip_answer = finish_trip(collector, writer, trip_outs, args.layer) if collector is not None else None
     writer.finish()
+    if report is not None:
+        if trip_answer is not None:  # the trip's columns on the report's rows too
+            from ..answers.trip import apply_to_summary
+
+            apply_to_summary([row for _, row in report.items], trip_answer)
+        report.write(report_path)
+        print(f"case report: {report_path}", file=sys.stderr)
     names = ", ".join(str(o.path) for o in writer.outputs + trip_outs)
     print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {names}" if names else ""), file=sys.stderr)
     return 0 if n_bad == 0 else 3
@@ -174,9 +188,9 @@ def _check_trip(trip, inputs) -> None:
         check_trip_size(len(inputs))
 
 
-def finish_trip(collector, writer, trip_outs, layer) -> None:
+def finish_trip(collector, writer, trip_outs, layer):
     """The trip's joint answer into the summary rows (the trip_* columns) and its track into the planned outputs;
-    without outputs, printed."""
+    without outputs, printed. Returns the answer (the case report reads it too)."""
     from ..answers.trip import apply_to_summary
     from ..io.trip_output import write_trip
 
@@ -192,6 +206,26 @@ def finish_trip(collector, writer, trip_outs, layer) -> None:
         for source, row in answer.rows.items():
             if row.get("trip_order") is None:
                 print(f"  -  {source}: {row.get('trip_note') or 'answered alone'}")
+    return answer
+
+
+def _photo_options(engine, saliency: Optional[str], report) -> object:
+    """The run's answer options: the engine's, plus the saliency folder (--saliency) and, for --report, each
+    answer's 90 % gallery points (its maps)."""
+    from dataclasses import replace
+
+    if not saliency and report is None:
+        return None
+    return replace(engine.answers, saliency_dir=saliency or None, support=report is not None)
+
+
+def _case_report(engine, args):
+    """--report: the run's case report, fed row by row (core/io/report_html.py), written after the outputs."""
+    from ..io.report_html import CaseReport
+
+    options = {"top-k": args.top_k, "place radius km": getattr(args, "place_radius", None),
+               "aoi": getattr(args, "aoi", None), "region resolution °": getattr(args, "region_res", None)}
+    return CaseReport(engine, options)
 
 
 def input_plan(args, photos=()):
@@ -236,6 +270,9 @@ def cmd_photos(args) -> int:
     if args.ray is not None:
         if args.trip:
             raise InputError("--trip is not offered with --ray", hint="run the trip's photos without --ray")
+        if args.saliency or args.report:
+            raise InputError("--saliency and --report are not offered with --ray",
+                             hint="run the photos of a case without --ray")
         return cmd_photos_ray(args)
     return run_queries(args, "image", collect_photos(args.inputs, args.recursive, args.list), "photo")
 
@@ -309,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --trip: the fastest travel between two photos (default 900 km/h, an airliner)")
     p.add_argument("--trip-slack", type=float, default=None, metavar="KM",
                    help="with --trip: km allowed beyond speed × time (default 50)")
+    p.add_argument("--saliency", default=None, metavar="DIR",
+                   help="also write, per photo, what in it drove the top place (a heat map on the photo, PNG) into "
+                        "DIR; one backward pass per photo (about 2× its forward pass)")
+    p.add_argument("--report", default=None, metavar="FILE.html",
+                   help="also write a case report: one self-contained HTML file, a summary page then a page per "
+                        "photo (photo, its 'why' overlay with --saliency, maps, places, EXIF, SHA-256, model)")
     _common(p)
     p.set_defaults(func=cmd_photos)
     t = sub.add_parser("text", help="geolocate text descriptions")

@@ -232,6 +232,12 @@ class Worker:
         trip = TripOptions.from_params(params)
         if trip.enabled:
             check_trip_size(len(paths))  # before the engine loads
+        if options.saliency_dir:  # the overlays' folder against the photos, before any model loads
+            from ..io.plan import IOPlan
+
+            plan = IOPlan("worker").read_run_inputs(paths)
+            plan.write(options.saliency_dir, "saliency folder", "folder")
+            plan.check()
         engine = self.engine(params.get("engine"))
         if engine.image_encoder_loaded:
             self.send(protocol.progress(rid, 0, len(paths), "geolocating"))

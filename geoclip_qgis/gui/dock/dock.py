@@ -48,6 +48,7 @@ from ...shared.photo_list import IMAGE_SUFFIXES
 from .. import background
 from .. import settings_dialog as settings
 from ..map_tool import WORLD, clip_to_valid_area, visible_extent_4326
+from ..report import start_from_dock
 from ..settings_dialog import plural, tr
 from ..tasks import EngineTask
 from .case_options import CaseOptions
@@ -63,6 +64,7 @@ from .run import (  # noqa: F401 - re-exported (tests, callers of the one-file d
     keep_in_geopackage,
     results_gpkg,
     results_store,
+    saliency_folder,
     unique_layer_name,
 )
 from .run_layers import RunLayers
@@ -143,6 +145,10 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         self.raster.setToolTip(tr("Also map the probability density and its 50 % / 90 % confidence regions "
                                   "(photos of one place are fused)"))
         opts.addWidget(self.raster)
+        self.why = QCheckBox(tr("Why"))
+        self.why.setToolTip(tr("Also map, on each photo, what drove its top place (shown in the photo viewer and "
+                               "the report); about twice the time of a run"))
+        opts.addWidget(self.why)
         opts.addStretch(1)
         v.addLayout(opts)
         trip_row = QHBoxLayout()
@@ -219,6 +225,12 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         self.raw.toggled.connect(self.refill_table)
         view_row.addWidget(self.raw)
         view_row.addStretch(1)
+        self.report_button = QPushButton(tr("Report (PDF)…"))
+        self.report_button.setToolTip(tr("A PDF to hand on: a case page, then one page per photo (photo, what drove "
+                                         "the answer, maps, places, EXIF, SHA-256, model)"))
+        self.report_button.clicked.connect(lambda: start_from_dock(self))
+        self.report_job = None
+        view_row.addWidget(self.report_button)
         v.addLayout(view_row)
         self.table = ResultsTable()
         v.addWidget(self.table, 1)
@@ -299,6 +311,8 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
                 params["trip"], params["trip_speed_kmh"] = True, float(self.trip_speed.value())
                 settings.put("trip_speed_kmh", self.trip_speed.value())
             self.run_state.paths = list(photos)
+            if self.why.isChecked():
+                params["saliency"] = saliency_folder()
         else:
             op, params["queries"] = "geolocate_text", [text]
             self.run_state = Run("text", 1, text)

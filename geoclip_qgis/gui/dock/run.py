@@ -45,6 +45,11 @@ def results_gpkg() -> str:
     return str(folder / "geoclip_results.gpkg")
 
 
+def saliency_folder() -> str:
+    """Where a run's 'why' overlays go: beside the kept results (the GeoPackage's folder), one PNG per photo."""
+    return str(Path(results_gpkg()).parent / "geoclip_why")
+
+
 def unique_layer_name(name: str, own=None) -> str:
     """`name`, or `name (2)`, (3)… when a layer or group has it already (`own`: the run's group, not counted)."""
     root = QgsProject.instance().layerTreeRoot()
