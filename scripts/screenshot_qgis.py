@@ -756,8 +756,7 @@ def main() -> int:
     info["qgis_exit"] = qgis.returncode
     info["qgis_stderr_tail"] = [ln for ln in stderr.splitlines() if ln.strip()][-6:]
     print(json.dumps(info, indent=1))
-    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "case", "trip")
-    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "why")
+    if not out.exists() or (args.scenario in ("text", "layers", "photos", "world", "analyst", "case", "trip", "why")
                             and not info.get("layer_added")):
         sys.stderr.write(stderr[-3000:])
         return 1
