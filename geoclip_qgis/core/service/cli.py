@@ -21,6 +21,7 @@ from ...shared.defaults import PRECISION_VALUES
 from ..errors import GeoClipError, InputError
 from ..io.results import DEFAULT_LAYER
 from .cli_args import refuse_repeats, strip_seen
+from .cli_case import case_report, check_trip, finish_trip, photo_options, plan_trip
 
 
 def positive_int(text: str) -> int:
@@ -102,7 +103,7 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     writer = ResultWriter.plan(args.out, resume=getattr(args, "resume", False), layer=args.layer, table=args.table,
                                plan=plan)
     trip, trip_outs = plan_trip(args, writer, plan)
-    _check_trip(trip, inputs)
+    check_trip(trip, inputs)
     saliency, report_path = getattr(args, "saliency", None), getattr(args, "report", None)
     if saliency:
         plan.write(saliency, "saliency folder", "folder")
@@ -127,8 +128,8 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
 
         collector = TripCollector(engine, engine.answers, trip)
     extra = {} if collector is None else {"features": collector.features}  # without a trip: the call as before
-    report = _case_report(engine, args) if report_path else None
-    results = engine.iter_predict_images(inputs, args.top_k, options=_photo_options(engine, saliency, report),
+    report = case_report(engine, args) if report_path else None
+    results = engine.iter_predict_images(inputs, args.top_k, options=photo_options(engine, saliency, report),
                                          **extra) if kind == "image" else engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:
@@ -163,69 +164,6 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
     names = ", ".join(str(o.path) for o in writer.outputs + trip_outs)
     print(f"geolocated {n_ok} {unit}(s), {n_bad} failed" + (f"; wrote {names}" if names else ""), file=sys.stderr)
     return 0 if n_bad == 0 else 3
-
-
-def plan_trip(args, writer, plan):
-    """`--trip`: the request's TripOptions, and the track's outputs declared in the run's plan (core/io/plan.py)
-    before any model loads. A trip is answered over the whole run at its end, so it cannot resume half done."""
-    from ..answers.trip import TripOptions
-    from ..io.trip_output import plan_trip_outputs
-
-    trip = TripOptions.make(getattr(args, "trip", False), getattr(args, "trip_speed", None),
-                            getattr(args, "trip_slack", None))
-    if not trip.enabled:
-        return trip, []
-    if getattr(args, "resume", False):
-        raise InputError("a trip is answered over all its photos at once and cannot resume",
-                         hint="run again without --resume (or without --trip)")
-    return trip, plan_trip_outputs(writer.outputs, plan, args.layer)
-
-
-def _check_trip(trip, inputs) -> None:
-    if trip.enabled:
-        from ..answers.trip import check_trip_size
-
-        check_trip_size(len(inputs))
-
-
-def finish_trip(collector, writer, trip_outs, layer):
-    """The trip's joint answer into the summary rows (the trip_* columns) and its track into the planned outputs;
-    without outputs, printed. Returns the answer (the case report reads it too)."""
-    from ..answers.trip import apply_to_summary
-    from ..io.trip_output import write_trip
-
-    answer = collector.solve()
-    apply_to_summary(writer.summary, answer)
-    write_trip(trip_outs, answer, layer)
-    if not writer.outputs:
-        print("trip (time order):")
-        for lat, lon, source in answer.track:
-            row = answer.rows[source]
-            print(f"  {row['trip_order']}. {lat:9.4f} {lon:10.4f}  {row['trip_probability']:6.1%}  {source}"
-                  + (f"  ({row['trip_note']})" if row.get("trip_note") else ""))
-        for source, row in answer.rows.items():
-            if row.get("trip_order") is None:
-                print(f"  -  {source}: {row.get('trip_note') or 'answered alone'}")
-    return answer
-
-
-def _photo_options(engine, saliency: Optional[str], report) -> object:
-    """The run's answer options: the engine's, plus the saliency folder (--saliency) and, for --report, each
-    answer's 90 % gallery points (its maps)."""
-    from dataclasses import replace
-
-    if not saliency and report is None:
-        return None
-    return replace(engine.answers, saliency_dir=saliency or None, support=report is not None)
-
-
-def _case_report(engine, args):
-    """--report: the run's case report, fed row by row (core/io/report_html.py), written after the outputs."""
-    from ..io.report_html import CaseReport
-
-    options = {"top-k": args.top_k, "place radius km": getattr(args, "place_radius", None),
-               "aoi": getattr(args, "aoi", None), "region resolution °": getattr(args, "region_res", None)}
-    return CaseReport(engine, options)
 
 
 def input_plan(args, photos=()):
