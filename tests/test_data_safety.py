@@ -266,3 +266,23 @@ def test_raster_outputs_survive_a_failed_run(tmp_path, capsys):
                  "-o", str(tif)]) == 2
     assert tif.read_bytes() == b"the user's raster"
     assert not [p for p in tmp_path.iterdir() if p.name != "keep.tif"], "no stray temporary files"
+
+
+def test_a_summary_csv_an_earlier_release_wrote_is_still_ours(tmp_path):
+    """Issue 25 appended columns to the summary; a summary CSV written before (19 columns) is still ours to replace,
+    a CSV whose header only looks like the start of ours (a user's 3 columns) is not, and a reordered one is not."""
+    from geoclip_qgis.core.io.plan import is_ours
+    from geoclip_qgis.shared.schema import SUMMARY_FIELDS
+
+    names = [n for n, _ in SUMMARY_FIELDS]
+    assert len(names) > 19 and names[18] == "message"  # new columns are appended after the old ones
+    old = tmp_path / "old_summary.csv"
+    old.write_text(",".join(names[:19]) + "\n/p/a.jpg,image,ok\n", encoding="utf-8")
+    now = tmp_path / "summary.csv"
+    now.write_text(",".join(names) + "\n", encoding="utf-8")
+    users = tmp_path / "users.csv"
+    users.write_text(",".join(names[:3]) + "\n", encoding="utf-8")
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text(",".join([names[1], names[0], *names[2:19]]) + "\n", encoding="utf-8")
+    assert is_ours(old, "csv") and is_ours(now, "csv")
+    assert not is_ours(users, "csv") and not is_ours(shuffled, "csv")

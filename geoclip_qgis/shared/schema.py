@@ -53,4 +53,8 @@ TRIP_FIELDS = [
 ]
 TRIP_LAYER = "geoclip_trip"  # the track's layer name in a GeoPackage the CLI writes, and in QGIS
 TABLES = {"ranks": PREDICTION_FIELDS, "places": PLACE_FIELDS, "summary": SUMMARY_FIELDS}
+# How many columns each table had in the releases before this one. New columns are only ever appended, so a CSV with
+# the first n columns of a table, for one of these n, was written by an earlier GeoCLIP and is still ours to replace
+# (the summary had 19 columns before issue 25 added the hint, area, trip, SHA-256 and saliency ones).
+EARLIER_WIDTHS = {"summary": (19,)}
 FAILURE_FIELDS = [("source", "str"), ("code", "str"), ("message", "str")]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 from ...shared import geopackage, photo_list
-from ...shared.schema import FAILURE_FIELDS, TABLES
+from ...shared.schema import EARLIER_WIDTHS, FAILURE_FIELDS, TABLES
 from ..errors import InputError
 from .files import _kind, check_output
 
@@ -48,7 +48,8 @@ FIX = {
     "regions": "confidence regions are polygons: write them to .gpkg or .geojson",
     "track": "a trip's track is a line: write it to .gpkg or .geojson",
 }
-OUR_CSV_HEADERS = {",".join(n for n, _ in fields) for fields in (*TABLES.values(), FAILURE_FIELDS)}
+OUR_CSV_HEADERS = {",".join(n for n, _ in fields) for fields in (*TABLES.values(), FAILURE_FIELDS)} | {
+    ",".join(n for n, _ in TABLES[table][:width]) for table, widths in EARLIER_WIDTHS.items() for width in widths}
 Key = Tuple
 REPORT_MARK = f'<meta name="generator" content="{MARK}">'  # in the head of our HTML case reports
 
