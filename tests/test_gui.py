@@ -97,6 +97,9 @@ def test_dock_text_query_adds_layer_and_rows(qgis_iface, qgis_new_project, gui_s
     assert set(run.layers) == {"places", "ranks"}, (run.layers, dock.status.text())
     places, ranks = run.layers["places"], run.layers["ranks"]
     assert ranks.featureCount() == 4 and 1 <= places.featureCount() <= 4
+    # issue 22: the line says what ran it (short), its tooltip why that precision (the tests pin fp32)
+    assert dock.status.text().endswith(" (CPU, fp32)."), dock.status.text()
+    assert dock.status.toolTip().startswith("Ran on CPU in fp32: "), dock.status.toolTip()
     assert run.group.name() == "GeoCLIP · “snowy alpine village”"
     assert places.name() == "GeoCLIP · “snowy alpine village” · places"
     assert [k for k, _ in run_tree(run.group)] == ["places", "ranks"]

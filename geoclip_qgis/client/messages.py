@@ -71,3 +71,16 @@ def bar_text(info: Dict[str, Any]) -> str:
     if len(text) <= BAR_CHARS:
         return text
     return text[:BAR_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def ran_on_parts(ran_on: Any) -> tuple:
+    """(device, precision, reason) of a finished request's `ran_on` (the worker's: core/model/engine.ran_on), as the
+    dock's status line and Processing's log say them: the device in capitals, the reason without the precision's
+    name in front (the engine's reasons start with it). Empty strings when the worker said nothing."""
+    if not isinstance(ran_on, dict):
+        return "", "", ""
+    precision = str(ran_on.get("precision") or "")
+    reason = str(ran_on.get("precision_reason") or ran_on.get("device_reason") or "")
+    if precision and reason.startswith(precision + ": "):
+        reason = reason[len(precision) + 2:]
+    return str(ran_on.get("device") or "").upper(), precision, reason

@@ -421,6 +421,17 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <source> ({}, {}).</source>
+            <translation> ({}, {}).</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
+            <location filename="../../geoclip_qgis/processing/base.py" />
+            <source>Ran on {} in {}: {}</source>
+            <translation>Exécuté sur {} en {} : {}</translation>
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/gui/dock/dock.py" />
             <source>Likelihood raster cancelled at step {}/{}; no raster added.</source>
             <translation>Raster de vraisemblance annulé à l’étape {}/{} ; aucun raster ajouté.</translation>
         </message>
@@ -1393,11 +1404,6 @@
             <location filename="../../geoclip_qgis/processing/base.py" />
             <source>Location fields</source>
             <translation>Champs de localisation</translation>
-        </message>
-        <message>
-            <location filename="../../geoclip_qgis/processing/base.py" />
-            <source>Ran on {} in {}: {}</source>
-            <translation type="unfinished" />
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/base.py" />

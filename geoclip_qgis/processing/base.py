@@ -28,6 +28,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..client.engine_client import EngineError, WorkerCrashed, engine_defaults, shared_client
+from ..client.messages import ran_on_parts
 from ..i18n import tr, tr_noop  # noqa: F401 - tr_noop re-exported for the algorithms
 from ..layers.aoi import NoPolygon, aoi_geojson
 from ..shared import defaults, geopackage
@@ -48,11 +49,7 @@ GPKG_LAYERS = {"OUTPUT": "geoclip_predictions", "PLACES": "geoclip_predictions_p
 
 def ran_on_text(ran_on: Dict[str, Any]) -> str:
     """"Ran on CPU in fp32: …reason…": the engine's device and precision with the reason, as the worker said them."""
-    precision = str(ran_on.get("precision", "?"))
-    reason = str(ran_on.get("precision_reason") or ran_on.get("device_reason") or "")
-    if reason.startswith(precision + ": "):  # the engine's reasons name the precision first
-        reason = reason[len(precision) + 2:]
-    return tr("Ran on {} in {}: {}").format(str(ran_on.get("device", "?")).upper(), precision, reason)
+    return tr("Ran on {} in {}: {}").format(*ran_on_parts(ran_on))
 
 
 def gpkg_layer_uri(path: str, layer: str) -> str:

@@ -37,7 +37,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ...client.engine_client import shared_client
-from ...client.messages import bar_text
+from ...client.messages import bar_text, ran_on_parts
 from ...layers.aoi import NoPolygon, aoi_geojson
 from ...layers.results import (
     region_fields,
@@ -389,6 +389,10 @@ class GeolocationDock(RunLayers, MapSync, QgsDockWidget):
         if run.group is None:
             msg += tr("; no layer added")
         msg += tr(" in {:.1f} s.").format(time.monotonic() - self.started_at)
+        device, precision, reason = ran_on_parts(result.get("ran_on"))
+        if device:  # what ran it, and why that precision (issue 22): short on the line, whole in its tooltip
+            msg = msg[:-1] + tr(" ({}, {}).").format(device, precision)
+            self.status.setToolTip(tr("Ran on {} in {}: {}").format(device, precision, reason))
         if trip_note:
             msg += " " + trip_note
         notes = self._finish_layers() if not (self.raster.isChecked() and not cancelled and run.rows) else []
