@@ -278,11 +278,13 @@ def analyst_poll():
     dock = state["_dock"]
     text, now = dock.status.text(), time.time()
     seen = state["statuses"]
+    if " map cells scored" in text:
+        state.setdefault("first_cells", text)  # the grab waits for the second count: the map has had time to draw
     if not seen or seen[-1][0] != text:
         seen.append([text, round(now - state["started"], 1), [dock.progress.value(), dock.progress.maximum()]])
     task = dock.task
     if task is not None and getattr(task, "op", "") == "likelihood" and "progress_grab" not in state \
-            and task.started_running and (" map cells " in text and not iface.mapCanvas().isDrawing()
+            and task.started_running and (" map cells scored" in text and text != state.get("first_cells", text)
                                           or time.monotonic() - task.started_running > 12.0):
         places = dock.run_state.layers.get("places") if dock.run_state else None
         state["progress_grab"] = OUT[:-4] + "-progress.png"

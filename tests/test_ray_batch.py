@@ -115,6 +115,11 @@ def test_resume_skips_done_photos_and_drops_unfinished_tasks(cluster, setup, tmp
     mine.write_bytes(b"the user's")
     with pytest.raises(Exception, match="already holds results"):
         run_batch(setup["photos"], out, opts, top_k=3, progress=False)
+    # the rows' meaning must not change under --resume: another hint, top-k or area is refused, named
+    with pytest.raises(Exception, match=r"made with other options \(hint, hint_weight\)"):
+        run_batch(setup["photos"], out, {**opts, "hint": "a harbour"}, top_k=3, resume=True, progress=False)
+    with pytest.raises(Exception, match=r"made with other options \(top_k\)"):
+        run_batch(setup["photos"], out, opts, top_k=4, resume=True, progress=False)
     second = run_batch(setup["photos"], out, opts, top_k=3, task_photos=2, resume=True, progress=False)
     assert (second["skipped"], second["ok"] + second["failed"]) == (2, len(setup["photos"]) - 2)
     assert not orphan.exists() and mine.read_bytes() == b"the user's"

@@ -130,8 +130,30 @@ def _parts(filesystem, folder: str) -> Set[str]:
     return {i.base_name for i in infos if i.type == fs.FileType.File and OUR_PART.match(i.base_name)}
 
 
-def _claim(filesystem, root: str) -> None:
-    """Refuse a folder that exists, holds anything, and is not ours; mark a new or empty one as ours."""
+# The engine options that change what a row means: a resumed dataset must have been made with the same ones.
+ANSWER_OPTIONS = ("weights", "gallery", "aoi", "place_radius_km", "region_res", "hint", "hint_weight", "precision")
+
+
+def run_fingerprint(engine_options: dict, top_k: int) -> dict:
+    """What --resume insists on for a dataset (as the CLI's journal does for its tables): top-k and the options
+    that shape the answers, as given (an area file by its content)."""
+    fp = {"top_k": int(top_k)}
+    for key in ANSWER_OPTIONS:
+        value = engine_options.get(key)
+        if key == "aoi" and isinstance(value, str) and os.path.isfile(os.path.expanduser(value)):
+            with open(os.path.expanduser(value), "rb") as fh:
+                value = "sha256:" + hashlib.sha256(fh.read()).hexdigest()
+        if key == "hint_weight" and not engine_options.get("hint"):
+            value = None  # a weight without a hint changes nothing
+        if key == "precision" and value in (None, "", "auto", "fp32", "fp16"):
+            value = None  # rows of these stay comparable, as in the CLI's journal
+        fp[key] = value
+    return fp
+
+
+def _claim(filesystem, root: str, run: Optional[dict] = None) -> Optional[dict]:
+    """Refuse a folder that exists, holds anything, and is not ours; mark a new or empty one as ours (with the run's
+    fingerprint). Returns the fingerprint a dataset of ours was made with (None when it predates them)."""
     from pyarrow import fs
 
     info = filesystem.get_file_info(root)
@@ -140,13 +162,18 @@ def _claim(filesystem, root: str) -> None:
     marker = f"{root}/{MARKER}"
     if info.type == fs.FileType.Directory:
         if filesystem.get_file_info(marker).type == fs.FileType.File:
-            return
+            with filesystem.open_input_stream(marker) as fh:
+                try:
+                    return json.loads(fh.read().decode("utf-8")).get("run")
+                except ValueError:
+                    return None
         if filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True)):
             raise InputError("the output folder exists, holds files, and GeoCLIP did not make it", root,
                              "name a new folder (GeoCLIP writes only into folders it made)")
     filesystem.create_dir(root, recursive=True)
     with filesystem.open_output_stream(marker) as fh:
-        fh.write(json.dumps({"geoclip_qgis": "ray dataset", "tables": list(TABLES)}).encode())
+        fh.write(json.dumps({"geoclip_qgis": "ray dataset", "tables": list(TABLES), "run": run}).encode())
+    return run
 
 
 def read_table(out: str, table: str, columns: Optional[List[str]] = None):
@@ -162,15 +189,20 @@ def read_table(out: str, table: str, columns: Optional[List[str]] = None):
         columns=columns)
 
 
-def prepare_output(out: str, resume: bool) -> Set[str]:
+def prepare_output(out: str, resume: bool, run: Optional[dict] = None) -> Set[str]:
     """The keys of the photos already done (with resume), after removing result files of unfinished tasks.
-    Without resume, an output that already holds results is refused rather than mixed with a new run."""
+    Without resume, an output that already holds results is refused rather than mixed with a new run; with it, a
+    dataset made with other answer options (`run`, run_fingerprint) is refused too."""
     filesystem, root = _filesystem(out)
-    _claim(filesystem, root)
+    made_with = _claim(filesystem, root, run)
     done = _parts(filesystem, f"{root}/summary")
     if done and not resume:
         raise InputError("the output dataset already holds results", out,
                          "add --resume to skip the photos done, or name a new output folder")
+    if done and run is not None and made_with is not None and made_with != run:
+        changed = sorted(k for k in set(run) | set(made_with) if run.get(k) != made_with.get(k))
+        raise InputError(f"the output dataset holds answers made with other options ({', '.join(changed)})", out,
+                         "resume with the options of the first run, or name a new output folder")
     for table in TABLES:
         for name in _parts(filesystem, f"{root}/{table}") - done:
             filesystem.delete_file(f"{root}/{table}/{name}")  # a task cut off between its writes: redone
@@ -288,7 +320,7 @@ def run_batch(
     photos = list(photos)
     if address is None:  # this machine's cluster: its paths are the actors'; check before any output is touched
         preflight(engine_options, top_k)
-    done = prepare_output(out, resume)
+    done = prepare_output(out, resume, run_fingerprint(engine_options, top_k))
     todo = [p for p in photos if photo_key(p) not in done] if done else photos
     report = {"photos": len(photos), "skipped": len(photos) - len(todo), "ok": 0, "failed": 0, "seconds": 0.0}
     if resume:
