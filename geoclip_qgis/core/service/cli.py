@@ -127,10 +127,13 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
         from ..answers.trip import TripCollector
 
         collector = TripCollector(engine, engine.answers, trip)
-    extra = {} if collector is None else {"features": collector.features}  # without a trip: the call as before
     report = case_report(engine, args) if report_path else None
-    results = engine.iter_predict_images(inputs, args.top_k, options=photo_options(engine, saliency, report),
-                                         **extra) if kind == "image" else engine.iter_predict_text(inputs, args.top_k)
+    extra = {} if collector is None else {"features": collector.features}  # without a case: the call as before
+    options = photo_options(engine, saliency, report)
+    if options is not None:
+        extra["options"] = options
+    results = engine.iter_predict_images(inputs, args.top_k, **extra) if kind == "image" else \
+        engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
     try:
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
