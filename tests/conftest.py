@@ -134,10 +134,12 @@ def photos(tmp_path_factory) -> list:
 _PROVIDERS: list = []  # the provider's Python object must outlive every test: QGIS's registry keeps a bare pointer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def geoclip_provider(qgis_processing):
-    """GeoCLIP's Processing provider, registered once for the session (the one place tests register it: a provider
-    made in one module's fixture and freed with it left the registry pointing at nothing for the next module)."""
+    """GeoCLIP's Processing provider in QGIS's registry for this module (the one place tests register it). Checked
+    per module, because a test may take it away (the plugin's unload, the plugin manager's uninstall); every
+    provider made here is kept alive for the session: a provider made in a module's fixture and freed with it left
+    the registry pointing at nothing for the next module ("algorithm not found")."""
     from qgis.core import QgsApplication
 
     from geoclip_qgis.processing.provider import GeoClipProvider

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from geoclip_qgis.processing.provider import ALGORITHMS  # the count the installed plugin must show
+
 ROOT = Path(__file__).resolve().parents[1]
 
 LOAD_SCRIPT = r"""
@@ -88,7 +90,7 @@ def test_zip_installs_and_loads_in_qgis(profile, tmp_path):
     out = json.loads(line[0][7:])
     assert out["available"] and out["loaded"] and out["started"] and out["unloaded"], out
     assert out["from"].startswith(str(plugins)), "must be the installed copy, not the checkout"
-    assert len(out["algorithms"]) == 7 and not out["provider_after_unload"]  # 6 + the case report (issue 25)
+    assert len(out["algorithms"]) == len(ALGORITHMS) and not out["provider_after_unload"]
     assert not out["torch_loaded"]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
