@@ -212,7 +212,8 @@ def poll():
     elapsed = time.time() - state["started"]
     if SCENARIO == "cancel" and "cancel_at" not in state and dock.task is not None:
         task = dock.task
-        if getattr(task, "op", "") == "likelihood" and "scoring" in dock.status.text():
+        text = dock.status.text()  # "…scoring the map cells…", then "…N of M map cells scored"
+        if getattr(task, "op", "") == "likelihood" and ("scoring" in text or " map cells scored" in text):
             state.setdefault("_scoring_since", time.time())
             if time.time() - state["_scoring_since"] > 3:
                 dock.cancel_button.click()

@@ -286,3 +286,27 @@ def test_a_summary_csv_an_earlier_release_wrote_is_still_ours(tmp_path):
     shuffled.write_text(",".join([names[1], names[0], *names[2:19]]) + "\n", encoding="utf-8")
     assert is_ours(old, "csv") and is_ours(now, "csv")
     assert not is_ours(users, "csv") and not is_ours(shuffled, "csv")
+
+
+def test_a_failure_before_the_first_row_closes_the_journal(photos, tiny_clip, cache_dir, tmp_path, monkeypatch):
+    """Whatever stops a run after its journal opened (here the engine failing before its first row) closes the
+    journal: no file left open for the garbage collector, and the outputs untouched."""
+    import gc
+    import warnings
+
+    from geoclip_qgis.core.model import engine as engine_mod
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the engine broke before its first row")
+
+    monkeypatch.setattr(engine_mod.GeoClipEngine, "iter_predict_images", broken)
+    out = tmp_path / "r.csv"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            main(["photos", *photos, "-o", str(out), *_args(tiny_clip, cache_dir)])
+        except RuntimeError:
+            pass
+        gc.collect()
+    assert not [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not out.exists()

@@ -278,7 +278,7 @@ def test_cancel_during_the_likelihood_adds_no_raster(qgis_iface, qgis_new_projec
     dock.likelihood_resolution = 0.05  # a world at 0.05° (26 M cells): far longer than the cancel takes
     dock.run()
     wait_for(lambda: dock.task is not None and dock.task.op == "likelihood" and dock.task.started_running, 240)
-    wait_for(lambda: "scoring" in dock.status.text() or "encoding" in dock.status.text(), 120)
+    wait_for(lambda: any(w in dock.status.text() for w in ("scoring", "map cells scored", "encoding")), 120)
     time.sleep(1.0)
     task = dock.task
     dock.cancel()

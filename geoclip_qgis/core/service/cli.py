@@ -122,20 +122,20 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
         inputs = [q for q in inputs if source_key(q, kind) not in done]
         print(f"resume: {before - len(inputs)} {unit}(s) already done, {len(inputs)} to go", file=sys.stderr)
     writer.open()
-    collector = None
-    if trip.enabled:
-        from ..answers.trip import TripCollector
-
-        collector = TripCollector(engine, engine.answers, trip)
-    report = case_report(engine, args) if report_path else None
-    extra = {} if collector is None else {"features": collector.features}  # without a case: the call as before
-    options = photo_options(engine, saliency, report)
-    if options is not None:
-        extra["options"] = options
-    results = engine.iter_predict_images(inputs, args.top_k, **extra) if kind == "image" else \
-        engine.iter_predict_text(inputs, args.top_k)
     n_ok = n_bad = 0
-    try:
+    try:  # from the journal's opening on, whatever stops the run closes it (the rows done are kept in it)
+        collector = None
+        if trip.enabled:
+            from ..answers.trip import TripCollector
+
+            collector = TripCollector(engine, engine.answers, trip)
+        report = case_report(engine, args) if report_path else None
+        extra = {} if collector is None else {"features": collector.features}  # without a case: the call as before
+        options = photo_options(engine, saliency, report)
+        if options is not None:
+            extra["options"] = options
+        results = engine.iter_predict_images(inputs, args.top_k, **extra) if kind == "image" else \
+            engine.iter_predict_text(inputs, args.top_k)
         for res in tqdm(results, total=len(inputs), unit=unit, file=sys.stderr, disable=len(inputs) < 2):
             writer.add(res)
             if collector is not None:
@@ -149,13 +149,13 @@ def run_queries(args, kind: str, inputs: List[str], unit: str) -> int:
             else:
                 n_bad += 1
                 print(f"skipped: {res.error['message']}", file=sys.stderr)
+        trip_answer = finish_trip(collector, writer, trip_outs, args.layer) if collector is not None else None
     except BaseException:
         writer.close()
         if writer.outputs:
             print(f"stopped: the {n_ok + n_bad} {unit}(s) done are kept in {writer.journal}; the outputs are "
                   "unchanged. Run the same command with --resume to finish.", file=sys.stderr)
         raise
-    trip_answer = finish_trip(collector, writer, trip_outs, args.layer) if collector is not None else None
     writer.finish()
     if report is not None:
         if trip_answer is not None:  # the trip's columns on the report's rows too
