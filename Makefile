@@ -46,7 +46,8 @@ LANE_TESTS ?= tests/test_plugin_zip.py tests/test_plugin_repository.py tests/tes
 	tests/test_processing.py tests/test_gui.py tests/test_gui_manager.py \
 	tests/test_real_window.py tests/test_worker_protocol.py tests/test_import_rules.py tests/test_qt6_ready.py \
 	tests/test_bad_input.py tests/test_engine.py tests/test_location_encoder.py tests/test_answers.py \
-	tests/test_data_safety.py tests/test_one_rule.py tests/test_aliasing_matrix.py
+	tests/test_data_safety.py tests/test_one_rule.py tests/test_aliasing_matrix.py \
+	tests/test_case_qgis.py tests/test_trip_gui.py tests/test_report_qgis.py tests/test_downloader.py
 
 # test-344 / test-340: scripts/qgis_lane.sh SUITE builds (or reuses) the chroot and runs LANE_TESTS there.
 test-344: LANE_SUITE = trixie-backports
