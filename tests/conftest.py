@@ -152,3 +152,22 @@ def geoclip_provider(qgis_processing):
         registry.addProvider(prov)
     _PROVIDERS.append(prov)
     return prov
+
+
+@pytest.fixture(scope="module")
+def gui_settings(tiny_clip, cache_dir):
+    """The plugin's settings for a module of dock and window tests: the tiny CLIP, a small gallery, the CPU, the
+    test cache and this Python as the engine's; the shared worker is stopped and the settings removed after."""
+    from qgis.core import QgsSettings
+
+    from geoclip_qgis.client.engine_client import shutdown_shared
+    from geoclip_qgis.gui import settings_dialog as settings
+
+    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
+    values = {"clip_path": tiny_clip, "gallery": "fibonacci:3000", "device": "cpu", "cache_dir": str(cache_dir),
+              "engine_python": sys.executable, "weights": ""}
+    for k, v in values.items():
+        settings.put(k, v)
+    yield values
+    shutdown_shared()
+    QgsSettings().remove("geoclip")

@@ -3,9 +3,6 @@ Processing's HINT, LIMIT_TO, NEAR and RADIUS_KM reach the engine, and their answ
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 from conftest import make_photo, wait_for
 
@@ -19,21 +16,6 @@ def case_photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("case")
     return [str(make_photo(folder / f"c{i}.jpg", seed=40 + i)) for i in range(2)]
 
-
-@pytest.fixture(scope="module")
-def gui_settings(tiny_clip, cache_dir):
-    from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.gui import settings_dialog as settings
-
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    for k, v in {"clip_path": tiny_clip, "gallery": "fibonacci:3000", "device": "cpu", "cache_dir": str(cache_dir),
-                 "engine_python": sys.executable, "weights": ""}.items():
-        settings.put(k, v)
-    yield
-    shutdown_shared()
-    from qgis.core import QgsSettings
-
-    QgsSettings().remove("geoclip")
 
 
 def test_dock_sends_hint_and_constraint(qgis_iface, qgis_new_project, gui_settings, case_photos):

@@ -31,22 +31,6 @@ def delete_widgets_after_each_test():
     QApplication.processEvents()
 
 
-@pytest.fixture(scope="module")
-def gui_settings(tiny_clip, cache_dir):
-    from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.gui import settings_dialog as settings
-
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    values = {"clip_path": tiny_clip, "gallery": "fibonacci:3000", "device": "cpu", "cache_dir": str(cache_dir),
-              "engine_python": sys.executable, "weights": ""}
-    for k, v in values.items():
-        settings.put(k, v)
-    yield values
-    shutdown_shared()
-    from qgis.core import QgsSettings
-
-    QgsSettings().remove("geoclip")  # settings persist for the session: leave none behind
-
 
 def test_settings_dialog_round_trip(qgis_iface, gui_settings, tmp_path):
     from geoclip_qgis.gui import settings_dialog as settings

@@ -6,9 +6,7 @@ toggle, the dock's 'Why' and 'Report (PDF)…', and Processing's 'Case report (P
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -165,22 +163,6 @@ def test_photo_viewer_toggle_shows_the_overlay(qgis_iface, qgis_new_project, run
     assert (viewer.pixmap.width(), viewer.pixmap.height()) == photo_size
     assert not viewer.show_photo("", None) and not viewer.why.isVisibleTo(viewer)  # a text query: no photo
 
-
-@pytest.fixture(scope="module")
-def gui_settings(tiny_clip, cache_dir):
-    from qgis.core import QgsSettings
-
-    from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.gui import settings_dialog as settings
-
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    values = {"clip_path": tiny_clip, "gallery": "fibonacci:3000", "device": "cpu", "cache_dir": str(cache_dir),
-              "engine_python": sys.executable, "weights": ""}
-    for k, v in values.items():
-        settings.put(k, v)
-    yield values
-    shutdown_shared()
-    QgsSettings().remove("geoclip")
 
 
 def test_dock_why_then_report(qgis_iface, qgis_new_project, gui_settings, tmp_path):

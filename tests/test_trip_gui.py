@@ -5,28 +5,10 @@ answer in the table; the Processing algorithm writes the track to its sink."""
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 from conftest import make_photo, wait_for
 from test_trip_engine import _exif
-
-
-@pytest.fixture(scope="module")
-def gui_settings(tiny_clip, cache_dir):
-    from geoclip_qgis.client.engine_client import shutdown_shared
-    from geoclip_qgis.gui import settings_dialog as settings
-
-    os.environ["GEOCLIP_ENGINE_PYTHON"] = sys.executable
-    values = {"clip_path": tiny_clip, "gallery": "fibonacci:3000", "device": "cpu", "cache_dir": str(cache_dir),
-              "engine_python": sys.executable, "weights": ""}
-    for k, v in values.items():
-        settings.put(k, v)
-    yield values
-    shutdown_shared()
-    from qgis.core import QgsSettings
-
-    QgsSettings().remove("geoclip")
 
 
 @pytest.fixture(scope="module")
