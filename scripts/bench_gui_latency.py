@@ -39,14 +39,10 @@ os.environ.pop("GEOCLIP_PRECISION", None)  # each worker gets its precision from
 
 
 def banner() -> None:
-    from geoclip_qgis.core.model import precision as P
+    """The CPU's name, flags and capabilities first (bench_precision.cpu_header, every benchmark's header)."""
+    from bench_precision import cpu_header
 
-    flags = P.cpu_flags()
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
-    caps = P.cpu_capabilities()
-    print(f"CPU flags: {' '.join(f for f in wanted if f in flags) or '(none of the listed)'}; torch capability "
-          f"{caps['isa']}, AMX {caps['amx']}, AVX512-BF16 {caps['avx512_bf16']}; {P.physical_cores()} physical "
-          f"cores; load average {os.getloadavg()[0]:.1f}")
+    print(cpu_header(), flush=True)
 
 
 def make_photos(folder: Path, n: int, size: str) -> list:
