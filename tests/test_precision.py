@@ -25,12 +25,6 @@ def _auto_not_pinned(monkeypatch):
     monkeypatch.delenv("GEOCLIP_PRECISION", raising=False)  # conftest pins the rest of the suite to fp32
 
 
-@pytest.fixture
-def bf16_math(monkeypatch):
-    """The selection rule's tests say what happens where oneDNN's bf16 math works (its probe is machine-bound)."""
-    monkeypatch.setattr(P, "bf16_math_works", lambda: True)
-
-
 @pytest.mark.parametrize("caps, want, why", [
     (AMX, "bf16", "AMX"), (ZEN4, "bf16", "AVX512-BF16"), (AVX2, "fp32", "no native bf16"), (OLD, "fp32", "no native"),
 ])
@@ -57,63 +51,13 @@ def test_auto_never_picks_a_precision_whose_gate_failed(monkeypatch):
     assert not P.GATE_HELD["int8"] and select_precision("auto", CPU, caps=AVX2).precision == "fp32"
 
 
-def test_measured_gates_leave_auto_at_fp32_on_cpus(monkeypatch, bf16_math):
-    """As measured (docs/benchmarks.md): bf16 misses the top-place bound, int8 all three; auto keeps the towers in
-    fp32 even on an AMX CPU and says why, and either still runs when asked."""
+def test_measured_gates_leave_auto_at_fp32_on_cpus(monkeypatch):
+    """As measured (docs/benchmarks.md): bf16 misses the top-place bound, int8 all three; auto stays fp32 even on
+    an AMX CPU and says why, and either still runs when asked."""
     monkeypatch.setattr(P, "cpu_capabilities", lambda: dict(AMX))
     chosen = select_precision("auto", CPU)
     assert chosen.precision == "fp32" and "AMX" in chosen.reason and "failed its fidelity gate" in chosen.reason
-    assert select_precision("bf16", CPU).reason.startswith("bf16: this CPU has AMX;")
-
-
-@pytest.mark.parametrize("caps, works, asked, want", [
-    (AMX, True, "auto", "bf16x3"), (ZEN4, True, "auto", "bf16x3"), (AMX, True, "bf16", "bf16x3"),
-    (AMX, True, "int8", "bf16x3"), (AMX, True, "fp32", "fp32"), (AVX2, True, "auto", "fp32"),
-    (AVX2, True, "bf16", "fp32"), (AMX, False, "auto", "fp32"), (OLD, False, "int8", "fp32"),
-])
-def test_the_location_encoders_scheme_per_cpu(monkeypatch, caps, works, asked, want):
-    """bf16x3 (split bf16, within the bound) wherever the CPU multiplies bf16 natively and oneDNN's bf16 math
-    really works, whatever the towers run in; fp32 asked by name stays the exact path; the reason says it."""
-    monkeypatch.setattr(P, "bf16_math_works", lambda: works)
-    chosen = select_precision(asked, CPU, caps=caps)
-    assert chosen.location == chosen.location_scheme == want, chosen
-    assert ("bf16x3" in chosen.reason) == (want == "bf16x3")
-    assert chosen.location_key == ("" if want == "fp32" else "-bf16x3")
-    assert select_precision("auto", torch.device("cuda:0"), caps=caps).location == "fp32"
-
-
-def test_auto_never_runs_a_location_scheme_whose_gate_failed(monkeypatch, bf16_math):
-    monkeypatch.setitem(P.LOCATION_GATE_HELD, "bf16x3", False)
-    for asked in ("auto", "bf16", "int8"):
-        assert select_precision(asked, CPU, caps=AMX).location == "fp32"
-    monkeypatch.setenv("GEOCLIP_PRECISION", "fp32")  # a pinned fp32 is fp32 everywhere, the oracle's path
-    monkeypatch.setitem(P.LOCATION_GATE_HELD, "bf16x3", True)
-    assert select_precision("auto", CPU, caps=AMX).location == "fp32"
-
-
-def test_bf16_math_switches_back_and_waits_for_the_compute_lock():
-    """The switch is process-wide in torch: it is on only inside bf16_math, which holds COMPUTE_LOCK (the worker
-    holds it per request), and a product outside it is plain fp32 again."""
-    import threading
-
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(64, 64, generator=g), torch.randn(64, 64, generator=g)
-    exact = a @ b
-    entered = threading.Event()
-
-    def background():
-        with P.bf16_math():
-            entered.set()
-
-    with P.COMPUTE_LOCK:
-        t = threading.Thread(target=background, daemon=True)
-        t.start()
-        t.join(0.3)
-        assert not entered.is_set()  # a request holds the lock: the background product waits
-        assert torch.equal(a @ b, exact)
-    t.join(5)
-    assert entered.is_set()
-    assert torch.equal(a @ b, exact)  # switched back
+    assert select_precision("bf16", CPU).reason == "bf16: this CPU has AMX"
 
 
 def test_named_precisions_and_refusals(monkeypatch):
@@ -151,11 +95,10 @@ def _gate(ref_q, q, ref_emb, emb, scale):
 
 def test_location_encoder_schemes_against_the_nat_bound(weights):
     """Every location-encoder scheme against fp32 on the real gallery's first 10,000 points (200 photo-like queries)
-    and a 1° city at 0.005° (where the sigma = 256 capsule matters): bf16x3 (the engine's on native-bf16 CPUs)
-    holds the whole gate with a wide margin; plain bf16 in the sigma = 16/256 capsules breaks the 0.02-nat bound
-    (why it is never run), and the sigma = 1 capsule alone in bf16 errs far less (yet sits at the bound: 0.0201
-    nats in scripts/bench_precision.py). bf16x3's parts are exact in bf16, so this runs its arithmetic on every
-    CPU: in bf16 on AMX / AVX512-BF16, as the same exact products in fp32 elsewhere."""
+    and a 1° city at 0.005° (where the sigma = 256 capsule matters): the scheme each precision uses is
+    fp32 (the oracle's path), bf16 in the sigma = 16/256 capsules breaks the 0.02-nat bound (why the engine keeps
+    them fp32), and the sigma = 1 capsule alone in bf16 errs far less (yet sits at the bound: 0.0201 nats in
+    scripts/bench_precision.py)."""
     from geoclip_qgis.core.model.gallery import read_coordinates_csv
     from geoclip_qgis.core.model.location_encoder import LocationEncoder
 
@@ -168,9 +111,10 @@ def test_location_encoder_schemes_against_the_nat_bound(weights):
     rng = np.random.default_rng(0)
     queries = _photo_like(ref_g[rng.choice(len(gallery), 200, replace=False)], 0)
     map_q = _photo_like(ref_c[[0, 5050, 9999]], 1)
-    assert P.convert_location_encoder(enc, "fp32") is enc  # the oracle's path
+    for precision in ("fp32", "bf16", "int8"):
+        assert P.convert_location_encoder(enc, P.LOCATION_SCHEME[precision]) is enc  # fp32: the oracle's path
     worst = {}
-    for scheme in ("bf16x3", "hidden", "autocast", "sigma1"):
+    for scheme in ("hidden", "autocast", "sigma1"):
         model = P.convert_location_encoder(enc, scheme)
         with P.location_context(scheme):
             got_g, got_c = model.encode(gallery, normalise=True), model.encode(city, normalise=True)
@@ -181,22 +125,19 @@ def test_location_encoder_schemes_against_the_nat_bound(weights):
     cos, same, rel, nats = worst["sigma1"]
     assert cos >= P.GATE["cosine"] and same >= P.GATE["top5"] and rel <= P.GATE["top1_rel"], worst
     assert nats < 0.03 and nats < worst["hidden"][3] / 3, worst
-    cos, same, rel, nats = worst["bf16x3"]
-    assert cos >= 0.99999 and same == 1.0 and rel <= P.GATE["top1_rel"] / 10 and nats <= P.GATE["nats"] / 10, worst
 
 
-def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path, photos, monkeypatch):
-    """The engine in bf16 (towers under autocast; the MLP stays fp32, and so does the location encoder where
-    bf16x3 cannot run) against fp32 with the tiny random CLIP and the real MLP: embeddings within the gate's
-    cosine, and the gallery cache shared with fp32 (same bytes, same key). The ranking part of the tower gate is
-    measured on the full-size ViT-L/14 by scripts/bench_precision.py: a 32-wide random CLIP ranks the gallery by
-    near-ties, so its top-5 flips at any rounding and says nothing."""
+def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path, photos):
+    """The engine in bf16 (towers under autocast; the MLP and the location encoder stay fp32) against fp32 with the
+    tiny random CLIP and the real MLP: embeddings within the gate's cosine, and the gallery cache shared with fp32
+    (same bytes, same key). The ranking part of the tower gate is measured on the full-size ViT-L/14 by
+    scripts/bench_precision.py: a 32-wide random CLIP ranks the gallery by near-ties, so its top-5 flips at any
+    rounding and says nothing."""
     from geoclip_qgis.core.model.engine import GeoClipEngine
 
-    monkeypatch.setattr(P, "bf16_math_works", lambda: False)
     kw = dict(weights=weights, clip_path=tiny_clip, device="cpu", gallery=small_gallery, cache_dir=tmp_path)
     e32, e16 = GeoClipEngine(precision="fp32", **kw), GeoClipEngine(precision="bf16", **kw)
-    assert e32.location_digest == e16.location_digest == weights.digest  # the location encoder stayed fp32
+    assert e32.location_digest == e16.location_digest == weights.digest  # bf16 keeps the location encoder fp32
     assert e16.info()["precision"]["precision"] == "bf16"
     assert e16.text_encoder.precision == "bf16" and e16.text_encoder.text.dtype == torch.float32  # autocast
     texts = ["snowy alpine village", "harbour with red roofs", "desert market", "rice terraces in the rain"]
@@ -208,10 +149,9 @@ def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path
     assert g32.cache_file == g16.cache_file and torch.equal(g32.embeddings, g16.embeddings)
 
 
-def test_int8_is_used_only_when_asked(weights, tiny_clip, small_gallery, tmp_path, monkeypatch):
+def test_int8_is_used_only_when_asked(weights, tiny_clip, small_gallery, tmp_path):
     from geoclip_qgis.core.model.engine import GeoClipEngine
 
-    monkeypatch.setattr(P, "cpu_capabilities", lambda: dict(AVX2))
     e8 = GeoClipEngine(weights=weights, clip_path=tiny_clip, device="cpu", gallery=small_gallery,
                        cache_dir=tmp_path, precision="int8")
     assert e8.precision.location_scheme == "fp32" and e8.location_digest == weights.digest
@@ -219,23 +159,18 @@ def test_int8_is_used_only_when_asked(weights, tiny_clip, small_gallery, tmp_pat
     assert feats.shape == (1, 512) and torch.isfinite(feats).all()
 
 
-def test_caches_are_keyed_by_the_location_scheme(weights, small_gallery, tmp_path, monkeypatch, bf16_math):
-    """auto on an AMX CPU runs the location encoder in bf16x3, whose bytes differ from fp32's by rounding: its gallery
-    cache and fields get their own key (an fp32 field never serves a bf16x3 engine, nor the reverse), and what it
-    encodes stays within the gate of fp32's."""
+def test_caches_are_keyed_by_the_location_scheme(weights, small_gallery, tmp_path, monkeypatch):
+    """Were bf16 to run a location-encoder scheme whose bytes differ, its gallery cache and fields get their own key:
+    an fp32 field never serves a bf16 engine, nor the reverse."""
     from geoclip_qgis.core.model.engine import GeoClipEngine
 
-    monkeypatch.setattr(P, "cpu_capabilities", lambda: dict(AMX))
+    monkeypatch.setitem(P.LOCATION_SCHEME, "bf16", "sigma1")
     kw = dict(weights=weights, device="cpu", gallery=small_gallery[:300], cache_dir=tmp_path)
-    e32, ex3 = GeoClipEngine(precision="fp32", **kw), GeoClipEngine(precision="auto", **kw)
-    assert ex3.precision.precision == "fp32" and ex3.precision.location == "bf16x3"  # towers fp32, encoder split
-    assert ex3.location_digest == weights.digest + "-bf16x3" and e32.location_digest == weights.digest
-    assert isinstance(ex3.location_encoder.capsules[0].hidden[2], P.SplitBF16Linear)
-    assert e32.gallery().cache_file != ex3.gallery().cache_file
-    a, b = e32.gallery().embeddings.float(), ex3.gallery().embeddings.float()
-    assert not torch.equal(a, b)
-    assert float(torch.nn.functional.cosine_similarity(a, b, dim=1).min()) >= 0.99999
-    assert ex3.ran_on()["location"] == "bf16x3" and e32.ran_on()["location"] == "fp32"
+    e32, e16 = GeoClipEngine(precision="fp32", **kw), GeoClipEngine(precision="bf16", **kw)
+    assert e16.location_digest == weights.digest + "-sigma1" and e32.location_digest == weights.digest
+    assert e16.location_encoder.capsules[0].hidden[2].weight.dtype == torch.bfloat16
+    assert e32.gallery().cache_file != e16.gallery().cache_file
+    assert not torch.equal(e32.gallery().embeddings, e16.gallery().embeddings)
 
 
 def test_one_option_from_the_cli_to_the_worker_and_ray():

@@ -88,27 +88,6 @@ def select_device(requested: Optional[str] = None) -> DeviceChoice:
 
 def select_precision(requested: Optional[str], device: torch.device,
                      caps: Optional[dict] = None) -> PrecisionChoice:
-    """The towers' precision (_tower_precision) and the location encoder's scheme, each with its reason. The
-    location encoder runs 'bf16x3' (split bf16, within the 0.02-nat bound: precision.py) on a CPU with native bf16
-    where oneDNN's bf16 math really works here, whatever the towers run in, except when fp32 is asked for by name:
-    that stays the exact path, the oracle's."""
-    req = (requested or "auto").strip().lower()
-    pinned = (os.environ.get(PRECISION_ENV) or "").strip().lower()
-    asked = pinned if req == "auto" and pinned not in ("", "auto") else req
-    chosen = _tower_precision(requested, device, caps)
-    if device.type != "cpu" or chosen.location != "fp32" or asked == "fp32":
-        return chosen
-    caps = _precision.cpu_capabilities() if caps is None else caps
-    native = _precision.native_bf16(caps)
-    if native and _precision.LOCATION_GATE_HELD.get("bf16x3") and _precision.bf16_math_works():
-        on = native.replace("this CPU has ", "")
-        return PrecisionChoice(chosen.precision, f"{chosen.reason}; location encoder in split bf16 on {on} "
-                                                 "(bf16x3, within 0.02 nats of fp32)", "bf16x3")
-    return chosen
-
-
-def _tower_precision(requested: Optional[str], device: torch.device,
-                     caps: Optional[dict] = None) -> PrecisionChoice:
     """Resolve 'auto' / None / 'fp32' / 'bf16' / 'int8' / 'fp16' for `device`, with the reason. auto: fp16 on CUDA
     (as before), fp32 on an Apple GPU, and on a CPU bf16 only where it is native (AMX or AVX512-BF16, read from the
     CPU by precision.cpu_capabilities, not guessed) and its fidelity gate held (precision.GATE_HELD), else fp32. A
@@ -118,7 +97,7 @@ def _tower_precision(requested: Optional[str], device: torch.device,
     if req == "auto" and pinned not in ("", "auto"):
         if pinned not in PRECISION_VALUES:
             raise InputError(f"{PRECISION_ENV}={pinned!r} is no precision", hint="use " + ", ".join(PRECISION_VALUES))
-        chosen = _tower_precision(pinned, device, caps)
+        chosen = select_precision(pinned, device, caps)
         return PrecisionChoice(chosen.precision, f"{chosen.reason} (auto pinned by {PRECISION_ENV})")
     if req not in PRECISION_VALUES:
         raise InputError(f"unknown precision {requested!r}", hint="use " + ", ".join(PRECISION_VALUES))
@@ -151,7 +130,8 @@ def _tower_precision(requested: Optional[str], device: torch.device,
                              hint="use --device cpu, or fp16 / fp32 on a GPU")
         caps = _precision.cpu_capabilities() if caps is None else caps
         why = "this CPU has VNNI" if caps.get("vnni") else "this CPU has no VNNI: int8 may be slower"
-        return PrecisionChoice("int8", f"int8 requested ({why})")
+        gate = "" if held.get("int8") else "; the location encoder stays fp32 (int8 breaks the 0.02-nat bound)"
+        return PrecisionChoice("int8", f"int8 requested ({why}){gate}")
     # bf16
     if kind != "cpu":
         return PrecisionChoice("bf16", f"bf16 requested on {kind.upper()}")

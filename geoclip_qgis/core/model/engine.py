@@ -174,8 +174,7 @@ class GeoClipEngine(Retrieval):
         """The device and precision this engine runs in, each with its reason: what a finished request tells the
         analyst (issue 22: "fp32: bf16 misses the fidelity gate here")."""
         return {"device": str(self.choice.device), "precision": self.precision.precision,
-                "location": self.precision.location, "device_reason": self.choice.reason,
-                "precision_reason": self.precision.reason}
+                "device_reason": self.choice.reason, "precision_reason": self.precision.reason}
 
     def weights_sha256(self) -> Dict[str, str]:
         """The weights' files and their SHA-256 (hashed once per engine), for reports."""

@@ -10,26 +10,22 @@ identical, where bf16 weights (cosine 0.9999) change the top-5 of one query in f
 (a thousandth of the work).
 
 The location encoder is special: GeoCLIP's scores are 39.6 x cosine, and the 0.02-nat bound on maps and fields
-allows a cosine error of 5e-4 only. Measured (scripts/bench_precision.py, docs/benchmarks.md), plain bf16 anywhere
-in the sigma = 16 or sigma = 256 capsule breaks it (autocast ~0.12-0.15 nats, the hidden layers alone ~0.11). What
-holds it is a split product, 'bf16x3': each fp32 operand is split into a bf16 high part and a bf16 low part, and
-x_hi.w_hi + x_hi.w_lo + x_lo.w_hi run as ONE bf16 product over a three-times-longer inner dimension with fp32
-accumulation and fp32 output (oneDNN's bf16 fp32-math mode, bf16_math). Its error is ~2^-16 relative: 0.0002 nats,
-at 2.8-3.8x fp32's speed on AMX. So on a CPU with native bf16, `auto`, bf16 and int8 run the location encoder in
-bf16x3 (gallery cache and fields keyed by it, PrecisionChoice.location_key); fp32 asked by name stays fp32, the
-oracle's path. The mode is process-wide in torch, so it is only ever switched on under COMPUTE_LOCK, which the
-worker also holds for each request: no fp32 product elsewhere can run while it is on.
+allows a cosine error of 5e-4 only. Measured (scripts/bench_precision.py, docs/benchmarks.md), bf16 anywhere in the
+sigma = 16 or sigma = 256 capsule breaks it: plain autocast by ~0.15 nats, bf16 only in the two 1024 x 1024 hidden
+layers ('hidden') by ~0.12, even rounding only their outputs to bf16 by ~0.06, and a split (hi + lo) bf16
+product with fp32 output is no faster than fp32 here. Even the sigma = 1 capsule's hidden layers alone ('sigma1')
+sit at the bound (0.0201 nats on 50,000 cells and 20,000 gallery points). So in every precision the location
+encoder, the gallery cache and the fields stay fp32 (exact, shared by all precisions); the mechanism to key them
+by scheme (PrecisionChoice.location_key) is in place for a scheme that holds the bound.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import platform
-import threading
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, Optional, Set
+from typing import Dict, Iterable, Optional, Set
 
 import torch
 from torch import nn
@@ -45,14 +41,9 @@ GATE = {"cosine": 0.999, "top5": 0.99, "top1_rel": 0.01, "nats": 0.02}
 # int8 fails all three. So neither is auto's pick until a run on the real weights shows the gate holding; both
 # run when asked. fp16 on CUDA is what the engine has always done there.
 GATE_HELD: Dict[str, bool] = {"fp32": True, "bf16": False, "int8": False, "fp16": True}
-# The location-encoder schemes the benchmark compares, and whether each held the 0.02-nat bound when measured
-# (docs/benchmarks.md): the engine runs only a scheme marked True (select_precision).
-LOCATION_SCHEMES = ("fp32", "bf16x3", "autocast", "hidden", "sigma1", "int8")
-LOCATION_GATE_HELD: Dict[str, bool] = {"fp32": True, "bf16x3": True, "autocast": False, "hidden": False,
-                                       "sigma1": False, "int8": False}
-# Held while oneDNN's bf16 fp32-math mode is on (bf16_math), and by the worker for each request: the mode is
-# process-wide, so nothing that must stay fp32 may run beside it. Re-entrant: a request's own bf16x3 products nest.
-COMPUTE_LOCK = threading.RLock()
+# The location-encoder schemes the benchmark compares; LOCATION_SCHEME is what the engine uses per precision.
+LOCATION_SCHEMES = ("fp32", "autocast", "hidden", "sigma1", "int8")
+LOCATION_SCHEME = {"fp32": "fp32", "bf16": "fp32", "int8": "fp32", "fp16": "fp32"}
 
 
 def cpu_flags() -> Set[str]:
@@ -120,11 +111,10 @@ class PrecisionChoice:
 
     precision: str
     reason: str
-    location: str = "fp32"  # the location encoder's scheme (LOCATION_SCHEMES), chosen with the precision
 
     @property
     def location_scheme(self) -> str:
-        return self.location
+        return LOCATION_SCHEME[self.precision]
 
     @property
     def location_key(self) -> str:
@@ -159,76 +149,6 @@ class BF16Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).float()
-
-
-@contextlib.contextmanager
-def bf16_math() -> Iterator[None]:
-    """fp32 matrix products computed by oneDNN from bf16-rounded operands with fp32 accumulation and fp32 output,
-    for the duration (under COMPUTE_LOCK: the switch is process-wide). torch >= 2.9 names it
-    torch.backends.mkldnn.matmul.fp32_precision = 'bf16'; earlier releases turn it on with
-    set_float32_matmul_precision('medium'). bf16_math_works() says whether it changes anything here."""
-    with COMPUTE_LOCK:
-        new = getattr(getattr(torch.backends.mkldnn, "matmul", None), "fp32_precision", None)
-        if new is not None:
-            mode = torch.backends.mkldnn.matmul
-            old = mode.fp32_precision
-            mode.fp32_precision = "bf16"
-            try:
-                yield
-            finally:
-                mode.fp32_precision = old
-            return
-        old = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("medium")
-        try:
-            yield
-        finally:
-            torch.set_float32_matmul_precision(old)
-
-
-_BF16_MATH: Optional[bool] = None
-
-
-def bf16_math_works() -> bool:
-    """Whether bf16_math really runs fp32 products in bf16 on this machine (a 64 x 64 product must come out as the
-    bf16-rounded operands' product, not the fp32 one); measured once per process, never assumed from the torch
-    version."""
-    global _BF16_MATH
-    if _BF16_MATH is None:
-        try:
-            g = torch.Generator().manual_seed(0)
-            a, b = torch.randn(64, 64, generator=g), torch.randn(64, 64, generator=g)
-            with bf16_math():
-                got = a @ b
-            rounded = a.bfloat16().float() @ b.bfloat16().float()
-            _BF16_MATH = bool((got - rounded).abs().max() < 1e-3 < (got - a @ b).abs().max())
-        except Exception:
-            _BF16_MATH = False
-    return _BF16_MATH
-
-
-class SplitBF16Linear(nn.Module):
-    """A Linear as three bf16 products with fp32 accumulation and output: x_hi.w_hi + x_hi.w_lo + x_lo.w_hi,
-    one product over the concatenated inner dimension under bf16_math. Each part is exact in bf16, so only the
-    dropped terms (~2^-16 relative) and the accumulation order differ from fp32."""
-
-    def __init__(self, lin: nn.Linear):
-        super().__init__()
-        w = lin.weight.detach().float()
-        hi = w.bfloat16().float()
-        lo = (w - hi).bfloat16().float()
-        self.register_buffer("w3", torch.cat((hi, lo, hi), dim=1).T.contiguous())  # (3K, out)
-        self.register_buffer("bias", None if lin.bias is None else lin.bias.detach().float().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        hi = x.bfloat16().float()
-        x3 = torch.cat((hi, hi, (x - hi).bfloat16().float()), dim=-1)  # every part exact in bf16: the same
-        # products whether oneDNN runs them in bf16 (AMX) or fp32 (bf16_math off), so the gate is testable anywhere
-        with bf16_math():
-            if self.bias is None:
-                return x3 @ self.w3
-            return torch.addmm(self.bias, x3.reshape(-1, x3.shape[-1]), self.w3).reshape(*x.shape[:-1], -1)
 
 
 def _replace(module: nn.Module, names: Iterable[str], make) -> None:
@@ -288,8 +208,6 @@ def convert_location_encoder(enc: nn.Module, scheme: str) -> nn.Module:
         return enc
     if scheme == "int8":
         return int8_linears(copy.deepcopy(enc))
-    if scheme == "bf16x3":
-        return _converted(enc, [n for n, m in enc.named_modules() if isinstance(m, nn.Linear)], SplitBF16Linear)
     capsules = range(1) if scheme == "sigma1" else range(len(enc.capsules))
     names = [f"capsules.{i}.{name}" for i in capsules for name in ("hidden.2", "hidden.4")]
     return _converted(enc, names, BF16Linear)

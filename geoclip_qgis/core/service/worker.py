@@ -158,11 +158,7 @@ class Worker:
                                       "this request does not fit the worker's protocol; see shared/protocol.py")
             if self.cancelled(rid):
                 return protocol.result(rid, {"cancelled": True, "started": False})
-            from ..model.precision import COMPUTE_LOCK
-
-            # The background field build waits while a request computes: bf16x3's process-wide math switch
-            # (core/model/precision.py) is then never on beside the request's fp32 products.
-            with cancel_scope(lambda: self.cancelled(rid)), COMPUTE_LOCK:
+            with cancel_scope(lambda: self.cancelled(rid)):
                 out = getattr(self, f"op_{op}")(rid, params)
             if isinstance(params.get("engine"), dict) and self._engine is not None and isinstance(out, dict):
                 out = {**out, "ran_on": self._engine.ran_on()}  # what ran it, and why (the dock, Processing say it)
