@@ -227,10 +227,49 @@ def photo_like(anchors: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.nn.functional.normalize(w * anchors + (1 - w) * noise, dim=1)
 
 
-def location(engine, args) -> None:
+class SplitBF16Linear(torch.nn.Module):
+    """bf16x3, measured here and not shipped: x_hi.w_hi + x_hi.w_lo + x_lo.w_hi (each part exact in bf16) as one
+    product over the concatenated inner dimension, with fp32 accumulation and fp32 output through oneDNN's bf16
+    fp32-math mode (process-wide in torch: fine in this one-threaded script, why the engine would need a lock)."""
+
+    def __init__(self, lin: torch.nn.Linear):
+        super().__init__()
+        w = lin.weight.detach().float()
+        hi = w.bfloat16().float()
+        self.w3 = torch.cat((hi, (w - hi).bfloat16().float(), hi), dim=1).T.contiguous()
+        self.bias = lin.bias.detach().float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hi = x.bfloat16().float()
+        x3 = torch.cat((hi, hi, (x - hi).bfloat16().float()), dim=-1)
+        mode = torch.backends.mkldnn.matmul
+        old, mode.fp32_precision = mode.fp32_precision, "bf16"
+        try:
+            return torch.addmm(self.bias, x3, self.w3)
+        finally:
+            mode.fp32_precision = old
+
+
+def bench_scheme(engine, scheme: str):
+    """The engine's schemes (core/model/precision.py), plus 'denormals' (the fp32 encoder with the weights'
+    denormal floats kept: what ran before precision.flush_denormals) and 'bf16x3' (SplitBF16Linear)."""
+    from geoclip_qgis.core.model.location_encoder import LocationEncoder
+
     enc = engine.location_encoder
+    if scheme == "denormals":
+        raw = LocationEncoder(len(engine.weights.sigmas))
+        raw.load_state_dict(engine.weights.location, strict=True)
+        return raw.eval().requires_grad_(False)
+    if scheme == "bf16x3":
+        out = copy.deepcopy(enc)
+        P._replace(out, [n for n, m in out.named_modules() if isinstance(m, torch.nn.Linear)], SplitBF16Linear)
+        return out
+    return P.convert_location_encoder(enc, scheme)
+
+
+def location(engine, args) -> None:
     pts = city_and_world()
-    schemes = {s: P.convert_location_encoder(enc, s) for s in args.schemes}
+    schemes = {s: bench_scheme(engine, s) for s in args.schemes}
 
     def run(s, points, normalise=False):
         with P.location_context(s):
@@ -276,7 +315,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--gallery-points", type=int, default=100_000,
                     help="gallery points each location scheme re-encodes for the top-5 check (default: all 100K)")
-    ap.add_argument("--schemes", default="fp32,autocast,hidden,sigma1,int8")
+    ap.add_argument("--schemes", default="fp32,denormals,bf16x3,autocast,hidden,sigma1,int8")
     ap.add_argument("--threads", type=int, default=P.physical_cores())
     args = ap.parse_args()
     args.schemes = args.schemes.split(",")
