@@ -13,9 +13,10 @@
 4. The 0.1° world figures, when a 0.1° world field is in the default cache (--build-world builds it, ~15-20 min).
 5. The 0.1° world field's build rate: a band of it built into a fresh cache (encoder + int16 + write), per precision,
    extrapolated to the 6.48M cells of the world.
---precisions (default fp32,auto) runs sections 0, 3 and 5 once per precision side by side (interleaved repeats, each
-in its own cache, so that a bf16x3 field never serves fp32); sections 1, 2 and 4 use the first. The CPU's flags come
-first: every figure belongs to that CPU.
+--precisions (default before,fp32; 'before' = fp32 with the weights' denormals kept) runs sections 0, 3 and 5 once
+per precision side by side (interleaved repeats, each
+in its own cache, so that no field one built serves another; ratios are against the first listed); sections 1, 2 and
+4 use fp32. The CPU's flags come first: every figure belongs to that CPU.
 Queries are photo-like: a place's location feature mixed with an unrelated direction (weight w); lower w
 spreads the mass, which is the hard case. No CLIP is needed: the query is a 512-d vector either way.
 """
@@ -222,8 +223,21 @@ def city(engines: dict, repeats: int, tmp: Path) -> None:
                       f"(goal <= {goal} s: {'met' if took <= goal else 'MISSED'})")
 
 
+def _with_denormals(engine):
+    """The fp32 location encoder as it ran before precision.flush_denormals: the trained weights' denormal floats
+    kept (the 'before' of --precisions before,fp32)."""
+    from geoclip_qgis.core.model.location_encoder import LocationEncoder
+
+    enc = LocationEncoder(len(engine.weights.sigmas))
+    enc.load_state_dict(engine.weights.location, strict=True)
+    enc.eval().requires_grad_(False).denormals_kept = True
+    return enc
+
+
 def _label(engine) -> str:
     """What ran the towers, and the location encoder where its scheme is not fp32."""
+    if getattr(engine.location_encoder, "denormals_kept", False):
+        return "fp32, denormals kept (before)"
     c = engine.precision
     return c.precision if c.location_scheme == "fp32" else f"{c.precision}, location {c.location_scheme}"
 
@@ -288,8 +302,9 @@ def main() -> int:
     ap.add_argument("--max-evaluations", type=int, default=600_000,
                     help="cap on encoder calls for the global coarse-to-fine run (~90 s here); the rest is reported")
     ap.add_argument("--cold", action="store_true", help="also time a first map after dropping the OS page cache")
-    ap.add_argument("--precisions", default="fp32,auto",
-                    help="precisions compared side by side in sections 0, 3 and 5 (default fp32,auto)")
+    ap.add_argument("--precisions", default="before,fp32",
+                    help="precisions compared side by side in sections 0, 3 and 5; 'before' is fp32 with the weights' "
+                         "denormal floats kept, as before issue 22 (default before,fp32)")
     ap.add_argument("--pyramid-repeats", type=int, default=1, help="interleaved pyramid builds per precision")
     args = ap.parse_args()
     from bench_precision import cpu_header
@@ -301,11 +316,14 @@ def main() -> int:
         engines, started = {}, {}
         for prec in args.precisions.split(","):
             t_start = time.perf_counter()
-            engines[prec] = GeoClipEngine(device="cpu", gallery="fibonacci:16", cache_dir=cache, precision=prec)
+            engines[prec] = GeoClipEngine(device="cpu", gallery="fibonacci:16", cache_dir=cache,
+                                          precision="fp32" if prec == "before" else prec)
+            if prec == "before":
+                engines[prec]._location = _with_denormals(engines[prec])
             _ = engines[prec].location_encoder
             started[prec] = time.perf_counter() - t_start
             print(f"[{prec}] -> {_label(engines[prec])}: {engines[prec].precision.reason}")
-        engine = next(iter(engines.values()))
+        engine = engines.get("fp32") or next(iter(engines.values()))
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {engine.device}, {load()}")
         if "0" in args.sections:
             pyramids(engines, [float(r) for r in args.pyramid.split(",")], args.pyramid_repeats, tmp, started)
