@@ -714,7 +714,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/gui/manager/dialog.py" />
-            <source>Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, about 8 min on a 2-core CPU, resumable); then 0.1° world likelihood and similarity rasters take seconds.</source>
+            <source>Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, 8–15 min on a 2-core CPU, resumable); then 0.1° world likelihood and similarity rasters take seconds.</source>
             <translation type="unfinished" />
         </message>
         <message>
@@ -1462,7 +1462,7 @@
         </message>
         <message>
             <location filename="../../geoclip_qgis/processing/build_location_field.py" />
-            <source>Runs GeoCLIP's location encoder once over every cell of the extent at this cell size and stores the result in the engine's cache. Likelihood, 'places like here' and PCA rasters on that lattice are then read from it: the whole world at 0.1° takes about a second instead of minutes on a CPU. The world at 0.1° needs 6.7 GB of disk and takes about 8 minutes on a 2-core CPU (seconds on a GPU). Cancelling keeps the rows done: run it again to resume. Needs no CLIP backbone.</source>
+            <source>Runs GeoCLIP's location encoder once over every cell of the extent at this cell size and stores the result in the engine's cache. Likelihood, 'places like here' and PCA rasters on that lattice are then read from it: the whole world at 0.1° takes about a second instead of minutes on a CPU. The world at 0.1° needs 6.7 GB of disk and takes 8–15 minutes on a 2-core CPU (seconds on a GPU). Cancelling keeps the rows done: run it again to resume. Needs no CLIP backbone.</source>
             <translation type="unfinished" />
         </message>
         <message>

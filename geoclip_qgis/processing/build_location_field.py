@@ -15,7 +15,7 @@ class BuildLocationField(GeoClipAlgorithm):
         "Runs GeoCLIP's location encoder once over every cell of the extent at this cell size and stores the "
         "result in the engine's cache. Likelihood, 'places like here' and PCA rasters on that lattice are then "
         "read from it: the whole world at 0.1° takes about a second instead of minutes on a CPU. "
-        "The world at 0.1° needs 6.7 GB of disk and takes about 8 minutes on a 2-core CPU (seconds on a GPU). "
+        "The world at 0.1° needs 6.7 GB of disk and takes 8–15 minutes on a 2-core CPU (seconds on a GPU). "
         "Cancelling keeps the rows done: run it again to resume. Needs no CLIP backbone.")
 
     def initAlgorithm(self, config=None):  # noqa: N802

@@ -2,7 +2,7 @@
 
 Why: every map product scores cells with s·q·f̂(x), and f̂ (the unit location feature) does not depend on the
 query. On a lattice that is used again and again — the world at 0.1°, 6.48M cells — it pays to encode once, as
-the gallery is: ~8 min on a 2-core CPU (seconds on a GPU), then each likelihood, similarity or PCA raster is a
+the gallery is: 8-15 min on a 2-core CPU (seconds on a GPU), then each likelihood, similarity or PCA raster is a
 single pass over the stored features (1-2 s on that CPU) instead of 6.48M encoder calls.
 
 Storage: each unit feature is kept as int16 with one float32 scale per cell (largest |component| / 32767):

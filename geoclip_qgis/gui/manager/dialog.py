@@ -94,7 +94,7 @@ class ManagerDialog(DownloadPanel, FieldPanel, QDialog):
         self.download = QPushButton(tr("Download CLIP (1.7 GB)"))
         self.import_folder = QPushButton(tr("Use a CLIP folder I have…"))
         self.build_field = QPushButton(tr("Build world field"))
-        self.build_field.setToolTip(tr("Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, about 8 min "
+        self.build_field.setToolTip(tr("Encode the world at 0.1° once (6.7 GB on disk, minutes on a GPU, 8–15 min "
                                        "on a 2-core CPU, resumable); then 0.1° world likelihood and similarity rasters "
                                        "take seconds."))
         self.refresh_button = QPushButton(tr("Check again"))
