@@ -8,8 +8,10 @@ Every variant runs on the same inputs in one process; repeats are interleaved (f
             fidelity: min cosine of the GeoCLIP embedding, top-5 over the real 100K gallery (real logit scale),
             top-place probability (relative)
   location  the real location encoder on 50,000 points (a 1° x 1° city at 0.005° and 10,000 world points) in each
-            scheme of core/precision.py; fidelity: min cosine, map scores in nats (log-softmax over the 50,000
-            cells, 24 photo-like queries), and the gallery (--gallery-points) encoded in the scheme against
+            scheme of core/precision.py, plus 'denormals' (the weights' denormal floats kept, as before
+            precision.flush_denormals) and 'bf16x3' (a split bf16 product, SplitBF16Linear below);
+            fidelity: min cosine, map scores in nats (log-softmax over the 50,000 cells, 24 photo-like
+            queries), and the gallery (--gallery-points) encoded in the scheme against
             fp32's: top-5 identical over 200 photo-like queries, top-place probability, gallery scores in nats
 The CPU's flags are printed first: every figure belongs to that CPU.
 """

@@ -16,10 +16,10 @@ layers ('hidden') by ~0.12; the sigma = 1 capsule's hidden layers alone ('sigma1
 split product (bf16x3: x_hi.w_hi + x_hi.w_lo + x_lo.w_hi with fp32 accumulation and output, in the benchmark) holds
 it at 0.0002 nats but runs at 0.65x fp32 once fp32 is not slowed by denormals. For what made fp32 slow was not
 fp32: the trained weights hold ~97,000 denormal floats (the sigma = 1 capsule), which x86 CPUs multiply through a
-microcode assist. flush_denormals zeroes them at load, bit-identical, and the fp32 encoder runs 4.7x faster on every
-CPU. So in every precision the location encoder, the gallery cache and the fields stay fp32 (exact, shared by all
-precisions); the mechanism to key them by scheme (PrecisionChoice.location_key) is in place for a scheme that holds
-the bound and is faster.
+microcode assist. flush_denormals zeroes them at load, bit-identical, and the fp32 encoder runs 3.3-5x faster on
+the x86 kernels measured (AVX-512 and AVX2). So in every precision the location encoder, the gallery cache and the
+fields stay fp32 (exact, shared by all precisions); the mechanism to key them by scheme
+(PrecisionChoice.location_key) is in place for a scheme that holds the bound and is faster.
 """
 
 from __future__ import annotations
