@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Precision per model on this CPU (issue 22): speed ratios against fp32 and the fidelity gate, side by side.
 
-Every variant runs on the same inputs in one process; repeats are interleaved (fp32, bf16-weights, bf16, int8, fp32,
-...) so that a neighbour's load hits each alike, and medians are reported with the ratio to fp32's median.
+Every variant runs on the same inputs in one process; repeats are interleaved (fp32, bf16-weights, autocast, bf16,
+int8, fp32, ...) so that a neighbour's load hits each alike, and medians are reported with the ratio to fp32's median.
   towers    random-init full-size ViT-L/14 image tower at batch 8 and the CLIP text tower (32 queries), with the
-            real GeoCLIP image MLP, in fp32, bf16 weights, bf16 (autocast: the engine's bf16) and int8;
+            real GeoCLIP image MLP, in fp32, bf16 weights throughout, plain autocast (re-casting the weights on
+            every call), bf16 (the engine's: autocast with the Linear weights cast once) and int8;
             fidelity: min cosine of the GeoCLIP embedding, top-5 over the real 100K gallery (real logit scale),
             top-place probability (relative)
   location  the real location encoder on 50,000 points (a 1° x 1° city at 0.005° and 10,000 world points) in each
@@ -151,8 +152,10 @@ def towers(engine, args) -> None:
     tok = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"))
     gallery = engine.gallery().embeddings.float()
     scale = engine.scale
-    variants = {"fp32": (vision, text, mlp, None), "bf16-weights": None, "bf16": (vision, text, mlp, "autocast"),
-                "int8": None}
+    variants = {"fp32": (vision, text, mlp, None), "bf16-weights": None, "autocast": (vision, text, mlp, "autocast"),
+                "bf16": None, "int8": None}
+    variants["bf16"] = (P.convert_tower(copy.deepcopy(vision), "bf16"), P.convert_tower(copy.deepcopy(text), "bf16"),
+                        mlp, "autocast")
     variants["bf16-weights"] = (P.convert_tower(copy.deepcopy(vision), "bf16-weights"),
                         P.convert_tower(copy.deepcopy(text), "bf16-weights"), P.convert_mlp(mlp, "bf16-weights"), None)
     variants["int8"] = (P.convert_tower(copy.deepcopy(vision), "int8"), P.convert_tower(copy.deepcopy(text), "int8"),

@@ -139,12 +139,20 @@ def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path
     e32, e16 = GeoClipEngine(precision="fp32", **kw), GeoClipEngine(precision="bf16", **kw)
     assert e32.location_digest == e16.location_digest == weights.digest  # bf16 keeps the location encoder fp32
     assert e16.info()["precision"]["precision"] == "bf16"
-    assert e16.text_encoder.precision == "bf16" and e16.text_encoder.text.dtype == torch.float32  # autocast
+    assert e16.text_encoder.precision == "bf16"
+    cast = [m for m in e16.text_encoder.text.modules() if isinstance(m, P.CastLinear)]
+    assert cast and not any(isinstance(m, torch.nn.Linear) for m in e16.text_encoder.text.modules())
     texts = ["snowy alpine village", "harbour with red roofs", "desert market", "rice terraces in the rain"]
     imgs32, imgs16 = e32.embed_images(photos[:4]), e16.embed_images(photos[:4])
     txt32, txt16 = e32.embed_text(texts), e16.embed_text(texts)
     for a, b in ((imgs32, imgs16), (txt32, txt16)):
         assert float(torch.nn.functional.cosine_similarity(a, b, dim=1).min()) >= P.GATE["cosine"]
+    # The weights cast once give autocast's own products, bit for bit (autocast alone re-casts them every call).
+    tokens = e32.text_encoder.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = e32.text_encoder.text(**tokens).text_embeds
+        cast_once = e16.text_encoder.text(**tokens).text_embeds
+    assert torch.equal(plain, cast_once)
     g32, g16 = e32.gallery(), e16.gallery()
     assert g32.cache_file == g16.cache_file and torch.equal(g32.embeddings, g16.embeddings)
 

@@ -213,8 +213,8 @@ def quiet_transformers() -> None:
 
 
 def _load(cls, path: str, device: torch.device, fp16: bool, precision: str = "fp32"):
-    """A CLIP tower on `device`: fp16 (CUDA), int8 Linear layers quantised after an fp32 load, else fp32 weights
-    (bf16 runs them under autocast: core/model/precision.py says why not bf16 weights)."""
+    """A CLIP tower on `device`: fp16 (CUDA), int8 Linear layers quantised after an fp32 load, bf16 Linear weights
+    cast once for autocast (core/model/precision.py says why not a tower cast to bf16 throughout), else fp32."""
     kwargs = {"dtype": torch.float16} if fp16 else {}
     quiet_transformers()
     try:
@@ -222,7 +222,7 @@ def _load(cls, path: str, device: torch.device, fp16: bool, precision: str = "fp
     except Exception as exc:
         raise BackboneError(f"cannot load CLIP ({type(exc).__name__}: {exc})", path, _HOWTO) from exc
     model = model.to(device).eval().requires_grad_(False)
-    return convert_tower(model, precision) if precision == "int8" else model
+    return convert_tower(model, precision)
 
 
 def _mlp(state: dict) -> nn.Sequential:

@@ -4,10 +4,11 @@ fp32 is the reference (bit-for-bit the oracle). bf16 is only worth it where the 
 (Intel AMX, AVX512-BF16 on Intel and AMD Zen 4+); elsewhere it is emulated and slower than fp32, so `auto` never
 picks it there. int8 (dynamic quantisation of nn.Linear, VNNI) is only used when asked.
 
-The CLIP towers in bf16 run under CPU autocast with fp32 weights (matrix products in bf16, the residual stream,
-norms and softmax in fp32): on the full-size ViT-L/14 it keeps the embedding cosine at 0.99999 and the top-5
-identical, where bf16 weights (cosine 0.9999) change the top-5 of one query in five; the GeoCLIP MLP stays fp32
-(a thousandth of the work).
+The CLIP towers in bf16 run under CPU autocast (matrix products in bf16, the residual stream, norms and softmax in
+fp32): on the full-size ViT-L/14 it keeps the embedding cosine at 0.99999 and the top-5 identical, where a tower
+cast to bf16 throughout (cosine 0.9999) changes the top-5 of one query in five. Autocast would cast every Linear's
+weights again on each call (a single text query ran slower than fp32 for it); CastLinear holds them cast once,
+bit-identical to autocast's products, with half the memory. The GeoCLIP MLP stays fp32 (a thousandth of the work).
 
 The location encoder is special: GeoCLIP's scores are 39.6 x cosine, and the 0.02-nat bound on maps and fields
 allows a cosine error of 5e-4 only. Measured (scripts/bench_precision.py, docs/benchmarks.md), bf16 anywhere in the
@@ -176,6 +177,21 @@ class BF16Linear(nn.Module):
         return nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).float()
 
 
+class CastLinear(nn.Module):
+    """A Linear for a tower under bf16 autocast, its weights cast to bf16 once instead of on every call: the same
+    products as autocast's, bit for bit (tests/test_precision.py), in half the memory; the output is bf16, as
+    autocast's linear is."""
+
+    def __init__(self, lin: nn.Linear):
+        super().__init__()
+        self.weight = nn.Parameter(lin.weight.detach().to(torch.bfloat16), requires_grad=False)
+        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().to(torch.bfloat16),
+                                                                requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias)
+
+
 def _replace(module: nn.Module, names: Iterable[str], make) -> None:
     for name in names:
         parent, _, leaf = name.rpartition(".")
@@ -191,13 +207,15 @@ def int8_linears(module: nn.Module) -> nn.Module:
 
 
 def convert_tower(model: nn.Module, precision: str) -> nn.Module:
-    """A CLIP tower's weights for `precision`: int8 Linear layers, else unchanged (fp32, and bf16 which runs them
-    under tower_context; fp16 is loaded as such on CUDA). 'bf16-weights' (bf16 weights, the benchmark's
-    comparison) casts them."""
+    """A CLIP tower's weights for `precision`: int8 Linear layers; bf16 Linear weights cast once (CastLinear, run
+    under tower_context's autocast); else unchanged (fp32; fp16 is loaded as such on CUDA). 'bf16-weights' (the
+    whole tower cast to bf16, the benchmark's comparison) casts everything."""
     if precision == "bf16-weights":
         return model.to(torch.bfloat16)
     if precision == "int8":
         return int8_linears(model)
+    if precision == "bf16":
+        _replace(model, [n for n, m in model.named_modules() if isinstance(m, nn.Linear)], CastLinear)
     return model
 
 
