@@ -151,7 +151,11 @@ def phase_precision(clip: str, photos: list, repeats: int, precision: str) -> di
         feats = engine.embed_images(photos).tolist() + engine.embed_text(TEXTS[:8]).tolist()
         tops = [[[x.lat, x.lon, x.probability] for x in r.predictions] for r in res]
         tops += [[[x.lat, x.lon, x.probability] for x in r.predictions] for r in engine.predict_text(TEXTS[:8], 5)]
-        return {"times": times, "gallery_s": gallery_s, "peak_rss_mb": _peak_rss_mb(), "feats": feats, "top": tops,
+        import psutil
+
+        rss_mb = psutil.Process().memory_info().rss / 2**20  # after the runs: what the models hold, not the load's peak
+        return {"times": times, "gallery_s": gallery_s, "peak_rss_mb": _peak_rss_mb(), "rss_mb": rss_mb,
+                "feats": feats, "top": tops,
                 "label": engine.precision.precision + ("" if engine.precision.location_scheme == "fp32"
                                                        else f" + location {engine.precision.location_scheme}"),
                 "reason": engine.precision.reason}
@@ -184,7 +188,8 @@ def compare_precisions(args) -> int:
           f"{args.rounds} rounds x {args.repeats} repeats interleaved across precisions, medians; fidelity against "
           f"fp32 on the same {args.n_photos} photos and 8 text queries")
     print(f"   {'precision':26s} {'per photo':>10s} {'vs fp32':>7s} {'1 text':>8s} {'vs fp32':>7s} {'32 texts':>9s} "
-          f"{'vs fp32':>7s} {'gallery':>8s} {'vs fp32':>7s} {'peak RSS':>9s} {'min cos':>9s} {'top-5 same':>10s} "
+          f"{'vs fp32':>7s} {'gallery':>8s} {'vs fp32':>7s} {'peak RSS':>9s} {'RSS after':>9s} {'min cos':>9s} "
+          f"{'top-5 same':>10s} "
           f"{'top-1 p rel':>11s}")
     kinds = ("photo", "text1", "text32")
     med = {p: {k: statistics.median(t for run in runs[p] for t in run["times"][k]) for k in kinds} for p in precisions}
@@ -199,11 +204,12 @@ def compare_precisions(args) -> int:
                    for ta, tb in zip(ref["top"], got["top"])) / len(ref["top"])
         rel = max(abs(tb[0][2] - ta[0][2]) / ta[0][2] for ta, tb in zip(ref["top"], got["top"]))
         rss = max(run["peak_rss_mb"] for run in runs[prec]) / 1024
+        after = max(run["rss_mb"] for run in runs[prec]) / 1024
         name = f"{prec} ({got['label']})"
         print(f"   {name:26s} {1000 * m['photo']:8.0f}ms {base['photo'] / m['photo']:6.2f}x "
               f"{1000 * m['text1']:6.0f}ms {base['text1'] / m['text1']:6.2f}x {1000 * m['text32']:7.0f}ms "
-              f"{base['text32'] / m['text32']:6.2f}x {gal:7.1f}s {gal0 / gal:6.2f}x {rss:7.2f}GiB {cos:9.6f} "
-              f"{100 * same:9.0f}% {rel:11.2e}")
+              f"{base['text32'] / m['text32']:6.2f}x {gal:7.1f}s {gal0 / gal:6.2f}x {rss:7.2f}GiB {after:7.2f}GiB "
+              f"{cos:9.6f} {100 * same:9.0f}% {rel:11.2e}")
     for prec in precisions:
         print(f"   {prec}: {runs[prec][0]['reason']}")
     return 0

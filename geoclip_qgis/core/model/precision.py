@@ -216,6 +216,12 @@ def convert_tower(model: nn.Module, precision: str) -> nn.Module:
         return int8_linears(model)
     if precision == "bf16":
         _replace(model, [n for n, m in model.named_modules() if isinstance(m, nn.Linear)], CastLinear)
+        # The rest (norms, embeddings: a few MB) is copied out of the weights file's memory map, so that the map,
+        # whose pages the cast has read, is released (1.2 GB of RSS for ViT-L/14) instead of held by them.
+        with torch.no_grad():
+            for t in itertools.chain(model.parameters(), model.buffers()):
+                if t.dtype != torch.bfloat16:
+                    t.data = t.data.clone()
     return model
 
 
