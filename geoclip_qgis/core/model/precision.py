@@ -163,20 +163,6 @@ def flush_denormals(module: nn.Module) -> int:
     return flushed
 
 
-class BF16Linear(nn.Module):
-    """A Linear whose weights are bf16 and whose input and output stay fp32 (the rounding is the input's and
-    the weights', accumulation is fp32 inside the kernel)."""
-
-    def __init__(self, lin: nn.Linear):
-        super().__init__()
-        self.weight = nn.Parameter(lin.weight.detach().to(torch.bfloat16), requires_grad=False)
-        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().to(torch.bfloat16),
-                                                                requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(x.to(self.weight.dtype), self.weight, self.bias).float()
-
-
 class CastLinear(nn.Module):
     """A Linear for a tower under bf16 autocast, its weights cast to bf16 once instead of on every call: the same
     products as autocast's, bit for bit (tests/test_precision.py), in half the memory; the output is bf16, as
@@ -190,6 +176,14 @@ class CastLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias)
+
+
+class BF16Linear(CastLinear):
+    """A Linear whose weights are bf16 and whose input and output stay fp32 (the rounding is the input's and
+    the weights', accumulation is fp32 inside the kernel): the benchmark's location-encoder schemes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).float()
 
 
 def _replace(module: nn.Module, names: Iterable[str], make) -> None:
