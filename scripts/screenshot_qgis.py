@@ -292,12 +292,17 @@ def analyst_poll():
     if not seen or seen[-1][0] != text:
         seen.append([text, round(now - state["started"], 1), [dock.progress.value(), dock.progress.maximum()]])
     task = dock.task
-    if task is not None and getattr(task, "op", "") == "likelihood" and "progress_grab" not in state \
-            and task.started_running and _grab_now(text, time.monotonic() - task.started_running):
+    raster_task = task is not None and getattr(task, "op", "") == "likelihood"
+    if raster_task and "points_before_raster" not in state:
+        # Checked as soon as the raster's task exists: with the encoder as fast as it now is, a 2° raster can be
+        # done within the second the grab below waits for.
         places = dock.run_state.layers.get("places") if dock.run_state else None
+        state["points_before_raster"] = bool(places is not None and places.featureCount() and not rasters())
+        write(points_before_raster=state["points_before_raster"])
+    if raster_task and "progress_grab" not in state \
+            and task.started_running and _grab_now(text, time.monotonic() - task.started_running):
         state["progress_grab"] = OUT[:-4] + "-progress.png"
-        write(points_before_raster=bool(places is not None and places.featureCount() and not rasters()),
-              status_during_raster=text)
+        write(status_during_raster=text)
         iface.mainWindow().grab().save(state["progress_grab"])
     if dock.task is not None and now - state["started"] < LIMIT:
         QTimer.singleShot(100, analyst_poll); return
