@@ -15,7 +15,7 @@ allows a cosine error of 5e-4 only. Measured (scripts/bench_precision.py, docs/b
 sigma = 16 or sigma = 256 capsule breaks it: plain autocast by ~0.15 nats, bf16 only in the two 1024 x 1024 hidden
 layers ('hidden') by ~0.12; the sigma = 1 capsule's hidden layers alone ('sigma1') sit at the bound (0.0201). A
 split product (bf16x3: x_hi.w_hi + x_hi.w_lo + x_lo.w_hi with fp32 accumulation and output, in the benchmark) holds
-it at 0.0002 nats but runs at 0.65x fp32 once fp32 is not slowed by denormals. For what made fp32 slow was not
+it at 0.0002 nats but runs at 0.62x fp32 once fp32 is not slowed by denormals. For what made fp32 slow was not
 fp32: the trained weights hold ~97,000 denormal floats (the sigma = 1 capsule), which x86 CPUs multiply through a
 microcode assist. flush_denormals zeroes them at load, bit-identical, and the fp32 encoder runs 3.3-5x faster on
 the x86 kernels measured (AVX-512 and AVX2). So in every precision the location encoder, the gallery cache and the
