@@ -164,11 +164,11 @@ def phase_precision(clip: str, photos: list, repeats: int, precision: str) -> di
 def compare_precisions(args) -> int:
     import statistics
 
-    import numpy as np
+    import torch
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from bench_gui_latency import make_photos
-    from bench_precision import cpu_header
+    from bench_precision import cpu_header, min_cosine
 
     print(cpu_header(), flush=True)
     folder = ROOT / ".cache" / f"bench-photos-{args.size}"
@@ -183,7 +183,7 @@ def compare_precisions(args) -> int:
             runs[prec].append(_child("precision", args, ["--precision", prec]))
             print(f"   round {r + 1}: {prec} done ({runs[prec][-1]['label']})", flush=True)
     ref = runs["fp32"][0]
-    a = np.array(ref["feats"])
+    a = torch.tensor(ref["feats"])
     print(f"\nengine per precision: {args.n_photos} photos of {args.size} (JPEG, decode included) per batch; "
           f"{args.rounds} rounds x {args.repeats} repeats interleaved across precisions, medians; fidelity against "
           f"fp32 on the same {args.n_photos} photos and 8 text queries")
@@ -198,8 +198,7 @@ def compare_precisions(args) -> int:
         gal = statistics.median(run["gallery_s"] for run in runs[prec])
         gal0 = statistics.median(run["gallery_s"] for run in runs["fp32"])
         got = runs[prec][0]
-        b = np.array(got["feats"])
-        cos = float((a * b).sum(1).min() / 1.0)
+        cos = min_cosine(torch.tensor(got["feats"]), a)
         same = sum({(round(x[0], 4), round(x[1], 4)) for x in ta} == {(round(y[0], 4), round(y[1], 4)) for y in tb}
                    for ta, tb in zip(ref["top"], got["top"])) / len(ref["top"])
         rel = max(abs(tb[0][2] - ta[0][2]) / ta[0][2] for ta, tb in zip(ref["top"], got["top"]))

@@ -224,13 +224,12 @@ def city(engines: dict, repeats: int, tmp: Path) -> None:
 
 
 def _with_denormals(engine):
-    """The fp32 location encoder as it ran before precision.flush_denormals: the trained weights' denormal floats
-    kept (the 'before' of --precisions before,fp32)."""
-    from geoclip_qgis.core.model.location_encoder import LocationEncoder
+    """The fp32 location encoder as it ran before precision.flush_denormals (bench_precision's 'denormals'
+    scheme), marked for _label: the 'before' of --precisions before,fp32."""
+    from bench_precision import bench_scheme
 
-    enc = LocationEncoder(len(engine.weights.sigmas))
-    enc.load_state_dict(engine.weights.location, strict=True)
-    enc.eval().requires_grad_(False).denormals_kept = True
+    enc = bench_scheme(engine, "denormals")
+    enc.denormals_kept = True
     return enc
 
 
