@@ -148,13 +148,41 @@ def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path
     for a, b in ((imgs32, imgs16), (txt32, txt16)):
         assert float(torch.nn.functional.cosine_similarity(a, b, dim=1).min()) >= P.GATE["cosine"]
     # The weights cast once give autocast's own products, bit for bit (autocast alone re-casts them every call).
-    tokens = e32.text_encoder.tokenizer(texts, padding=True, return_tensors="pt")
+    lin = e32.text_encoder.text.text_model.encoder.layers[0].self_attn.q_proj
+    x = torch.randn(6, lin.in_features)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        plain = e32.text_encoder.text(**tokens).text_embeds
-        cast_once = e16.text_encoder.text(**tokens).text_embeds
-    assert torch.equal(plain, cast_once)
+        assert torch.equal(lin(x), P.CastLinear(lin)(x))
+    # Every layer's QuickGELU became SiLU and its norms give bf16 (fold_quick_gelu, BF16Output).
+    layers = e16.text_encoder.text.text_model.encoder.layers
+    assert all(isinstance(layer.mlp.activation_fn, torch.nn.SiLU) for layer in layers)
+    assert all(isinstance(layer.layer_norm1, P.BF16Output) for layer in layers)
     g32, g16 = e32.gallery(), e16.gallery()
     assert g32.cache_file == g16.cache_file and torch.equal(g32.embeddings, g16.embeddings)
+
+
+def test_quick_gelu_folds_into_silu():
+    """silu(1.702 x) / 1.702 is QuickGELU: with 1.702 moved into fc1 (weights and bias) and its inverse into fc2,
+    the bf16 MLP stays as close to fp32 as autocast's own QuickGELU; a fold that missed the bias or the inverse
+    would be off by far more."""
+    import copy
+
+    from transformers import CLIPVisionConfig
+    from transformers.models.clip.modeling_clip import CLIPMLP
+
+    torch.manual_seed(0)
+    mlp = CLIPMLP(CLIPVisionConfig(hidden_size=64, intermediate_size=256, num_attention_heads=4)).eval()
+    with torch.no_grad():
+        mlp.fc1.bias.normal_()
+    x = torch.randn(64, 64)
+    folded = copy.deepcopy(mlp)
+    assert P.fold_quick_gelu(folded) == 1 and isinstance(folded.activation_fn, torch.nn.SiLU)
+    assert isinstance(folded.fc1, P.CastLinear) and isinstance(folded.fc2, P.CastLinear)
+    with torch.inference_mode():
+        ref = mlp(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain, got = mlp(x).float(), folded(x).float()
+    err, err_plain = float((got - ref).abs().max()), float((plain - ref).abs().max())
+    assert err <= 1.5 * err_plain and err < 0.02 * float(ref.abs().max()), (err, err_plain)
 
 
 def test_int8_is_used_only_when_asked(weights, tiny_clip, small_gallery, tmp_path):
