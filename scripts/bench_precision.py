@@ -14,6 +14,10 @@ int8, fp32, ...) so that a neighbour's load hits each alike, and medians are rep
             fidelity: min cosine, map scores in nats (log-softmax over the 50,000 cells, 24 photo-like
             queries), and the gallery (--gallery-points) encoded in the scheme against
             fp32's: top-5 identical over 200 photo-like queries, top-place probability, gallery scores in nats
+  floor     what this CPU can do at best: fp32 and bf16 matrix products at the location encoder's shape and its
+            memory read rate; from them, the fastest the fp32 encoder could build the 0.5° world pyramid level,
+            the 0.1° world field and a 1° city at 0.005° (sigma = 256 capsule only), and the fastest one short
+            text query could stream the text tower's weights (fp32, bf16, int8 bytes)
 The CPU's flags are printed first: every figure belongs to that CPU.
 """
 
@@ -310,6 +314,46 @@ def _iter(enc, scheme, coords):
         yield from enc.iter_encode(coords, batch=4096)
 
 
+# ---- floor -------------------------------------------------------------------------------------------------------
+def floor(engine, args) -> None:
+    """Compute and bandwidth floors of this CPU: the bounds the encoder-bound goals and the text query meet."""
+    torch.manual_seed(0)
+    a, w = torch.randn(2048, 1024), torch.randn(1024, 1024)
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), w.to(dtype)
+        t = interleaved({"mm": lambda: x @ y}, max(args.repeats, 5))["mm"]
+        rates[dtype] = 2 * 2048 * 1024 * 1024 / t
+    big = torch.ones(256 * 2**20 // 4)  # 256 MiB
+    read = big.numel() * 4 / interleaved({"sum": lambda: big.sum()}, max(args.repeats, 5))["sum"]
+    enc = engine.location_encoder
+    flop = 2 * sum(m.in_features * m.out_features for m in enc.modules() if isinstance(m, torch.nn.Linear))
+    flop256 = 2 * sum(m.in_features * m.out_features for m in enc.capsules[-1].modules()
+                      if isinstance(m, torch.nn.Linear))
+    fp32 = rates[torch.float32]
+    print(f"\nfloors of this CPU ({args.threads} threads)")
+    print(f"   matrix product 2048x1024 @ 1024x1024: fp32 {fp32 / 1e9:.0f} GFLOP/s, bf16 "
+          f"{rates[torch.bfloat16] / 1e9:.0f} GFLOP/s; memory read {read / 1e9:.1f} GB/s")
+    print(f"   location encoder: {flop / 1e6:.1f} MFLOP per point ({flop256 / 1e6:.1f} in the sigma = 256 capsule)")
+    for what, cells, f in (("world 0.5° level (720 x 360)", 720 * 360, flop), ("world 0.1° field (3600 x 1800)",
+                           3600 * 1800, flop), ("city 1° at 0.005°, sigma = 256 capsule alone", 200 * 200, flop256)):
+        print(f"   {what:46s} fp32 at that rate, no other work: {cells * f / fp32:8.1f} s")
+    tower = 0
+    try:
+        from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+        text = CLIPTextModelWithProjection(CLIPTextConfig(
+            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+            vocab_size=49408, max_position_embeddings=77, projection_dim=768))
+        tower = sum(m.weight.numel() for m in text.modules() if isinstance(m, torch.nn.Linear))
+    except ImportError:
+        pass
+    if tower:
+        print(f"   one short text query streams the text tower's {tower / 1e6:.0f}M Linear weights: "
+              + ", ".join(f"{name} {tower * size / read * 1000:.0f} ms" for name, size in
+                          (("fp32", 4), ("bf16", 2), ("int8", 1))) + " at the read rate")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sections", default="towers,location")
@@ -337,6 +381,8 @@ def main() -> int:
         towers(engine, args)
     if "location" in args.sections:
         location(engine, args)
+    if "floor" in args.sections:
+        floor(engine, args)
     print(f"\nload average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
 
