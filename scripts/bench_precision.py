@@ -319,11 +319,9 @@ def floor(engine, args) -> None:
     """Compute and bandwidth floors of this CPU: the bounds the encoder-bound goals and the text query meet."""
     torch.manual_seed(0)
     a, w = torch.randn(2048, 1024), torch.randn(1024, 1024)
-    rates = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        x, y = a.to(dtype), w.to(dtype)
-        t = interleaved({"mm": lambda: x @ y}, max(args.repeats, 5))["mm"]
-        rates[dtype] = 2 * 2048 * 1024 * 1024 / t
+    pairs = {dtype: (a.to(dtype), w.to(dtype)) for dtype in (torch.float32, torch.bfloat16)}
+    times = interleaved({dtype: (lambda x=x, y=y: x @ y) for dtype, (x, y) in pairs.items()}, max(args.repeats, 5))
+    rates = {dtype: 2 * 2048 * 1024 * 1024 / t for dtype, t in times.items()}
     big = torch.ones(256 * 2**20 // 4)  # 256 MiB
     read = big.numel() * 4 / interleaved({"sum": lambda: big.sum()}, max(args.repeats, 5))["sum"]
     enc = engine.location_encoder
