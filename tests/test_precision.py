@@ -154,7 +154,7 @@ def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path
         assert torch.equal(lin(x), P.CastLinear(lin)(x))
     # Every layer's QuickGELU became SiLU and its norms give bf16 (fold_quick_gelu, BF16Output).
     layers = e16.text_encoder.text.text_model.encoder.layers
-    assert all(isinstance(layer.mlp.activation_fn, P.FoldedSiLU) for layer in layers)
+    assert all(layer.mlp.fc1.silu and isinstance(layer.mlp.activation_fn, torch.nn.Identity) for layer in layers)
     assert all(isinstance(layer.layer_norm1, P.BF16Output) for layer in layers)
     g32, g16 = e32.gallery(), e16.gallery()
     assert g32.cache_file == g16.cache_file and torch.equal(g32.embeddings, g16.embeddings)
@@ -175,20 +175,22 @@ def test_quick_gelu_folds_into_silu():
         mlp.fc1.bias.normal_()
     x = torch.randn(64, 64)
     folded = copy.deepcopy(mlp)
-    assert P.fold_quick_gelu(folded) == 1 and isinstance(folded.activation_fn, P.FoldedSiLU)
-    assert isinstance(folded.fc1, P.CastLinear) and isinstance(folded.fc2, P.CastLinear)
+    assert P.fold_quick_gelu(folded) == 1 and isinstance(folded.activation_fn, torch.nn.Identity)
+    assert isinstance(folded.fc1, P.CastLinear) and folded.fc1.silu and isinstance(folded.fc2, P.CastLinear)
     with torch.inference_mode():
         ref = mlp(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             plain, got = mlp(x).float(), folded(x).float()
     err, err_plain = float((got - ref).abs().max()), float((plain - ref).abs().max())
     assert err <= 1.5 * err_plain and err < 0.02 * float(ref.abs().max()), (err, err_plain)
-    # With gradients recorded (a saliency map) SiLU runs out of place: the same output, and a gradient flows.
+    # With gradients recorded (a saliency map) the unfused path runs (the fused op has no backward): as close to
+    # fp32, and a gradient flows.
     xg = x.clone().requires_grad_(True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = folded(xg)
     out.float().sum().backward()
-    assert torch.equal(out.detach().float(), got) and xg.grad is not None and torch.isfinite(xg.grad).all()
+    assert float((out.detach().float() - ref).abs().max()) <= 1.5 * err_plain
+    assert xg.grad is not None and torch.isfinite(xg.grad).all() and float(xg.grad.abs().sum()) > 0
 
 
 def test_int8_is_used_only_when_asked(weights, tiny_clip, small_gallery, tmp_path):

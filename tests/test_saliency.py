@@ -158,3 +158,19 @@ def test_int8_has_no_gradients_the_answer_is_kept_and_the_reason_logged(weights,
         res = list(eng.iter_predict_images([photos[0]], 2, options=opts))[0]
     assert res.ok and res.places and res.saliency is None
     assert "int8" in caplog.text and "no saliency map" in caplog.text
+
+
+def test_a_bf16_engine_differentiates_through_its_folded_towers(weights, tiny_clip, small_gallery, cache_dir,
+                                                                 tmp_path):
+    """bf16 towers run fused oneDNN products, which have no backward, when no gradient is recorded
+    (precision.CastLinear); a saliency map records one, so it takes the plain path, and the map still lies where the
+    signal is."""
+    from geoclip_qgis.core.model.engine import GeoClipEngine
+
+    eng = GeoClipEngine(weights=weights, clip_path=tiny_clip, device="cpu", precision="bf16", gallery=small_gallery,
+                        cache_dir=cache_dir)
+    photo = quadrant_photo(tmp_path / "q2.png", 2)
+    top = eng.predict_images([str(photo)], top_k=1)[0].predictions[0].gallery_index
+    heat = saliency.saliency_map(eng, _pixels(eng, photo), top)
+    means = _quadrant_means(heat)
+    assert int(np.argmax(means)) == 2 and means[2] > 5 * np.delete(means, 2).max()
