@@ -75,3 +75,19 @@ def test_lattice_encoding_is_within_the_score_bound_of_the_encoder(weights):
     la, lo = np.meshgrid(lats, lons, indexing="ij")
     exact = enc.encode(np.stack([la.ravel(), lo.ravel()], 1))
     assert torch.equal(enc.encode_lattice(lats, lons, 0.005), exact)
+
+
+def test_lattice_interpolation_by_products_equals_the_gathers():
+    """Up to DENSE_NODES nodes an axis is interpolated by one matrix product (location_encoder._interpolate); it
+    gives the gathers' values (_bilinear) to an ulp, on both axes, with a short last interval and nodes exact."""
+    from geoclip_qgis.core.model import location_encoder as L
+
+    g = torch.Generator().manual_seed(0)
+    for n_rows, n_cols, step in ((37, 50, 4), (200, 130, 82), (9, 11, 1 + 9)):
+        rows, cols = L._nodes(n_rows, step), L._nodes(n_cols, step)
+        node = torch.randn(len(rows), len(cols), 16, generator=g)
+        want = L._bilinear(L._bilinear(node, rows, n_rows, 0), cols, n_cols, 1)
+        got = L._interpolate(L._interpolate(node, rows, n_rows, 0), cols, n_cols, 1)
+        assert got.shape == want.shape == (n_rows, n_cols, 16)
+        assert float((got - want).abs().max()) <= 1e-6 * float(want.abs().max())
+        assert float((got[rows][:, cols] - node).abs().max()) <= 1e-6 * float(node.abs().max())
