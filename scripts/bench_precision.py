@@ -7,7 +7,8 @@ int8, fp32, ...) so that a neighbour's load hits each alike, and medians are rep
             real GeoCLIP image MLP, in fp32, bf16 weights throughout, plain autocast (re-casting the weights on
             every call), bf16 (the engine's: autocast with the Linear weights cast once) and int8;
             fidelity: min cosine of the GeoCLIP embedding, top-5 over the real 100K gallery (real logit scale),
-            top-place probability (relative)
+            top-place probability (relative); --clip DIR and --photos DIR measure the real weights on real photos
+            (where they can be had: the gate that decides `auto` is settled there with this one command)
   location  the real location encoder on 50,000 points (a 1° x 1° city at 0.005° and 10,000 world points) in each
             scheme of core/precision.py, plus 'denormals' (the weights' denormal floats kept, as before
             precision.flush_denormals) and 'bf16x3' (a split bf16 product, SplitBF16Linear below);
@@ -142,18 +143,23 @@ def towers(engine, args) -> None:
 
     quiet_transformers()
     torch.manual_seed(0)
-    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
-        patch_size=14, projection_dim=768)).eval().requires_grad_(False)
-    text = CLIPTextModelWithProjection(CLIPTextConfig(
-        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, vocab_size=49408,
-        max_position_embeddings=77, projection_dim=768, bos_token_id=49406, eos_token_id=49407,
-        pad_token_id=49407)).eval().requires_grad_(False)
+    if args.clip:  # the real weights (or any CLIP folder): the gate settled on them, not on random towers
+        vision = CLIPVisionModelWithProjection.from_pretrained(args.clip).eval().requires_grad_(False)
+        text = CLIPTextModelWithProjection.from_pretrained(args.clip).eval().requires_grad_(False)
+        tok = CLIPTokenizer.from_pretrained(args.clip)
+    else:
+        vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
+            patch_size=14, projection_dim=768)).eval().requires_grad_(False)
+        text = CLIPTextModelWithProjection(CLIPTextConfig(
+            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, vocab_size=49408,
+            max_position_embeddings=77, projection_dim=768, bos_token_id=49406, eos_token_id=49407,
+            pad_token_id=49407)).eval().requires_grad_(False)
+        tok_dir = ROOT / ".cache" / "bench-precision-tokenizer"
+        if not (tok_dir / "merges.txt").is_file():
+            write_tokenizer_files(find_bpe_vocab(), tok_dir)
+        tok = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"))
     mlp = _mlp(engine.weights.mlp)
-    tok_dir = ROOT / ".cache" / "bench-precision-tokenizer"
-    if not (tok_dir / "merges.txt").is_file():
-        write_tokenizer_files(find_bpe_vocab(), tok_dir)
-    tok = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"))
     gallery = engine.gallery().embeddings.float()
     scale = engine.scale
     variants = {"fp32": (vision, text, mlp, None), "bf16-weights": None, "autocast": (vision, text, mlp, "autocast"),
@@ -166,6 +172,8 @@ def towers(engine, args) -> None:
                         P.convert_mlp(mlp, "int8"), None)
     g = torch.Generator().manual_seed(1)
     pixels = [torch.randn(args.batch, 3, 224, 224, generator=g) for _ in range(args.image_batches)]
+    if args.photos:  # real photos through the CLIP folder's own processor, in batches
+        pixels = photo_pixels(args)
     words = ["snowy", "alpine", "village", "harbour", "desert", "market", "cathedral", "rice", "terraces", "tram",
              "street", "beach", "palm", "fjord", "red", "roofs", "mosque", "minaret", "canal", "bridge", "savanna",
              "volcano", "skyscrapers", "temple", "vineyard"]
@@ -191,16 +199,34 @@ def towers(engine, args) -> None:
     feats = {v: torch.cat([run_image(v, px) for px in pixels]) for v in variants}
     fid = {v: {"cosine": min_cosine(feats[v], feats["fp32"]), **query_stats(feats[v], feats["fp32"], gallery, scale)}
            for v in variants}
-    print_table(f"ViT-L/14 image tower + GeoCLIP MLP, batch {args.batch} (random init; {args.repeats} interleaved "
-                f"repeats, medians; fidelity over {len(pixels) * args.batch} images)", speed, "per image",
-                args.batch, fid)
+    towers_from = f"weights from {args.clip}" if args.clip else "random init"
+    inputs = f"photos from {args.photos}" if args.photos else "random pixels"
+    print_table(f"ViT-L/14 image tower + GeoCLIP MLP, batch {args.batch} ({towers_from}, {inputs}; {args.repeats} "
+                f"interleaved repeats, medians; fidelity over {sum(px.shape[0] for px in pixels)} images)", speed,
+                "per image", pixels[0].shape[0], fid)
     batch = texts[:32]
     speed = interleaved({v: (lambda v=v: run_text(v, batch)) for v in variants}, args.repeats)
     feats = {v: torch.cat([run_text(v, texts[i:i + 50]) for i in range(0, len(texts), 50)]) for v in variants}
     fid = {v: {"cosine": min_cosine(feats[v], feats["fp32"]), **query_stats(feats[v], feats["fp32"], gallery, scale)}
            for v in variants}
-    print_table(f"CLIP text tower + GeoCLIP MLP, 32 queries a batch (random init; fidelity over {len(texts)} "
+    print_table(f"CLIP text tower + GeoCLIP MLP, 32 queries a batch ({towers_from}; fidelity over {len(texts)} "
                 "queries)", speed, "per query", len(batch), fid)
+
+
+def photo_pixels(args) -> List[torch.Tensor]:
+    """The photos of --photos (the folder's, as the plugin lists them) preprocessed by the --clip folder's processor
+    (or the bench CLIP's), in batches of --batch."""
+    from transformers import CLIPImageProcessor
+
+    from geoclip_qgis.core.io.decode import load_photo
+    from geoclip_qgis.shared.photo_list import list_photos
+
+    proc = CLIPImageProcessor.from_pretrained(args.clip or str(ROOT / ".cache" / "bench-clip-vit-l-14"))
+    files = list_photos(args.photos)
+    if not files:
+        raise SystemExit(f"no photos in {args.photos}")
+    return [proc(images=[load_photo(f).image for f in files[i:i + args.batch]], return_tensors="pt")["pixel_values"]
+            for i in range(0, len(files), args.batch)]
 
 
 def query_stats(q: torch.Tensor, ref_q: torch.Tensor, gallery: torch.Tensor, scale: float) -> Dict[str, float]:
@@ -359,6 +385,10 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--image-batches", type=int, default=2, help="batches whose embeddings the gate compares")
     ap.add_argument("--text-queries", type=int, default=200)
+    ap.add_argument("--clip", help="a CLIP folder (e.g. the real ViT-L/14) for the towers section instead of random "
+                    "towers: the gate measured on those weights")
+    ap.add_argument("--photos", help="a folder of photos for the image tower's gate instead of random pixels "
+                    "(200 give the issue's resolution of top-5 agreement)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--gallery-points", type=int, default=100_000,
                     help="gallery points each location scheme re-encodes for the top-5 check (default: all 100K)")
