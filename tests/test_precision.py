@@ -127,7 +127,7 @@ def test_location_encoder_schemes_against_the_nat_bound(weights):
     assert nats < 0.03 and nats < worst["hidden"][3] / 3, worst
 
 
-def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path, photos):
+def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path, photos, monkeypatch):
     """The engine in bf16 (towers under autocast; the MLP and the location encoder stay fp32) against fp32 with the
     tiny random CLIP and the real MLP: embeddings within the gate's cosine, and the gallery cache shared with fp32
     (same bytes, same key). The ranking part of the tower gate is measured on the full-size ViT-L/14 by
@@ -152,6 +152,17 @@ def test_engine_bf16_towers_and_keys(weights, tiny_clip, small_gallery, tmp_path
     x = torch.randn(6, lin.in_features)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(lin(x), P.CastLinear(lin)(x))
+    # Without the fold, the whole converted tower (CastLinear, fused or not, and BF16Output) gives plain autocast's
+    # embeddings bit for bit; the fold alone changes the arithmetic (test_quick_gelu_folds_into_silu bounds it).
+    import copy
+
+    tokens = e32.text_encoder.tokenizer(texts, padding=True, return_tensors="pt")
+    with monkeypatch.context() as m:
+        m.setattr(P, "fold_quick_gelu", lambda model: 0)
+        unfolded = P.convert_tower(copy.deepcopy(e32.text_encoder.text), "bf16")
+    assert any(isinstance(mod, P.BF16Output) for mod in unfolded.modules())
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(e32.text_encoder.text(**tokens).text_embeds, unfolded(**tokens).text_embeds)
     # Every layer's QuickGELU became SiLU and its norms give bf16 (fold_quick_gelu, BF16Output).
     layers = e16.text_encoder.text.text_model.encoder.layers
     assert all(layer.mlp.fc1.silu and isinstance(layer.mlp.activation_fn, torch.nn.Identity) for layer in layers)

@@ -9,8 +9,9 @@ fp32): on the full-size ViT-L/14 it keeps the embedding cosine at 0.99999 and th
 cast to bf16 throughout (cosine 0.9999) changes the top-5 of one query in five. Autocast would cast every Linear's
 weights again on each call (a single text query ran slower than fp32 for it); CastLinear holds them cast once,
 bit-identical to autocast's products, with half the memory. Profiled, the matrix products were then under half of
-the ViT-L/14's time: QuickGELU's three eager passes took a quarter, so fold_quick_gelu rewrites it as SiLU with its
-constant moved into the weights (5.6x fp32 per image, from 3.7x). The GeoCLIP MLP stays fp32 (a thousandth of the
+the ViT-L/14's time: QuickGELU's three eager passes took 27 %, so fold_quick_gelu rewrites it as SiLU with its
+constant moved into the weights, and CastLinear applies the bias and the SiLU in oneDNN's product epilogue (6.2x
+fp32 per image, from 3.7x; docs/benchmarks.md). The GeoCLIP MLP stays fp32 (a thousandth of the
 work).
 
 The location encoder is special: GeoCLIP's scores are 39.6 x cosine, and the 0.02-nat bound on maps and fields
@@ -171,16 +172,21 @@ _FUSED: Dict[str, bool] = {}
 
 def fused_linear_available() -> bool:
     """Whether this torch has oneDNN's fused bf16 linear (torch.ops.mkldnn._linear_pointwise, the op torch.compile's
-    CPU backend emits) and it gives F.linear's values bit for bit; probed once per process."""
+    CPU backend emits), it gives F.linear's values bit for bit on a tower-like product (K = 256, with and without a
+    bias), and its SiLU epilogue runs; probed once per process. oneDNN held to AVX2 refuses it: False there."""
     if "ok" not in _FUSED:
         try:
             g = torch.Generator().manual_seed(0)
-            x, w = torch.randn(2, 3, 8, generator=g).bfloat16(), torch.randn(4, 8, generator=g).bfloat16()
-            b = torch.randn(4, generator=g).bfloat16()
+            x, w = torch.randn(2, 37, 256, generator=g).bfloat16(), torch.randn(96, 256, generator=g).bfloat16()
+            b = torch.randn(96, generator=g).bfloat16()
+            op = torch.ops.mkldnn._linear_pointwise
             with torch.inference_mode():
-                _FUSED["ok"] = torch.equal(torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""),
-                                           nn.functional.linear(x, w, b))
-        except Exception:  # an old torch, a build without oneDNN: F.linear, as before
+                same = all(torch.equal(op(x, w, bias, "none", [], ""), nn.functional.linear(x, w, bias))
+                           for bias in (b, None))
+                silu = op(x, w, b, "swish", [], "").float()
+                near = float((silu - nn.functional.silu(x.float() @ w.float().T + b.float())).abs().max())
+            _FUSED["ok"] = same and near < 0.05 * float(silu.abs().max())
+        except Exception:  # an old torch, a build without oneDNN, a CPU it refuses: F.linear, as before
             _FUSED["ok"] = False
     return _FUSED["ok"]
 
@@ -191,10 +197,12 @@ class CastLinear(nn.Module):
     autocast's linear is. `scale` multiplies the fp32 weights (and `bias_scale` the bias) before the one rounding:
     how fold_quick_gelu moves QuickGELU's constant into the layers around it; `silu` applies SiLU to the output.
 
-    On a CPU, when no gradient is recorded, it runs as one oneDNN call with the bias (and SiLU) applied in the
-    product's epilogue: no copy of the bias into a fresh output, no second pass for SiLU, which rounds once from
-    the fp32 accumulator (7 % of the bf16 ViT-L/14; the plain product is bit-identical). With gradients on (a
-    saliency map) it is F.linear (and F.silu): the fused op has no backward."""
+    On a CPU, when no gradient is recorded and the input is contiguous, it runs as one oneDNN call with the bias
+    (and SiLU) applied in the product's epilogue: no copy of the bias into a fresh output, no second pass for SiLU,
+    which rounds once from the fp32 accumulator (7 % of the bf16 ViT-L/14; the plain product is bit-identical).
+    With gradients on (a saliency map) it is F.linear and F.silu, as the fused op has no backward: SiLU then rounds
+    twice, and a folded fc1's outputs differ from the fused ones by up to one bf16 ulp. Should the fused op refuse
+    an input, the layer falls back to F.linear for good."""
 
     def __init__(self, lin: nn.Linear, scale: float = 1.0, bias_scale: float = 1.0, silu: bool = False):
         super().__init__()
@@ -208,9 +216,12 @@ class CastLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(torch.bfloat16)
-        if self.fused and x.device.type == "cpu" and not torch.is_grad_enabled():
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "swish" if self.silu else "none",
-                                                      [], "")
+        if self.fused and x.device.type == "cpu" and x.is_contiguous() and not torch.is_grad_enabled():
+            try:
+                return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias,
+                                                          "swish" if self.silu else "none", [], "")
+            except RuntimeError:
+                self.fused = False
         y = nn.functional.linear(x, self.weight, self.bias)
         return nn.functional.silu(y, inplace=not torch.is_grad_enabled()) if self.silu else y
 
@@ -242,7 +253,7 @@ def fold_quick_gelu(model: nn.Module) -> int:
     """Rewrite each CLIP MLP's QuickGELU as SiLU, in bf16 Linears cast once (CastLinear): x * sigmoid(1.702 x) equals
     silu(1.702 x) / 1.702, so fc1's weights and bias take the factor 1.702 and fc2's weights its inverse before
     their one rounding to bf16. Eager QuickGELU is three passes over the 4096-wide activations and two temporaries
-    (a third of the bf16 ViT-L/14's time on 2 cores, most of it in page faults on fresh buffers); fc1 applies the
+    (27 % of the bf16 ViT-L/14's time on 2 cores, most of it in page faults on fresh buffers); fc1 applies the
     SiLU itself (CastLinear), and it rounds once where QuickGELU rounded three times. Returns how many MLPs were
     folded (0 for other activations). bf16 only: in fp32 the towers stay exactly the oracle's."""
     from transformers.activations import QuickGELUActivation
@@ -274,10 +285,10 @@ def int8_linears(module: nn.Module) -> nn.Module:
 
 def convert_tower(model: nn.Module, precision: str) -> nn.Module:
     """A CLIP tower's weights for `precision`: int8 Linear layers; bf16 Linear weights cast once (CastLinear, run
-    under tower_context's autocast) with QuickGELU folded into SiLU and the layers' norms cast where made (together
-    1.6x faster than autocast alone on the ViT-L/14, scripts/bench_precision.py); else unchanged (fp32; fp16 is
-    loaded as such on CUDA). 'bf16-weights' (the whole tower cast to bf16, the benchmark's comparison) casts
-    everything."""
+    under tower_context's autocast) with QuickGELU folded into SiLU and the layers' norms cast where made (with
+    CastLinear's fused epilogue, 180 -> 116 ms per ViT-L/14 image against the weights cast once alone on 2 AMX
+    cores; docs/benchmarks.md); else unchanged (fp32; fp16 is loaded as such on CUDA). 'bf16-weights' (the whole
+    tower cast to bf16, the benchmark's comparison) casts everything."""
     if precision == "bf16-weights":
         return model.to(torch.bfloat16)
     if precision == "int8":
