@@ -176,7 +176,7 @@ def _nodes(n: int, step: int) -> np.ndarray:
 
 
 # Up to this many nodes on an axis, interpolating along it is one matrix product with the (n, nodes) weights (two
-# non-zeros a row): BLAS speed, no gathered copies; 4-6x faster on a city lattice (a third of a "places like here"
+# non-zeros a row): BLAS speed, no gathered copies; 4-6x faster on a city lattice (a fifth of a "places like here"
 # raster's time went to the gathers). Beyond it the products' cost (nodes per output value) outgrows the gathers.
 DENSE_NODES = 128
 

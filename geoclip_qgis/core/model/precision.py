@@ -11,8 +11,7 @@ weights again on each call (a single text query ran slower than fp32 for it); Ca
 bit-identical to autocast's products, with half the memory. Profiled, the matrix products were then under half of
 the ViT-L/14's time: QuickGELU's three eager passes took 27 %, so fold_quick_gelu rewrites it as SiLU with its
 constant moved into the weights, and CastLinear applies the bias and the SiLU in oneDNN's product epilogue (6.2x
-fp32 per image, from 3.7x; docs/benchmarks.md). The GeoCLIP MLP stays fp32 (a thousandth of the
-work).
+fp32 per image, from 3.7x; docs/benchmarks.md). The GeoCLIP MLP stays fp32 (a thousandth of the work).
 
 The location encoder is special: GeoCLIP's scores are 39.6 x cosine, and the 0.02-nat bound on maps and fields
 allows a cosine error of 5e-4 only. Measured (scripts/bench_precision.py, docs/benchmarks.md), bf16 anywhere in the
