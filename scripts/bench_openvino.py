@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_precision import cpu_header, interleaved  # noqa: E402
+from bench_precision import cpu_header, interleaved, min_cosine  # noqa: E402
 
 from geoclip_qgis.core.model import precision as P  # noqa: E402
 
@@ -85,9 +85,8 @@ def main() -> int:
     print(f"\nViT-L/14 image tower, batch {args.batch}, {args.repeats} interleaved repeats, medians")
     print(f"   {'path':14s} {'per image':>10s} {'vs torch fp32':>13s} {'min cos':>9s}")
     for k, s in speed.items():
-        out = np.asarray(runs[k]())
-        cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
-        print(f"   {k:14s} {1000 * s / args.batch:8.1f}ms {speed['torch-fp32'] / s:12.2f}x {cos.min():9.6f}")
+        cos = min_cosine(torch.from_numpy(np.asarray(runs[k]())), torch.from_numpy(ref))
+        print(f"   {k:14s} {1000 * s / args.batch:8.1f}ms {speed['torch-fp32'] / s:12.2f}x {cos:9.6f}")
     return 0
 
 

@@ -129,14 +129,18 @@ def print_table(title: str, speed: Dict[str, float], unit: str, per: int, fid: D
 
 
 # ---- towers -------------------------------------------------------------------------------------------------
+def random_text_tower():
+    """A random-init CLIP ViT-L/14 text tower: the real architecture and cost (the real weights cannot be had here)."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    return CLIPTextModelWithProjection(CLIPTextConfig(
+        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, vocab_size=49408,
+        max_position_embeddings=77, projection_dim=768, bos_token_id=49406, eos_token_id=49407,
+        pad_token_id=49407)).eval().requires_grad_(False)
+
+
 def towers(engine, args) -> None:
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-    )
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from geoclip_qgis.core.model.image_encoder import _mlp, quiet_transformers
     from tests.support.random_clip import find_bpe_vocab, write_tokenizer_files
@@ -151,10 +155,7 @@ def towers(engine, args) -> None:
         vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
             hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
             patch_size=14, projection_dim=768)).eval().requires_grad_(False)
-        text = CLIPTextModelWithProjection(CLIPTextConfig(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, vocab_size=49408,
-            max_position_embeddings=77, projection_dim=768, bos_token_id=49406, eos_token_id=49407,
-            pad_token_id=49407)).eval().requires_grad_(False)
+        text = random_text_tower()
         tok_dir = ROOT / ".cache" / "bench-precision-tokenizer"
         if not (tok_dir / "merges.txt").is_file():
             write_tokenizer_files(find_bpe_vocab(), tok_dir)
@@ -216,12 +217,11 @@ def towers(engine, args) -> None:
 def photo_pixels(args) -> List[torch.Tensor]:
     """The photos of --photos (the folder's, as the plugin lists them) preprocessed by the --clip folder's processor
     (or the bench CLIP's), in batches of --batch."""
-    from transformers import CLIPImageProcessor
-
     from geoclip_qgis.core.io.decode import load_photo
+    from geoclip_qgis.core.model.image_encoder import load_processor
     from geoclip_qgis.shared.photo_list import list_photos
 
-    proc = CLIPImageProcessor.from_pretrained(args.clip or str(ROOT / ".cache" / "bench-clip-vit-l-14"))
+    proc = load_processor(args.clip or str(ROOT / ".cache" / "bench-clip-vit-l-14"))
     files = list_photos(args.photos)
     if not files:
         raise SystemExit(f"no photos in {args.photos}")
@@ -362,20 +362,10 @@ def floor(engine, args) -> None:
     for what, cells, f in (("world 0.5° level (720 x 360)", 720 * 360, flop), ("world 0.1° field (3600 x 1800)",
                            3600 * 1800, flop), ("city 1° at 0.005°, sigma = 256 capsule alone", 200 * 200, flop256)):
         print(f"   {what:46s} fp32 at that rate, no other work: {cells * f / fp32:8.1f} s")
-    tower = 0
-    try:
-        from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-        text = CLIPTextModelWithProjection(CLIPTextConfig(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            vocab_size=49408, max_position_embeddings=77, projection_dim=768))
-        tower = sum(m.weight.numel() for m in text.modules() if isinstance(m, torch.nn.Linear))
-    except ImportError:
-        pass
-    if tower:
-        print(f"   one short text query streams the text tower's {tower / 1e6:.0f}M Linear weights: "
-              + ", ".join(f"{name} {tower * size / read * 1000:.0f} ms" for name, size in
-                          (("fp32", 4), ("bf16", 2), ("int8", 1))) + " at the read rate")
+    tower = sum(m.weight.numel() for m in random_text_tower().modules() if isinstance(m, torch.nn.Linear))
+    print(f"   one short text query streams the text tower's {tower / 1e6:.0f}M Linear weights: "
+          + ", ".join(f"{name} {tower * size / read * 1000:.0f} ms" for name, size in
+                      (("fp32", 4), ("bf16", 2), ("int8", 1))) + " at the read rate")
 
 
 def main() -> int:

@@ -263,6 +263,16 @@ def check_text_query(q: object) -> str:
     return q
 
 
+def load_processor(clip_path: str):
+    """The CLIP folder's own image processor (its resize, crop and normalisation), in the class this transformers
+    has: what the engine and the benchmarks preprocess photos with."""
+    try:
+        from transformers import CLIPImageProcessorPil as Processor  # transformers 5 without torchvision
+    except ImportError:  # transformers 4.x
+        from transformers import CLIPImageProcessor as Processor
+    return Processor.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
+
+
 class ImageEncoder(nn.Module):
     """CLIP vision tower + GeoCLIP MLP; `preprocess` uses the folder's own CLIP image processor."""
 
@@ -271,13 +281,9 @@ class ImageEncoder(nn.Module):
         super().__init__()
         from transformers import CLIPVisionModelWithProjection
 
-        try:
-            from transformers import CLIPImageProcessorPil as Processor  # transformers 5 without torchvision
-        except ImportError:  # transformers 4.x
-            from transformers import CLIPImageProcessor as Processor
         self.clip_path = clip_path
         self.vision = _load(CLIPVisionModelWithProjection, clip_path, device, fp16, precision)
-        self.processor = Processor.from_pretrained(clip_path, local_files_only=clip_path != CLIP_HUB_ID)
+        self.processor = load_processor(clip_path)
         self.mlp = convert_mlp(_mlp(mlp_state), precision).to(device)
         self.device = device
         self.precision = precision
