@@ -336,12 +336,14 @@ class LocationField:
         return out
 
 
-def quantise(unit: torch.Tensor, dtype: str = DEFAULT_DTYPE) -> Tuple[np.ndarray, np.ndarray]:
-    """Unit features (n, 512) -> codes (int16 or int8) and float32 scales with codes · scale ≈ feature."""
+def quantise(unit: torch.Tensor, dtype: str = DEFAULT_DTYPE, in_place: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Unit features (n, 512) -> codes (int16 or int8) and float32 scales with codes · scale ≈ feature.
+    `in_place` divides `unit` itself (the field build's own block): no 32 MB temporaries per block, same values."""
     top = CODE_LEVELS[_checked_dtype(dtype)]
-    scale = unit.abs().amax(dim=1).clamp_min(1e-30) / float(top)
-    codes = torch.round(unit / scale[:, None]).clamp_(-top, top).to(getattr(torch, dtype))
-    return codes.numpy(), scale.numpy().astype(np.float32)
+    lo, hi = torch.aminmax(unit, dim=1)  # max |x| without a copy of |unit|
+    scale = torch.maximum(hi, lo.neg_()).clamp_min_(1e-30).div_(float(top))
+    codes = (unit.div_(scale[:, None]) if in_place else unit / scale[:, None]).round_().clamp_(-top, top)
+    return codes.to(getattr(torch, dtype)).numpy(), scale.numpy().astype(np.float32)
 
 
 def _allocated(path: Path) -> int:
@@ -436,16 +438,16 @@ def build_field(encoder, weights_digest: str, grid: Grid, cache_dir: os.PathLike
             # fp32 on every device: fp16 MLPs would cost more accuracy than the int16 storage does. The steps are
             # the encoder's own batches (CANCEL_STEP), so pausing between them changes no result.
             pts = grid.centres(r0, r1)
-            parts = []
+            unit = torch.empty(len(pts), DIMS)  # filled step by step: no list of parts to concatenate
             for a in range(0, len(pts), PAUSE_CELLS):
                 wait_while(should_pause)
-                parts.append(encoder.encode(pts[a:a + PAUSE_CELLS], batch=block_cells, normalise=True,
-                                            autocast=False))
-            c, s = quantise(torch.cat(parts), dtype)
+                unit[a:a + PAUSE_CELLS] = encoder.encode(pts[a:a + PAUSE_CELLS], batch=block_cells, normalise=True,
+                                                         autocast=False)
+            c, s = quantise(unit, dtype, in_place=True)
             try:
                 for fh, offset, data in ((fc, r0 * W * c.shape[1] * c.itemsize, c), (fs, r0 * W * 4, s)):
                     fh.seek(offset)
-                    fh.write(data.tobytes())
+                    fh.write(memoryview(data).cast("B"))  # the array's own bytes, not a copy
                     fh.flush()
                     os.fsync(fh.fileno())
                 rows_c, rows_s = c.reshape(r1 - r0, -1), s.reshape(r1 - r0, -1)

@@ -84,10 +84,11 @@ class LocationEncoder(nn.Module):
 
     def forward(self, latlon: torch.Tensor) -> torch.Tensor:
         xy = equal_earth(latlon.to(torch.float32))
-        out = torch.zeros(latlon.shape[0], self.dim, device=latlon.device)
-        for capsule in self.capsules:
-            out = out + capsule(xy).to(out.dtype)
-        return out
+        out: Optional[torch.Tensor] = None
+        for capsule in self.capsules:  # (a + b) + c, as the reference sums from zero: the same bits, no zeros
+            y = capsule(xy).float()
+            out = y if out is None else out.add_(y)
+        return out if out is not None else torch.zeros(latlon.shape[0], self.dim, device=latlon.device)
 
     @property
     def device(self) -> torch.device:
@@ -143,7 +144,8 @@ class LocationEncoder(nn.Module):
         from .gallery import check_gallery_size
 
         check_gallery_size(int(np.asarray(latlon).size) // 2, "points to encode")
-        return torch.cat(list(self.iter_encode(latlon, batch, normalise, autocast)), dim=0)
+        parts = list(self.iter_encode(latlon, batch, normalise, autocast))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)  # one step: no copy
 
     @torch.inference_mode()
     def iter_encode(
