@@ -7,6 +7,7 @@ ever meets a field it did not ask for.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -130,8 +131,12 @@ def test_refusals_and_repairs(private_engine, monkeypatch, tmp_path):
     assert find_field(eng.cache_dir, eng.weights.digest, 5.0) == [], "a damaged field is skipped"
     assert eng.build_field(grid).complete, "building again repairs it"
 
-    def disk_full(fd):
-        raise OSError(28, "No space left on device")
+    real_fsync = os.fsync
+
+    def disk_full(fd):  # the disk fills while the rows are written (the field's meta.json was made before)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("codes.int16"):
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
 
     monkeypatch.setattr(field_mod.os, "fsync", disk_full)
     with pytest.raises(InputError, match="No space left on device.*it resumes"):

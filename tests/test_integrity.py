@@ -91,7 +91,7 @@ def test_gallery_cache_checks_catch_every_kind_of_damage(encoder, weights, tmp_p
         assert torch.equal(again.embeddings, g.embeddings), f"byte {offset}"
         assert g.cache_file.read_bytes() == data, f"byte {offset}: rebuilt identically"
     assert len(list(tmp_path.glob("*.corrupt-*"))) >= 1
-    assert not list(tmp_path.glob("*.tmp")), "no temporary files left"
+    assert not list(tmp_path.glob("*.tmp*")), "no temporary files left"
 
 
 def _cli_text(tiny_clip, cache: Path, out: Path) -> int:

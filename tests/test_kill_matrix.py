@@ -43,6 +43,12 @@ elif kind == "preview":
         write_geotiff(tif, Grid.over([0, 0, 40, 20], 0.5), np.random.default_rng(version).random((40, 80),
                       dtype=np.float32))
     render_preview(tif, target)
+elif kind == "bytes":  # shared/atomic.py's small-file writer (the field's meta.json, the hub's refs)
+    from geoclip_qgis.shared import atomic
+    atomic.write_bytes(target, json.dumps({"version": version, "rows": list(range(100 * version))}).encode(), "bytes")
+elif kind == "gallery":  # the gallery cache, through shared/atomic.py
+    from geoclip_qgis.core.model.gallery import _save_cache
+    assert _save_cache(target, np.full((100 * version, 512), version, np.float32))
 elif kind == "journal":
     from geoclip_qgis.core.io.journal import ResultWriter
     w = ResultWriter.plan([target.with_name("r.csv")])
@@ -61,10 +67,14 @@ POINTS = {
     "cog": ["start", "written", "cog-written", "before-fsync", "before-rename", "after-rename"],
     "preview": ["start", "written", "before-fsync", "before-rename", "after-rename"],
     "journal": ["before-fsync", "before-rename", "after-rename"],
+    "bytes": ["start", "written", "before-fsync", "before-rename", "after-rename"],
+    "gallery": ["start", "written", "before-fsync", "before-rename", "after-rename"],
 }
+SWEPT = {"bytes", "gallery"}  # writers through shared/atomic.atomic_path: the next write sweeps a kill's temporary
 WRITER = {"cog": "geotiff"}  # the crash-point family a kind's writer reports under, when not the kind's name
 TARGET = {"csv": "r.csv", "geojson": "r.geojson", "gpkg-new": "r.gpkg", "gpkg-layer": "r.gpkg", "geotiff": "r.tif",
-          "cog": "r.tif", "preview": "r.png", "journal": ".r.csv.geoclip-run.jsonl"}
+          "cog": "r.tif", "preview": "r.png", "journal": ".r.csv.geoclip-run.jsonl", "bytes": "meta.json",
+          "gallery": "g.embeddings"}
 
 
 def _run(kind: str, target: Path, version: int, kill_at: str = "") -> int:
@@ -136,6 +146,10 @@ def test_sigkill_at_any_point_leaves_the_old_file_or_the_new_one(kind, point, tm
         assert after == new
     if point == "start":
         assert after == old
+    if kind in SWEPT:
+        _run(kind, run_dir / names, 2)  # the next write replaces it and sweeps the killed writer's temporary
+        assert _state(kind, run_dir / names) == new
+        assert [p.name for p in run_dir.iterdir()] == [names], "no temporary file outlives the next write"
     if kind == "gpkg-layer":
         assert "my parcel" in after, "the user's layer must survive every kill"
         _run(kind, run_dir / names, 2)  # the next write finishes the job and clears what the kill left

@@ -119,7 +119,41 @@ def test_the_pdf_is_exported_in_a_task(qgis_iface, qgis_new_project, run_rows, t
     wait_for(lambda: said, 120)
     assert said[0][0], said
     assert out.read_bytes()[:5] == b"%PDF-" and pdf_pages(out) == 3
-    assert not list(tmp_path.glob("*.partial.pdf"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.pdf"], "no temporary file left"
+
+
+def test_a_cancelled_or_failed_export_leaves_the_earlier_pdf_and_the_users_files(qgis_iface, qgis_new_project,
+                                                                                  run_rows, tmp_path):
+    """The one atomic writer (shared/atomic.py) under both front doors' export: the earlier PDF survives a cancel
+    and a failure byte for byte; a user's own file with the name the old exporters used as their fixed temporary
+    ('case.pdf.partial.pdf', deleted by them) is never touched; a temporary a killed export left is swept."""
+    import subprocess
+    import sys
+
+    from qgis.core import QgsFeedback, QgsProject
+
+    from geoclip_qgis.layers.report.layout import CaseLayout
+
+    summary, places = _layers(run_rows)
+    case = CaseLayout(QgsProject.instance(), summary, places, None, META)
+    out = tmp_path / "case.pdf"
+    out.write_bytes(b"the earlier report")
+    users = tmp_path / "case.pdf.partial.pdf"
+    users.write_bytes(b"the analyst's own file")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".case.{int(dead.stdout)}.0123abcd.tmp.pdf"  # what a killed export leaves
+    stale.write_bytes(b"%PDF- torn")
+    cancelled = QgsFeedback()
+    cancelled.cancel()
+    ok, error = case.export_pdf(str(out), cancelled)
+    assert not ok and error
+    assert out.read_bytes() == b"the earlier report" and users.read_bytes() == b"the analyst's own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.pdf", "case.pdf.partial.pdf"], "swept, and no new one"
+    ok, error = case.export_pdf(str(out / "inside a file.pdf"))  # a folder that is a file: the export fails
+    assert not ok and error and out.read_bytes() == b"the earlier report"
+    ok, error = case.export_pdf(str(out))
+    assert ok, error
+    assert pdf_pages(out) == 3 and users.read_bytes() == b"the analyst's own file"
 
 
 def test_hint_and_trip_columns_show_only_when_present(qgis_iface, qgis_new_project, run_rows):

@@ -2,12 +2,11 @@
 the case layout is built from the shipped template on the main thread (layers/report/layout.py, fractions of a
 second: it reads no pixels and hashes nothing), and the PDF is exported in a QgsTask, so QGIS never freezes.
 
-The PDF is written under a temporary name and renamed when complete: a cancelled or failed export leaves the
-analyst's earlier file as it was."""
+The PDF is written under a temporary name of our own and renamed when complete (CaseLayout.export_pdf, the same
+path as Processing's): a cancelled or failed export leaves the analyst's earlier file as it was."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any, Callable, Dict, Optional
 
@@ -32,18 +31,10 @@ class ReportTask(QgsTask):
         self.ok, self.error = False, ""
 
     def run(self) -> bool:
-        partial = f"{self.path}.partial.pdf"
-        try:
-            self.ok, self.error = self.case.export_pdf(partial, self.feedback)
-            if self.ok and not self.feedback.isCanceled():
-                os.replace(partial, self.path)
-            else:
-                self.ok = False
+        try:  # written under a temporary name, renamed when complete (CaseLayout.export_pdf)
+            self.ok, self.error = self.case.export_pdf(self.path, self.feedback)
         except Exception as exc:  # reported in the dock, never raised into QGIS's task manager
             self.ok, self.error = False, str(exc)
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(partial)
         return self.ok
 
     def cancel(self) -> None:

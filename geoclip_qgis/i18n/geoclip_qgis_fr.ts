@@ -916,6 +916,7 @@
         <message>
             <location filename="../../geoclip_qgis/gui/manager/downloads.py" />
             <location filename="../../geoclip_qgis/gui/report.py" />
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
             <source>cancelled</source>
             <translation type="unfinished" />
         </message>
@@ -1371,6 +1372,11 @@
         <message>
             <location filename="../../geoclip_qgis/layers/report/layout.py" />
             <source>… and {} more (one page each)</source>
+            <translation type="unfinished" />
+        </message>
+        <message>
+            <location filename="../../geoclip_qgis/layers/report/layout.py" />
+            <source>the layout could not be exported</source>
             <translation type="unfinished" />
         </message>
         <message>

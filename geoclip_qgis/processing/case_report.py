@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -63,15 +60,9 @@ class CaseReport(GeoClipAlgorithm):
             info = {}
         case = CaseLayout(context.project() or QgsProject.instance(), summary, places, regions, engine_meta(info))
         feedback.setProgressText(tr("Writing {} pages").format(case.pages))
-        partial = f"{out}.partial.pdf"
-        try:
-            ok, error = case.export_pdf(partial, feedback)
-            if feedback.isCanceled():
-                return {}
-            if not ok:
-                raise QgsProcessingException(tr("The PDF was not written: {}").format(error))
-            os.replace(partial, out)
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(partial)
+        ok, error = case.export_pdf(out, feedback)  # atomic: an earlier file is replaced only when complete
+        if feedback.isCanceled():
+            return {}
+        if not ok:
+            raise QgsProcessingException(tr("The PDF was not written: {}").format(error))
         return {"OUTPUT": out}

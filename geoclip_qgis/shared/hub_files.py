@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Dict, List, Optional, Sequence
 
-from . import defaults
+from . import atomic, defaults
 
 CLIP_REPO = defaults.CLIP_REPO
 # What the engine loads; the repo's pytorch_model.bin / flax / tf duplicates are left out (4 GB saved).
@@ -331,7 +331,7 @@ def _fetch(t: Target, meter: Meter, transport: Transport, timeout: float, host: 
                 "the bad file was removed", hint="download again; if it happens again, the network or a proxy "
                 "alters the file")
     t.final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(t.partial, t.final)
+    atomic.replace(t.partial, t.final, "download", keep=True)  # fsynced: a power cut never leaves a torn file
     meter.add(0, force=True)
 
 
@@ -383,9 +383,7 @@ def download(transport: Transport, *, repo_id: str = CLIP_REPO, files: Sequence[
         where = storage(root, repo_id)
         if revision != commit:
             (where / "refs").mkdir(parents=True, exist_ok=True)
-            tmp = where / "refs" / f".{revision}.tmp"
-            tmp.write_text(commit)
-            os.replace(tmp, where / "refs" / revision)
+            atomic.write_text(where / "refs" / revision, commit, "hub-ref")
         folder = where / "snapshots" / commit
     else:
         folder = dest

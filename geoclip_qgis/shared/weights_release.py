@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from . import atomic
 from .defaults import default_cache_dir
 
 REQUIREMENT = "geoclip==1.3.0"
@@ -102,12 +103,15 @@ def unpack(wheel: os.PathLike, dest: Optional[os.PathLike] = None) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(member) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())  # on disk before the folder's rename makes it the weights (atomic.py)
                 if sha256_of(target) != sha:
                     raise WeightsReleaseError(f"{member} in {wheel.name} does not match its known sha256")
             (tmp / "LICENSE-geoclip.txt").write_bytes(zf.read(LICENSE_MEMBER))
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
+        atomic.fsync_dir(dest.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

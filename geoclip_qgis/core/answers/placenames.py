@@ -43,6 +43,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...shared import atomic
 from ..errors import GeoClipError, InputError
 from .places import chord_to_km, unit_vectors
 
@@ -170,15 +171,12 @@ def _save(path: Path, arrays: Dict[str, np.ndarray]) -> None:
     """Keep the parsed arrays for next time, as the gallery cache does (core/model/gallery.py _save_cache): a
     cache folder that cannot be written (a file in its place, read-only, full) costs the parse next time and a
     warning naming the folder and the fix, never an error; the temporary file never outlives the attempt."""
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:  # a file object: a full disk raises here, not in ZipFile's destructor
+        # A file object: a full disk raises here, not in ZipFile's destructor; atomic_path removes the temporary.
+        with atomic.atomic_path(path, "placenames") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # NotADirectoryError / PermissionError too, not only 'missing'
-            tmp.unlink()
+    except OSError as exc:  # NotADirectoryError / PermissionError too, not only 'missing'
         log.warning("cannot keep the place-names cache in %s (%s): names are parsed again next time; choose a "
                     "writable cache folder (--cache-dir or $GEOCLIP_QGIS_CACHE)", path.parent, exc.strerror or exc)
     except BaseException:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import uuid
 from pathlib import Path
 from typing import IO, Iterator, Type
 
+from ...shared import atomic
+from ...shared.atomic import KILL_ENV, crash_point, fsync_dir, fsync_file, temp_sibling  # noqa: F401 - re-exported
 from ..errors import GeoClipError, InputError
 
 
@@ -90,79 +91,23 @@ def check_output(path: os.PathLike | str, what: str = "output") -> Path:
     return p
 
 
-# ---- the one atomic writer -------------------------------------------------------------------------------------
-KILL_ENV = "GEOCLIP_KILL_AT"  # tests only: "writer:point" SIGKILLs this process there (see tests/test_kill_matrix.py)
-
-
-def crash_point(writer: str, point: str) -> None:
-    """A named point inside a writer where the kill tests SIGKILL the process, to show that a kill at any moment
-    leaves the old file or the new one. Costs one environment look-up when unset."""
-    want = os.environ.get(KILL_ENV)
-    if want and want in (f"{writer}:{point}", f"*:{point}"):
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def temp_sibling(final: os.PathLike | str, tag: str = "tmp") -> Path:
-    """A name of our own next to `final` (same folder, so the rename is atomic), unique per process and call, so
-    concurrent writers of one output never share a temporary file; the real suffix is kept for GDAL and PIL."""
-    p = Path(final)
-    return p.with_name(f".{p.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{tag}{p.suffix}")
-
-
-def fsync_file(path: os.PathLike | str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: os.PathLike | str) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
+# ---- the one atomic writer (its mechanics: shared/atomic.py, also used by the plugin's side) --------------------
 def commit_file(tmp: Path, final: Path, writer: str = "file") -> Path:
-    """fsync `tmp`, rename it over `final`, fsync the folder. The rename is the only moment the output changes."""
-    crash_point(writer, "before-fsync")
-    fsync_file(tmp)
-    crash_point(writer, "before-rename")
+    """fsync `tmp`, rename it over `final`, fsync the folder (atomic.replace); a refused rename is an InputError
+    naming the output and the fix."""
     try:
-        os.replace(tmp, final)
+        return atomic.replace(tmp, final, writer)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InputError(f"cannot replace the output ({exc.strerror or exc})", str(final),
                          "close it in any program that has it open, then run again") from exc
-    crash_point(writer, "after-rename")
-    fsync_dir(final.parent if str(final.parent) else ".")
-    return final
 
 
 @contextlib.contextmanager
 def atomic_output(final: os.PathLike | str, writer: str = "file") -> Iterator[Path]:
     """`with atomic_output(path) as tmp:` write the whole file at `tmp`; on success it replaces `path` atomically
     (fsync, rename, fsync the folder), on any error or interrupt `tmp` is removed and `path` is untouched."""
-    final = Path(final)
-    tmp = temp_sibling(final)
-    crash_point(writer, "start")
     try:
-        yield tmp
-        if not tmp.exists():
-            raise InputError("the output was not written", str(final), "see the message above")
-        crash_point(writer, "written")
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    commit_file(tmp, final, writer)
+        with atomic.atomic_path(final, writer, commit=commit_file) as tmp:
+            yield tmp
+    except atomic.NotWritten:
+        raise InputError("the output was not written", str(final), "see the message above") from None

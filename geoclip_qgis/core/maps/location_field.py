@@ -43,6 +43,7 @@ from typing import Callable, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ...shared import atomic
 from .. import cancel
 from ..errors import BudgetError, InputError
 from ..io.files import open_regular
@@ -353,14 +354,9 @@ def _allocated(path: Path) -> int:
 
 
 def _write_meta(path: Path, meta: dict) -> None:
-    """Replace meta.json atomically; a failed write (full disk) leaves the old one and no temporary file."""
-    tmp = path / f"meta.json.{os.getpid()}.tmp"
-    try:
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, path / "meta.json")
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Replace meta.json atomically and durably (shared/atomic.py); a failed write (full disk) leaves the old one
+    and no temporary file."""
+    atomic.write_text(path / "meta.json", json.dumps(meta, indent=1), "field-meta")
 
 
 def check_disk(path: Path, grid: Grid, have: int = 0, dtype: str = DEFAULT_DTYPE, margin: int = DISK_MARGIN) -> None:

@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ...shared import defaults
+from ...shared import atomic, defaults
 from ..errors import BudgetError, GeoClipError, InputError, WeightsError
 from ..io.files import open_regular
 
@@ -319,42 +319,23 @@ def _load_cache(path: Path, n: int, dtype: str) -> Optional[np.ndarray]:
         return None
 
 
-def _sweep_temporaries(path: Path) -> None:
-    """Remove temporary files that a killed process left beside `path` (their pid is no longer running)."""
-    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
-        try:
-            pid = int(tmp.name[len(path.name) + 1:-4])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        except (ValueError, OSError):
-            continue
-
-
 def _save_cache(path: Path, arr: np.ndarray) -> bool:
-    """Write header and data to a temporary file beside the target, fsync, then rename: a crash never leaves a
-    half-written cache under the real name. False, with a warning, when the cache folder cannot be written (full
-    or read-only disk, a file in its place); the temporary file is removed then."""
+    """Write header and data to a temporary file beside the target, fsync, then rename (shared/atomic.py): a
+    crash never leaves a half-written cache under the real name. False, with a warning, when the cache folder
+    cannot be written (full or read-only disk, a file in its place); the temporary file is removed then."""
     arr = np.ascontiguousarray(arr)
     meta = json.dumps({"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": _checksum(arr)}).encode()
     header = (CACHE_MAGIC + meta + b"\n").ljust(HEADER_BYTES, b" ")
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_temporaries(path)
-        with open(tmp, "wb") as f:
+        # shared/atomic.py: our own temporary name, fsync, rename; killed writers' temporaries swept first.
+        with atomic.atomic_path(path, "gallery") as tmp, open(tmp, "wb") as f:
             f.write(header)
             flat = memoryview(arr).cast("B")
             for i in range(0, len(flat), 1 << 24):
                 f.write(flat[i:i + (1 << 24)])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         return True
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         log.warning("cannot write the gallery cache in %s (%s): the embeddings stay in memory for this run and "
                     "will be encoded again next time; free some space or choose a writable cache folder "
                     "(--cache-dir or %s)", path.parent, exc.strerror or exc, CACHE_ENV)

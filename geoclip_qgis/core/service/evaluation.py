@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ...shared.atomic import atomic_path
 from ..errors import InputError
 from ..io.photos import list_photos, read_gps
 
@@ -82,7 +84,8 @@ def evaluate(engine, truth: Iterable[Tuple[str, float, float]], out_csv: Optiona
     """Geolocate every photo and compare with the truth: the raw top-1 gallery point (the paper's protocol) and
     the top-1 distinct place (core/answers/places.py). With `coverage_res`, also map each photo's likelihood at that
     resolution and report how often the truth falls inside the 50 % / 90 % confidence regions — close to 50 %
-    and 90 % for a calibrated model. Per-photo rows stream to `out_csv`."""
+    and 90 % for a calibrated model. Per-photo rows stream to
+    `out_csv`'s temporary file, which replaces it at the end (shared/atomic.py)."""
     from ..answers.regions import hdr_level_at
 
     truth = list(truth)
@@ -91,8 +94,11 @@ def evaluate(engine, truth: Iterable[Tuple[str, float, float]], out_csv: Optiona
     place_errors: List[float] = []
     hdr: List[float] = []
     failed = 0
-    fh = open(out_csv, "w", newline="", encoding="utf-8") if out_csv else None  # noqa: SIM115
-    try:
+    with contextlib.ExitStack() as stack:
+        fh = None
+        if out_csv:  # rows stream into our temporary file; the old CSV is replaced only when the run is done
+            tmp = stack.enter_context(atomic_path(out_csv, "evaluation"))
+            fh = stack.enter_context(open(tmp, "w", newline="", encoding="utf-8"))
         writer = csv.writer(fh) if fh else None
         if writer:
             writer.writerow(["image", "true_lat", "true_lon", "pred_lat", "pred_lon", "probability", "error_km",
@@ -118,9 +124,6 @@ def evaluate(engine, truth: Iterable[Tuple[str, float, float]], out_csv: Optiona
                 writer.writerow([res.source, la, lo, best.lat, best.lon, best.probability, f"{err:.4f}",
                                  place["lat"], place["lon"], place["probability"], f"{perr:.4f}", level, ""])
                 fh.flush()
-    finally:
-        if fh:
-            fh.close()
     table: Dict[str, object] = dict(accuracy_table(errors))
     table["failed"] = failed
     table["places"] = accuracy_table(place_errors)

@@ -44,6 +44,7 @@ from qgis.PyQt.QtXml import QDomDocument
 
 from ...i18n import tr
 from ...qt_compat import field_type
+from ...shared import atomic
 
 TEMPLATE = Path(__file__).with_name("case_report.qpt")
 REPORT_FIELDS = ("source", "page_kind", "page_order", "title", "answer", "photo", "overlay", "context",
@@ -375,19 +376,33 @@ class CaseLayout:
         self.coverage.dataProvider().changeAttributeValues(changes)
 
     def export_pdf(self, path: str, feedback: Optional[QgsFeedback] = None, dpi: int = 150) -> Tuple[bool, str]:
-        """Every page into one PDF (QgsLayoutExporter over the atlas), the photos reduced first; (ok, error)."""
+        """Every page into one PDF (QgsLayoutExporter over the atlas), the photos reduced first; (ok, error). The
+        PDF is written under our own temporary name beside `path` and renamed over it only when complete and not
+        cancelled (shared/atomic.py, the one atomic writer, for the dock and Processing alike): a cancelled,
+        failed or killed export leaves the analyst's earlier file as it was, and no file of theirs is touched."""
         import shutil
         import tempfile
 
         folder = tempfile.mkdtemp(prefix="geoclip-report-")
         try:
-            self.reduce_photos(folder, feedback)
-            settings = QgsLayoutExporter.PdfExportSettings()
-            settings.dpi = dpi
-            settings.rasterizeWholeImage = False
-            settings.appendGeoreference = False
-            settings.exportMetadata = True
-            result, error = QgsLayoutExporter.exportToPdf(self.layout.atlas(), path, settings, feedback)
+            with atomic.atomic_path(path, "report-pdf") as tmp:
+                self.reduce_photos(folder, feedback)
+                settings = QgsLayoutExporter.PdfExportSettings()
+                settings.dpi = dpi
+                settings.rasterizeWholeImage = False
+                settings.appendGeoreference = False
+                settings.exportMetadata = True
+                result, error = QgsLayoutExporter.exportToPdf(self.layout.atlas(), str(tmp), settings, feedback)
+                if feedback is not None and feedback.isCanceled():
+                    raise _NotExported(tr("cancelled"))
+                if result != QgsLayoutExporter.ExportResult.Success:
+                    raise _NotExported(error or tr("the layout could not be exported"))
+        except (_NotExported, OSError) as exc:  # the temporary file is gone, `path` untouched
+            return False, str(exc)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        return result == QgsLayoutExporter.ExportResult.Success, error or ""
+        return True, ""
+
+
+class _NotExported(Exception):
+    """The exporter failed or was cancelled: nothing replaces the earlier file."""
