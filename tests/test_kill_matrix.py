@@ -70,7 +70,7 @@ POINTS = {
     "bytes": ["start", "written", "before-fsync", "before-rename", "after-rename"],
     "gallery": ["start", "written", "before-fsync", "before-rename", "after-rename"],
 }
-SWEPT = {"bytes", "gallery"}  # writers through shared/atomic.atomic_path: the next write sweeps a kill's temporary
+SWEPT = set(POINTS) - {"gpkg-layer"}  # the next write of the file sweeps a kill's temporary (shared/atomic.py)
 WRITER = {"cog": "geotiff"}  # the crash-point family a kind's writer reports under, when not the kind's name
 TARGET = {"csv": "r.csv", "geojson": "r.geojson", "gpkg-new": "r.gpkg", "gpkg-layer": "r.gpkg", "geotiff": "r.tif",
           "cog": "r.tif", "preview": "r.png", "journal": ".r.csv.geoclip-run.jsonl", "bytes": "meta.json",
@@ -149,7 +149,8 @@ def test_sigkill_at_any_point_leaves_the_old_file_or_the_new_one(kind, point, tm
     if kind in SWEPT:
         _run(kind, run_dir / names, 2)  # the next write replaces it and sweeps the killed writer's temporary
         assert _state(kind, run_dir / names) == new
-        assert [p.name for p in run_dir.iterdir()] == [names], "no temporary file outlives the next write"
+        left = [p.name for p in run_dir.iterdir() if p.name.startswith(".") and p.name != names]
+        assert not left, "no temporary file outlives the next write"
     if kind == "gpkg-layer":
         assert "my parcel" in after, "the user's layer must survive every kill"
         _run(kind, run_dir / names, 2)  # the next write finishes the job and clears what the kill left

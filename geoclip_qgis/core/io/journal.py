@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ...shared import geopackage
+from ...shared.atomic import sweep_temporaries
 from ..errors import InputError
 from .files import commit_file, temp_sibling
 from .plan import IOPlan
@@ -247,6 +248,7 @@ class ResultWriter:
         """Start (or continue) the journal: the first write of the run, made once the models are loaded."""
         if self.journal is None:
             return
+        sweep_temporaries(self.journal)  # what a killed run's rewrite left (its process gone)
         tmp = temp_sibling(self.journal)
         try:
             with open(tmp, "wb") as fh:

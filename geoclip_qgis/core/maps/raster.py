@@ -15,6 +15,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ...shared.atomic import sweep_temporaries
 from ...shared.geodesy import EARTH_RADIUS_KM
 from ..errors import BudgetError, InputError
 from ..io.files import commit_file, crash_point, temp_sibling
@@ -240,6 +241,7 @@ class GeoTiffWriter:
         if not self.path.parent.exists():
             raise InputError("output folder does not exist", str(self.path.parent), "create it first")
         self.cog = cog
+        sweep_temporaries(self.path)  # what a killed writer of this file left (its process gone)
         self.tmp = temp_sibling(self.path, "partial")  # unique: concurrent writers of one output never collide
         crash_point("geotiff", "start")
         self.ds = rasterio.open(self.tmp, "w", **geotiff_profile(grid, count, dtype, nodata))
