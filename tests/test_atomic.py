@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,17 +22,25 @@ NOT_WRITES = {"core/model/gallery.py": 1, "core/maps/location_field.py": 1, "sha
               "core/service/ray_batch.py": 1}
 
 
+RENAMES = re.compile(r"\bos\.(?:replace|rename)\(|\bshutil\.move\(|\bfilesystem\.move\(|\.rename\("
+                     r"|(?<!atomic)\.replace\((?![\"'bf]|os\.sep|microsecond|tzinfo)")  # pathlib's too, not str's
+
+
 def test_files_are_replaced_only_by_the_one_atomic_writer():
     """A rename over a file is where a writer's data becomes the user's: it lives in shared/atomic.py, fsync and
-    folder fsync included. A new writer that renames on its own fails here."""
+    folder fsync included. A new writer that renames on its own (os, shutil or pathlib) fails here."""
     found = {}
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE).as_posix()
-        n = len(re.findall(r"\bos\.(?:replace|rename)\(|\bshutil\.move\(|\bfilesystem\.move\(", path.read_text()))
+        n = len(RENAMES.findall(path.read_text()))
         if n and rel != "shared/atomic.py":
             found[rel] = n
     assert found == NOT_WRITES
     assert len(re.findall(r"\bos\.replace\(", (PACKAGE / "shared" / "atomic.py").read_text())) == 1
+    for line in ("tmp.rename(final)", "Path(tmp).replace(path)", "os.rename(a, b)"):
+        assert RENAMES.search(line), line
+    for line in ('name.replace(".", "_")', "rel.replace(os.sep, '/')", "atomic.replace(tmp, final)"):
+        assert not RENAMES.search(line), line
 
 
 def _dead_pid() -> int:
@@ -39,20 +48,34 @@ def _dead_pid() -> int:
     return int(done.stdout)
 
 
-def test_a_write_sweeps_only_what_dead_writers_of_that_file_left(tmp_path):
-    target = tmp_path / "meta.json"
+def _aged(*paths: Path) -> None:
+    old = time.time() - atomic.STALE_S - 60
+    for p in paths:
+        os.utime(p, (old, old))
+
+
+@pytest.mark.parametrize("name", ["meta.json", "r.v2.final.csv", "refs", ".r.csv.geoclip-run.jsonl", "a+b(1).tif"])
+def test_a_write_sweeps_only_what_dead_writers_of_that_file_left(tmp_path, name):
+    target = tmp_path / name
+    stem, suffix = target.stem, target.suffix
     dead, live = _dead_pid(), os.getppid()
-    stale = tmp_path / f".meta.{dead}.0123abcd.tmp.json"
-    running = tmp_path / f".meta.{live}.0123abcd.tmp.json"  # a writer that is still at work
-    others = [tmp_path / f".other.{dead}.0123abcd.tmp.json",  # another output's
-              tmp_path / f".meta.{dead}.notours.tmp.json", tmp_path / "meta.json.partial.pdf",  # not our names
-              tmp_path / f"meta.{dead}.0123abcd.tmp.json"]
-    for p in [stale, running, *others]:
+    stale = [tmp_path / f".{stem}.{dead}.0123abcd.{tag}{suffix}" for tag in atomic.TAGS]
+    kept = [tmp_path / f".{stem}.{live}.0123abcd.tmp{suffix}",  # a writer still at work
+            tmp_path / f".{stem}.99999999999.0123abcd.tmp{suffix}",  # no pid at all (it blocked every write)
+            tmp_path / f".{stem}.{dead}.0123abcd.old{suffix}",  # not our tag: a user's hidden backup
+            tmp_path / f".other.{dead}.0123abcd.tmp{suffix}",  # another output's
+            tmp_path / f".{stem}.{dead}.notours.tmp{suffix}", tmp_path / f"{name}.partial.pdf",  # not our names
+            tmp_path / f"{stem}.{dead}.0123abcd.tmp{suffix}"]
+    fresh = tmp_path / f".{stem}.{dead}.fedcba98.tmp{suffix}"  # a dead pid, but written a moment ago: on another
+    for p in [*stale, *kept, fresh]:  # host sharing the folder, that pid may be a live writer's
         p.write_text("x")
+    _aged(*stale, *kept)
     atomic.write_text(target, '{"rows": 1}')
     assert target.read_text() == '{"rows": 1}'
-    assert not stale.exists()
-    assert running.exists() and all(p.exists() for p in others)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in [*kept, fresh])
+    with pytest.raises(ValueError):
+        atomic.temp_sibling(target, "bak")  # a tag the sweep does not know would be left for good
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

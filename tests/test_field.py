@@ -194,3 +194,20 @@ def test_worker_builds_cancels_and_resumes(weights, tmp_path):
     assert sent[-1]["data"]["complete"]
     worker.handle({"id": 10, "op": "field_status", "params": params})
     assert sent[-1]["data"]["complete"] and sent[-1]["data"]["bytes"] == 360 * 180 * 1028
+
+
+def test_quantising_in_place_gives_the_stored_bytes_of_before():
+    """The build quantises its own block in place (aminmax, no |x| copy): the codes and scales must be the bytes
+    the former formula gave, rows of zeros and rows whose largest magnitude is negative included."""
+    g = torch.Generator().manual_seed(0)
+    unit = torch.nn.functional.normalize(torch.randn(300, 512, generator=g), dim=1)
+    unit[0] = 0.0
+    unit[1] = -unit[1].abs()
+    unit[2, 7] = -1.0
+    for dtype, top in field_mod.CODE_LEVELS.items():
+        scale = unit.abs().amax(dim=1).clamp_min(1e-30) / float(top)  # the formula before session 9
+        want_c = torch.round(unit / scale[:, None]).clamp_(-top, top).to(getattr(torch, dtype)).numpy()
+        c, s = field_mod.quantise(unit.clone(), dtype, in_place=True)
+        c2, s2 = field_mod.quantise(unit, dtype)
+        assert c.tobytes() == c2.tobytes() == want_c.tobytes()
+        assert s.tobytes() == s2.tobytes() == scale.numpy().astype(np.float32).tobytes()

@@ -6,7 +6,9 @@ toggle, the dock's 'Why' and 'Report (PDF)…', and Processing's 'Case report (P
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -123,16 +125,17 @@ def test_the_pdf_is_exported_in_a_task(qgis_iface, qgis_new_project, run_rows, t
 
 
 def test_a_cancelled_or_failed_export_leaves_the_earlier_pdf_and_the_users_files(qgis_iface, qgis_new_project,
-                                                                                  run_rows, tmp_path):
+                                                                                  run_rows, tmp_path, monkeypatch):
     """The one atomic writer (shared/atomic.py) under both front doors' export: the earlier PDF survives a cancel
     and a failure byte for byte; a user's own file with the name the old exporters used as their fixed temporary
     ('case.pdf.partial.pdf', deleted by them) is never touched; a temporary a killed export left is swept."""
     import subprocess
     import sys
 
-    from qgis.core import QgsFeedback, QgsProject
+    from qgis.core import QgsFeedback, QgsLayoutExporter, QgsProject
 
     from geoclip_qgis.layers.report.layout import CaseLayout
+    from geoclip_qgis.shared.atomic import STALE_S
 
     summary, places = _layers(run_rows)
     case = CaseLayout(QgsProject.instance(), summary, places, None, META)
@@ -143,14 +146,26 @@ def test_a_cancelled_or_failed_export_leaves_the_earlier_pdf_and_the_users_files
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f".case.{int(dead.stdout)}.0123abcd.tmp.pdf"  # what a killed export leaves
     stale.write_bytes(b"%PDF- torn")
+    an_hour_ago = time.time() - STALE_S - 60  # the sweep spares temporaries written within the hour
+    os.utime(stale, (an_hour_ago, an_hour_ago))
     cancelled = QgsFeedback()
     cancelled.cancel()
     ok, error = case.export_pdf(str(out), cancelled)
     assert not ok and error
     assert out.read_bytes() == b"the earlier report" and users.read_bytes() == b"the analyst's own file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case.pdf", "case.pdf.partial.pdf"], "swept, and no new one"
-    ok, error = case.export_pdf(str(out / "inside a file.pdf"))  # a folder that is a file: the export fails
-    assert not ok and error and out.read_bytes() == b"the earlier report"
+    real = QgsLayoutExporter.exportToPdf
+
+    def half_then_fail(atlas, path, settings, feedback=None):  # the exporter writes part of a page, then fails
+        Path(path).write_bytes(b"%PDF-1.7 half a page")
+        return QgsLayoutExporter.ExportResult.FileError, "disk full"
+
+    monkeypatch.setattr(QgsLayoutExporter, "exportToPdf", half_then_fail)
+    ok, error = case.export_pdf(str(out))
+    assert not ok and error == "disk full"
+    assert out.read_bytes() == b"the earlier report" and users.read_bytes() == b"the analyst's own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case.pdf", "case.pdf.partial.pdf"]
+    monkeypatch.setattr(QgsLayoutExporter, "exportToPdf", real)
     ok, error = case.export_pdf(str(out))
     assert ok, error
     assert pdf_pages(out) == 3 and users.read_bytes() == b"the analyst's own file"

@@ -35,30 +35,45 @@ def crash_point(writer: str, point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+TAGS = ("tmp", "partial", "cog")  # the tags our writers give temp_sibling: the only names the sweep may remove
+
+
 def temp_sibling(final: os.PathLike | str, tag: str = "tmp") -> Path:
     """A name of our own next to `final` (same folder, so the rename is atomic), unique per process and call, so
     concurrent writers of one output never share a temporary file; the real suffix is kept for GDAL and PIL."""
+    if tag not in TAGS:
+        raise ValueError(f"temporary tag {tag!r} is not one sweep_temporaries knows: add it to TAGS")
     p = Path(final)
     return p.with_name(f".{p.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{tag}{p.suffix}")
 
 
-def sweep_temporaries(final: os.PathLike | str) -> int:
-    """Remove the temporary files (temp_sibling's names) that killed writers of `final` left beside it: those
-    whose process is gone. A live writer's file and every other name are left alone. Returns how many."""
+STALE_S = 3600.0  # untouched this long: a writer on another host (a shared folder) or in another process namespace
+# (whose pid this machine cannot see) has not been writing it for an hour, so it is no live writer's
+
+
+def sweep_temporaries(final: os.PathLike | str, stale_s: float = STALE_S) -> int:
+    """Remove the temporary files (temp_sibling's names, our tags only) that killed writers of `final` left
+    beside it: those whose process is gone and that nobody has written for `stale_s`. A live writer's file and
+    every other name are left alone. Returns how many."""
+    import time
+
     p = Path(final)
-    pattern = re.compile(rf"^\.{re.escape(p.stem)}\.(\d+)\.[0-9a-f]{{8}}\.[a-z-]+{re.escape(p.suffix)}$")
+    pattern = re.compile(rf"^\.{re.escape(p.stem)}\.(\d{{1,10}})\.[0-9a-f]{{8}}\.(?:{'|'.join(TAGS)})"
+                         rf"{re.escape(p.suffix)}$")
     removed = 0
     try:
         names = os.listdir(p.parent if str(p.parent) else ".")
     except OSError:
         return 0
+    now = time.time()
     for name in names:
         m = pattern.match(name)
         if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
             continue
         with contextlib.suppress(OSError):
-            os.unlink(p.with_name(name))
-            removed += 1
+            if now - os.stat(p.with_name(name)).st_mtime >= stale_s:
+                os.unlink(p.with_name(name))
+                removed += 1
     return removed
 
 
@@ -69,13 +84,14 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's process: alive
+    except (OSError, OverflowError, ValueError):  # another user's process, or no pid at all: leave it
         return True
     return True
 
 
 def fsync_file(path: os.PathLike | str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    """fsync a closed file by name. Windows' fsync (FlushFileBuffers) needs a handle open for writing."""
+    fd = os.open(path, (os.O_RDWR if os.name == "nt" else os.O_RDONLY) | getattr(os, "O_BINARY", 0))
     try:
         os.fsync(fd)
     finally:

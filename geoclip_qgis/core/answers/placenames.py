@@ -29,7 +29,6 @@ nearest place can lie across it.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import importlib.util
@@ -179,10 +178,6 @@ def _save(path: Path, arrays: Dict[str, np.ndarray]) -> None:
     except OSError as exc:  # NotADirectoryError / PermissionError too, not only 'missing'
         log.warning("cannot keep the place-names cache in %s (%s): names are parsed again next time; choose a "
                     "writable cache folder (--cache-dir or $GEOCLIP_QGIS_CACHE)", path.parent, exc.strerror or exc)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 _LOCK = threading.Lock()

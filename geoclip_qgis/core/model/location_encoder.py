@@ -85,9 +85,9 @@ class LocationEncoder(nn.Module):
     def forward(self, latlon: torch.Tensor) -> torch.Tensor:
         xy = equal_earth(latlon.to(torch.float32))
         out: Optional[torch.Tensor] = None
-        for capsule in self.capsules:  # (a + b) + c, as the reference sums from zero: the same bits, no zeros
+        for capsule in self.capsules:  # ((0 + a) + b) + c, as the reference sums, without a zeros tensor
             y = capsule(xy).float()
-            out = y if out is None else out.add_(y)
+            out = y.add_(0.0) if out is None else out.add_(y)  # 0 + a: a, and -0.0 becomes +0.0 as there
         return out if out is not None else torch.zeros(latlon.shape[0], self.dim, device=latlon.device)
 
     @property
