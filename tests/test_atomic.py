@@ -105,3 +105,22 @@ def test_temporary_names_are_unique_and_keep_the_suffix(tmp_path):
     names = {atomic.temp_sibling(tmp_path / "r.tif").name for _ in range(100)}
     assert len(names) == 100
     assert all(n.startswith(".r.") and n.endswith(".tmp.tif") for n in names)
+
+
+def test_fsync_opens_the_file_for_writing_on_windows(tmp_path, monkeypatch):
+    """Windows' fsync (_commit, FlushFileBuffers) fails with EBADF on a read-only handle: every atomic write would
+    fail there. The flags are checked here, as no Windows machine runs these tests."""
+    f = tmp_path / "x.csv"
+    f.write_text("x")
+    seen = []
+    real_open = os.open
+
+    def spy(path, flags, *args):
+        seen.append(flags)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(atomic.os, "open", spy)
+    atomic.fsync_file(f)
+    monkeypatch.setattr(atomic.os, "name", "nt")
+    atomic.fsync_file(f)
+    assert seen[0] & (os.O_WRONLY | os.O_RDWR) == 0 and seen[1] & os.O_RDWR
