@@ -148,3 +148,43 @@ def test_engine_fast_and_exact_decode_agree(engine, photos, tmp_path):
         assert [(p.lat, p.lon, p.probability) for p in f.predictions] == \
                [(p.lat, p.lon, p.probability) for p in e.predictions]
     assert fast[3].gps == exact[3].gps == (46.5, 8.25)
+
+
+@pytest.mark.parametrize("min_side", [None, 224])
+def test_bombs_are_refused_by_every_decode_thread(tmp_path, monkeypatch, min_side):
+    """A photo between one and two times Pillow's pixel limit (Pillow only warns there) must be refused on every
+    thread, every time, whatever other threads do. It was turned into an error by a process-wide warning filter
+    that any thread leaving warnings.catch_warnings restored under it (not thread-safe): a bomb was sometimes
+    decoded (CI: Processing's bad-photo test, through the worker)."""
+    from geoclip_qgis.core.io.decode import decode_ahead, open_photo
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300)
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(48):
+        size = (400, 300) if i % 2 else (250, 250)  # 120,000 px: over the limit, under twice it
+        path = tmp_path / f"p{i}.{'jpg' if i % 4 < 2 else 'png'}"
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        items.append(str(path))
+    stop = threading.Event()
+
+    def neighbour():  # other code in the worker (a library, a prefetch thread) using warnings.catch_warnings
+        import time
+        import warnings
+
+        while not stop.is_set():
+            with warnings.catch_warnings():
+                time.sleep(0.0005)
+
+    noisy = threading.Thread(target=neighbour, daemon=True)
+    noisy.start()
+    try:
+        out = list(decode_ahead(items, lambda item, i: open_photo(item, min_side), lambda im: im.size, workers=4))
+    finally:
+        stop.set()
+        noisy.join()
+    for i, d in enumerate(out):
+        if i % 2:
+            assert d.error is not None and "too large to decode safely" in str(d.error), (i, d.pixels)
+        else:
+            assert d.error is None and d.pixels is not None

@@ -16,7 +16,6 @@ batch of any length; each result keeps only the 3 × 224 × 224 pixels, never th
 from __future__ import annotations
 
 import os
-import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from PIL import Image, ImageOps
 
 from ..errors import ImageError
 from .files import open_regular
-from .photos import Photo, _to_rgb, file_sha256, load_photo, read_gps_exif
+from .photos import Photo, _to_rgb, check_pixels, file_sha256, load_photo, read_gps_exif
 
 
 def input_side(processor) -> int:
@@ -56,15 +55,14 @@ def reduce_to(image: Image.Image, min_side: int) -> Image.Image:
 def _draft_jpeg(path: str, min_side: int) -> Optional[Photo]:
     """A JPEG decoded by DCT scaling to the smallest size with both sides >= min_side; None for other formats.
     EXIF (orientation, GPS) is read from the file as on the exact path; only the pixel count differs."""
-    with open_regular(path, "photo", error=ImageError) as fh, warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(fh) as im:
-            if im.format != "JPEG":
-                return None
-            gps, gps_problem = read_gps_exif(im.getexif())
-            im.draft("RGB", (min_side, min_side))
-            im.load()
-            return Photo(path=path, image=_to_rgb(ImageOps.exif_transpose(im)), gps=gps, gps_problem=gps_problem)
+    with open_regular(path, "photo", error=ImageError) as fh, Image.open(fh) as im:
+        if im.format != "JPEG":
+            return None
+        check_pixels(im, path)  # a bomb is refused by its size (thread-safe), as on the exact path
+        gps, gps_problem = read_gps_exif(im.getexif())
+        im.draft("RGB", (min_side, min_side))
+        im.load()
+        return Photo(path=path, image=_to_rgb(ImageOps.exif_transpose(im)), gps=gps, gps_problem=gps_problem)
 
 
 def open_photo(path: os.PathLike | str, min_side: Optional[int] = None) -> Photo:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -200,6 +199,20 @@ def file_sha256(path: os.PathLike | str) -> Optional[str]:
     return digest.hexdigest()
 
 
+def check_pixels(im: Image.Image, name: str) -> None:
+    """Refuse an image over Pillow's pixel limit before its pixels are decoded (a decompression bomb), by its
+    size. Not by turning Pillow's DecompressionBombWarning into an error: warning filters are process-wide and
+    warnings.catch_warnings is not thread-safe, so the decode threads restored each other's filters and a bomb
+    between one and two times the limit was sometimes decoded (a flaky test showed it)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and im.width * im.height > limit:
+        raise ImageError(
+            f"image is too large to decode safely ({im.width} x {im.height} = {im.width * im.height:,} pixels)",
+            name,
+            f"Pillow's limit is {limit} pixels; downscale the photo first",
+        )
+
+
 def load_photo(path: os.PathLike | str) -> Photo:
     """Decode `path` fully, upright and RGB; every failure is an ImageError naming the file and the fix. Only a
     regular file is opened (core.files): a FIFO, a device or a folder is refused by what it is, never read."""
@@ -216,17 +229,16 @@ def load_photo(path: os.PathLike | str) -> Photo:
     try:
         if os.fstat(fh.fileno()).st_size == 0:
             raise ImageError("file is empty (0 bytes)", name, "re-copy the photo from its source")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fh) as im:
-                try:
-                    gps, gps_problem = read_gps_exif(im.getexif())
-                except Exception as exc:  # a damaged EXIF block costs the GPS, never the photo
-                    gps, gps_problem = None, f"unreadable EXIF ({type(exc).__name__})"
-                im.load()
-                upright = ImageOps.exif_transpose(im)
-                rgb = _to_rgb(upright)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        with Image.open(fh) as im:
+            check_pixels(im, name)
+            try:
+                gps, gps_problem = read_gps_exif(im.getexif())
+            except Exception as exc:  # a damaged EXIF block costs the GPS, never the photo
+                gps, gps_problem = None, f"unreadable EXIF ({type(exc).__name__})"
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+            rgb = _to_rgb(upright)
+    except Image.DecompressionBombError as exc:  # over twice the limit: Pillow's open refuses it itself
         raise ImageError(
             f"image is too large to decode safely ({exc})",
             name,
