@@ -150,7 +150,8 @@ def flush_denormals(module: nn.Module) -> int:
     Trained weights decay into denormals (GeoCLIP's sigma = 1 capsule holds ~97,000) and x86 CPUs multiply a
     denormal through a microcode assist many times slower, which made the real location encoder 4.7x slower. A
     product with a weight under 1.2e-38 lies far below one ulp of any sum it joins, so the outputs stay
-    bit-identical (tests/test_precision.py checks it on the real weights). Other dtypes are left alone: a GPU's fp16
+    bit-identical with PyPI's torch (tests/test_precision.py checks it on the real weights; Debian's torch 2.6,
+    generic BLAS, differs by a few ulps, 3.4e-8). Other dtypes are left alone: a GPU's fp16
     has no such penalty, and its smallest normal (6e-5) is a real weight. The CLIP towers are not passed through
     it: their real weights cannot be inspected here, and the pass costs 1-2 s per ViT-L/14 load on 2 cores."""
     tiny = torch.finfo(torch.float32).tiny
