@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -55,8 +56,6 @@ def sweep_temporaries(final: os.PathLike | str, stale_s: float = STALE_S) -> int
     """Remove the temporary files (temp_sibling's names, our tags only) that killed writers of `final` left
     beside it: those whose process is gone and that nobody has written for `stale_s`. A live writer's file and
     every other name are left alone. Returns how many."""
-    import time
-
     p = Path(final)
     pattern = re.compile(rf"^\.{re.escape(p.stem)}\.(\d{{1,10}})\.[0-9a-f]{{8}}\.(?:{'|'.join(TAGS)})"
                          rf"{re.escape(p.suffix)}$")

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ...shared import geopackage
-from ...shared.atomic import sweep_temporaries
 from ..errors import InputError
-from .files import commit_file, temp_sibling
+from .files import atomic_output
 from .plan import IOPlan
 from .results import (
     DEFAULT_LAYER,
@@ -248,22 +247,16 @@ class ResultWriter:
         """Start (or continue) the journal: the first write of the run, made once the models are loaded."""
         if self.journal is None:
             return
-        sweep_temporaries(self.journal)  # what a killed run's rewrite left (its process gone)
-        tmp = temp_sibling(self.journal)
-        try:
-            with open(tmp, "wb") as fh:
-                header = {"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint,
-                          "outputs": sorted(str(o.path.resolve()) for o in self.outputs)}
-                fh.write(json.dumps(header).encode() + b"\n")
-                if self.rows or self.places or self.summary:
-                    entry = {"t": "rows", "rows": self.rows, "places": self.places, "summary": self.summary}
-                    fh.write(json.dumps(entry).encode() + b"\n")
-                if self.failures:
-                    fh.write(json.dumps({"t": "failed", "rows": self.failures}).encode() + b"\n")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        commit_file(tmp, self.journal, "journal")
+        # The one atomic writer: our own temporary (what a killed run's rewrite left is swept), fsync, rename.
+        with atomic_output(self.journal, "journal") as tmp, open(tmp, "wb") as fh:
+            header = {"journal": JOURNAL_VERSION, "fingerprint": self.fingerprint,
+                      "outputs": sorted(str(o.path.resolve()) for o in self.outputs)}
+            fh.write(json.dumps(header).encode() + b"\n")
+            if self.rows or self.places or self.summary:
+                entry = {"t": "rows", "rows": self.rows, "places": self.places, "summary": self.summary}
+                fh.write(json.dumps(entry).encode() + b"\n")
+            if self.failures:
+                fh.write(json.dumps({"t": "failed", "rows": self.failures}).encode() + b"\n")
         self._fh = open(self.journal, "ab")  # noqa: SIM115 - lives with the run
 
     def _append(self, entry: dict) -> None:
