@@ -29,6 +29,7 @@ fields stay fp32 (exact, shared by all precisions); the mechanism to key them by
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import platform
@@ -167,28 +168,24 @@ def flush_denormals(module: nn.Module) -> int:
     return flushed
 
 
-_FUSED: Dict[str, bool] = {}
-
-
+@functools.cache
 def fused_linear_available() -> bool:
     """Whether this torch has oneDNN's fused bf16 linear (torch.ops.mkldnn._linear_pointwise, the op torch.compile's
     CPU backend emits), it gives F.linear's values bit for bit on a tower-like product (K = 256, with and without a
     bias), and its SiLU epilogue runs; probed once per process. oneDNN held to AVX2 refuses it: False there."""
-    if "ok" not in _FUSED:
-        try:
-            g = torch.Generator().manual_seed(0)
-            x, w = torch.randn(2, 37, 256, generator=g).bfloat16(), torch.randn(96, 256, generator=g).bfloat16()
-            b = torch.randn(96, generator=g).bfloat16()
-            op = torch.ops.mkldnn._linear_pointwise
-            with torch.inference_mode():
-                same = all(torch.equal(op(x, w, bias, "none", [], ""), nn.functional.linear(x, w, bias))
-                           for bias in (b, None))
-                silu = op(x, w, b, "swish", [], "").float()
-                near = float((silu - nn.functional.silu(x.float() @ w.float().T + b.float())).abs().max())
-            _FUSED["ok"] = same and near < 0.05 * float(silu.abs().max())
-        except Exception:  # an old torch, a build without oneDNN, a CPU it refuses: F.linear, as before
-            _FUSED["ok"] = False
-    return _FUSED["ok"]
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, w = torch.randn(2, 37, 256, generator=g).bfloat16(), torch.randn(96, 256, generator=g).bfloat16()
+        b = torch.randn(96, generator=g).bfloat16()
+        op = torch.ops.mkldnn._linear_pointwise
+        with torch.inference_mode():
+            same = all(torch.equal(op(x, w, bias, "none", [], ""), nn.functional.linear(x, w, bias))
+                       for bias in (b, None))
+            silu = op(x, w, b, "swish", [], "").float()
+            near = float((silu - nn.functional.silu(x.float() @ w.float().T + b.float())).abs().max())
+        return same and near < 0.05 * float(silu.abs().max())
+    except Exception:  # an old torch, a build without oneDNN, a CPU it refuses: F.linear, as before
+        return False
 
 
 class CastLinear(nn.Module):
